@@ -1,0 +1,39 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from archive import __version__
+from archive.api import errors
+from archive.api.routes import admin, audit_log, auth, cases, health, items, reference, scans, search
+from archive.context import Context
+from archive.settings import Settings, get_settings
+
+DESCRIPTION = """住房公积金电子业务档案系统 API（JGJ/T 495-2022）。
+
+People log in at `/api/v1/auth/login` and send `Authorization: Bearer <token>`; business systems send
+their key as `X-API-Key: ak_…`. Every error is JSON `{code, message, detail}`: `code` is a stable English
+identifier for programs, `message` is Chinese text for the person at the counter.
+"""
+
+
+def create_app(settings: Settings | None = None, context: Context | None = None) -> FastAPI:
+    ctx = context or Context.build(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if context is None:
+            ctx.close()
+
+    app = FastAPI(title="住房公积金电子业务档案系统", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.context = ctx
+    errors.install(app)
+    for module in (health, auth, admin, audit_log, reference, cases, items, scans, search):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,44 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from archive.api.deps import context
+from archive.context import Context
+from archive.errors import ArchiveError
+from archive.indexing import status as index_status
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="进程存活")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="依赖就绪：目录数据库、对象存储、检索索引",
+            responses={503: {"description": "某个依赖不可用"}})
+def readyz(ctx: Context = Depends(context)) -> JSONResponse:
+    parts: dict[str, dict[str, Any]] = {
+        "catalogue": _probe(lambda: (ctx.catalogue.check_schema(), {"backend": ctx.catalogue.engine.dialect.name})[1]),
+        "object_store": _probe(lambda: ctx.store.health()),
+        "index": _probe(lambda: index_status(ctx)),  # backend, ok, backlog, failed
+    }
+    # Filing does not need the index (the outbox holds its work), so an index outage degrades, not un-readies.
+    ready = all(p["ok"] for name, p in parts.items() if name != "index")
+    return JSONResponse({"ready": ready, **parts}, status_code=200 if ready else 503)
+
+
+def _probe(fn: Any) -> dict[str, Any]:
+    try:
+        info = dict(fn() or {})
+        info.setdefault("ok", True)
+        return info
+    except ArchiveError as exc:
+        return {"ok": False, "code": exc.code, "detail": exc.message}
+    except Exception as exc:  # a readiness probe reports, it never raises
+        return {"ok": False, "code": "unavailable", "detail": type(exc).__name__}

@@ -1,0 +1,104 @@
+"""Audit log (审计日志): append-only and hash-chained.
+
+Each event carries the SHA-256 of its predecessor, so editing, removing or reordering any stored
+event breaks the chain at that event. Events are written in the same transaction as the change they
+record; the chain head's row lock serialises appends across concurrent transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive.catalogue.models import AuditChainHead, AuditEvent
+from archive.catalogue.types import utcnow
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a person, a business system, or the system itself (CLI, worker)."""
+
+    kind: str  # user | client | system
+    name: str
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls("system", name)
+
+
+def record(session: Session, actor: Actor, action: str, *, target_type: str | None = None,
+           target_id: str | int | None = None, outcome: str = "success",
+           detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction."""
+    head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
+    event = AuditEvent(
+        seq=head.seq + 1, at=utcnow(), actor=actor.name, actor_type=actor.kind, action=action,
+        target_type=target_type, target_id=None if target_id is None else str(target_id),
+        outcome=outcome, detail=detail or {}, prev_hash=head.hash,
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    head.seq, head.hash = event.seq, event.hash
+    session.flush()
+    return event
+
+
+def event_hash(e: AuditEvent) -> str:
+    body = {
+        "seq": e.seq, "at": _instant(e.at), "actor": e.actor, "actor_type": e.actor_type,
+        "action": e.action, "target_type": e.target_type, "target_id": e.target_id,
+        "outcome": e.outcome, "detail": e.detail, "prev_hash": e.prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    broken_at: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session, batch: int = 5000) -> ChainReport:
+    """Walk the whole chain in order and name the first broken link."""
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    for e in _events(session, batch):
+        if e.seq != expected_seq:
+            return ChainReport(False, checked, expected_seq, f"事件 {expected_seq} 缺失（链在此处断开）")
+        if e.prev_hash != expected_prev:
+            return ChainReport(False, checked, e.seq, f"事件 {e.seq} 的前序摘要与事件 {e.seq - 1} 不符")
+        if event_hash(e) != e.hash:
+            return ChainReport(False, checked, e.seq, f"事件 {e.seq} 的内容与其摘要不符（记录被修改）")
+        expected_prev, expected_seq, checked = e.hash, e.seq + 1, checked + 1
+    head = session.get(AuditChainHead, 1)
+    if head is None or head.seq != checked or head.hash != expected_prev:
+        return ChainReport(False, checked, checked + 1, "链尾与链头记录不符（末尾事件被删除或链头被修改）")
+    return ChainReport(True, checked)
+
+
+def _events(session: Session, batch: int) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.execute(
+            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+        ).scalars().all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()

@@ -1,0 +1,300 @@
+"""The ``archive`` command (typer)."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archive import audit, identity
+from archive.audit import Actor
+from archive.catalogue.models import Fonds
+from archive.context import Context
+from archive.errors import ArchiveError
+from archive.settings import get_settings
+
+app = typer.Typer(help="住房公积金电子业务档案系统 — electronic business archive.", no_args_is_help=True)
+db_app = typer.Typer(help="Catalogue database.", no_args_is_help=True)
+user_app = typer.Typer(help="People's accounts.", no_args_is_help=True)
+client_app = typer.Typer(help="Business systems calling the API.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log.", no_args_is_help=True)
+schedule_app = typer.Typer(help="Classification schedule.", no_args_is_help=True)
+scans_app = typer.Typer(help="Batch scans.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (user_app, "user"), (client_app, "client"), (audit_app, "audit"),
+                  (schedule_app, "schedule"), (scans_app, "scans")):
+    app.add_typer(sub, name=name)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Print an ArchiveError as its Chinese message and code, exit 2; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArchiveError as exc:
+            err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _context(check: bool = True) -> Context:
+    ctx = Context.build(get_settings())
+    if check:
+        ctx.catalogue.check_schema()
+    return ctx
+
+
+def _cli_actor() -> Actor:
+    return Actor("system", f"cli:{getpass.getuser()}")
+
+
+def ensure_fonds(ctx: Context) -> None:
+    with ctx.catalogue.session() as s:
+        if s.query(Fonds).filter_by(code=ctx.settings.fonds_code).first() is None:
+            s.add(Fonds(code=ctx.settings.fonds_code, name=ctx.settings.fonds_name))
+            audit.record(s, _cli_actor(), "fonds.create", target_type="fonds", target_id=ctx.settings.fonds_code)
+
+
+@app.command()
+@friendly
+def init(demo: Annotated[bool, typer.Option(help="Also load demo users, a client and cases.")] = False) -> None:
+    """Create the data directory and catalogue, migrate it, and (with --demo) load demo data."""
+    ctx = _context(check=False)
+    ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx.catalogue.upgrade()
+    ensure_fonds(ctx)
+    out.print(f"目录数据库已就绪：{ctx.catalogue.engine.url.render_as_string(hide_password=True)}")
+    try:
+        from signing.certificates import ensure_dev_pki
+    except ImportError:
+        pass
+    else:
+        ensure_dev_pki(ctx.settings.pki_path)
+        out.print(f"开发用证书已就绪：{ctx.settings.pki_path}")
+    if demo:
+        from archive.demo import load_demo
+
+        summary = load_demo(ctx)
+        out.print(summary)
+
+
+@app.command()
+@friendly
+def demo() -> None:
+    """Load demo users, a client, cases with generated scans (most filed) and one batch stack."""
+    from archive.demo import load_demo
+
+    ctx = _context()
+    ensure_fonds(ctx)
+    out.print(load_demo(ctx))
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Migrate the catalogue to this version of the code."""
+    ctx = _context(check=False)
+    before = ctx.catalogue.current_revision()
+    ctx.catalogue.upgrade()
+    out.print(f"目录数据库已迁移：{before or '（空）'} → {ctx.catalogue.current_revision()}")
+
+
+@db_app.command("status")
+@friendly
+def db_status() -> None:
+    """Show the catalogue's schema revision and whether it matches the code."""
+    ctx = _context(check=False)
+    out.print(f"当前版本：{ctx.catalogue.current_revision() or '（未初始化）'}")
+    ctx.catalogue.check_schema()
+    out.print("与程序一致")
+
+
+@app.command()
+@friendly
+def serve(host: Annotated[str | None, typer.Option(help="Default: ARCHIVE_HOST.")] = None,
+          port: Annotated[int | None, typer.Option(help="Default: ARCHIVE_PORT.")] = None) -> None:
+    """Run the API server (stops at once if the catalogue is not migrated)."""
+    import uvicorn
+
+    from archive.api.app import create_app
+
+    ctx = _context()
+    application = create_app(context=ctx)
+    h, p = host or ctx.settings.host, port or ctx.settings.port
+    out.print(f"API: http://{h}:{p}/docs")
+    from archive.capture.scans import resume_all
+
+    threading.Thread(target=resume_all, args=(ctx,), name="scan-resume", daemon=True).start()
+    indexer = None
+    if ctx.settings.index == "embedded":  # production runs `archive worker` instead
+        from archive.indexing import start_worker_thread
+
+        indexer = start_worker_thread(ctx)
+    try:
+        uvicorn.run(application, host=h, port=p, log_level="info")
+    finally:
+        if indexer is not None:
+            indexer.stop()
+
+
+@app.command()
+@friendly
+def worker(once: Annotated[bool, typer.Option("--once", help="Index what is pending, then exit.")] = False) -> None:
+    """Index catalogue changes from the outbox into the search index (production: one next to the API)."""
+    import logging
+    import threading
+
+    from archive.indexing import IndexWorker
+
+    ctx = _context()
+    if once:
+        out.print(f"已索引 {IndexWorker(ctx).drain()} 条待办")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    out.print(f"索引进程已启动（{ctx.settings.index}），按 Ctrl-C 停止")
+    try:
+        IndexWorker(ctx).run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@user_app.command("add")
+@friendly
+def user_add(username: str,
+             role: Annotated[list[str], typer.Option("--role", "-r", help="clerk, archivist, auditor, admin, "
+                                                     "security_officer; repeatable.")],
+             name: Annotated[str, typer.Option(help="Display name.")] = "",
+             branch: Annotated[str | None, typer.Option(help="Branch (网点) the user works at.")] = None,
+             password: Annotated[str | None, typer.Option(help="Omit to be prompted.")] = None) -> None:
+    """Create a user with roles."""
+    pw = password or typer.prompt("密码", hide_input=True, confirmation_prompt=True)
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        user = identity.add_user(s, _cli_actor(), username, pw, name, role, branch)
+        out.print(f"已创建用户 {user.username}，角色：{', '.join(user.role_codes)}")
+
+
+@client_app.command("add")
+@friendly
+def client_add(name: str,
+               scope: Annotated[list[str], typer.Option("--scope", "-s", help="data.read, images.read, files.read, "
+                                                        "cases.write, pii.read; repeatable.")],
+               branch: Annotated[list[str] | None, typer.Option("--branch", help="Limit to branches.")] = None
+               ) -> None:
+    """Register a business system and print its API key (shown once)."""
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        client, key = identity.add_client(s, _cli_actor(), name, scope, branch or None)
+        out.print(f"已登记接入系统 {client.name}，范围：{', '.join(client.scopes)}")
+        out.print(f"接入密钥（只显示这一次）：[bold]{key}[/]")
+
+
+@client_app.command("revoke")
+@friendly
+def client_revoke(name: str) -> None:
+    """Revoke a business system's key."""
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        identity.revoke_client(s, _cli_actor(), name)
+    out.print(f"已吊销 {name} 的接入密钥")
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify() -> None:
+    """Walk the audit chain and name the first broken link (exit 1 if broken)."""
+    ctx = _context()
+    with ctx.catalogue.sessions() as s:
+        report = audit.verify(s)
+    if report.ok:
+        out.print(f"审计日志完整：已核验 {report.checked} 条事件")
+        return
+    err.print(f"[bold red]审计日志被破坏[/]：第一个断点为事件 {report.broken_at}。{report.reason}", highlight=False)
+    raise typer.Exit(1)
+
+
+@scans_app.command("resume")
+@friendly
+def scans_resume() -> None:
+    """Finish batch scans a crash or restart left unfinished (`archive serve` also does this at start)."""
+    from archive.capture.scans import resume_all
+
+    out.print(f"已续处理 {resume_all(_context())} 个扫描批次")
+
+
+@schedule_app.command("check")
+@friendly
+def schedule_check(file: Annotated[Path | None, typer.Argument(help="Default: ARCHIVE_SCHEDULE or the "
+                                                               "packaged schedule.")] = None) -> None:
+    """Load a classification schedule and print its business types."""
+    from archive.classification import load_schedule
+
+    s = load_schedule(file or get_settings().schedule)
+    table = Table(title=f"分类方案 {s.version}" + ("（默认值，须与 JGJ/T 495 核对）" if s.is_default else ""))
+    for col in ("代码", "业务类型", "类别", "保管期限", "起算事件", "必备材料"):
+        table.add_column(col)
+    for code, t in s.types.items():
+        table.add_row(code, t.name, s.categories[t.category].name, t.retention.label, s.triggers[t.trigger].name,
+                      "、".join(s.materials[m] for m in t.required))
+    out.print(table)
+
+
+@friendly
+def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="Remove orphans seen at least this long "
+                                                          "ago.")] = 60,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False) -> None:
+    """Reclaim objects no catalogue row points at (left by a crash mid-write), in two passes."""
+    from datetime import timedelta
+
+    from archive.gc import collect
+
+    report = collect(_context(), _cli_actor(), timedelta(minutes=grace_minutes), dry_run)
+    out.print(f"孤立对象 {report.seen} 个：本次标记 {len(report.marked)} 个，删除 {len(report.removed)} 个，"
+              f"因保留期锁定未删 {len(report.locked)} 个")
+    for key in report.removed:
+        out.print(f"  已删除 {key}")
+
+
+def _mount_optional() -> None:
+    """Commands that live with their packages (storage/, signing/)."""
+    try:
+        from storage.cli import app as storage_app
+    except ImportError:
+        pass
+    else:
+        storage_app.command("gc")(storage_gc)
+        app.add_typer(storage_app, name="storage")
+    try:
+        from search.cli import app as index_app
+    except ImportError:
+        pass
+    else:
+        app.add_typer(index_app, name="index")
+    try:
+        from signing.cli import app as signing_app
+    except ImportError:
+        pass
+    else:
+        for cmd in signing_app.registered_commands:
+            app.registered_commands.append(cmd)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""Typed errors: each carries a stable English code for machines and a Chinese message for people.
+
+The API maps them to HTTP responses in one place (archive/api/errors.py); the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ArchiveError(Exception):
+    """Base of every error a clerk, archivist or business system may see."""
+
+    status: int = 400
+    code: str = "archive_error"
+
+    def __init__(self, message: str, *, code: str | None = None, detail: Any = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+
+class InvalidInput(ArchiveError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(ArchiveError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ArchiveError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthenticated(ArchiveError):
+    status = 401
+    code = "unauthenticated"
+
+
+class PermissionDenied(ArchiveError):
+    status = 403
+    code = "permission_denied"
+
+
+class ConfigError(ArchiveError):
+    """A setting or data file is wrong; start-up stops with the file/setting, field and reason."""
+
+    status = 500
+    code = "config_error"
+
+
+class ServiceUnavailable(ArchiveError):
+    status = 503
+    code = "unavailable"

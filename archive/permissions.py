@@ -1,0 +1,99 @@
+"""Roles, permissions and API-client scopes.
+
+Roles follow 三员分立 (GB/T 39784): the administrator (系统管理员) manages accounts but reads neither
+business records nor the audit log; the security officer (安全保密管理员) grants roles; the auditor
+(安全审计员) reads and verifies the audit log and changes nothing. The three are mutually exclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    CASE_READ = "case.read"
+    CASE_WRITE = "case.write"
+    ITEM_READ = "item.read"
+    IMAGE_READ = "image.read"
+    FILE_READ = "file.read"
+    PII_READ = "pii.read"  # see 证件号码/手机号/银行卡号 unmasked
+    RETENTION_MANAGE = "retention.manage"
+    FILING_OVERRIDE = "filing.override"  # file a case whose materials are incomplete, with a reason
+    AUDIT_READ = "audit.read"
+    USER_MANAGE = "user.manage"
+    CLIENT_MANAGE = "client.manage"
+    ROLE_ASSIGN = "role.assign"
+    USER_READ = "user.read"
+
+
+PERMISSION_NAMES: dict[Permission, str] = {
+    Permission.CASE_READ: "查看业务",
+    Permission.CASE_WRITE: "受理与修改业务",
+    Permission.ITEM_READ: "查看档案",
+    Permission.IMAGE_READ: "查看档案影像",
+    Permission.FILE_READ: "下载档案文件",
+    Permission.PII_READ: "查看完整个人信息",
+    Permission.RETENTION_MANAGE: "管理保管期限、鉴定与销毁",
+    Permission.FILING_OVERRIDE: "材料不全时说明理由归档",
+    Permission.AUDIT_READ: "查看与核验审计日志",
+    Permission.USER_MANAGE: "管理用户账号",
+    Permission.CLIENT_MANAGE: "管理接入系统",
+    Permission.ROLE_ASSIGN: "分配角色",
+    Permission.USER_READ: "查看用户",
+}
+
+P = Permission
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "clerk": frozenset({P.CASE_READ, P.CASE_WRITE, P.ITEM_READ, P.IMAGE_READ, P.PII_READ}),
+    "archivist": frozenset({P.CASE_READ, P.ITEM_READ, P.IMAGE_READ, P.FILE_READ, P.PII_READ,
+                            P.RETENTION_MANAGE, P.FILING_OVERRIDE}),
+    "auditor": frozenset({P.AUDIT_READ}),
+    "admin": frozenset({P.USER_MANAGE, P.CLIENT_MANAGE, P.USER_READ}),
+    "security_officer": frozenset({P.ROLE_ASSIGN, P.USER_READ}),
+}
+ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "auditor": "安全审计员",
+              "admin": "系统管理员", "security_officer": "安全保密管理员"}
+SEPARATED_ROLES = frozenset({"admin", "security_officer", "auditor"})  # 三员: at most one per person
+
+# Scopes of business-system clients → the permissions they grant.
+SCOPES: dict[str, frozenset[Permission]] = {
+    "data.read": frozenset({P.CASE_READ, P.ITEM_READ}),
+    "images.read": frozenset({P.IMAGE_READ}),
+    "files.read": frozenset({P.FILE_READ}),
+    "cases.write": frozenset({P.CASE_WRITE}),
+    "pii.read": frozenset({P.PII_READ}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    kind: str  # user | client
+    id: int
+    name: str
+    permissions: frozenset[Permission]
+    roles: tuple[str, ...] = ()
+    branches: frozenset[str] | None = None  # None: every branch
+    scopes: tuple[str, ...] = field(default=())
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def sees_branch(self, branch: str) -> bool:
+        return self.branches is None or branch in self.branches
+
+
+def permissions_of_roles(roles: list[str] | tuple[str, ...]) -> frozenset[Permission]:
+    out: set[Permission] = set()
+    for r in roles:
+        out |= ROLE_PERMISSIONS.get(r, frozenset())
+    return frozenset(out)
+
+
+def permissions_of_scopes(scopes: list[str] | tuple[str, ...]) -> frozenset[Permission]:
+    out: set[Permission] = set()
+    for s in scopes:
+        out |= SCOPES.get(s, frozenset())
+    return frozenset(out)

@@ -1,0 +1,1 @@
+"""Packaged classification schedules (TOML data)."""

@@ -1,0 +1,133 @@
+"""One settings object for the whole system (pydantic-settings, ``ARCHIVE_`` prefix).
+
+With no configuration at all the system runs on embedded defaults: a SQLite catalogue, a filesystem
+object store and an embedded index, all under ``./archive-data``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from archive.errors import ConfigError
+
+DEFAULT_CODE_TEMPLATE = "{全宗号}-YW·{年度}-{保管期限}-{类别}-{件号:06d}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARCHIVE_", env_file=None, extra="ignore")
+
+    # --- where things live ---
+    data_dir: Path = Field(Path("archive-data"), description="Data directory for the embedded defaults.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalogue; default sqlite:///<data_dir>/catalogue.db. "
+        "Production: postgresql+psycopg://user@host:5432/archive")
+    schedule: Path | None = Field(
+        None, description="A center's own classification schedule (TOML); default: the packaged schedule.")
+
+    # --- the archive itself ---
+    fonds_code: str = Field("J001", description="全宗号 of this center.")
+    fonds_name: str = Field("住房公积金管理中心", description="全宗名称.")
+    archival_code_template: str = Field(DEFAULT_CODE_TEMPLATE, description="档号 template.")
+    timezone: str = Field("Asia/Shanghai", description="Local time zone: business dates and the 年度 of an item.")
+
+    # --- API ---
+    host: str = Field("127.0.0.1", description="Address `archive serve` listens on.")
+    port: int = Field(8000, description="Port `archive serve` listens on.")
+    session_hours: int = Field(8, ge=1, le=24 * 30, description="Lifetime of a person's login token.")
+
+    # --- capture (受理) ---
+    max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest accepted file, in MB.")
+    max_pixels: int = Field(100_000_000, ge=1_000_000, description="Largest image (pixels per page); "
+                            "larger is refused as a possible decompression bomb.")
+    min_dpi: int = Field(200, ge=72, le=1200, description="Lowest scan resolution (DA/T 31: 200 dpi).")
+    dpi_policy: Literal["refuse", "warn"] = Field("refuse", description="Below min_dpi: refuse the file or warn.")
+    scan_page_cap: int = Field(1000, ge=1, le=20000, description="Most pages in one batch scan.")
+    cjk_font: Path | None = Field(None, description="TrueType font (.ttf/.ttc) for Chinese text in generated "
+                                  "PDFs; default: the first of Debian's fonts-wqy-zenhei / fonts-arphic-uming found.")
+    scan_raster_dpi: int = Field(200, ge=100, le=600, description="Resolution batch pages are rendered at "
+                                 "to read cover-sheet barcodes.")
+
+    # --- object storage (storage/) ---
+    storage: Literal["filesystem", "s3", "replicated"] = Field(
+        "filesystem", description="Object store: filesystem (embedded), s3 (MinIO), or replicated.")
+    storage_path: Path | None = Field(None, description="Filesystem store root; default <data_dir>/objects.")
+    s3_endpoint: str = Field("127.0.0.1:9000", description="MinIO/S3 endpoint host:port.")
+    s3_access_key: str = Field("", description="S3 access key.")
+    s3_secret_key: str = Field("", description="S3 secret key.")
+    s3_bucket: str = Field("archive", description="S3 bucket (created with object lock when missing).")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_secure: bool = Field(True, description="Use TLS for S3.")
+    s3_ca_file: Path | None = Field(None, description="CA bundle for the S3 endpoint's TLS certificate.")
+    s3_retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(
+        "COMPLIANCE", description="Object-lock mode for retained objects.")
+    replica: Literal["filesystem", "s3"] = Field(
+        "s3", description="With storage=replicated: the secondary store (the primary is filesystem).")
+    replica_path: Path | None = Field(None, description="Secondary filesystem root when replica=filesystem.")
+
+    # --- retrieval index (search/) ---
+    index: Literal["embedded", "elasticsearch"] = Field(
+        "embedded", description="Search index: embedded (in-process, under the data directory) or elasticsearch.")
+    index_path: Path | None = Field(None, description="Embedded index directory; default <data_dir>/index.")
+    es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch URL.")
+    es_index_prefix: str = Field("archive", description="Prefix of Elasticsearch index, alias and template names.")
+    es_username: str = Field("", description="Elasticsearch user (basic auth), if any.")
+    es_password: str = Field("", description="Elasticsearch password.")
+    es_ca_file: Path | None = Field(None, description="CA bundle for Elasticsearch's TLS certificate.")
+
+    # --- signing (signing/) ---
+    pki_dir: Path | None = Field(None, description="Certificates and keys; default <data_dir>/pki.")
+    tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority URL; none means PAdES B-B.")
+    tsa_required: bool = Field(True, description="Refuse to sign when the TSA is unreachable (else B-B).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("fonds_code")
+    @classmethod
+    def _fonds_code_shape(cls, v: str) -> str:
+        if not v or not v.isascii() or not v.isalnum() or len(v) > 8:
+            raise ValueError("全宗号 must be 1-8 ASCII letters or digits")
+        return v
+
+    @property
+    def catalogue_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalogue.db'}"
+
+    @property
+    def objects_path(self) -> Path:
+        return self.storage_path or self.data_dir / "objects"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.index_path or self.data_dir / "index"
+
+    @property
+    def pki_path(self) -> Path:
+        return self.pki_dir or self.data_dir / "pki"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; a bad value is a ConfigError naming the ARCHIVE_ variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [f"ARCHIVE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("配置有误：" + "；".join(problems), code="invalid_setting", detail=problems) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,70 @@
+"""Catalogue schema: migrations match the models; start-up refuses a database it cannot trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from archive.catalogue.db import Catalogue
+from archive.catalogue.models import Base
+from archive.errors import ConfigError, ServiceUnavailable
+
+
+def test_migrations_produce_exactly_the_models(db_url: str) -> None:
+    """Given a migrated database, when compared with the models, then there is no difference."""
+    cat = Catalogue(db_url)
+    with cat.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    cat.dispose()
+    assert diff == []
+
+
+def test_migrated_database_passes_the_start_up_check(db_url: str) -> None:
+    cat = Catalogue(db_url)
+    cat.check_schema()
+    with cat.session() as s:
+        roles = {r for (r,) in s.execute(text("SELECT code FROM role"))}
+    cat.dispose()
+    assert roles == {"clerk", "archivist", "auditor", "admin", "security_officer"}
+
+
+def test_unmigrated_database_stops_start_up_saying_which_command_to_run(tmp_path: Path) -> None:
+    cat = Catalogue(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(ConfigError) as e:
+        cat.check_schema()
+    assert e.value.code == "catalogue_not_migrated" and "archive db upgrade" in e.value.message
+
+
+def test_database_newer_than_code_stops_start_up(db_url: str) -> None:
+    cat = Catalogue(db_url)
+    with cat.session() as s:
+        s.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(ConfigError) as e:
+        cat.check_schema()
+    cat.dispose()
+    assert e.value.code == "catalogue_newer_than_code" and "升级程序" in e.value.message
+
+
+def test_unreachable_database_names_the_setting_and_hides_the_password() -> None:
+    cat = Catalogue("postgresql+psycopg://archive:secret@127.0.0.1:1/archive")
+    with pytest.raises(ServiceUnavailable) as e:
+        cat.check_schema()
+    assert e.value.code == "catalogue_unreachable"
+    assert "ARCHIVE_DATABASE_URL" in e.value.message and "secret" not in e.value.message
+
+
+def test_malformed_database_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as e:
+        Catalogue("not a url")
+    assert e.value.code == "invalid_database_url"
+
+
+def test_upgrade_is_idempotent(db_url: str) -> None:
+    cat = Catalogue(db_url)
+    cat.upgrade()
+    cat.check_schema()
+    cat.dispose()

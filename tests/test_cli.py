@@ -1,0 +1,99 @@
+"""The `archive` command: init, db upgrade, serve's start-up checks, users and clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archive.cli import app
+from archive.context import Context
+from archive.settings import load_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ARCHIVE_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir: Path) -> None:
+    """Given an empty directory, when `archive init --demo` runs twice, then the second run changes nothing."""
+    first = runner.invoke(app, ["init", "--demo"])
+    assert first.exit_code == 0, first.output
+    assert "demo-pass-1" in first.output and "ak_" in first.output
+    assert (data_dir / "catalogue.db").exists()
+    second = runner.invoke(app, ["init", "--demo"])
+    assert second.exit_code == 0 and "已存在" in second.output
+    verify = runner.invoke(app, ["audit", "verify"])
+    assert verify.exit_code == 0 and "审计日志完整" in verify.output
+    ctx = Context.build(load_settings(data_dir=data_dir))
+    with ctx.catalogue.sessions() as s:
+        from archive.catalogue.models import ArchiveItem, Case
+
+        assert s.query(Case).count() == 10
+        assert {c.category for c in s.query(Case)} == {"GJ", "TQ", "DK", "ZJ"}
+        codes = [i.archival_code for i in s.query(ArchiveItem)]
+        assert all(i.rendition_key and ctx.store.exists(i.rendition_key) for i in s.query(ArchiveItem))
+    ctx.close()
+    assert len(codes) == 7 and len(set(codes)) == 7
+    for code in codes:
+        ctx.code_rule.parse(code)
+
+
+def test_serve_refuses_an_unmigrated_catalogue(data_dir: Path) -> None:
+    r = runner.invoke(app, ["serve"])
+    assert r.exit_code == 2
+    assert "archive db upgrade" in r.output and "catalogue_not_migrated" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_db_upgrade_then_status(data_dir: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    r = runner.invoke(app, ["db", "status"])
+    assert r.exit_code == 0 and "与程序一致" in r.output
+
+
+def test_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", "postgresql+psycopg://archive:pw@127.0.0.1:1/archive")
+    r = runner.invoke(app, ["db", "upgrade"])
+    assert r.exit_code == 2 and "ARCHIVE_DATABASE_URL" in r.output and "Traceback" not in r.output
+
+
+def test_broken_schedule_file_stops_start_up_naming_file_and_field(data_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "center.toml"
+    bad.write_text('schema = 1\nversion = "x"\n', encoding="utf-8")
+    monkeypatch.setenv("ARCHIVE_SCHEDULE", str(bad))
+    for args in (["serve"], ["db", "upgrade"], ["schedule", "check"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and str(bad) in r.output and "triggers" in r.output, args
+
+
+def test_bad_code_template_setting_stops_start_up(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_ARCHIVAL_CODE_TEMPLATE", "{全宗号}-{件号}")
+    r = runner.invoke(app, ["db", "upgrade"])
+    assert r.exit_code == 2 and "ARCHIVE_ARCHIVAL_CODE_TEMPLATE" in r.output
+
+
+def test_user_and_client_commands(data_dir: Path) -> None:
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    r = runner.invoke(app, ["user", "add", "clerk09", "--role", "clerk", "--branch", "BR09", "--password",
+                            "long-enough-1"])
+    assert r.exit_code == 0 and "clerk09" in r.output
+    r = runner.invoke(app, ["user", "add", "x", "--role", "admin", "--role", "auditor", "--password", "long-enough-1"])
+    assert r.exit_code == 2 and "separation_of_duties" in r.output
+    r = runner.invoke(app, ["user", "add", "y", "--role", "clerk", "--password", "short"])
+    assert r.exit_code == 2 and "weak_password" in r.output
+    r = runner.invoke(app, ["client", "add", "core", "--scope", "data.read", "--scope", "images.read"])
+    assert r.exit_code == 0 and "ak_" in r.output
+    assert runner.invoke(app, ["client", "revoke", "core"]).exit_code == 0
+    assert runner.invoke(app, ["client", "revoke", "nobody"]).exit_code == 2
+
+
+def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
+    r = runner.invoke(app, ["schedule", "check"])
+    assert r.exit_code == 0 and "贷款结清" in r.output and "默认值" in r.output

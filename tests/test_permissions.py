@@ -1,0 +1,111 @@
+"""Roles and 三员分立: each protected endpoint is tried without and with its permission."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from archive.api.app import create_app
+from archive.catalogue.models import ApiClient, AuditEvent, User
+from archive.context import Context
+from archive.permissions import ROLE_PERMISSIONS, Permission
+from tests.helpers import add_user, login
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    for name, roles in [("clerk", ["clerk"]), ("archivist", ["archivist"]), ("auditor", ["auditor"]),
+                        ("admin", ["admin"]), ("sec", ["security_officer"])]:
+        add_user(ctx, name, roles)
+    with TestClient(create_app(context=ctx)) as c:
+        yield c
+
+
+def _events(ctx: Context) -> int:
+    with ctx.catalogue.sessions() as s:
+        return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+def test_the_three_officers_hold_disjoint_powers() -> None:
+    admin, sec, auditor = (ROLE_PERMISSIONS[r] for r in ("admin", "security_officer", "auditor"))
+    assert Permission.AUDIT_READ not in admin | sec
+    assert Permission.ROLE_ASSIGN not in admin | auditor
+    assert auditor == {Permission.AUDIT_READ}  # the auditor changes nothing
+    assert not (admin | sec | auditor) & {Permission.CASE_READ, Permission.ITEM_READ, Permission.PII_READ}
+
+
+@pytest.mark.parametrize(("user", "allowed"), [("auditor", True), ("admin", False), ("sec", False),
+                                               ("clerk", False), ("archivist", False)])
+def test_only_the_auditor_reads_the_audit_log(client: TestClient, user: str, allowed: bool) -> None:
+    headers = login(client, user)
+    for path in ("/api/v1/audit/events", "/api/v1/audit/verify"):
+        r = client.get(path, headers=headers)
+        assert r.status_code == (200 if allowed else 403), r.text
+        if not allowed:
+            assert r.json()["code"] == "permission_denied" and "审计日志" in r.json()["message"]
+    if allowed:
+        assert client.get("/api/v1/audit/verify", headers=headers).json()["ok"] is True
+
+
+def test_admin_creates_accounts_without_roles_and_security_officer_grants_them(ctx: Context,
+                                                                               client: TestClient) -> None:
+    admin, sec, auditor = login(client, "admin"), login(client, "sec"), login(client, "auditor")
+    body = {"username": "newclerk", "password": "long-enough-1", "display_name": "新柜员", "branch": "BR03"}
+    before = _events(ctx)
+    assert client.post("/api/v1/users", json=body, headers=auditor).status_code == 403
+    assert client.post("/api/v1/users", json={**body, "roles": ["clerk"]}, headers=admin).status_code == 403
+    assert _events(ctx) == before  # refusals change nothing
+    r = client.post("/api/v1/users", json=body, headers=admin)
+    assert r.status_code == 201 and r.json()["roles"] == []
+    assert client.put("/api/v1/users/newclerk/roles", json={"roles": ["clerk"]}, headers=admin).status_code == 403
+    r = client.put("/api/v1/users/newclerk/roles", json={"roles": ["clerk"]}, headers=sec)
+    assert r.status_code == 200 and r.json()["roles"] == ["clerk"]
+    assert _events(ctx) == before + 2
+    with ctx.catalogue.sessions() as s:
+        stored = s.scalar(select(User).where(User.username == "newclerk"))
+        assert stored is not None and stored.password_hash.startswith("$argon2")
+        assert "long-enough-1" not in stored.password_hash
+
+
+def test_one_person_cannot_hold_two_of_the_three_officer_roles(client: TestClient) -> None:
+    r = client.put("/api/v1/users/admin/roles", json={"roles": ["admin", "auditor"]}, headers=login(client, "sec"))
+    assert r.status_code == 422 and r.json()["code"] == "separation_of_duties"
+
+
+def test_unknown_role_and_duplicate_user_are_clear_errors(client: TestClient) -> None:
+    sec, admin = login(client, "sec"), login(client, "admin")
+    r = client.put("/api/v1/users/clerk/roles", json={"roles": ["superuser"]}, headers=sec)
+    assert r.status_code == 422 and r.json()["code"] == "unknown_role"
+    r = client.post("/api/v1/users", json={"username": "clerk", "password": "long-enough-1"}, headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "user_exists"
+    r = client.put("/api/v1/users/ghost/roles", json={"roles": ["clerk"]}, headers=sec)
+    assert r.status_code == 404
+
+
+def test_clients_are_issued_and_revoked_by_the_admin_with_hashed_keys(ctx: Context, client: TestClient) -> None:
+    admin = login(client, "admin")
+    assert client.post("/api/v1/clients", json={"name": "core", "scopes": ["data.read"]},
+                       headers=login(client, "clerk")).status_code == 403
+    r = client.post("/api/v1/clients", json={"name": "core", "scopes": ["data.read"]}, headers=admin)
+    assert r.status_code == 201
+    key = r.json()["key"]
+    with ctx.catalogue.sessions() as s:
+        stored = s.scalar(select(ApiClient).where(ApiClient.name == "core"))
+        assert stored is not None and key.split("_", 2)[2] not in stored.key_hash
+    assert client.get("/api/v1/cases", headers={"X-API-Key": key}).status_code == 200
+    r = client.post("/api/v1/clients", json={"name": "bad", "scopes": ["everything"]}, headers=admin)
+    assert r.status_code == 422 and r.json()["code"] == "unknown_scope"
+    assert client.post("/api/v1/clients/core/revoke", headers=admin).status_code == 200
+    r = client.get("/api/v1/cases", headers={"X-API-Key": key})
+    assert r.status_code == 401 and r.json()["code"] == "revoked_api_key"
+
+
+def test_client_scope_limits_what_it_can_do(ctx: Context, client: TestClient) -> None:
+    admin = login(client, "admin")
+    key = client.post("/api/v1/clients", json={"name": "images-only", "scopes": ["images.read"]},
+                      headers=admin).json()["key"]
+    r = client.get("/api/v1/cases", headers={"X-API-Key": key})
+    assert r.status_code == 403 and "查看业务" in r.json()["message"]
