@@ -1,0 +1,57 @@
+"""``archive storage …``: checks on the object store."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from archive.errors import ArchiveError
+from archive.settings import get_settings
+from storage.factory import build_store
+from storage.replicated import ReplicatedStore
+from storage.verify import verify as verify_store
+
+app = typer.Typer(help="对象存储：副本比对与完整性检查。", no_args_is_help=True)
+
+
+@app.callback()
+def _storage() -> None:
+    """对象存储：副本比对与完整性检查。"""
+
+
+@app.command()
+def verify(
+    prefix: str = typer.Option("", help="只检查以此前缀开头的对象键，例如 originals/"),
+    quick: bool = typer.Option(False, "--quick", help="只比较登记的摘要，不重新读取内容"),
+    repair: bool = typer.Option(False, "--repair", help="补齐缺失的副本，并把保管期限与法律保全对齐到较严的一方"),
+) -> None:
+    """比对每个对象的两个副本（副本存储），或按登记的摘要检查每个对象。
+
+    退出码：0 全部一致完好；1 发现问题（已列出）；2 存储不可用或配置有误。
+    """
+    console = Console()
+    try:
+        store = build_store(get_settings())
+        keys = list(store.list_keys(prefix))
+        what = "副本比对" if isinstance(store, ReplicatedStore) else "完整性检查"
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task(what, total=len(keys))
+            findings = verify_store(store, keys=keys, deep=not quick, repair=repair,
+                                    on_progress=lambda _key: progress.advance(task))
+    except ArchiveError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    if not findings:
+        console.print(f"[green]{what}完成：{len(keys)} 个对象，全部一致、完好。[/green]")
+        return
+    table = Table(title=f"{what}：{len(findings)} 项问题（共 {len(keys)} 个对象）")
+    table.add_column("对象键", overflow="fold")
+    for column in ("问题", "说明", "已修复"):
+        table.add_column(column)
+    for f in findings:
+        table.add_row(f.key, f.problem, f.detail, "是" if f.repaired else "否")
+    console.print(table)
+    raise typer.Exit(1)

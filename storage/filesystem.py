@@ -1,0 +1,278 @@
+"""The embedded filesystem store.
+
+Layout under ``root``::
+
+    <key>              the object's bytes, read-only (0444) once published
+    <key>~meta.json    beside it: size, digests, media type, retention, legal hold (enforced here)
+    .tmp/              files being written; never visible as objects
+    .lock              flock that serialises publishing and metadata changes across processes
+
+Keys cannot contain ``~`` or start a segment with ``.``, so these names never collide with a key.
+A write goes to ``.tmp/``, is verified and fsynced, then published: metadata first, then the bytes,
+each by rename followed by an fsync of the directory. A crash in between leaves at most an orphan
+metadata file, which is invisible and overwritten by the next put of that key.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from stat import S_ISLNK, S_ISREG
+from typing import Any, BinaryIO
+
+from storage.base import (
+    BackendStore,
+    IntegrityFailure,
+    InvalidKey,
+    ObjectInfo,
+    StoreUnavailable,
+    Upload,
+    Window,
+    not_found,
+    range_not_satisfiable,
+)
+
+META = "~meta.json"
+
+
+class FilesystemStore(BackendStore):
+    backend = "filesystem"
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).absolute()
+        self._tmp = self.root / ".tmp"
+
+    def path_of(self, key: str) -> Path:
+        """Where ``key``'s bytes live.
+
+        Keys are already free of ``..`` and absolute parts, so the only way out of the root is a
+        symlink planted inside it: every existing component of the key is checked not to be one.
+        """
+        current = str(self.root)
+        for part in key.split("/"):
+            current = f"{current}/{part}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if S_ISLNK(mode):
+                raise InvalidKey(f"对象键 {key!r} 经符号链接指向存储目录之外，已拒绝", detail={"key": key})
+        return self.root / key
+
+    def _meta_of(self, key: str) -> Path:
+        path = self.path_of(key)
+        return path.with_name(path.name + META)
+
+    @contextmanager
+    def _os_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"文件存储 {self.root} 不可用：{exc.strerror or exc}；请检查磁盘空间、挂载和目录权限",
+                detail={"root": str(self.root), "errno": exc.errno}) from exc
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._os_errors():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # --- mechanics ---
+    def _stat(self, key: str) -> ObjectInfo:
+        data, meta = self.path_of(key), self._meta_of(key)
+        with self._os_errors():
+            try:
+                st = os.stat(data)
+            except (FileNotFoundError, NotADirectoryError):
+                raise not_found(key) from None
+            if not S_ISREG(st.st_mode):
+                raise not_found(key)
+            size = st.st_size
+            try:
+                record = json.loads(meta.read_text("utf-8"))
+            except FileNotFoundError:
+                raise IntegrityFailure(f"对象 {key} 缺少元数据文件（{meta.name}）；请用副本修复",
+                                       detail={"key": key}) from None
+        until = record.get("retain_until")
+        info = ObjectInfo(key=key, size=record["size"], sha256=record["sha256"], sm3=record.get("sm3"),
+                          retain_until=datetime.fromisoformat(until) if until else None,
+                          legal_hold=bool(record.get("legal_hold")),
+                          media_type=record.get("media_type") or "application/octet-stream")
+        if info.size != size:
+            raise IntegrityFailure(f"对象 {key} 的文件大小（{size} 字节）与登记的 {info.size} 字节不符，"
+                                   "可能已被截断或篡改；请用副本修复",
+                                   detail={"key": key, "expected_size": info.size, "actual_size": size})
+        return info
+
+    def _write_new(self, upload: Upload, info: ObjectInfo) -> ObjectInfo | None:
+        data_path = self.path_of(info.key)
+        temps: list[str] = []
+        with self._os_errors():
+            try:
+                self._tmp.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+                temps.append(tmp)
+                with os.fdopen(fd, "wb") as f:
+                    for chunk in upload.chunks():
+                        f.write(chunk)
+                    f.flush()
+                    meta_tmp = self._meta_temp(info)  # written before the fsyncs, which then share
+                    temps.append(meta_tmp)            # one journal commit on ext4/xfs
+                    os.fsync(f.fileno())
+                _fsync_file(meta_tmp)
+                os.chmod(tmp, 0o444)
+                with self._locked():
+                    if data_path.is_file():
+                        return None
+                    if data_path.exists():
+                        raise _clash(info.key)
+                    _make_dirs(data_path.parent)
+                    self._publish_meta(meta_tmp, info.key)
+                    os.rename(tmp, data_path)
+                    temps.clear()
+                    _fsync_dir(data_path.parent)
+                return info
+            except (NotADirectoryError, FileExistsError) as exc:  # a key's directory is another key
+                raise _clash(info.key) from exc
+            finally:
+                for leftover in temps:
+                    with suppress(OSError):
+                        os.unlink(leftover)
+
+    def _meta_temp(self, info: ObjectInfo) -> str:
+        """A temporary sidecar holding ``info`` (not yet fsynced)."""
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(info.to_dict(), f, ensure_ascii=False)
+        return tmp
+
+    def _publish_meta(self, tmp: str, key: str) -> None:
+        path = self._meta_of(key)
+        os.rename(tmp, path)
+        _fsync_dir(path.parent)
+
+    def _write_meta(self, info: ObjectInfo) -> None:
+        """Replace the sidecar atomically and durably."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self._meta_temp(info)
+        try:
+            _fsync_file(tmp)
+            self._publish_meta(tmp, info.key)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _open(self, key: str, offset: int, length: int | None) -> BinaryIO:
+        path = self.path_of(key)
+        with self._os_errors():
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - the caller closes the stream
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise not_found(key) from None
+            if offset == 0 and length is None:
+                return f
+            size = os.fstat(f.fileno()).st_size
+            if offset >= size:
+                f.close()
+                raise range_not_satisfiable(key, offset, size)
+            f.seek(offset)
+        return Window(f, length)  # type: ignore[return-value]
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        head = prefix.rpartition("/")[0]
+        start = self.path_of(head) if head else self.root
+        with self._os_errors():
+            yield from _walk(start, head, prefix)
+
+    def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
+        with self._os_errors():
+            self._write_meta(replace(info, retain_until=until))
+
+    def _write_legal_hold(self, info: ObjectInfo, hold: bool) -> None:
+        with self._os_errors():
+            self._write_meta(replace(info, legal_hold=hold))
+
+    def _remove(self, key: str) -> None:
+        data = self.path_of(key)
+        with self._os_errors():
+            os.unlink(data)
+            _fsync_dir(data.parent)
+            with suppress(OSError):
+                os.unlink(self._meta_of(key))
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with self._os_errors():
+                self._tmp.mkdir(parents=True, exist_ok=True)
+                if not os.access(self._tmp, os.W_OK):
+                    raise PermissionError(13, "目录不可写")
+                free = shutil.disk_usage(self.root).free
+        except StoreUnavailable as exc:
+            return {"ok": False, "backend": self.backend, "detail": exc.message}
+        return {"ok": True, "backend": self.backend, "detail": f"{self.root}（可用空间 {free // 2**20} MiB）"}
+
+
+def _walk(directory: Path, rel: str, prefix: str) -> Iterator[str]:
+    """Keys under ``directory`` starting with ``prefix``, in ascending key order."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    named = []
+    for entry in entries:
+        if entry.name.startswith(".") or "~" in entry.name:  # .tmp, .lock, sidecars
+            continue
+        key = f"{rel}/{entry.name}" if rel else entry.name
+        is_dir = entry.is_dir(follow_symlinks=False)
+        sort_key = key + "/" if is_dir else key
+        if sort_key.startswith(prefix) or (is_dir and prefix.startswith(sort_key)):
+            named.append((sort_key, key, is_dir, entry.path))
+    for _, key, is_dir, path in sorted(named):
+        if is_dir:
+            yield from _walk(Path(path), key, prefix)
+        else:
+            yield key
+
+
+def _clash(key: str) -> InvalidKey:
+    return InvalidKey(f"对象键 {key} 与已有对象的路径冲突（一个键不能同时是另一个键的目录）", detail={"key": key})
+
+
+def _make_dirs(path: Path) -> None:
+    """mkdir -p, fsyncing each new directory's parent so the new entries survive a crash."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    path.mkdir()
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
