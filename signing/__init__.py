@@ -1,0 +1,7 @@
+"""Archival renditions, signatures and fixity.
+
+rendition (PDF/A-2b from originals), pades (PAdES B-B/B-T with pyhanko), tsa (RFC 3161 client and a
+local development TSA), validate (independent verification report), pdfa (PDF/A-2b of signed files),
+fixity (SHA-256 + SM3 in one pass), certificates (development PKI, loading the center's signer),
+eep (DA/T 48 encapsulation packages), cli (`archive tsa`, `archive verify`), errors.
+"""

@@ -1,0 +1,105 @@
+"""Commands ``archive tsa`` (local development TSA) and ``archive verify FILE`` (print a verification report).
+
+Mount with ``main_app.add_typer(signing.cli.app)`` or register ``tsa`` / ``verify`` as commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archive.errors import ArchiveError
+from archive.settings import get_settings
+from signing.certificates import ensure_dev_pki, load_certificates, load_trust_roots
+from signing.eep import verify_eep
+from signing.fixity import Digests
+from signing.tsa import LocalTsa
+from signing.validate import VerificationReport, check_fixity, verify_pdf
+
+app = typer.Typer(help="签章与验证 (signatures, time stamps, verification)", no_args_is_help=True)
+
+
+def _pki_dir(pki_dir: Path | None) -> Path:
+    return pki_dir or get_settings().pki_path
+
+
+@app.command()
+def tsa(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(3161, help="Port to listen on (0: any free port)."),
+        pki_dir: Path | None = typer.Option(None, help="PKI directory; default <data_dir>/pki.")) -> None:
+    """Serve a local RFC 3161 time-stamp authority for development and tests (not for production)."""
+    console = Console(stderr=True)
+    try:
+        server = LocalTsa(ensure_dev_pki(_pki_dir(pki_dir)), host, port)
+    except (ArchiveError, OSError) as exc:
+        console.print(f"[red]无法启动时间戳服务：{getattr(exc, 'message', exc)}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"本地时间戳服务（仅供开发测试）: {server.url}  设置 ARCHIVE_TSA_URL={server.url}  按 Ctrl+C 停止")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("已停止")
+
+
+def print_report(report: VerificationReport, console: Console, title: str) -> None:
+    """Print a verification report as a table."""
+    table = Table(title=title, show_lines=False)
+    table.add_column("检查项 check")
+    table.add_column("结果")
+    table.add_column("说明")
+    for check in report.checks:
+        name = check.name if not check.signature else f"{check.name} [{check.signature}]"
+        table.add_row(name, "[green]通过[/green]" if check.passed else "[red]未通过[/red]", check.detail)
+    console.print(table)
+    if report.level:
+        console.print(f"签章级别 PAdES {report.level}；签章人：{report.signer}；"
+                      f"签章时间：{report.signing_time:%Y-%m-%d %H:%M:%S %Z}" if report.signing_time else "")
+    if report.digests:
+        d = report.digests
+        console.print(f"SHA-256 {d.sha256}\nSM3     {d.sm3}\n大小    {d.size} 字节")
+    if report.ok:
+        console.print("[bold green]验证通过[/bold green]")
+    else:
+        console.print("[bold red]验证未通过：[/bold red]" + "、".join(c.name for c in report.failures))
+
+
+@app.command()
+def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                       help="Signed PDF, or DA/T 48 EEP package."),
+           trust: list[Path] = typer.Option(
+               [], help="Trusted root certificate (PEM), repeatable; default: the PKI directory's roots."),
+           pki_dir: Path | None = typer.Option(None, help="PKI directory; default <data_dir>/pki."),
+           sha256: str | None = typer.Option(None, help="Expected SHA-256 from the catalogue."),
+           sm3: str | None = typer.Option(None, help="Expected SM3 from the catalogue."),
+           size: int | None = typer.Option(None, help="Expected size in bytes from the catalogue."),
+           require_timestamp: bool = typer.Option(False, help="Fail a signature without an RFC 3161 time stamp."),
+           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Verify a signed PDF (signature, chain, time stamp, coverage, PDF/A-2b, fixity) or an EEP. Exit 1 if not ok."""
+    console = Console()
+    try:
+        roots = [c for p in trust for c in load_certificates(p)] if trust else load_trust_roots(_pki_dir(pki_dir))
+    except ArchiveError as exc:
+        Console(stderr=True).print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    data = file.read_bytes()
+    expected = None
+    if sha256 or sm3:
+        if not (sha256 and sm3):
+            Console(stderr=True).print("[red]请同时给出 --sha256 与 --sm3[/red]")
+            raise typer.Exit(2)
+        expected = Digests(sha256, sm3, size if size is not None else len(data))
+    if data.lstrip()[:1] == b"<":  # a DA/T 48 encapsulation package
+        report = verify_eep(data, roots)
+        check_fixity(report, report.digests, expected)  # type: ignore[arg-type]
+    else:
+        report = verify_pdf(data, roots, expected, require_timestamp=require_timestamp)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_report(report, console, f"验证 {file.name}")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,151 @@
+"""PAdES signatures with pyhanko: baseline B-T with an RFC 3161 time stamp, B-B without one.
+
+The signature is an incremental update (``ETSI.CAdES.detached``), invisible or with a visible seal
+image, and the signed file is checked to still be PDF/A-2b (signing.pdfa). pyhanko declares PDF 2.0
+(ISO 32002) for ECDSA signatures, which PDF/A-2 forbids; for a PDF/A-2 file this signer only declares
+the PAdES extension (ESIC) of PDF 1.7, which is all an ECDSA or RSA signature with SHA-256 needs.
+See docs/decisions/0003-signing.md for why pyhanko rather than endesive.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+from cryptography import x509
+from PIL import Image
+from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.signers.pdf_signer import _ensure_esic_ext
+from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
+from pyhanko.stamp import StaticStampStyle
+
+from archive.errors import ConfigError
+from signing.certificates import check_signing_certificate
+from signing.errors import SigningFailed, TimestampUnavailable
+from signing.pdfa import pdfa_problems
+from signing.rendition import rendition_failed
+
+log = logging.getLogger(__name__)
+
+FIELD_NAME = "ArchiveSignature"
+SEAL_SIZE = 119.0  # points: a 42 mm round official seal
+SEAL_MARGIN = 36.0
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A visible seal: an image (PNG with transparency, or JPEG) stamped on a page.
+
+    ``box`` is (x1, y1, x2, y2) in points from the page's lower-left corner; by default a 42 mm square
+    in the lower-right corner. ``page`` counts from 0; -1 is the last page.
+    """
+
+    image: bytes | Path
+    page: int = -1
+    box: tuple[float, float, float, float] | None = None
+
+
+class _PdfA2Signer(signers.PdfSigner):
+    """pyhanko's PdfSigner without the PDF 2.0 declarations that would break PDF/A-2."""
+
+    def register_extensions(self, pdf_out: BasePdfFileWriter, *, md_algorithm: str) -> None:
+        _ensure_esic_ext(pdf_out)
+
+
+def _reserve(signer: signers.Signer, timestamped: bool) -> int:
+    """Bytes for /Contents: certificates + signature + attributes, and as much again for a token."""
+    certs = [signer.signing_cert, *(signer.cert_registry or ())]
+    size = 4096 + sum(len(c.dump()) for c in certs if c is not None)
+    if timestamped:
+        size += 8192 + size
+    return (size + 1023) // 1024 * 1024
+
+
+def _seal_box(pdf: bytes, seal: Seal) -> tuple[int, tuple[float, float, float, float]]:
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        page_index = seal.page % len(doc.pages)
+        if seal.box is not None:
+            return page_index, seal.box
+        x1, y1, x2, _y2 = (float(v) for v in doc.pages[page_index].mediabox)
+    right, bottom = x2 - SEAL_MARGIN, y1 + SEAL_MARGIN
+    return page_index, (max(x1, right - SEAL_SIZE), bottom, right, bottom + SEAL_SIZE)
+
+
+def _seal_style(seal: Seal) -> StaticStampStyle:
+    try:
+        raw = seal.image.read_bytes() if isinstance(seal.image, Path) else seal.image
+        image = Image.open(io.BytesIO(raw))
+        image.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
+                          detail={"reason": str(exc)}) from exc
+    transparent = "A" in image.getbands() or "transparency" in image.info
+    image = image.convert("RGBA" if transparent else "RGB")
+    return StaticStampStyle(background=PdfImage(image), border_width=0, background_opacity=1.0,
+                            background_layout=layout.SimpleBoxLayoutRule(
+                                x_align=layout.AxisAlignment.ALIGN_MID,
+                                y_align=layout.AxisAlignment.ALIGN_MID,
+                                inner_content_scaling=layout.InnerScaling.SHRINK_TO_FIT))
+
+
+def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, seal: Seal | None,
+          reason: str, location: str | None, field_name: str) -> bytes:
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256",
+        reason=reason, location=location)
+    field_spec: fields.SigFieldSpec | None = None
+    stamp_style: StaticStampStyle | None = None
+    if seal is not None:
+        page, box = _seal_box(pdf, seal)
+        field_spec = fields.SigFieldSpec(field_name, on_page=page, box=tuple(round(v) for v in box))
+        stamp_style = _seal_style(seal)
+    pdf_signer = _PdfA2Signer(meta, signer, timestamper=timestamper, stamp_style=stamp_style,
+                              new_field_spec=field_spec)
+    out = io.BytesIO()
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    pdf_signer.sign_pdf(writer, output=out, bytes_reserved=_reserve(signer, timestamper is not None))
+    return out.getvalue()
+
+
+def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | None = None,
+             tsa_required: bool = True, seal: Seal | None = None, reason: str = "电子档案归档签章",
+             location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True) -> bytes:
+    """Sign a PDF/A-2b file as PAdES B-T (with ``timestamper``) or B-B (without).
+
+    An unreachable or failing TSA is a TimestampUnavailable when ``tsa_required``; otherwise the
+    signature is made as B-B and the downgrade is logged as a warning. The signer's certificate is
+    checked again (it may have expired since it was loaded). With ``check_pdfa`` the signed file must
+    still be PDF/A-2b, else RenditionFailed naming the failed rules.
+    """
+    if signer.signing_cert is None:
+        raise SigningFailed("签章器没有证书", code="signing_failed")
+    check_signing_certificate(x509.load_der_x509_certificate(signer.signing_cert.dump()))
+    try:
+        try:
+            signed = _sign(pdf, signer, timestamper, seal, reason, location, field_name)
+        except TimestampRequestError as exc:
+            url = getattr(timestamper, "url", None)
+            code = "tsa_unreachable" if isinstance(exc.__cause__, OSError) else "tsa_error"
+            if tsa_required:
+                raise TimestampUnavailable(
+                    f"时间戳服务 {url or ''} 无法使用（{exc}），未签章；请检查网络或时间戳服务后重试",
+                    code=code, detail={"tsa_url": url, "reason": str(exc)}) from exc
+            log.warning("TSA %s unavailable (%s): signing as PAdES B-B without a time stamp "
+                        "(tsa_required is off)", url, exc, extra={"code": "tsa_downgrade", "tsa_url": url})
+            signed = _sign(pdf, signer, None, seal, reason, location, field_name)
+    except (SigningError, PdfError, pikepdf.PdfError, OSError, ValueError) as exc:
+        raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
+    if check_pdfa:
+        problems = pdfa_problems(signed)
+        if problems:
+            raise rendition_failed(problems, "signed")
+    return signed

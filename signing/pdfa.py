@@ -1,0 +1,188 @@
+"""PDF/A-2b check of a signed PDF.
+
+pikepdf's validator (``pikepdf.pdfa``) stops at ``/AcroForm`` ("interactive forms are not supported"),
+so it cannot judge a signed file by itself. Here the signature form is checked against the PDF/A-2b
+rules that apply to it (ISO 19005-2 clauses 6.3.2, 6.3.3, 6.4.1, 6.4.2, 6.4.3, numbered as in the
+veraPDF profile), then the form is taken out of an in-memory copy - each visible signature widget
+becomes a plain stamp annotation with the same appearance, so its appearance stream is still
+checked - and pikepdf checks everything else. File-level syntax that pikepdf trusts because qpdf
+wrote it (header, end of file, trailer ID) is checked here on the bytes, since the signer's
+incremental update was not written by qpdf.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pikepdf
+import pikepdf.pdfa as pdfa
+from asn1crypto import cms
+
+FLAVOUR = "2b"
+_R = "ISO_19005_2:"
+_F_INVISIBLE, _F_HIDDEN, _F_PRINT, _F_NOVIEW, _F_TOGGLE_NOVIEW = 1, 2, 4, 32, 256
+_HEADER = re.compile(rb"%PDF-1\.[0-7]")
+_EOF_TAIL = re.compile(rb"%%EOF(\r\n|\r|\n)?\Z")
+
+
+def pdfa_problems(data: bytes) -> list[str]:
+    """Failed PDF/A-2b rules of a (signed or unsigned) PDF, as ``rule at where: message``; [] if valid."""
+    problems = _file_problems(data)
+    try:
+        pdf = pikepdf.open(io.BytesIO(data))
+    except pikepdf.PdfError as exc:
+        return [*problems, f"pikepdf:unreadable at file: {exc}"]
+    with pdf:
+        if pdf.is_encrypted:
+            return [*problems, f"{_R}6.1.3-2 at trailer: file is encrypted"]
+        problems += _version_problems(pdf)
+        if "/AcroForm" in pdf.Root:
+            problems += _form_problems(pdf, data)
+            _strip_signature_form(pdf)
+        problems += [str(f) for f in pdfa.check(pdf, FLAVOUR).findings]
+    return problems
+
+
+def _file_problems(data: bytes) -> list[str]:
+    problems = []
+    if not _HEADER.match(data):
+        problems.append(f"{_R}6.1.2-1 at header: file does not start with %PDF-1.0 … %PDF-1.7")
+    if not _EOF_TAIL.search(data[-64:]):
+        problems.append(f"{_R}6.1.3-3 at end of file: data follows the last %%EOF marker")
+    return problems
+
+
+def _version_problems(pdf: pikepdf.Pdf) -> list[str]:
+    problems = []
+    version = pdf.Root.get("/Version")
+    if version is not None and not re.fullmatch(r"/1\.[0-7]", str(version)):
+        problems.append(f"{_R}6.1.2-1 at catalog /Version: {version} is above PDF 1.7")
+    if "/ID" not in pdf.trailer:
+        problems.append(f"{_R}6.1.3-1 at trailer: the file identifier /ID is missing")
+    return problems
+
+
+def _terminal_fields(form: pikepdf.Dictionary) -> list[pikepdf.Dictionary]:
+    fields, stack = [], list(form.get("/Fields", pikepdf.Array()))
+    while stack:
+        f = stack.pop()
+        kids = f.get("/Kids")
+        if kids is not None and any("/T" in k for k in kids):
+            stack.extend(kids)
+        else:
+            fields.append(f)
+    return fields
+
+
+def _widgets(field: pikepdf.Dictionary) -> list[pikepdf.Dictionary]:
+    if field.get("/Subtype") == pikepdf.Name.Widget:
+        return [field]
+    return [k for k in field.get("/Kids", pikepdf.Array())]
+
+
+def _has_area(rect: object) -> bool:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in rect)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return True
+    return x1 != x2 and y1 != y2
+
+
+def _form_problems(pdf: pikepdf.Pdf, data: bytes) -> list[str]:
+    form = pdf.Root.AcroForm
+    problems = []
+    if "/XFA" in form:
+        problems.append(f"{_R}6.4.2-1 at AcroForm: /XFA forms are not permitted")
+    if bool(form.get("/NeedAppearances", False)):
+        problems.append(f"{_R}6.4.1-3 at AcroForm: /NeedAppearances is true")
+    for field in _terminal_fields(form):
+        name = str(field.get("/T", "?"))
+        where = f"field {name}"
+        if field.get("/FT") != pikepdf.Name.Sig:
+            problems.append(f"pikepdf:form-field at {where}: only signature fields are checked; "
+                            f"{field.get('/FT')} fields are not supported")
+            continue
+        if "/AA" in field:
+            problems.append(f"{_R}6.4.1-2 at {where}: a form field shall not contain /AA")
+        for widget in _widgets(field):
+            problems += _widget_problems(widget, where)
+        sig = field.get("/V")
+        if isinstance(sig, pikepdf.Dictionary):
+            problems += _signature_problems(sig, data, where)
+    return problems
+
+
+def _widget_problems(widget: pikepdf.Dictionary, where: str) -> list[str]:
+    problems = []
+    if "/A" in widget or "/AA" in widget:
+        problems.append(f"{_R}6.4.1-1 at {where} widget: a widget shall not contain /A or /AA")
+    flags = widget.get("/F")
+    if flags is None:
+        problems.append(f"{_R}6.3.2-1 at {where} widget: /F is missing")
+    else:
+        f = int(flags)
+        if not f & _F_PRINT or f & (_F_INVISIBLE | _F_HIDDEN | _F_NOVIEW | _F_TOGGLE_NOVIEW):
+            problems.append(f"{_R}6.3.2-2 at {where} widget: flags {f} shall set Print and clear "
+                            "Hidden, Invisible, NoView and ToggleNoView")
+    ap = widget.get("/AP")
+    if ap is None:
+        if _has_area(widget.get("/Rect")):
+            problems.append(f"{_R}6.3.3-1 at {where} widget: a visible widget has no appearance")
+    else:
+        if set(ap.keys()) != {"/N"}:
+            problems.append(f"{_R}6.3.3-2 at {where} widget: the appearance dictionary shall hold only /N")
+        if not isinstance(ap.get("/N"), pikepdf.Stream):
+            problems.append(f"{_R}6.3.3-4 at {where} widget: the normal appearance shall be a stream")
+    return problems
+
+
+def _signature_problems(sig: pikepdf.Dictionary, data: bytes, where: str) -> list[str]:
+    problems = []
+    try:
+        start, len1, start2, len2 = (int(v) for v in sig.ByteRange)
+    except (AttributeError, TypeError, ValueError):
+        return [f"{_R}6.4.3-1 at {where}: the signature has no valid /ByteRange"]
+    end = start2 + len2
+    covers = (start == 0 and len1 < start2 and data[len1:len1 + 1] == b"<"
+              and data[start2 - 1:start2] == b">" and end <= len(data) and _EOF_TAIL.search(data[:end][-64:]))
+    if not covers:
+        problems.append(f"{_R}6.4.3-1 at {where}: /ByteRange does not cover the whole revision except "
+                        "/Contents")
+    try:
+        signed_data = cms.ContentInfo.load(bytes(sig.Contents))["content"]
+        if len(signed_data["signer_infos"]) != 1:
+            problems.append(f"{_R}6.4.3-3 at {where}: the signature shall have exactly one signer")
+        if not len(signed_data["certificates"] or []):
+            problems.append(f"{_R}6.4.3-2 at {where}: the signer's certificate is not embedded")
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(f"{_R}6.4.3-2 at {where}: /Contents is not a DER-encoded PKCS#7 object ({exc})")
+    return problems
+
+
+def _strip_signature_form(pdf: pikepdf.Pdf) -> None:
+    """Remove the (already checked) signature form; keep visible appearances as stamp annotations."""
+    form = pdf.Root.AcroForm
+    widgets = {w.objgen for f in _terminal_fields(form) for w in _widgets(f) if w.is_indirect}
+    for page in pdf.pages:
+        annots = page.obj.get("/Annots")
+        if annots is None:
+            continue
+        kept = pikepdf.Array()
+        for annot in annots:
+            if annot.objgen not in widgets:
+                kept.append(annot)
+            elif "/AP" in annot:
+                kept.append(pdf.make_indirect(pikepdf.Dictionary(
+                    Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Stamp, Rect=annot.Rect,
+                    F=annot.get("/F", 0), AP=annot.AP)))
+        if len(kept):
+            page.obj.Annots = kept
+        else:
+            del page.obj.Annots
+    del pdf.Root.AcroForm
+    ext = pdf.Root.get("/Extensions")
+    if isinstance(ext, pikepdf.Dictionary) and set(ext.keys()) == {"/ESIC"} and \
+            str(ext.ESIC.get("/BaseVersion")) in ("/1.7", "/1.6", "/1.5", "/1.4"):
+        # pyhanko's PAdES declaration (ISO 32000-1 developer extension); allowed in PDF/A-2.
+        del pdf.Root.Extensions
