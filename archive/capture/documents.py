@@ -1,0 +1,146 @@
+"""Attaching documents (材料) to an open case: each original checked, then stored unchanged.
+
+Order of a write: the object first (content-addressed, so a retry stores nothing twice), then the
+catalogue row with its audit event. A crash in between leaves an unreferenced object for
+`archive storage gc`, never a row without its object.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive import audit, indexing
+from archive.audit import Actor
+from archive.capture.cases import ensure_open
+from archive.capture.inspect import inspect
+from archive.capture.sniff import sniff
+from archive.catalogue.models import Case, Document
+from archive.context import Context
+from archive.errors import InvalidInput, NotFound
+from archive.permissions import Principal
+from signing.fixity import CHUNK, Hasher
+from storage.base import content_key
+
+MAX_FILENAME = 255
+
+
+@dataclass
+class Received:
+    """One uploaded file, read to the end once: its bytes (bounded by the size limit) and digests."""
+
+    filename: str
+    data: bytes
+    sha256: str
+    sm3: str
+
+    @classmethod
+    def read(cls, filename: str, stream: BinaryIO, max_bytes: int) -> Received:
+        name = (filename or "未命名文件").replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME] or "未命名文件"
+        hasher, buf = Hasher(), io.BytesIO()
+        while chunk := stream.read(CHUNK):
+            if hasher.size + len(chunk) > max_bytes:
+                raise InvalidInput(f"文件“{name}”超过大小上限 {max_bytes // 1024**2} MB，请压缩或分成多个文件提交",
+                                   code="file_too_large", detail={"filename": name, "max_bytes": max_bytes},
+                                   status=413)
+            hasher.update(chunk)
+            buf.write(chunk)
+        d = hasher.digests()
+        return cls(name, buf.getvalue(), d.sha256, d.sm3)
+
+
+def check_material(ctx: Context, case: Case, material_type: str) -> None:
+    bt = ctx.schedule.business_type(case.business_type)
+    ctx.schedule.material_name(material_type)
+    if material_type not in bt.required + bt.optional:
+        allowed = "、".join(f"{m}（{ctx.schedule.materials[m]}）" for m in bt.required + bt.optional)
+        raise InvalidInput(f"材料类型 {material_type} 不属于{bt.name}业务；可用材料：{allowed}",
+                           code="material_not_for_business_type",
+                           detail={"field": "material_type", "value": material_type})
+
+
+def attach(ctx: Context, session: Session, principal: Principal, case: Case, received: Received,
+           material_type: str, *, replaces: Document | None = None) -> tuple[Document, bool]:
+    """Check, store and catalogue one original. Returns (document, created); an identical re-upload is not new."""
+    ensure_open(case)
+    check_material(ctx, case, material_type)
+    media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)
+    s = ctx.settings
+    found = inspect(received.data, media_type, received.filename, max_pixels=s.max_pixels, min_dpi=s.min_dpi,
+                    dpi_policy=s.dpi_policy)
+    if replaces is None:
+        same = session.scalar(select(Document).where(
+            Document.case_id == case.id, Document.sha256 == received.sha256,
+            Document.material_type == material_type, Document.status == "active"))
+        if same is not None:
+            return same, False
+    key = content_key("originals", received.sha256)
+    ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
+                  sm3=received.sm3)
+    if replaces is not None:
+        sequence = replaces.sequence
+    else:
+        sequence = (session.scalar(select(func.max(Document.sequence)).where(Document.case_id == case.id)) or 0) + 1
+    doc = Document(case_id=case.id, sequence=sequence, material_type=material_type, filename=received.filename,
+                   original_key=key, sha256=received.sha256, sm3=received.sm3, size=len(received.data),
+                   media_type=media_type, page_count=found.page_count, created_by=principal.name,
+                   detail=found.detail())
+    session.add(doc)
+    session.flush()
+    detail = {"document_id": doc.id, "material_type": material_type, "sha256": doc.sha256, "size": doc.size}
+    if replaces is not None:
+        replaces.status = "replaced"
+        detail["replaces"] = replaces.id
+    audit.record(session, Actor(principal.kind, principal.name),
+                 "document.replace" if replaces is not None else "document.attach",
+                 target_type="case", target_id=case.serial, detail=detail)
+    indexing.enqueue(session, case.serial)
+    return doc, True
+
+
+def find_document(session: Session, case: Case, document_id: int) -> Document:
+    doc = session.get(Document, document_id)
+    if doc is None or doc.case_id != case.id or doc.status != "active":
+        raise NotFound(f"业务 {case.serial} 中没有编号为 {document_id} 的有效材料", code="document_not_found",
+                       detail={"document_id": document_id})
+    return doc
+
+
+def remove(session: Session, principal: Principal, case: Case, doc: Document, reason: str) -> None:
+    """Take a document off an open case. The original object stays: originals are never deleted here."""
+    ensure_open(case)
+    doc.status = "removed"
+    audit.record(session, Actor(principal.kind, principal.name), "document.remove", target_type="case",
+                 target_id=case.serial, detail={"document_id": doc.id, "reason": reason})
+    indexing.enqueue(session, case.serial)
+
+
+@dataclass(frozen=True)
+class ChecklistEntry:
+    material_type: str
+    name: str
+    required: bool
+    documents: list[int]
+
+    @property
+    def present(self) -> bool:
+        return bool(self.documents)
+
+
+def checklist(ctx: Context, case: Case) -> list[ChecklistEntry]:
+    """Required and optional materials of the business type, with the active documents of each."""
+    bt = ctx.schedule.business_type(case.business_type)
+    by_type: dict[str, list[int]] = {}
+    for d in case.documents:
+        if d.status == "active":
+            by_type.setdefault(d.material_type, []).append(d.id)
+    return [ChecklistEntry(m, ctx.schedule.materials[m], m in bt.required, by_type.get(m, []))
+            for m in (*bt.required, *bt.optional)]
+
+
+def missing_materials(ctx: Context, case: Case) -> list[ChecklistEntry]:
+    return [e for e in checklist(ctx, case) if e.required and not e.present]

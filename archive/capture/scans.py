@@ -1,0 +1,173 @@
+"""Batch scans (批量扫描): a stack is stored as received, then split at its cover sheets into parts.
+
+Processing is a resumable job. Each page's outcome is committed as it goes (``pages_done`` and the
+cover sheets found), so a crash resumes at the next page; parts are keyed by (batch, first page) and
+their PDFs are built deterministically, so a re-run attaches nothing twice.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import audit
+from archive.audit import Actor
+from archive.capture import documents
+from archive.capture.cases import get_case
+from archive.capture.documents import Received
+from archive.capture.separation import Stack, open_stack, read_serial, split
+from archive.capture.sniff import PDF, TIFF, sniff
+from archive.catalogue.models import Case, ScanBatch, ScanPart
+from archive.catalogue.types import utcnow
+from archive.context import Context
+from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.permissions import Principal
+from signing.fixity import CHUNK, digest_bytes
+from storage.base import content_key
+
+log = logging.getLogger(__name__)
+
+
+def receive(ctx: Context, session: Session, principal: Principal, received: Received,
+            material_type: str = "other") -> ScanBatch:
+    """Store the stack unchanged and queue it; the caller commits, then runs :func:`process`."""
+    media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)
+    if media_type not in (PDF, TIFF):
+        raise InvalidInput("批量扫描只接受多页 PDF 或 TIFF 文件", code="scan_format_unsupported",
+                           detail={"filename": received.filename})
+    ctx.schedule.material_name(material_type)
+    with open_stack(received.data, media_type, ctx.settings.scan_raster_dpi, ctx.settings.max_pixels) as stack:
+        pages = stack.pages
+    if pages > ctx.settings.scan_page_cap:
+        raise InvalidInput(f"扫描文件共 {pages} 页，超过单批上限 {ctx.settings.scan_page_cap} 页，请分批扫描",
+                           code="scan_too_many_pages", detail={"pages": pages, "cap": ctx.settings.scan_page_cap})
+    key = content_key("originals", received.sha256)
+    ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
+                  sm3=received.sm3)
+    batch = ScanBatch(filename=received.filename, original_key=key, sha256=received.sha256, media_type=media_type,
+                      pages_total=pages, material_type=material_type, covers=[],
+                      created_by=f"{principal.kind}:{principal.name}")
+    session.add(batch)
+    session.flush()
+    audit.record(session, Actor(principal.kind, principal.name), "scan.receive", target_type="scan_batch",
+                 target_id=batch.id, detail={"pages": pages, "sha256": received.sha256})
+    return batch
+
+
+def process(ctx: Context, batch_id: int) -> None:
+    """Read every remaining page, then split and attach. Safe to run again after a crash."""
+    with ctx.catalogue.session() as s:
+        batch = s.get(ScanBatch, batch_id)
+        if batch is None or batch.status == "done":
+            return
+        batch.status = "running"
+        key, media_type, start = batch.original_key, batch.media_type, batch.pages_done
+        covers = list(batch.covers or [])
+    try:
+        with _stored_stack(ctx, key, media_type) as stack:
+            for number in range(start + 1, stack.pages + 1):
+                serial = read_serial(stack.render(number))
+                with ctx.catalogue.session() as s:
+                    batch = s.get(ScanBatch, batch_id)
+                    assert batch is not None
+                    if serial:
+                        covers.append([number, serial])
+                        batch.covers = list(covers)
+                    batch.pages_done = number
+            _attach_parts(ctx, batch_id, stack, covers)
+    except ArchiveError as exc:
+        with ctx.catalogue.session() as s:
+            batch = s.get(ScanBatch, batch_id)
+            assert batch is not None
+            batch.status, batch.error, batch.finished_at = "failed", exc.to_dict(), utcnow()
+            audit.record(s, Actor.system("scanner"), "scan.process", target_type="scan_batch", target_id=batch_id,
+                         outcome="failure", detail={"code": exc.code})
+
+
+def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any]]) -> None:
+    for part in split(stack.pages, [(int(p), str(s)) for p, s in covers]):
+        with ctx.catalogue.session() as s:
+            batch = s.get(ScanBatch, batch_id)
+            assert batch is not None
+            row = s.scalar(select(ScanPart).where(ScanPart.batch_id == batch_id,
+                                                  ScanPart.first_page == part.first_page))
+            if row is None:
+                row = ScanPart(batch_id=batch_id, first_page=part.first_page, last_page=part.last_page,
+                               serial=part.serial)
+                s.add(row)
+                s.flush()
+            if row.status == "attached":
+                continue
+            case = s.scalar(select(Case).where(Case.serial == part.serial)) if part.serial else None
+            if case is None or case.status != "open":
+                row.reason = ("before_first_cover" if part.serial is None else
+                              "unknown_serial" if case is None else "case_not_open")
+                continue
+            _attach(ctx, s, row, case, stack, batch.material_type, Actor.system("scanner"))
+    with ctx.catalogue.session() as s:
+        batch = s.get(ScanBatch, batch_id)
+        assert batch is not None
+        batch.status, batch.finished_at = "done", utcnow()
+        parts = batch.parts
+        audit.record(s, Actor.system("scanner"), "scan.process", target_type="scan_batch", target_id=batch_id,
+                     detail={"parts": len(parts), "unassigned": sum(p.status == "unassigned" for p in parts)})
+
+
+def _attach(ctx: Context, s: Session, row: ScanPart, case: Case, stack: Any, material_type: str,
+            actor: Actor) -> None:
+    data = stack.extract(row.first_page, row.last_page)
+    d = digest_bytes(data)
+    name = f"scan-{row.batch_id}-p{row.first_page}-{row.last_page}.pdf"
+    principal = Principal(actor.kind, 0, actor.name, frozenset())
+    doc, _ = documents.attach(ctx, s, principal, case, Received(name, data, d.sha256, d.sm3), material_type)
+    doc.detail = {**(doc.detail or {}), "scan_batch": row.batch_id, "pages": [row.first_page, row.last_page]}
+    row.document_id, row.status, row.serial, row.reason = doc.id, "attached", case.serial, None
+
+
+def assign(ctx: Context, session: Session, principal: Principal, part_id: int, serial: str,
+           material_type: str) -> ScanPart:
+    """A clerk attaches an unassigned part to a case."""
+    row = session.get(ScanPart, part_id)
+    if row is None:
+        raise NotFound(f"待分配扫描页 {part_id} 不存在", code="scan_part_not_found")
+    if row.status != "unassigned":
+        raise Conflict(f"扫描页 {part_id} 已经分配", code="scan_part_assigned")
+    case = get_case(session, principal, serial)
+    batch = row.batch
+    with _stored_stack(ctx, batch.original_key, batch.media_type) as stack:
+        _attach(ctx, session, row, case, stack, material_type, Actor(principal.kind, principal.name))
+    audit.record(session, Actor(principal.kind, principal.name), "scan.assign", target_type="case",
+                 target_id=case.serial, detail={"part": part_id, "document_id": row.document_id})
+    return row
+
+
+@contextmanager
+def _stored_stack(ctx: Context, key: str, media_type: str) -> Iterator[Stack]:
+    """The stored stack, copied chunk by chunk to a temporary file (bounded memory) and opened."""
+    with tempfile.NamedTemporaryFile(suffix=".scan") as tmp:
+        source = ctx.store.get(key)
+        try:
+            shutil.copyfileobj(source, tmp, CHUNK)
+        finally:
+            source.close()
+        tmp.flush()
+        with open_stack(Path(tmp.name), media_type, ctx.settings.scan_raster_dpi, ctx.settings.max_pixels) as stack:
+            yield stack
+
+
+def resume_all(ctx: Context) -> int:
+    """Run every batch that a crash or restart left queued or running."""
+    with ctx.catalogue.sessions() as s:
+        ids = list(s.scalars(select(ScanBatch.id).where(ScanBatch.status.in_(["queued", "running"]))))
+    for batch_id in ids:
+        process(ctx, batch_id)
+    return len(ids)

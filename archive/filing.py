@@ -1,0 +1,163 @@
+"""Filing (归档): closing a case into a signed, stored, catalogued archive item with its 档号.
+
+One catalogue transaction does it all, in this order: lock the case, check the materials, take the
+档号 (row-locked), build and sign the PDF/A rendition, store it with object lock, set retention on the
+originals, write the item, the audit event and the outbox row. The 档号 is taken first because the
+rendition carries it; if anything after fails, the transaction (and so the number) rolls back, and the
+stored rendition is an orphan for `archive storage gc`. Filings of one class queue on the number's row
+lock for the length of a signature; that is the price of gap-free numbers.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import audit, indexing
+from archive.archival_code import allocate
+from archive.audit import Actor
+from archive.capture.cases import ensure_open, ensure_visible
+from archive.capture.documents import missing_materials
+from archive.capture.sniff import OFD
+from archive.catalogue.models import ArchiveItem, Case
+from archive.catalogue.types import utcnow
+from archive.classification import Trigger
+from archive.context import Context
+from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from archive.permissions import Permission, Principal
+from archive.retention import expiry_date
+from signing.fixity import digest_bytes
+from signing.pades import sign_pdf
+from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
+from signing.tsa import timestamper_from_settings
+from storage.base import content_key
+
+PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items; extended before it runs out
+
+
+class TrailStep(BaseModel):
+    """One 业务行为 of the approval trail (GB/T 18894 process metadata)."""
+
+    action: Literal["受理", "初审", "审核", "复核", "审批", "签章", "放款", "付款", "办结"]
+    person: str = Field(min_length=1, max_length=64)
+    at: datetime
+    opinion: str | None = Field(None, max_length=500)
+
+
+class CloseIn(BaseModel):
+    outcome: Literal["approved", "rejected", "withdrawn"] = Field(description="办结结果：approved 办结, "
+                                                                  "rejected 不予办理, withdrawn 撤回")
+    closed_at: datetime | None = Field(None, description="办结时间（带时区）；默认为现在")
+    trail: list[TrailStep] = Field(min_length=1, max_length=50)
+    override_reason: str | None = Field(None, max_length=500, description="材料不全仍归档的理由（仅档案管理员）")
+
+
+def close_case(ctx: Context, s: Session, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
+    """File the case inside the caller's transaction (commit it to make the filing final)."""
+    closed_at = data.closed_at or utcnow()
+    for when, field in [(closed_at, "closed_at"), *((s.at, f"trail.{i}.at") for i, s in enumerate(data.trail))]:
+        if when.tzinfo is None:
+            raise InvalidInput("时间须带时区，例如 2026-01-05T16:30:00+08:00", code="naive_datetime",
+                               detail={"field": field})
+    case = _lock_case(s, serial)
+    ensure_visible(principal, case)
+    ensure_open(case)
+    if closed_at < case.accepted_at:
+        raise InvalidInput("办结时间早于受理时间", code="closed_before_accepted", detail={"field": "closed_at"})
+    missing = missing_materials(ctx, case)
+    if missing and not data.override_reason:
+        names = "、".join(e.name for e in missing)
+        raise Conflict(f"材料不齐，不能归档：缺少{names}。请补齐材料，或由档案管理员说明理由后归档",
+                       code="materials_missing", detail={"missing": [e.material_type for e in missing]})
+    if missing and not principal.can(Permission.FILING_OVERRIDE):
+        raise PermissionDenied("材料不全时只有档案管理员可以说明理由后归档", code="override_not_allowed")
+    return _file(ctx, s, principal, case, data, closed_at, missing=[e.material_type for e in missing])
+
+
+def _lock_case(s: Session, serial: str) -> Case:
+    case = s.scalar(select(Case).where(Case.serial == serial).with_for_update())
+    if case is None:
+        raise NotFound(f"业务流水号 {serial} 不存在", code="case_not_found", detail={"serial": serial})
+    return case
+
+
+def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: CloseIn, closed_at: datetime,
+          missing: list[str]) -> ArchiveItem:
+    schedule, settings = ctx.schedule, ctx.settings
+    bt = schedule.business_type(case.business_type)
+    local_closed = closed_at.astimezone(ctx.zone).date()
+    trigger_date = _trigger_date(bt.trigger, local_closed)
+    counting = schedule.triggers[bt.trigger].counting
+    expiry = expiry_date(bt.retention, trigger_date, counting)
+    parts = allocate(s, ctx.code_rule, settings.fonds_code, local_closed.year, bt.retention.value, bt.category)
+    code = ctx.code_rule.format(parts)
+
+    docs = [d for d in case.documents if d.status == "active"]
+    sources = [SourceDocument(title=f"{schedule.materials[d.material_type]}（{d.filename}）", media_type=d.media_type,
+                              data=ctx.store.get(d.original_key).read(),
+                              material_type=schedule.materials[d.material_type])
+               for d in docs if d.media_type != OFD]  # OFD is itself an archival 版式 format, kept as received
+    parties = [p for p in (case.applicant_name, case.applicant_id_number, case.unit_name) if p]
+    meta = RenditionMetadata(
+        archival_code=code, business_serial=case.serial, business_type=bt.name, retention=bt.retention.label,
+        title=f"{case.applicant_name or case.unit_name}{bt.name}", fonds_name=settings.fonds_name,
+        dates=(case.accepted_at.astimezone(ctx.zone).date(), local_closed), parties=parties,
+        extra={"年度": str(parts.year), "办理网点": case.branch, "经办人": case.clerk},
+    )
+    timestamper = timestamper_from_settings(settings)
+    signed = sign_pdf(build_rendition(sources, meta, max_pixels=settings.max_pixels), ctx.signer,
+                      timestamper=timestamper, tsa_required=settings.tsa_required)
+    digests = digest_bytes(signed)
+    lock_until = _lock_until(expiry, bt.retention.years, local_closed)
+    key = content_key("renditions", digests.sha256)
+    ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+                  retain_until=lock_until)
+    for d in docs:
+        if (ctx.store.stat(d.original_key).retain_until or lock_until) <= lock_until:
+            ctx.store.set_retention(d.original_key, lock_until)
+
+    item = ArchiveItem(
+        case_id=case.id, archival_code=code, fonds_code=parts.fonds, year=parts.year,
+        retention_code=parts.retention, category=parts.category, number=parts.number, trigger=bt.trigger.value,
+        trigger_date=trigger_date, expiry_date=expiry, schedule_version=schedule.version, status="filed",
+        rendition_key=key, rendition_sha256=digests.sha256, rendition_sm3=digests.sm3,
+        signature={"level": "B-T" if timestamper else "B-B", "signer": _subject(ctx),
+                   "signed_at": utcnow().isoformat(), "format": "PAdES", "pdfa": "2b"},
+    )
+    s.add(item)
+    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
+    case.trail = [step.model_dump(mode="json") for step in data.trail]
+    s.flush()
+    detail: dict[str, object] = {"serial": case.serial, "documents": len(docs), "rendition_sha256": digests.sha256}
+    if missing:
+        detail |= {"missing": missing, "override_reason": data.override_reason}
+    audit.record(s, Actor(principal.kind, principal.name), "item.file", target_type="item", target_id=code,
+                 detail=detail)
+    indexing.enqueue(s, case.serial)
+    return item
+
+
+def _trigger_date(trigger: Trigger, closed: date) -> date | None:
+    """When the retention clock starts, if it already can: loans and accounts wait for their event."""
+    if trigger is Trigger.BUSINESS_CLOSED:
+        return closed
+    if trigger is Trigger.FISCAL_YEAR_END:
+        return date(closed.year, 12, 31)
+    return None
+
+
+def _lock_until(expiry: date | None, years: int | None, closed: date) -> datetime:
+    """Object-lock end: the expiry, else the earliest it could be (so later events only extend it)."""
+    if expiry is None:
+        expiry = date(closed.year + 1 + (years if years is not None else PERMANENT_LOCK_YEARS), 1, 1)
+    return datetime(expiry.year, expiry.month, expiry.day, tzinfo=UTC)
+
+
+def _subject(ctx: Context) -> str:
+    cert = getattr(ctx.signer, "signing_cert", None)
+    return cert.subject.human_friendly if cert is not None else ""

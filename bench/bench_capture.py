@@ -1,0 +1,146 @@
+"""Capture and filing over HTTP on loopback, and batch separation.
+
+- upload of 3 × ~300 KB 200-dpi A4 JPEGs to an open case: p50 / p95 (target p95 ≤ 200 ms)
+- filing that case without a TSA: p50 (target ≤ 250 ms)
+- separation of a 300-page stack: pages/s (target ≥ 10) and peak RSS (target ≤ 400 MB), in a child process
+
+    .venv/bin/python bench/bench_capture.py [--cases 30] [--pages 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+CHILD = """
+import sys, time
+from archive.capture.separation import open_stack, read_serial
+from pathlib import Path
+t0, covers = time.perf_counter(), 0
+with open_stack(Path(sys.argv[1]), "application/pdf", 200, 100_000_000) as stack:
+    for n in range(1, stack.pages + 1):
+        covers += read_serial(stack.render(n)) is not None
+    pages = stack.pages
+dt = time.perf_counter() - t0
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]
+print(pages, covers, dt, int(hwm) // 1024)
+"""
+
+
+def scan_jpeg(seed: int) -> bytes:
+    """An A4 page at 200 dpi with scanner-like grain, about 300 KB."""
+    base = Image.effect_noise((1654, 2339), 24 + seed % 3).point(lambda v: 200 + v // 5)
+    buf = io.BytesIO()
+    base.save(buf, "JPEG", quality=72, dpi=(200, 200))
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    return sorted(values)[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
+
+
+def http_bench(cases: int, tmp: Path) -> None:
+    import uvicorn
+
+    from archive.api.app import create_app
+    from archive.audit import Actor
+    from archive.cli import ensure_fonds
+    from archive.context import Context
+    from archive.identity import add_client
+    from archive.settings import load_settings
+    from signing.certificates import ensure_dev_pki
+
+    settings = load_settings(data_dir=tmp / "data")
+    ctx = Context.build(settings)
+    ctx.catalogue.upgrade()
+    ensure_fonds(ctx)
+    ensure_dev_pki(settings.pki_path)
+    with ctx.catalogue.session() as s:
+        _, key = add_client(s, Actor.system("bench"), "bench", ["cases.write", "data.read"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(context=ctx), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    files = [scan_jpeg(i) for i in range(3)]
+    print(f"page JPEGs: {', '.join(f'{len(f) // 1024} KB' for f in files)}")
+    up, filing = [], []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=60) as c:
+        for i in range(cases):
+            serial = f"BENCH{i:08d}"
+            c.post("/api/v1/cases", json={"serial": serial, "business_type": "GJ09", "unit": {"name": "示例单位"},
+                                          "branch": "BR01", "clerk": "bench"}).raise_for_status()
+            variant = [f + f"case {i}".encode() for f in files]  # distinct objects; readers ignore bytes after EOI
+            t0 = time.perf_counter()
+            r = c.post(f"/api/v1/cases/{serial}/documents",
+                       files=[("files", (f"p{n}.jpg", d, "image/jpeg")) for n, d in enumerate(variant)],
+                       data={"material_type": ["payroll_list", "bank_receipt", "other"]})
+            up.append(time.perf_counter() - t0)
+            assert r.status_code == 201, r.text
+            t0 = time.perf_counter()
+            r = c.post(f"/api/v1/cases/{serial}/close", json={
+                "outcome": "approved", "trail": [{"action": "办结", "person": "bench",
+                                                  "at": "2026-11-23T10:00:00+08:00"}]})
+            filing.append(time.perf_counter() - t0)
+            r.raise_for_status()
+    server.should_exit = True
+    print(f"upload 3 files   p50 {pct(up, 50):7.1f} ms   p95 {pct(up, 95):7.1f} ms   (target p95 ≤ 200)")
+    print(f"filing (B-B)     p50 {pct(filing, 50):7.1f} ms   p95 {pct(filing, 95):7.1f} ms   (target p50 ≤ 250)")
+
+
+def separation_bench(pages: int, tmp: Path) -> None:
+    import img2pdf
+    import pypdfium2 as pdfium
+
+    from archive.capture.cover_sheet import ChecklistLine, render
+
+    plain = [scan_jpeg(i) for i in range(5)]
+    covers = []
+    for i in range(pages // 10):
+        doc = pdfium.PdfDocument(render(f"STACK{i:06d}", "演示", None, "BR01", [ChecklistLine("申请表", True, False)],
+                                        "中心"))
+        buf = io.BytesIO()
+        doc[0].render(scale=200 / 72, grayscale=True).to_pil().save(buf, "JPEG", quality=70, dpi=(200, 200))
+        doc.close()
+        covers.append(buf.getvalue())
+    sequence = [covers[i // 10] if i % 10 == 0 else plain[i % 5] for i in range(pages)]
+    path = tmp / "stack.pdf"
+    path.write_bytes(img2pdf.convert(sequence))
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True)
+    n, found, seconds, rss = out.stdout.split()
+    print(f"separation       {int(n)} pages, {found} covers found of {pages // 10}: "
+          f"{int(n) / float(seconds):.1f} pages/s (target ≥ 10), peak RSS {rss} MB (target ≤ 400), "
+          f"stack {path.stat().st_size // 1024**2} MB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cases", type=int, default=30)
+    p.add_argument("--pages", type=int, default=300)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        http_bench(args.cases, Path(tmp))
+        separation_bench(args.pages, Path(tmp))
+    print(f"(bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Filing (归档): a closed case becomes a signed PDF/A item with its 档号 and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from archive.api.app import create_app
+from archive.catalogue.models import ArchiveItem, AuditEvent, Document, OutboxMessage
+from archive.context import Context
+from signing.certificates import load_trust_roots
+from signing.fixity import Digests
+from signing.validate import verify_pdf
+from tests import samples
+from tests.helpers import add_client, add_user, login
+from tests.test_capture import case_body, upload
+
+TRAIL = [{"action": "受理", "person": "clerk01", "at": "2026-01-05T09:30:00+08:00"},
+         {"action": "审批", "person": "chief01", "at": "2026-01-05T15:00:00+08:00", "opinion": "同意"},
+         {"action": "办结", "person": "clerk01", "at": "2026-01-05T16:00:00+08:00"}]
+CLOSE = {"outcome": "approved", "closed_at": "2026-01-05T16:00:00+08:00", "trail": TRAIL}
+TQ01_FILES = [("申请表.jpg", "application_form"), ("身份证.png", "id_proof"), ("婚姻.tif", "marriage_proof"),
+              ("合同.pdf", "house_contract")]
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context=ctx)) as c:
+        yield c
+
+
+@pytest.fixture
+def core(ctx: Context) -> dict[str, str]:
+    return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+
+
+def complete_case(client: TestClient, headers: dict[str, str], serial: str = "YW2026010500001",
+                  **over: Any) -> None:
+    assert client.post("/api/v1/cases", json=case_body(serial=serial, **over), headers=headers).status_code == 201
+    makers = {"application_form": samples.jpeg, "id_proof": samples.png, "marriage_proof": lambda: samples.tiff(2),
+              "house_contract": lambda: samples.pdf(2)}
+    files = [(name, makers[m](), m) for name, m in TQ01_FILES]
+    assert upload(client, headers, serial, *files).status_code == 201
+
+
+def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a 提取 case with all materials, when closed, then it has a 档号, expiry, and a verifiable rendition."""
+    complete_case(client, core)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    item = body["item"]
+    assert body["status"] == "filed" and body["outcome"] == "approved" and len(body["trail"]) == 3
+    assert item["archival_code"] == "J001-YW·2026-D30-TQ-000001"
+    assert item["trigger"] == "BUSINESS_CLOSED" and item["trigger_date"] == "2026-01-05"
+    assert item["expiry_date"] == "2057-01-01"
+    assert item["signature"]["level"] == "B-B" and item["signature"]["pdfa"] == "2b"
+    with ctx.catalogue.sessions() as s:
+        stored = s.scalar(select(ArchiveItem))
+        assert stored is not None and stored.rendition_key
+        rendition = ctx.store.get(stored.rendition_key).read()
+        info = ctx.store.stat(stored.rendition_key)
+        originals = [ctx.store.stat(d.original_key) for d in s.scalars(select(Document))]
+        outbox = s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+        filed = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.file"))
+    report = verify_pdf(rendition, load_trust_roots(ctx.settings.pki_path),
+                        Digests(stored.rendition_sha256 or "", stored.rendition_sm3 or "", len(rendition)))
+    assert report.ok, [c for c in report.failures]
+    assert info.retain_until is not None and info.retain_until.date() == date(2057, 1, 1)
+    assert all(o.retain_until is not None and o.retain_until.date() == date(2057, 1, 1) for o in originals)
+    assert outbox >= 6  # open, four attachments, filing
+    assert filed is not None and filed.target_id == item["archival_code"]
+
+
+def test_filed_case_is_read_only(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    complete_case(client, core)
+    client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    r = upload(client, core, "YW2026010500001", ("late.jpg", samples.jpeg(text="late"), "other"))
+    assert r.status_code == 409 and r.json()["code"] == "case_not_open"
+    doc_id = client.get("/api/v1/cases/YW2026010500001", headers=core).json()["documents"][0]["id"]
+    r = client.post(f"/api/v1/cases/YW2026010500001/documents/{doc_id}/remove", json={"reason": "想撤"},
+                    headers=core)
+    assert r.status_code == 409
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409 and r.json()["code"] == "case_not_open"
+
+
+def test_incomplete_case_is_refused_naming_what_is_missing(ctx: Context, client: TestClient,
+                                                           core: dict[str, str]) -> None:
+    client.post("/api/v1/cases", json=case_body(), headers=core)
+    upload(client, core, "YW2026010500001", ("a.jpg", samples.jpeg(), "application_form"))
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409 and r.json()["code"] == "materials_missing"
+    assert r.json()["detail"]["missing"] == ["id_proof", "marriage_proof", "house_contract"]
+    assert "身份证明" in r.json()["message"]
+    r = client.post("/api/v1/cases/YW2026010500001/close", json={**CLOSE, "override_reason": "客户补交"},
+                    headers=core)
+    assert r.status_code == 403 and r.json()["code"] == "override_not_allowed"
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+        assert s.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "item.file")
+                         ).scalar() == 0
+
+
+def test_archivist_may_file_an_incomplete_case_with_a_reason(ctx: Context, client: TestClient,
+                                                             core: dict[str, str]) -> None:
+    client.post("/api/v1/cases", json=case_body(), headers=core)
+    upload(client, core, "YW2026010500001", ("a.jpg", samples.jpeg(), "application_form"))
+    add_user(ctx, "arch", ["archivist"])
+    r = client.post("/api/v1/cases/YW2026010500001/close", json={**CLOSE, "override_reason": "原件由法院调取"},
+                    headers=login(client, "arch"))
+    assert r.status_code == 200, r.text
+    with ctx.catalogue.sessions() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.file"))
+    assert event is not None and event.detail["override_reason"] == "原件由法院调取"
+    assert event.detail["missing"] == ["id_proof", "marriage_proof", "house_contract"]
+
+
+def test_loan_file_waits_for_settlement(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a loan case (DK03) closed, then its retention is pending: no expiry until 贷款结清."""
+    client.post("/api/v1/cases", json=case_body(business_type="DK03", loan_contract_no="DK2026001"), headers=core)
+    upload(client, core, "YW2026010500001", ("结清.jpg", samples.jpeg(), "settlement_proof"),
+           ("身份证.png", samples.png(), "id_proof"))
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    item = r.json()["item"]
+    assert item["archival_code"] == "J001-YW·2026-D30-DK-000001"
+    assert item["trigger"] == "LOAN_SETTLED" and item["trigger_date"] is None and item["expiry_date"] is None
+
+
+def test_numbers_follow_each_other_without_gaps(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    codes = []
+    for n in range(1, 4):
+        serial = f"YW202601050000{n}"
+        complete_case(client, core, serial=serial)
+        codes.append(client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core).json()["item"]
+                     ["archival_code"])
+    assert codes == [f"J001-YW·2026-D30-TQ-00000{n}" for n in range(1, 4)]
+
+
+def test_failed_signature_leaves_no_item_and_no_number(ctx: Context, client: TestClient, core: dict[str, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given signing fails mid-filing, then nothing is filed, and the next filing gets number 1."""
+    complete_case(client, core)
+    import archive.filing
+
+    def broken(*_: Any, **__: Any) -> bytes:
+        from archive.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("签章服务不可用", code="signer_unavailable")
+
+    monkeypatch.setattr(archive.filing, "sign_pdf", broken)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 503 and r.json()["code"] == "signer_unavailable"
+    assert client.get("/api/v1/cases/YW2026010500001", headers=core).json()["status"] == "open"
+    monkeypatch.undo()
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.json()["item"]["archival_code"].endswith("-000001")
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({**CLOSE, "trail": []}, "invalid_request"),
+    ({**CLOSE, "outcome": "maybe"}, "invalid_request"),
+    ({**CLOSE, "closed_at": "2026-01-05T16:00:00"}, "naive_datetime"),
+    ({**CLOSE, "closed_at": "2025-01-01T00:00:00+08:00"}, "closed_before_accepted"),
+    ({**CLOSE, "trail": [{"action": "喝茶", "person": "x", "at": "2026-01-05T16:00:00+08:00"}]}, "invalid_request"),
+])
+def test_bad_close_requests(ctx: Context, client: TestClient, core: dict[str, str], body: dict[str, Any],
+                            code: str) -> None:
+    complete_case(client, core)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=body, headers=core)
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+def test_closing_needs_write_permission_and_writes_nothing_without_it(ctx: Context, client: TestClient,
+                                                                      core: dict[str, str]) -> None:
+    complete_case(client, core)
+    reader = add_client(ctx, "reader", ["data.read"])
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=reader)
+    assert r.status_code == 403
+    r = client.post("/api/v1/cases/NOSUCH00001/close", json=CLOSE, headers=core)
+    assert r.status_code == 404
