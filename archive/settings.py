@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archive.errors import ConfigError
 
@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     es_password: str = Field("", description="Elasticsearch password.")
     es_ca_file: Path | None = Field(None, description="CA bundle for Elasticsearch's TLS certificate.")
 
+    # --- business-system APIs (archive/api/routes/items.py) ---
+    api_rate: float = Field(300.0, gt=0, description="Requests per second each API client may make (token bucket).")
+    api_burst: float | None = Field(None, gt=0, description="Requests an API client may save up; default 2 x api_rate.")
+    watermark_clients: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API clients (comma-separated names, * for all) whose page images carry a watermark.",
+    )
+
     # --- signing (signing/) ---
     pki_dir: Path | None = Field(None, description="Certificates and keys; default <data_dir>/pki.")
     tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority URL; none means PAdES B-B.")
@@ -94,6 +102,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
+
+    @field_validator("watermark_clients", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
 
     @field_validator("fonds_code")
     @classmethod

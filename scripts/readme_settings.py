@@ -13,8 +13,8 @@ HEADER = "| variable | default | meaning |"
 def rows() -> list[str]:
     out = []
     for name, f in Settings.model_fields.items():
-        default = getattr(f.default, "value", f.default)
-        shown = f"`{default}`" if default not in (None, "") else "—"
+        default = f.default_factory() if f.default_factory else getattr(f.default, "value", f.default)  # type: ignore[call-arg]
+        shown = f"`{default}`" if default not in (None, "", []) else "—"
         out.append(f"| `ARCHIVE_{name.upper()}` | {shown} | {f.description} |")
     return out
 

@@ -25,12 +25,19 @@ def test_environment_overrides_with_archive_prefix(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(("var", "value"), [("ARCHIVE_STORAGE", "floppy"), ("ARCHIVE_PORT", "eighty"),
-                                            ("ARCHIVE_FONDS_CODE", "../etc")])
+                                            ("ARCHIVE_FONDS_CODE", "../etc"), ("ARCHIVE_API_RATE", "0")])
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as e:
         load_settings()
     assert var in e.value.message and e.value.code == "invalid_setting"
+
+
+def test_list_settings_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_WATERMARK_CLIENTS", " branch-portal, wechat ,")
+    monkeypatch.setenv("ARCHIVE_API_RATE", "50")
+    s = load_settings()
+    assert s.watermark_clients == ["branch-portal", "wechat"] and s.api_rate == 50 and s.api_burst is None
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -1,0 +1,232 @@
+"""Access to archive items by business systems and people: 利用登记, rate limits, watermark policy.
+
+Every read of an archive item (its data, a page image, the original, the rendition, the verification
+report, the package) is registered as an audit event ``access.read`` in the hash-chained audit log,
+inside the request's transaction: who (person or business system), which item (档号, or the
+业务流水号 while the case is not filed yet), what was read, the purpose the caller gave in the
+``X-Purpose`` header, and when. Archivists and auditors list them at ``GET /api/v1/access-events``.
+
+Rate limits are a token bucket per API client, in memory (per process). The rate and burst come from
+``ARCHIVE_API_RATE`` (requests per second, default 300) and ``ARCHIVE_API_BURST`` (default twice the
+rate); ``ARCHIVE_WATERMARK_CLIENTS`` lists the clients (comma-separated names, or ``*``) whose page
+images carry a watermark with the caller and the time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive import audit
+from archive.audit import Actor
+from archive.catalogue.models import AuditEvent, Case
+from archive.errors import ArchiveError, InvalidInput, ServiceUnavailable
+from archive.permissions import Principal
+from archive.settings import Settings
+
+ACTION = "access.read"
+PURPOSE_HEADER = "X-Purpose"
+MAX_PURPOSE = 200
+WHAT = ("data", "page", "original", "rendition", "verification", "package")
+
+
+# --- 利用登记 ------------------------------------------------------------------------------------
+
+def purpose_of(raw: str | None) -> str | None:
+    """The purpose as the caller wrote it: URL-encoded UTF-8 (``%E6%A0%B8…``) or raw UTF-8 bytes."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):  # Starlette decodes headers as Latin-1
+        text = raw.encode("latin-1").decode("utf-8")
+    text = unquote(text).strip()
+    if len(text) > MAX_PURPOSE:
+        raise InvalidInput(f"利用目的（{PURPOSE_HEADER}）不能超过 {MAX_PURPOSE} 个字符", code="purpose_too_long",
+                           detail={"header": PURPOSE_HEADER, "max": MAX_PURPOSE})
+    return text
+
+
+def record_access(session: Session, principal: Principal, case: Case, what: str, purpose: str | None,
+                  **detail: Any) -> AuditEvent | None:
+    """Register one read of the case's archive item; a case not filed yet is no archive item (None)."""
+    item = case.item
+    if item is None:
+        return None
+    body: dict[str, Any] = {"what": what, "purpose": purpose, "serial": case.serial, "branch": case.branch}
+    body.update({k: v for k, v in detail.items() if v is not None})
+    return audit.record(session, Actor(principal.kind, principal.name), ACTION,
+                        target_type="item", target_id=item.archival_code, detail=body)
+
+
+class EventOut(BaseModel):
+    """One event of a case's history, without personal data (the detail is left out)."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    actor_type: str
+    outcome: str
+
+
+def case_events(session: Session, case: Case, limit: int = 200) -> list[EventOut]:
+    """The audit events about the case and its item, oldest first (access events included)."""
+    targets = [case.serial] + ([case.item.archival_code] if case.item else [])
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.target_id.in_(targets))
+                           .order_by(AuditEvent.seq).limit(limit))
+    return [EventOut(seq=e.seq, at=e.at, action=e.action, actor=e.actor, actor_type=e.actor_type,
+                     outcome=e.outcome) for e in rows]
+
+
+class AccessEventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    actor_type: str
+    target_type: str | None
+    target_id: str | None
+    what: str | None
+    purpose: str | None
+    serial: str | None
+    detail: dict[str, Any]
+
+
+def list_access(session: Session, *, target: str | None = None, actor: str | None = None,
+                since: datetime | None = None, limit: int = 100, offset: int = 0) -> tuple[int, list[AccessEventOut]]:
+    q = select(AuditEvent).where(AuditEvent.action == ACTION)
+    if target:
+        q = q.where(AuditEvent.target_id == target)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if since:
+        q = q.where(AuditEvent.at >= since)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset))
+    return total, [AccessEventOut(seq=e.seq, at=e.at, actor=e.actor, actor_type=e.actor_type,
+                                  target_type=e.target_type, target_id=e.target_id, what=e.detail.get("what"),
+                                  purpose=e.detail.get("purpose"), serial=e.detail.get("serial"),
+                                  detail=e.detail) for e in rows]
+
+
+# --- rate limits ---------------------------------------------------------------------------------
+
+class RateLimited(ArchiveError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, rate: float) -> None:
+        super().__init__(f"请求过于频繁：每个接入系统每秒最多 {rate:g} 次请求，请 {retry_after} 秒后重试",
+                         detail={"retry_after": retry_after, "rate_per_second": rate})
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate, self.burst = rate, burst if burst is not None else 2 * rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> None:
+        """Take one token or raise :class:`RateLimited` saying when the next one is there."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                raise RateLimited(max(1, math.ceil((1 - tokens) / self.rate)), self.rate)
+            self._buckets[key] = (tokens - 1, now)
+
+
+def limiter_from_settings(settings: Settings) -> RateLimiter:
+    return RateLimiter(settings.api_rate, settings.api_burst)
+
+
+def watermarked(principal: Principal, settings: Settings) -> bool:
+    """Whether page images for this caller carry a watermark (``ARCHIVE_WATERMARK_CLIENTS``)."""
+    names = set(settings.watermark_clients)
+    return principal.kind == "client" and ("*" in names or principal.name in names)
+
+
+# --- group commit of access events (the page-image hot path) --------------------------------------
+
+class AccessWriter:
+    """Writes access events for many concurrent requests in one transaction (group commit).
+
+    A request hands its event over and waits until the batch holding it is committed, so a response
+    is still never sent before its access event is stored; but the audit chain's head is locked once
+    per batch instead of once per request, which under load is the difference between a queue of
+    requests waiting on one row lock and none. The request must have ended its own transaction first.
+    """
+
+    MAX_BATCH = 500
+    TIMEOUT = 30.0
+
+    def __init__(self, catalogue: Any) -> None:
+        self._catalogue = catalogue
+        self._queue: queue.SimpleQueue[tuple[dict[str, Any], Future[None]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def write(self, principal: Principal, case: Case, what: str, purpose: str | None, **detail: Any) -> None:
+        item = case.item
+        if item is None:
+            return
+        body: dict[str, Any] = {"what": what, "purpose": purpose, "serial": case.serial, "branch": case.branch}
+        body.update({k: v for k, v in detail.items() if v is not None})
+        done: Future[None] = Future()
+        self._queue.put(({"actor": Actor(principal.kind, principal.name), "target_id": item.archival_code,
+                          "detail": body}, done))
+        self._ensure_thread()
+        try:
+            done.result(timeout=self.TIMEOUT)
+        except Exception as exc:
+            raise ServiceUnavailable("利用登记暂时无法写入，请稍后重试", code="access_register_unavailable") from exc
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="access-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = [self._queue.get(timeout=60)]
+            except queue.Empty:
+                with self._lock:  # idle: end; the next write starts a new thread
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self._catalogue.session() as s:
+                    for event, _ in batch:
+                        audit.record(s, event["actor"], ACTION, target_type="item", target_id=event["target_id"],
+                                     detail=event["detail"])
+            except Exception as exc:  # every waiting request answers 503; the writer goes on
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)

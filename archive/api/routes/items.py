@@ -1,0 +1,428 @@
+"""Archive items for business systems: data by 档号 or in batches, page images, files, access register.
+
+Every endpoint here is rate limited per API client (429 with Retry-After) and registers each read
+of an archive item as an access event (利用登记, ``access.read``) with the caller's ``X-Purpose``.
+Without the permission the answer is 403 before anything is looked up; an item, case or document
+outside the caller's branches is 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from archive import access, images
+from archive.access import PURPOSE_HEADER, AccessEventOut, RateLimited, purpose_of, record_access
+from archive.api.deps import UnitOfWork, caller, context, require
+from archive.api.routes.cases import CaseRecord, case_record
+from archive.catalogue.models import ArchiveItem, Case, Document
+from archive.context import Context
+from archive.errors import ArchiveError, NotFound, PermissionDenied
+from archive.permissions import Permission, Principal
+from signing.certificates import load_trust_roots
+from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep
+from signing.fixity import Digests
+from signing.validate import verify_pdf
+
+MAX_BATCH = 100
+_STATE_LOCK = threading.Lock()
+CHUNK = 256 * 1024
+CODE_EXAMPLE = "J001-YW·2026-D30-TQ-000001"
+
+
+class RangeError(ArchiveError):
+    status = 416
+    code = "invalid_range"
+
+    def __init__(self, message: str, size: int, *, code: str = "invalid_range") -> None:
+        super().__init__(message, code=code, detail={"size": size})
+        self.size = size
+
+
+class LimitedRoute(APIRoute):
+    """Turns the errors that need response headers (Retry-After, Content-Range) into their responses."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RateLimited as exc:
+                return JSONResponse(exc.to_dict(), status_code=429, headers={"Retry-After": str(exc.retry_after)})
+            except RangeError as exc:
+                return JSONResponse(exc.to_dict(), status_code=416, headers={"Content-Range": f"bytes */{exc.size}"})
+
+        return run
+
+
+router = APIRouter(prefix="/api/v1", tags=["items"], route_class=LimitedRoute)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "未登录，或接入密钥无效、已过期、已吊销"
+                         "（invalid_api_key / expired_api_key / revoked_api_key）"},
+    403: {"description": "缺少所需权限范围（permission_denied），不登记利用"},
+    404: {"description": "不存在，或不在调用方可见的网点范围内"},
+    429: {"description": "超过该接入系统的请求频率（rate_limited），响应头 Retry-After 给出等待秒数"},
+}
+
+
+def _limiter(request: Request) -> access.RateLimiter:
+    state = request.app.state
+    limiter: access.RateLimiter | None = getattr(state, "rate_limiter", None)
+    if limiter is None:
+        limiter = state.rate_limiter = access.limiter_from_settings(state.context.settings)
+    return limiter
+
+
+def _writer(request: Request) -> access.AccessWriter:
+    state = request.app.state
+    writer: access.AccessWriter | None = getattr(state, "access_writer", None)
+    if writer is None:
+        with _STATE_LOCK:
+            writer = getattr(state, "access_writer", None)
+            if writer is None:
+                writer = state.access_writer = access.AccessWriter(state.context.catalogue)
+    return writer
+
+
+async def sqlite_turn(request: Request) -> AsyncIterator[None]:
+    """On SQLite every transaction takes the write lock (BEGIN IMMEDIATE), and waiters sleep in SQLite's busy
+    handler (up to 100 ms a nap), which starves some requests for seconds under load; hot-path requests of
+    this process queue on an asyncio lock instead (waiting holds no worker thread). PostgreSQL needs none."""
+    state = request.app.state
+    if state.context.catalogue.engine.dialect.name != "sqlite":
+        yield
+        return
+    lock: asyncio.Lock | None = getattr(state, "sqlite_turn", None)
+    if lock is None:
+        lock = state.sqlite_turn = asyncio.Lock()
+    async with lock:
+        yield
+
+
+def guard(permission: Permission) -> Callable[..., Principal]:
+    """The caller: rate limited (API clients), then checked for ``permission`` (403 otherwise)."""
+    check = require(permission)
+
+    async def dependency(request: Request, principal: Principal = Depends(caller)) -> Principal:  # no thread hop
+        if principal.kind == "client":
+            _limiter(request).take(f"client:{principal.id}")
+        return check(principal)
+
+    return dependency
+
+
+async def purpose(x_purpose: str | None = Header(None, alias=PURPOSE_HEADER, description="利用目的，记入利用登记；"
+                                           "中文请 URL 编码", examples=["%E6%8F%90%E5%8F%96%E5%AE%A1%E6%A0%B8"])
+            ) -> str | None:
+    return purpose_of(x_purpose)
+
+
+def find_item(session: Session, principal: Principal, archival_code: str) -> ArchiveItem:
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
+    if item is None or not principal.sees_branch(item.case.branch):
+        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
+    return item
+
+
+def find_document(session: Session, principal: Principal, document_id: int) -> Document:
+    doc = session.scalar(select(Document).where(Document.id == document_id)
+                         .options(joinedload(Document.case).joinedload(Case.item)))
+    if doc is None or not principal.sees_branch(doc.case.branch):
+        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found", detail={"document": document_id})
+    return doc
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+@router.get("/items/{archival_code}", response_model=CaseRecord, responses=_ERRORS,
+            summary="按档号查询：业务、材料、归档信息（档号、保管期限、状态、签章）和事件",
+            description=f"档号中的「·」须 URL 编码，例如 `{quote(CODE_EXAMPLE)}`。登记一条利用记录（what=data）。")
+def read_item(archival_code: str, session: Session = UnitOfWork, why: str | None = Depends(purpose),
+              principal: Principal = Depends(guard(Permission.ITEM_READ))) -> CaseRecord:
+    item = find_item(session, principal, archival_code)
+    record_access(session, principal, item.case, "data", why)
+    return case_record(session, item.case, principal)
+
+
+class LookupIn(BaseModel):
+    serials: list[str] = Field(min_length=1, max_length=MAX_BATCH, description=f"业务流水号，最多 {MAX_BATCH} 个",
+                               examples=[["YW2026010500001", "YW2026010500002"]])
+
+
+class LookupOut(BaseModel):
+    found: list[CaseRecord]
+    not_found: list[str] = Field(description="不存在或不在可见网点范围内的业务流水号")
+
+
+@router.post("/cases/lookup", response_model=LookupOut, responses=_ERRORS, tags=["items"],
+             summary=f"批量查询：一次最多 {MAX_BATCH} 个业务流水号",
+             description="已归档的业务各登记一条利用记录（what=data）。结果按请求顺序，重复的流水号只返回一次。")
+def lookup(req: LookupIn = Body(openapi_examples={"two": {"summary": "两个流水号", "value": {
+               "serials": ["YW2026010500001", "YW2026010500002"]}}}),
+           session: Session = UnitOfWork, why: str | None = Depends(purpose),
+           principal: Principal = Depends(guard(Permission.CASE_READ))) -> LookupOut:
+    wanted = list(dict.fromkeys(s.strip() for s in req.serials))
+    cases = {c.serial: c for c in session.scalars(select(Case).where(Case.serial.in_(wanted)))}
+    found, missing = [], []
+    for serial in wanted:
+        case = cases.get(serial)
+        if case is None or not principal.sees_branch(case.branch):
+            missing.append(serial)
+            continue
+        record_access(session, principal, case, "data", why)
+        found.append(case_record(session, case, principal))
+    return LookupOut(found=found, not_found=missing)
+
+
+# --- images --------------------------------------------------------------------------------------
+
+@router.get("/documents/{document_id}/pages/{page}", response_class=Response,
+            responses={**_ERRORS, 200: {"content": {t: {} for t in images.FORMATS.values()},
+                                        "description": "页面图像；ETag 为图像的 SHA-256"},
+                       304: {"description": "If-None-Match 与 ETag 相同"},
+                       415: {"description": "OFD 等不能生成图像的格式（page_render_unsupported）"},
+                       422: {"description": "宽度超过上限（width_too_large）或格式不支持"}},
+            summary="材料的页面图像（JPEG/PNG/WebP，指定宽度；缩略图用 w=200）",
+            description="由原件渲染并缓存，再次请求直接读缓存。登记一条利用记录（what=page）。")
+def page_image(document_id: int, page: int, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
+               w: int = Query(images.DEFAULT_WIDTH, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
+                              examples=[1000, images.THUMBNAIL_WIDTH]),
+               format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
+               session: Session = UnitOfWork, why: str | None = Depends(purpose),
+               principal: Principal = Depends(guard(Permission.IMAGE_READ))) -> Response:
+    ctx: Context = request.app.state.context
+    doc = find_document(session, principal, document_id)
+    fmt = format.lower().replace("jpg", "jpeg")
+    images.check_request(doc, page, w, fmt)
+    marked = access.watermarked(principal, ctx.settings)
+    image = images.page_image(ctx, doc, page, w, fmt)
+    now = datetime.now(UTC)
+    if marked:
+        image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
+    session.commit()  # end the request's own transaction before the access event is group-committed
+    _writer(request).write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
+                           watermark=marked or None)
+    headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
+               "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
+    if not marked and _matches(request, image.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(image.data, media_type=image.media_type, headers=headers)
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 206: {"description": "Range 请求的部分内容（只支持单个范围）"}, 304: {"description": "未变化"},
+    416: {"description": "Range 格式错误（invalid_range）或超出文件大小（range_not_satisfiable）"}}
+
+
+@router.get("/documents/{document_id}/original", response_class=StreamingResponse,
+            responses={**_FILE_RESPONSES, 200: {"content": {"application/octet-stream": {}}}},
+            summary="材料原件（按接收时原样），支持 Range",
+            description="登记一条利用记录（what=original）。")
+def original(document_id: int, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
+             why: str | None = Depends(purpose),
+             principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
+    doc = find_document(session, principal, document_id)
+    response = _file_response(ctx, request, doc.original_key, doc.size, doc.sha256, doc.media_type, doc.filename)
+    record_access(session, principal, doc.case, "original", why, document=doc.id,
+                  range=request.headers.get("range"))
+    return response
+
+
+@router.get("/items/{archival_code}/rendition.pdf", response_class=StreamingResponse,
+            responses={**_FILE_RESPONSES, 200: {"content": {"application/pdf": {}}}},
+            summary="归档件：签章的 PDF/A，支持 Range", description="登记一条利用记录（what=rendition）。")
+def rendition(archival_code: str, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
+              why: str | None = Depends(purpose),
+              principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
+    item = find_item(session, principal, archival_code)
+    key = _rendition_key(item)
+    size = ctx.store.stat(key).size
+    response = _file_response(ctx, request, key, size, item.rendition_sha256 or "", "application/pdf",
+                              f"{archival_code}.pdf")
+    record_access(session, principal, item.case, "rendition", why, range=request.headers.get("range"))
+    return response
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+    signature: str | None
+
+
+class VerificationOut(BaseModel):
+    archival_code: str
+    ok: bool
+    level: str | None
+    signer: str | None
+    signing_time: str | None
+    digests: dict[str, Any] | None
+    checks: list[CheckOut]
+    verified_at: datetime
+
+
+@router.get("/items/{archival_code}/verification", response_model=VerificationOut, responses=_ERRORS,
+            summary="归档件核验报告：签章、证书链、PDF/A、固定性（与目录中的 SHA-256/SM3 比对）",
+            description="每次请求重新核验。登记一条利用记录（what=verification）。")
+def verification(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
+                 why: str | None = Depends(purpose),
+                 principal: Principal = Depends(guard(Permission.ITEM_READ))) -> VerificationOut:
+    item = find_item(session, principal, archival_code)
+    with ctx.store.get(_rendition_key(item)) as f:
+        data = f.read()
+    report = verify_pdf(data, load_trust_roots(ctx.settings.pki_path),
+                        Digests(item.rendition_sha256 or "", item.rendition_sm3 or "", len(data)))
+    record_access(session, principal, item.case, "verification", why, ok=report.ok)
+    return VerificationOut(archival_code=archival_code, verified_at=datetime.now(UTC), **report.to_dict())
+
+
+@router.get("/items/{archival_code}/package.eep", response_class=Response,
+            responses={**_ERRORS, 200: {"content": {"application/xml": {}}}},
+            summary="DA/T 48 电子文件封装包（EEP，含签章的 PDF/A 与元数据，由本中心签名）",
+            description="按需生成。登记一条利用记录（what=package）。")
+def package(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
+            why: str | None = Depends(purpose),
+            principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
+    item = find_item(session, principal, archival_code)
+    with ctx.store.get(_rendition_key(item)) as f:
+        data = f.read()
+    xml = build_eep(_eep_record(ctx, item), [EepFile(f"{archival_code}.pdf", data, title="归档 PDF/A")], ctx.signer,
+                    creator_unit=ctx.settings.fonds_name)
+    record_access(session, principal, item.case, "package", why)
+    name = quote(f"{archival_code}.eep")
+    return Response(xml, media_type="application/xml",
+                    headers={"Content-Disposition": f"attachment; filename=\"package.eep\"; filename*=UTF-8''{name}"})
+
+
+# --- 利用登记 ------------------------------------------------------------------------------------
+
+class AccessPage(BaseModel):
+    total: int
+    events: list[AccessEventOut]
+
+
+def _register_reader(principal: Principal = Depends(caller)) -> Principal:
+    if not (principal.can(Permission.AUDIT_READ) or principal.can(Permission.RETENTION_MANAGE)):
+        raise PermissionDenied("只有档案管理员和安全审计员可以查看利用登记", code="permission_denied",
+                               detail={"permission": Permission.AUDIT_READ.value})
+    return principal
+
+
+@router.get("/access-events", response_model=AccessPage, responses=_ERRORS,
+            summary="利用登记：谁、何时、以何目的读取了哪个档案（档案管理员、安全审计员）")
+def access_events(archival_code: str | None = Query(None, max_length=64, examples=[CODE_EXAMPLE]),
+                  actor: str | None = Query(None, max_length=100, description="用户名或接入系统名称"),
+                  since: datetime | None = Query(None), limit: int = Query(100, ge=1, le=1000),
+                  offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+                  _: Principal = Depends(_register_reader)) -> AccessPage:
+    total, events = access.list_access(session, target=archival_code, actor=actor, since=since, limit=limit,
+                                       offset=offset)
+    return AccessPage(total=total, events=events)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The single byte range ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` as (start, end inclusive)."""
+    if header is None:
+        return None
+    m = _RANGE.fullmatch(header.strip())
+    if m is None or not (m.group(1) or m.group(2)):
+        raise RangeError(f"Range 请求头 {header!r} 格式不对：只支持单个范围，如 bytes=0-1023、bytes=1024-、bytes=-500",
+                         size)
+    if m.group(1):
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) else max(start, size - 1)
+        if end < start:
+            raise RangeError(f"Range 请求头 {header!r} 的终点小于起点", size)
+    else:
+        suffix = int(m.group(2))
+        if suffix == 0:
+            raise RangeError("Range bytes=-0 不包含任何字节", size, code="range_not_satisfiable")
+        start, end = max(0, size - suffix), size - 1
+    if start >= size:
+        raise RangeError(f"读取起点 {start} 超出文件大小（{size} 字节）", size, code="range_not_satisfiable")
+    return start, min(end, size - 1)
+
+
+def _file_response(ctx: Context, request: Request, key: str, size: int, sha256: str, media_type: str,
+                   filename: str) -> Response:
+    etag = f'"{sha256}"'
+    span = parse_range(request.headers.get("range"), size)
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=86400",
+               "Content-Disposition": f"attachment; filename=\"{_ascii(filename)}\"; "
+                                      f"filename*=UTF-8''{quote(filename)}"}
+    if span is None and _matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    start, end = span if span is not None else (0, size - 1)
+    length = end - start + 1
+    headers["Content-Length"] = str(length)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    stream = ctx.store.get(key, offset=start, length=length) if length > 0 else None
+    return StreamingResponse(_chunks(stream), status_code=206 if span is not None else 200, media_type=media_type,
+                             headers=headers)
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    if stream is None:
+        return
+    with stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def _matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    return header is not None and (header.strip() == "*" or etag in [t.strip() for t in header.split(",")])
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "file"
+
+
+def _rendition_key(item: ArchiveItem) -> str:
+    if not item.rendition_key:
+        raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
+                       detail={"archival_code": item.archival_code})
+    return item.rendition_key
+
+
+def _eep_record(ctx: Context, item: ArchiveItem) -> EepRecord:
+    case = item.case
+    bt = ctx.schedule.business_type(case.business_type)
+    center = EepAgent("A0", ctx.settings.fonds_name)
+    people = {step.get("person", "") for step in case.trail or []} | {case.clerk}
+    agents = [center] + [EepAgent(f"P{i}", p, "个人") for i, p in enumerate(sorted(x for x in people if x), 1)]
+    ids = {a.name: a.id for a in agents[1:]}
+    actions = [EepAction(f"B{i}", ids.get(step.get("person", ""), "A0"), step.get("action", ""),
+                         datetime.fromisoformat(step["at"]), description=step.get("opinion") or "")
+               for i, step in enumerate(case.trail or [], 1) if step.get("at")]
+    actions.append(EepAction(f"B{len(actions) + 1}", "A0", "归档", item.filed_at))
+    when = (case.closed_at or item.filed_at).astimezone(ctx.zone).date()
+    return EepRecord(archival_code=item.archival_code, fonds_code=item.fonds_code, year=item.year,
+                     retention=bt.retention.label, item_number=item.number,
+                     title=f"{case.applicant_name or case.unit_name or ''}{bt.name}",
+                     responsible=ctx.settings.fonds_name,
+                     date=when, unit_name=ctx.settings.fonds_name, fonds_name=ctx.settings.fonds_name,
+                     carriers=[item.rendition_key or ""], agents=agents, actions=actions, category=item.category,
+                     pages=None)

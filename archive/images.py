@@ -1,0 +1,223 @@
+"""Page images of documents for business systems: rendering, the rendition cache, watermarks.
+
+A page image is rendered from the original as received (PDF pages with pdfium, JPEG/PNG/TIFF with
+Pillow) at a requested width and encoded as JPEG, PNG or WebP. Rendered images are kept in the object
+store under ``thumbnails/<document sha256>/<page>-<width>.<format>``: the key is derived from the
+original's digest, so it never goes stale, and the store records the image's own SHA-256, which is the
+ETag. A small in-process LRU in front of the store makes a warm request cost a dictionary look-up.
+Watermarked images (user and time) are drawn on top of the cached image per request and never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+import pypdfium2 as pdfium
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from archive.capture.sniff import JPEG, OFD, PDF, PNG, TIFF
+from archive.catalogue.models import Document
+from archive.context import Context
+from archive.errors import InvalidInput, NotFound
+from storage.base import ObjectExists, ObjectNotFound
+
+MIN_WIDTH = 16
+MAX_WIDTH = 4000
+DEFAULT_WIDTH = 1000
+THUMBNAIL_WIDTH = 200
+FORMATS: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+MEMORY_CACHE_BYTES = 64 * 1024 * 1024
+_JPEG_QUALITY = 82
+_WEBP_QUALITY = 80
+
+
+@dataclass(frozen=True)
+class PageImage:
+    data: bytes
+    sha256: str
+    media_type: str
+    cached: bool  # served from the rendition cache (memory or object store)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256}"'
+
+
+class UnsupportedForRendering(InvalidInput):
+    status = 415
+    code = "page_render_unsupported"
+
+
+def cache_key(document_sha256: str, page: int, width: int, fmt: str) -> str:
+    return f"thumbnails/{document_sha256}/{page}-{width}.{fmt}"
+
+
+def check_request(doc: Document, page: int, width: int, fmt: str) -> None:
+    """Bad input is refused before anything is read: format, width, page."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"不支持的图像格式 {fmt!r}；可用格式：{'、'.join(FORMATS)}", code="unsupported_image_format",
+                           detail={"format": fmt, "allowed": list(FORMATS)})
+    if width > MAX_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 超过上限 {MAX_WIDTH} 像素", code="width_too_large",
+                           detail={"w": width, "max": MAX_WIDTH})
+    if width < MIN_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 太小，至少 {MIN_WIDTH} 像素", code="width_too_small",
+                           detail={"w": width, "min": MIN_WIDTH})
+    if doc.media_type == OFD:
+        raise UnsupportedForRendering(f"材料“{doc.filename}”是 OFD 版式文件，不能生成页面图像；请下载原件查看",
+                                      detail={"document": doc.id, "media_type": doc.media_type})
+    if page < 1 or page > doc.page_count:
+        raise NotFound(f"材料“{doc.filename}”共 {doc.page_count} 页，没有第 {page} 页", code="page_not_found",
+                       detail={"document": doc.id, "page": page, "pages": doc.page_count})
+
+
+class _Lru:
+    """Bytes-bounded LRU of rendered images (key → (sha256, bytes)), shared by the threads of a process."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget, self._used = budget, 0
+        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: str, sha256: str, data: bytes) -> None:
+        if len(data) > self._budget // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (sha256, data)
+            self._used += len(data)
+            while self._used > self._budget:
+                _, (_, old) = self._items.popitem(last=False)
+                self._used -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._used = 0
+
+
+memory_cache = _Lru(MEMORY_CACHE_BYTES)
+
+
+def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> PageImage:
+    """The page at the width and format: from the cache, else rendered from the original and cached."""
+    check_request(doc, page, width, fmt)
+    key = cache_key(doc.sha256, page, width, fmt)
+    media_type = FORMATS[fmt]
+    hit = memory_cache.get(key)
+    if hit is not None:
+        return PageImage(hit[1], hit[0], media_type, cached=True)
+    try:
+        info = ctx.store.stat(key)
+        with ctx.store.get(key) as f:
+            data = f.read()
+        memory_cache.put(key, info.sha256, data)
+        return PageImage(data, info.sha256, media_type, cached=True)
+    except ObjectNotFound:
+        pass
+    data = encode(render_page(ctx.store.get(doc.original_key).read(), doc.media_type, page, width), fmt)
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        ctx.store.put(key, io.BytesIO(data), size=len(data), sha256=sha, media_type=media_type)
+    except ObjectExists:  # a concurrent request rendered it first, with other bytes: serve the stored one
+        info = ctx.store.stat(key)
+        with ctx.store.get(key) as f:
+            data = f.read()
+        sha = info.sha256
+    memory_cache.put(key, sha, data)
+    return PageImage(data, sha, media_type, cached=False)
+
+
+def render_page(original: bytes, media_type: str, page: int, width: int) -> Image.Image:
+    """Page ``page`` (1-based) of an original, scaled to ``width`` pixels wide, as RGB or L."""
+    if media_type == PDF:
+        return _render_pdf(original, page, width)
+    if media_type in (JPEG, PNG, TIFF):
+        with Image.open(io.BytesIO(original)) as im:
+            if media_type == TIFF:
+                im.seek(page - 1)
+            elif media_type == JPEG:
+                im.draft("RGB", (width, max(1, width * im.height // max(1, im.width))))  # DCT scaling
+            frame = ImageOps.exif_transpose(im) if media_type == JPEG else im
+            return _fit(frame, width)
+    raise UnsupportedForRendering(f"不支持为 {media_type} 文件生成页面图像", detail={"media_type": media_type})
+
+
+def _render_pdf(original: bytes, page: int, width: int) -> Image.Image:
+    pdf = pdfium.PdfDocument(original)
+    try:
+        p = pdf[page - 1]
+        try:
+            scale = width / p.get_width()
+            bitmap = p.render(scale=scale, may_draw_forms=True)
+            image = bitmap.to_pil()
+            bitmap.close()
+        finally:
+            p.close()
+    finally:
+        pdf.close()
+    return _fit(image, width)
+
+
+def _fit(image: Image.Image, width: int) -> Image.Image:
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert(
+            "RGB")
+    if image.width != width:
+        height = max(1, round(image.height * width / image.width))
+        image = image.resize((width, height), Image.Resampling.LANCZOS if width < image.width
+                             else Image.Resampling.BICUBIC)
+    return image
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        image.save(out, "JPEG", quality=_JPEG_QUALITY, optimize=False)
+    elif fmt == "png":
+        image.save(out, "PNG", compress_level=6)
+    else:
+        image.save(out, "WEBP", quality=_WEBP_QUALITY, method=2)
+    return out.getvalue()
+
+
+def watermark(image: PageImage, fmt: str, text: str) -> PageImage:
+    """The image with ``text`` (who, when) tiled across it in translucent grey; never cached."""
+    with Image.open(io.BytesIO(image.data)) as im:
+        base = im.convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    font = _font(max(12, base.width // 40))
+    step_x, step_y = max(120, base.width // 2), max(60, base.height // 6)
+    for y in range(step_y // 2, base.height, step_y):
+        for x in range(-step_x // 2 if (y // step_y) % 2 else 0, base.width, step_x):
+            draw.text((x, y), text, fill=(128, 128, 128, 96), font=font)
+    merged = Image.alpha_composite(base, layer).convert("RGB")
+    data = encode(merged, fmt)
+    return PageImage(data, hashlib.sha256(data).hexdigest(), image.media_type, cached=False)
+
+
+def watermark_text(who: str, at: datetime) -> str:
+    return f"{who} {at:%Y-%m-%d %H:%M}"
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for name in ("wqy-zenhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)
