@@ -296,5 +296,16 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def _mount_feature_commands() -> None:
+    from archive.commands import checks, lending, retention, transfer, triggers
+
+    for module in (retention, triggers, lending, transfer, checks):
+        for name, sub in module.apps.items():
+            app.add_typer(sub, name=name)
+
+
+_mount_feature_commands()
+
+
 def main() -> None:
     app()

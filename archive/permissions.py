@@ -25,6 +25,14 @@ class Permission(StrEnum):
     CLIENT_MANAGE = "client.manage"
     ROLE_ASSIGN = "role.assign"
     USER_READ = "user.read"
+    HOLD_MANAGE = "hold.manage"  # set and lift 冻结
+    DESTRUCTION_APPROVE = "destruction.approve"  # one of the two approvals of a 销毁清册
+    EVENT_REPORT = "event.report"  # business systems report 贷款结清/账户销户/单位注销
+    LENDING_REQUEST = "lending.request"  # ask to use (利用) items
+    LENDING_APPROVE = "lending.approve"  # approve or reject lending, record paper loans
+    TRANSFER_MANAGE = "transfer.manage"  # export and import transfer packages (移交/接收)
+    CHECK_RUN = "check.run"  # run 四性检测 and record manual items
+    CHECK_READ = "check.read"  # read check reports and alerts
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -41,18 +49,30 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.CLIENT_MANAGE: "管理接入系统",
     Permission.ROLE_ASSIGN: "分配角色",
     Permission.USER_READ: "查看用户",
+    Permission.HOLD_MANAGE: "冻结与解除冻结",
+    Permission.DESTRUCTION_APPROVE: "审批销毁清册",
+    Permission.EVENT_REPORT: "报送业务事件",
+    Permission.LENDING_REQUEST: "申请利用档案",
+    Permission.LENDING_APPROVE: "审批利用与办理借阅",
+    Permission.TRANSFER_MANAGE: "办理移交与接收",
+    Permission.CHECK_RUN: "执行四性检测",
+    Permission.CHECK_READ: "查看检测报告与告警",
 }
 
 P = Permission
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "clerk": frozenset({P.CASE_READ, P.CASE_WRITE, P.ITEM_READ, P.IMAGE_READ, P.PII_READ}),
+    "clerk": frozenset({P.CASE_READ, P.CASE_WRITE, P.ITEM_READ, P.IMAGE_READ, P.PII_READ, P.LENDING_REQUEST}),
     "archivist": frozenset({P.CASE_READ, P.ITEM_READ, P.IMAGE_READ, P.FILE_READ, P.PII_READ,
-                            P.RETENTION_MANAGE, P.FILING_OVERRIDE}),
-    "auditor": frozenset({P.AUDIT_READ}),
+                            P.RETENTION_MANAGE, P.FILING_OVERRIDE, P.HOLD_MANAGE, P.DESTRUCTION_APPROVE,
+                            P.LENDING_REQUEST, P.LENDING_APPROVE, P.TRANSFER_MANAGE, P.CHECK_RUN, P.CHECK_READ}),
+    # 档案部门负责人: approves 销毁清册 and lending, sets holds; does not run daily retention work.
+    "archive_head": frozenset({P.CASE_READ, P.ITEM_READ, P.IMAGE_READ, P.HOLD_MANAGE, P.DESTRUCTION_APPROVE,
+                               P.LENDING_APPROVE, P.CHECK_READ}),
+    "auditor": frozenset({P.AUDIT_READ, P.CHECK_READ}),
     "admin": frozenset({P.USER_MANAGE, P.CLIENT_MANAGE, P.USER_READ}),
     "security_officer": frozenset({P.ROLE_ASSIGN, P.USER_READ}),
 }
-ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "auditor": "安全审计员",
+ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "archive_head": "档案部门负责人", "auditor": "安全审计员",
               "admin": "系统管理员", "security_officer": "安全保密管理员"}
 SEPARATED_ROLES = frozenset({"admin", "security_officer", "auditor"})  # 三员: at most one per person
 
@@ -63,6 +83,7 @@ SCOPES: dict[str, frozenset[Permission]] = {
     "files.read": frozenset({P.FILE_READ}),
     "cases.write": frozenset({P.CASE_WRITE}),
     "pii.read": frozenset({P.PII_READ}),
+    "events.write": frozenset({P.EVENT_REPORT}),
 }
 
 

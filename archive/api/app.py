@@ -9,7 +9,23 @@ from fastapi import FastAPI
 
 from archive import __version__
 from archive.api import errors
-from archive.api.routes import admin, audit_log, auth, cases, health, items, reference, scans, search
+from archive.api.routes import (
+    admin,
+    alerts,
+    audit_log,
+    auth,
+    cases,
+    checks,
+    events,
+    health,
+    items,
+    lending,
+    reference,
+    retention,
+    scans,
+    search,
+    transfer,
+)
 from archive.context import Context
 from archive.settings import Settings, get_settings
 
@@ -34,6 +50,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
                   lifespan=lifespan)
     app.state.context = ctx
     errors.install(app)
-    for module in (health, auth, admin, audit_log, reference, cases, items, scans, search):
+    for module in (health, auth, admin, audit_log, reference, cases, items, scans, search,
+                   events, retention, lending, transfer, checks, alerts):
         app.include_router(module.router)
     return app

@@ -283,3 +283,21 @@ class OutboxMessage(Base):
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- retention: holds, appraisal, destruction (archive/retention/{holds,appraisal,destruction}.py) ---
+
+
+# --- retention: schedule versions and trigger events (archive/retention/{schedules,triggers}.py) ---
+
+
+# --- retention: lending (archive/retention/lending.py) ---
+
+
+# --- retention: transfer packages (archive/retention/transfer.py) ---
+
+
+# --- checks: four-properties check reports (archive/checks/) ---
+
+
+# --- checks: storage sweeps and alerts (archive/checks/sweep.py) ---

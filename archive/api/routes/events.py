@@ -1,0 +1,7 @@
+"""Business events that start retention clocks, and schedule changes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

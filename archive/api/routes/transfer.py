@@ -1,0 +1,7 @@
+"""Transfer packages (移交)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
