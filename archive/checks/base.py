@@ -94,3 +94,20 @@ def items_of(stage: Stage) -> list[CheckItem]:
 
 def _code_key(code: str) -> tuple[str, ...]:
     return tuple(p.zfill(4) for p in code.split("-"))
+
+
+def run_items(items: Iterable[CheckItem], subject: Any) -> list[tuple[CheckItem, Result]]:
+    """Run check items on a subject; a check that raises becomes an ``error`` result, never a crash."""
+    out: list[tuple[CheckItem, Result]] = []
+    for item in items:
+        try:
+            produced = item.run(subject)
+            results = [produced] if isinstance(produced, Result) else list(produced)
+        except Exception as exc:  # the check's own fault, recorded so the report shows it
+            results = [Result(Outcome.ERROR, f"检测项 {item.code} 执行出错：{type(exc).__name__}: {exc}")]
+        out.extend((item, r) for r in results)
+    return out
+
+
+def blocking_failures(results: Iterable[tuple[CheckItem, Result]]) -> list[tuple[CheckItem, Result]]:
+    return [(i, r) for i, r in results if i.blocking and r.outcome in (Outcome.FAILED, Outcome.ERROR)]
