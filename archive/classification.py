@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from archive.errors import ConfigError, InvalidInput
 
@@ -78,6 +78,16 @@ class Schedule(_Strict):
     categories: dict[str, Category]
     materials: dict[str, str]
     types: dict[str, BusinessType]
+    _source: tuple[str, str] = PrivateAttr(default=("", ""))  # (file name, TOML text) as loaded
+
+    @property
+    def source_name(self) -> str:
+        return self._source[0]
+
+    @property
+    def source_text(self) -> str:
+        """The TOML text this schedule was loaded from (kept with its version in the catalogue)."""
+        return self._source[1]
 
     @model_validator(mode="after")
     def _references(self) -> Schedule:
@@ -131,7 +141,7 @@ def load_schedule(path: Path | None = None) -> Schedule:
     except tomllib.TOMLDecodeError as exc:
         raise _broken(name, "-", f"not valid TOML: {exc}") from None
     try:
-        return Schedule.model_validate(data)
+        schedule = Schedule.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "-"
@@ -139,6 +149,19 @@ def load_schedule(path: Path | None = None) -> Schedule:
         if field == "-" and ": " in reason:  # cross-reference errors name their field first
             field, reason = reason.split(": ", 1)
         raise _broken(name, field, reason) from None
+    schedule._source = (name, text)
+    return schedule
+
+
+def parse_schedule(name: str, text: str) -> Schedule:
+    """A schedule from stored TOML text (a recorded schedule version); problems as in load_schedule."""
+    try:
+        data = tomllib.loads(text)
+        schedule = Schedule.model_validate(data)
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise _broken(name, "-", str(exc).splitlines()[0]) from None
+    schedule._source = (name, text)
+    return schedule
 
 
 def _broken(file: str, field: str, reason: str) -> ConfigError:

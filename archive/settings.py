@@ -87,6 +87,33 @@ class Settings(BaseSettings):
         description="API clients (comma-separated names, * for all) whose page images carry a watermark.",
     )
 
+    # --- lending (archive/retention/lending.py) ---
+    lending_max_days: int = Field(30, ge=1, le=3650, description="Longest period of a 利用 grant or a paper "
+                                  "loan, in days; longer requests are refused.")
+
+    # --- transfer (archive/retention/transfer.py) ---
+    transfer_receiver: str = Field("档案馆", description="Default 接收单位 written into transfer registers.")
+    transfer_max_package_mb: int = Field(4096, ge=1, le=1024 * 1024, description="Largest transfer package "
+                                         "accepted on import (zip size and total unpacked size), in MB.")
+    transfer_max_entries: int = Field(200_000, ge=10, description="Most files a received transfer zip may hold.")
+
+    # --- four-properties checks (archive/checks/) ---
+    clamd_socket: str | None = Field(None, description="clamd to scan for viruses (GD-4-2): a Unix socket path, "
+                                     "or tcp://host:port. Takes precedence over clamscan.")
+    clamscan: Path | None = Field(None, description="clamscan binary to scan for viruses when no clamd is set.")
+    clamav_database: Path | None = Field(None, description="Signature database (file or directory) for clamscan; "
+                                         "default: clamscan's own.")
+    clamav_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds a virus scan of one item may take.")
+
+    # --- storage sweeps (archive/checks/sweep.py) ---
+    sweep_rate_mb: float = Field(0.0, ge=0, description="Read rate limit of `archive check sweep` in MB/s "
+                                 "(0: unlimited), so a sweep leaves the disks to the counters.")
+    sweep_workers: int = Field(0, ge=0, le=64, description="Threads hashing during a sweep; 0: one per CPU core.")
+    sweep_checkpoint_every: int = Field(500, ge=1, le=100_000, description="Objects between two checkpoints "
+                                        "of a sweep (where an interrupted sweep resumes).")
+    sweep_signature_every: int = Field(10, ge=1, le=10_000, description="Signatures and time stamps are "
+                                       "re-validated on 1/N of the renditions per sweep (all in N sweeps).")
+
     # --- signing (signing/) ---
     pki_dir: Path | None = Field(None, description="Certificates and keys; default <data_dir>/pki.")
     tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority URL; none means PAdES B-B.")

@@ -62,7 +62,7 @@ class Case(Base):
     applicant_mobile: Mapped[str | None] = mapped_column(String(11))
     unit_name: Mapped[str | None] = mapped_column(String(200))
     unit_uscc: Mapped[str | None] = mapped_column(String(18), index=True)  # 统一社会信用代码
-    personal_account: Mapped[str | None] = mapped_column(String(32))
+    personal_account: Mapped[str | None] = mapped_column(String(32), index=True)  # 个人账号 (账户销户 events)
     unit_account: Mapped[str | None] = mapped_column(String(32))
     loan_contract_no: Mapped[str | None] = mapped_column(String(64), index=True)
     branch: Mapped[str] = mapped_column(String(32), index=True)  # 办理网点
@@ -117,7 +117,9 @@ class ArchiveItem(Base):
     trigger: Mapped[str] = mapped_column(String(20))
     trigger_date: Mapped[date | None] = mapped_column(Date)
     expiry_date: Mapped[date | None] = mapped_column(Date, index=True)
-    schedule_version: Mapped[str] = mapped_column(String(40))
+    schedule_version: Mapped[str] = mapped_column(String(40))  # ScheduleVersion.ref
+    # 保管期限 now in force when a later schedule or appraisal changed it; retention_code stays the 档号's segment
+    current_retention: Mapped[str | None] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16), default="filed", index=True)
     rendition_key: Mapped[str | None] = mapped_column(String(255))
     rendition_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -126,6 +128,11 @@ class ArchiveItem(Base):
     filed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="item")
+
+    @property
+    def effective_retention(self) -> str:
+        """The 保管期限 in force: a re-applied schedule's or appraisal's, else the one in the 档号."""
+        return self.current_retention or self.retention_code
 
 
 class ArchivalCodeSequence(Base):
@@ -287,17 +294,347 @@ class OutboxMessage(Base):
 
 # --- retention: holds, appraisal, destruction (archive/retention/{holds,appraisal,destruction}.py) ---
 
+class Hold(Base):
+    """冻结: a legal or audit hold, with the items it matched when it was set."""
+
+    __tablename__ = "hold"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    authority: Mapped[str] = mapped_column(String(200))  # 机关
+    document_no: Mapped[str | None] = mapped_column(String(100))  # 文号
+    scope: Mapped[str] = mapped_column(String(8))  # items | cases | query
+    criteria: Mapped[dict[str, Any]]  # what was asked: 档号 list, 业务流水号 list or query filters
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active, lifted
+    item_count: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_by: Mapped[str | None] = mapped_column(String(100))
+    lifted_at: Mapped[datetime | None]
+    lift_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class HoldItem(Base):
+    """An item a hold covers (recorded when the hold is set)."""
+
+    __tablename__ = "hold_item"
+    hold_id: Mapped[int] = mapped_column(ForeignKey("hold.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), primary_key=True, index=True)
+
+
+class AppraisalDecision(Base):
+    """鉴定意见: keep (with a new period) or destroy one item, with the reason."""
+
+    __tablename__ = "appraisal_decision"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(8))  # keep | destroy
+    reason: Mapped[str] = mapped_column(String(500))
+    # keep: applied at once; destroy: proposed → listed → destroyed, or refused at execution
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    previous_expiry: Mapped[date | None] = mapped_column(Date)
+    retention_code: Mapped[str | None] = mapped_column(String(3))  # keep: the new 保管期限
+    new_expiry: Mapped[date | None] = mapped_column(Date)
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DestructionList(Base):
+    """销毁清册: destroy decisions put together for four-eyes approval and execution."""
+
+    __tablename__ = "destruction_list"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, approved, executed
+    item_count: Mapped[int] = mapped_column(default=0)
+    page_count: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None]
+    executed_at: Mapped[datetime | None]
+    pdf_key: Mapped[str | None] = mapped_column(String(255))  # the signed, approved list, kept permanently
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class DestructionApproval(Base):
+    """One of the two approvals (by different people) a 销毁清册 needs."""
+
+    __tablename__ = "destruction_approval"
+    __table_args__ = (UniqueConstraint("list_id", "approver"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("destruction_list.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(100))
+    opinion: Mapped[str | None] = mapped_column(String(500))
+    approved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DestructionEntry(Base):
+    """A line of a 销毁清册; once destroyed, with the item's status, it is the item's tombstone."""
+
+    __tablename__ = "destruction_entry"
+    __table_args__ = (UniqueConstraint("list_id", "item_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("destruction_list.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("appraisal_decision.id"))
+    sequence: Mapped[int]  # 序号
+    archival_code: Mapped[str] = mapped_column(String(64))  # 档号
+    title: Mapped[str] = mapped_column(String(300))  # 题名
+    year: Mapped[int]  # 年度
+    pieces: Mapped[int] = mapped_column(default=1)  # 件数
+    pages: Mapped[int] = mapped_column(default=0)  # 页数
+    retention_code: Mapped[str] = mapped_column(String(3))  # 保管期限
+    reason: Mapped[str] = mapped_column(String(500))  # 销毁原因
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, destroyed, refused
+    refusal: Mapped[dict[str, Any] | None]  # {code, message} of the last refused execution
+    destroyed_at: Mapped[datetime | None]
+
+
 
 # --- retention: schedule versions and trigger events (archive/retention/{schedules,triggers}.py) ---
+
+class ScheduleVersion(Base):
+    """分类方案版本: one distinct content of the classification schedule, recorded when first used."""
+
+    __tablename__ = "schedule_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)  # ArchiveItem.schedule_version: label (+digest)
+    label: Mapped[str] = mapped_column(String(40))  # ``version`` in the file
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the canonical content
+    source: Mapped[str] = mapped_column(String(255))  # file it was first loaded from
+    text: Mapped[str] = mapped_column(Text)  # the TOML as first seen
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    first_seen_by: Mapped[str] = mapped_column(String(100))
+
+
+class TriggerEvent(Base):
+    """业务事件: a reported 贷款结清/账户销户/单位注销, kept whatever its outcome (also refused ones)."""
+
+    __tablename__ = "trigger_event"
+    __table_args__ = (UniqueConstraint("reporter", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reporter: Mapped[str] = mapped_column(String(100))  # the business system (or person) reporting it
+    reporter_type: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))  # the reporter's own event id (idempotency key)
+    event_type: Mapped[str] = mapped_column(String(32), index=True)
+    key_kind: Mapped[str] = mapped_column(String(24))  # loan_contract_no, personal_account, id_number, uscc
+    key_value: Mapped[str] = mapped_column(String(64), index=True)
+    event_date: Mapped[date] = mapped_column(Date)
+    body_digest: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), index=True)  # applied, nothing_waiting, unknown_key
+    status: Mapped[int]  # HTTP status of the first answer, given again on replay
+    result: Mapped[dict[str, Any]]  # the first answer
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- retention: lending (archive/retention/lending.py) ---
 
 
+class LendingRequest(Base):
+    """利用申请: a request to use items; once approved it is a time-limited grant (利用授权)."""
+
+    __tablename__ = "lending_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requester: Mapped[str] = mapped_column(String(64), index=True)  # username of 利用人
+    department: Mapped[str | None] = mapped_column(String(100))  # 单位/部门
+    purpose: Mapped[str] = mapped_column(String(16))  # review, audit, judicial, self, other
+    purpose_text: Mapped[str | None] = mapped_column(String(500))
+    mode: Mapped[str] = mapped_column(String(16))  # online, download, print, paper
+    days_requested: Mapped[int]
+    authority: Mapped[str | None] = mapped_column(String(16))  # external requester: court, police, discipline
+    external_unit: Mapped[str | None] = mapped_column(String(200))  # e.g. the court's name
+    legal_basis: Mapped[str | None] = mapped_column(String(300))  # 法律文书 reference (协助查询通知书 文号)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending approved rejected revoked
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    days_granted: Mapped[int | None]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[LendingItem]] = relationship(order_by="LendingItem.position")
+
+
+class LendingItem(Base):
+    """One item of a 利用申请."""
+
+    __tablename__ = "lending_item"
+    request_id: Mapped[int] = mapped_column(ForeignKey("lending_request.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), primary_key=True, index=True)
+    archival_code: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int]
+
+
+class PaperLoan(Base):
+    """实体借阅: paper originals lent out (借出), reminded (催还) and returned (归还)."""
+
+    __tablename__ = "paper_loan"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    borrower: Mapped[str] = mapped_column(String(100))
+    borrower_unit: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("lending_request.id"))  # the approved paper request
+    lent_by: Mapped[str] = mapped_column(String(64))
+    lent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="out", index=True)  # out, returned
+    reminders: Mapped[list[Any]] = mapped_column(default=list)  # [{at, by, note}]
+    returned_at: Mapped[datetime | None]
+    returned_to: Mapped[str | None] = mapped_column(String(64))
+    condition_note: Mapped[str | None] = mapped_column(String(500))
+
+    items: Mapped[list[PaperLoanItem]] = relationship(order_by="PaperLoanItem.position")
+
+
+class PaperLoanItem(Base):
+    """One item of a paper loan."""
+
+    __tablename__ = "paper_loan_item"
+    loan_id: Mapped[int] = mapped_column(ForeignKey("paper_loan.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), primary_key=True, index=True)
+    archival_code: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int]
+
+
 # --- retention: transfer packages (archive/retention/transfer.py) ---
+
+
+class TransferPackage(Base):
+    """移交信息包: a selection of filed items exported as EEPs in a BagIt-style package."""
+
+    __tablename__ = "transfer_package"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_no: Mapped[str] = mapped_column(String(64), unique=True)  # 移交批次号
+    sender: Mapped[str] = mapped_column(String(200))  # 移交单位
+    receiver: Mapped[str] = mapped_column(String(200))  # 接收单位
+    selection: Mapped[dict[str, Any]]  # the 档号 list or filters it was made from
+    item_count: Mapped[int]  # 件数
+    payload_bytes: Mapped[int] = mapped_column(BigInteger)  # 字节数 of the EEPs
+    bag_sha256: Mapped[str] = mapped_column(String(64))  # digest of tagmanifest-sha256.txt: the whole bag
+    bag_sm3: Mapped[str] = mapped_column(String(64))
+    zip_key: Mapped[str | None] = mapped_column(String(255))  # object-store key of the zip
+    zip_size: Mapped[int | None] = mapped_column(BigInteger)
+    zip_sha256: Mapped[str | None] = mapped_column(String(64))
+    zip_sm3: Mapped[str | None] = mapped_column(String(64))
+    register: Mapped[dict[str, Any]]  # 移交登记表 data as in the package
+    status: Mapped[str] = mapped_column(String(16), index=True)  # released, failed (YJ checks)
+    check_results: Mapped[list[Any]]  # YJ results: code, name, outcome, detail, target
+    report_id: Mapped[int | None]  # check_report.id once the checks framework stores reports
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TransferReceipt(Base):
+    """接收记录: a received package, verified; the data of the 移交与接收登记表."""
+
+    __tablename__ = "transfer_receipt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_no: Mapped[str | None] = mapped_column(String(64), index=True)  # as declared by the sender
+    sender: Mapped[str | None] = mapped_column(String(200))
+    receiver: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(255))  # upload file name or path
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the received zip (or bag digest of a directory)
+    sm3: Mapped[str] = mapped_column(String(64))
+    sender_sha256: Mapped[str | None] = mapped_column(String(64))  # the digest the sender declared
+    stored_key: Mapped[str | None] = mapped_column(String(255))  # the received zip, kept as evidence
+    item_count: Mapped[int]  # EEPs found
+    payload_bytes: Mapped[int] = mapped_column(BigInteger)
+    register: Mapped[dict[str, Any] | None]  # the sender's 移交登记表 as received
+    status: Mapped[str] = mapped_column(String(16), index=True)  # accepted, returned (退回)
+    check_results: Mapped[list[Any]]
+    report_id: Mapped[int | None]
+    received_by: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- checks: four-properties check reports (archive/checks/) ---
 
 
+class CheckReport(Base):
+    """检测报告: one run of check items (GD/YJ/BC) on one subject (档号, package id, store …)."""
+
+    __tablename__ = "check_report"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stage: Mapped[str] = mapped_column(String(4), index=True)  # gd, yj, bc
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("archive_item.id"), index=True)  # the item checked
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    operator: Mapped[str] = mapped_column(String(100))
+    operator_type: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # passed, warning, failed
+    passed: Mapped[bool] = mapped_column(Boolean)  # no blocking failure
+    counts: Mapped[dict[str, Any]]  # per Outcome value, plus "total"
+    context: Mapped[dict[str, Any] | None]  # what the caller gave: package id, store, trigger …
+
+    results: Mapped[list[CheckResult]] = relationship(back_populates="report", order_by="CheckResult.position")
+
+
+class CheckResult(Base):
+    """One result of one check item in a report; manual items are completed by a person later."""
+
+    __tablename__ = "check_result"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("check_report.id"), index=True)
+    position: Mapped[int]
+    code: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    dimension: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    blocking: Mapped[bool] = mapped_column(Boolean)
+    basis: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any] | None]
+    recorded_by: Mapped[str | None] = mapped_column(String(100))  # a person, for manual items
+    recorded_at: Mapped[datetime | None]
+
+    report: Mapped[CheckReport] = relationship(back_populates="results")
+
+
 # --- checks: storage sweeps and alerts (archive/checks/sweep.py) ---
+
+
+class StorageSweep(Base):
+    """One run of the storage checks (长期保存环节检测): resumable from its cursor (the last key checked)."""
+
+    __tablename__ = "storage_sweep"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))  # which copies: primary, secondary, all
+    tier: Mapped[str] = mapped_column(String(32))  # which objects: all, originals, renditions
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running, paused, done, failed
+    cursor: Mapped[str | None] = mapped_column(String(255))  # keys up to here are checked
+    object_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    byte_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    findings: Mapped[int] = mapped_column(default=0)
+    options: Mapped[dict[str, Any]]  # rate, signature cadence, checkpoint interval
+    tally: Mapped[dict[str, Any]]  # per item code: checked count and failures so far (for the report)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("check_report.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_by: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checkpoint_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class StorageAlert(Base):
+    """A finding of the storage checks (告警): one row per item code and target, seen again = last_seen moves."""
+
+    __tablename__ = "storage_alert"
+    __table_args__ = (UniqueConstraint("code", "target"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), index=True)  # BC-x-y
+    target: Mapped[str] = mapped_column(String(300))  # object key (and copy), 档号, audit event …
+    severity: Mapped[str] = mapped_column(String(16), index=True)  # critical, warning
+    message: Mapped[str] = mapped_column(Text)  # Chinese, for the archivist
+    detail: Mapped[dict[str, Any]]
+    occurrences: Mapped[int] = mapped_column(default=1)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("storage_sweep.id"))  # the last sweep that saw it
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None]
+    acknowledge_note: Mapped[str | None] = mapped_column(String(500))
