@@ -108,8 +108,20 @@ class _Lru:
             self._items.clear()
             self._used = 0
 
+    def drop_prefix(self, prefix: str) -> int:
+        with self._lock:
+            gone = [k for k in self._items if k.startswith(prefix)]
+            for k in gone:
+                self._used -= len(self._items.pop(k)[1])
+            return len(gone)
+
 
 memory_cache = _Lru(MEMORY_CACHE_BYTES)
+
+
+def evict(document_sha256: str) -> int:
+    """Forget a destroyed document's rendered pages in this process (the caller deletes the stored copies)."""
+    return memory_cache.drop_prefix(f"thumbnails/{document_sha256}/")
 
 
 def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> PageImage:

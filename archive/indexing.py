@@ -39,6 +39,7 @@ MAX_ATTEMPTS = 20  # refusals of one document; then the row is "failed": reporte
 MAX_BACKOFF_SECONDS = 60.0
 ADVISORY_LOCK_KEY = 0x41524348_49445831  # "ARCHIDX1"
 REPLAY_MARGIN = timedelta(minutes=1)  # clock skew between worker hosts, replayed after a rebuild
+DESTROYED = "destroyed"  # an item's tombstone (销毁): stays in the catalogue, leaves the index
 
 
 def enqueue(session: Session, serial: str) -> None:
@@ -97,8 +98,8 @@ class IndexWorker:
             by_serial.setdefault(str((payload or {}).get("serial", "")), []).append(row_id)
         with cat.session() as s:
             docs = load_documents(s, [k for k in by_serial if k], self.ctx.schedule, self.ctx.zone)
-        present = [d for d in docs.values() if d is not None]
-        gone = [serial for serial, d in docs.items() if d is None]
+        present = [d for d in docs.values() if d is not None and d.status != DESTROYED]
+        gone = [serial for serial, d in docs.items() if d is None or d.status == DESTROYED]
         try:
             refused = self.ctx.index.upsert(present) if present else {}
             if gone:
@@ -221,7 +222,8 @@ def rebuild(ctx: Context, progress: Callable[[int], None] | None = None,
     if on_total is not None:
         with ctx.catalogue.session() as s:
             on_total(count_cases(s))
-    n = ctx.index.rebuild(iter_documents(ctx.catalogue, ctx.schedule, ctx.zone), progress)
+    n = ctx.index.rebuild((d for d in iter_documents(ctx.catalogue, ctx.schedule, ctx.zone)
+                           if d.status != DESTROYED), progress)
     with ctx.catalogue.session() as s:
         # Rows the worker processed into the old index while this ran: do them again on the new one.
         s.execute(update(OutboxMessage)

@@ -1,0 +1,43 @@
+"""Refused attempts leave an audit event even though the change they asked for is rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from archive import audit
+from archive.audit import Actor
+from archive.errors import ArchiveError, PermissionDenied
+from archive.permissions import PERMISSION_NAMES, Permission, Principal
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(principal.kind, principal.name)
+
+
+@contextmanager
+def audited(session: Session, principal: Principal, action: str, *, target_type: str,
+            target_id: str | int | None = None, detail: dict[str, Any] | None = None) -> Iterator[None]:
+    """Run a step; if it is refused, roll the caller's transaction back, commit a ``refused`` event, re-raise.
+
+    The event is written in a transaction of its own once the caller's is rolled back (on SQLite the caller's
+    holds the write lock): the request fails, and only the record of the attempt remains.
+    """
+    try:
+        yield
+    except ArchiveError as exc:
+        session.rollback()  # also releases SQLite's write lock for the event's own transaction
+        with Session(bind=session.get_bind()) as own, own.begin():
+            audit.record(own, actor_of(principal), action, target_type=target_type, target_id=target_id,
+                         outcome="refused", detail={**(detail or {}), "code": exc.code, "message": exc.message,
+                                                    "problem": exc.detail})
+        raise
+
+
+def need(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise PermissionDenied(f"当前账号没有「{PERMISSION_NAMES[permission]}」权限，如需使用请联系安全保密管理员",
+                               code="permission_denied", detail={"permission": permission.value})
