@@ -68,6 +68,14 @@ def ensure_fonds(ctx: Context) -> None:
             audit.record(s, _cli_actor(), "fonds.create", target_type="fonds", target_id=ctx.settings.fonds_code)
 
 
+def _record_schedule(ctx: Context) -> None:
+    """Items filed from now on cite the schedule in force, so record its version before any filing."""
+    from archive.retention.schedules import record_current
+
+    version = record_current(ctx, _cli_actor())
+    out.print(f"分类方案版本：{version.label}")
+
+
 @app.command()
 @friendly
 def init(demo: Annotated[bool, typer.Option(help="Also load demo users, a client and cases.")] = False) -> None:
@@ -76,6 +84,7 @@ def init(demo: Annotated[bool, typer.Option(help="Also load demo users, a client
     ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx.catalogue.upgrade()
     ensure_fonds(ctx)
+    _record_schedule(ctx)
     out.print(f"目录数据库已就绪：{ctx.catalogue.engine.url.render_as_string(hide_password=True)}")
     try:
         from signing.certificates import ensure_dev_pki
@@ -109,6 +118,7 @@ def db_upgrade() -> None:
     ctx = _context(check=False)
     before = ctx.catalogue.current_revision()
     ctx.catalogue.upgrade()
+    _record_schedule(ctx)
     out.print(f"目录数据库已迁移：{before or '（空）'} → {ctx.catalogue.current_revision()}")
 
 
@@ -132,6 +142,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: ARCHIVE_HOST."
     from archive.api.app import create_app
 
     ctx = _context()
+    _record_schedule(ctx)
     application = create_app(context=ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
     out.print(f"API: http://{h}:{p}/docs")
@@ -251,6 +262,58 @@ def schedule_check(file: Annotated[Path | None, typer.Argument(help="Default: AR
         table.add_row(code, t.name, s.categories[t.category].name, t.retention.label, s.triggers[t.trigger].name,
                       "、".join(s.materials[m] for m in t.required))
     out.print(table)
+
+
+@schedule_app.command("versions")
+@friendly
+def schedule_versions() -> None:
+    """Record the schedule in force (if new) and list every schedule version the catalogue has seen."""
+    from archive.retention import schedules
+
+    ctx = _context()
+    current = schedules.record_current(ctx, _cli_actor())
+    with ctx.catalogue.sessions() as s:
+        rows = schedules.list_versions(s)
+    out.print("分类方案版本（版本  摘要  来源  首次使用  登记人）：")
+    for v in rows:  # one line each: refs and digests must never be cut by the terminal width
+        mark = "  [bold]← 现行[/]" if v.id == current.id else ""
+        out.print(f"  {v.ref}  {v.digest[:16]}  {v.source}  {v.first_seen:%Y-%m-%d %H:%M}  {v.first_seen_by}{mark}",
+                  highlight=False)
+
+
+@schedule_app.command("reapply")
+@friendly
+def schedule_reapply(
+    apply: Annotated[bool, typer.Option("--apply/--dry-run", help="--dry-run (default) lists the changes; "
+                                        "--apply makes them (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why the schedule in force is re-applied (audited).")] = None,
+    business_type: Annotated[list[str] | None, typer.Option("--type", help="Only these business types; "
+                                                            "repeatable.")] = None,
+    plan_digest: Annotated[str | None, typer.Option(help="The dry run's plan digest: refuse if the plan "
+                                                    "changed since.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Changes to list.")] = 200,
+) -> None:
+    """Re-apply the schedule in force to items filed under older versions (dry run first)."""
+    from archive.retention import schedules
+
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        if apply:
+            result = schedules.apply(ctx, s, _cli_actor(), reason or "", business_type or None, plan_digest)
+        else:
+            result = schedules.plan(ctx, s, business_type or None)
+    summary = result.summary(limit)
+    out.print(f"重新适用分类方案 {summary['version']}" + ("（已执行）" if apply else "（预览，未修改）") + "：")
+    for c in summary["items"]:
+        note = {"held": "冻结中，不能缩短", "type_not_in_schedule": "现行方案无此业务类型"}.get(c["refused"] or "",
+                                                                                      c["store_note"] or "")
+        old_end = c["old_expiry"] or ("永久" if c["old_code"] == "Y" else "待起算")
+        new_end = c["new_expiry"] or ("永久" if c["new_code"] == "Y" else "待起算")
+        out.print(f"  {c['archival_code']}  {c['business_type']}  {c['kind']}  保管期限 {c['old_code']} → "
+                  f"{c['new_code']}  起算 {c['old_trigger']} → {c['new_trigger']}  到期日 {old_end} → {new_end}  "
+                  f"{note}", highlight=False)
+    counts = "，".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
+    out.print(f"合计：{counts}；plan_digest {summary['plan_digest']}")
 
 
 @friendly

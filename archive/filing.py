@@ -6,13 +6,17 @@ originals, write the item, the audit event and the outbox row. The 档号 is tak
 rendition carries it; if anything after fails, the transaction (and so the number) rolls back, and the
 stored rendition is an orphan for `archive storage gc`. Filings of one class queue on the number's row
 lock for the length of a signature; that is the price of gap-free numbers.
+
+The filing-stage 四性检测 (GD, archive/checks/gd.py) run inside: the catalogue record's items before the
+rendition is built, the rest after signing and before storing; a blocking failure refuses the filing
+(409 filing_checks_failed) with nothing stored, and a filed item's report is saved with it.
 """
 
 from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, NoReturn
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -23,14 +27,18 @@ from archive.archival_code import allocate
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, ensure_visible
 from archive.capture.documents import missing_materials
-from archive.capture.sniff import OFD
 from archive.catalogue.models import ArchiveItem, Case
 from archive.catalogue.types import utcnow
+from archive.checks import gd
+from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
+from archive.checks.reports import save_report
+from archive.checks.security import scanner_from_settings
 from archive.classification import Trigger
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
+from archive.retention.schedules import ensure_version
 from signing.fixity import digest_bytes
 from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
@@ -94,14 +102,25 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     trigger_date = _trigger_date(bt.trigger, local_closed)
     counting = schedule.triggers[bt.trigger].counting
     expiry = expiry_date(bt.retention, trigger_date, counting)
+    version = ensure_version(s, schedule)  # the item records the schedule content it was filed under
     parts = allocate(s, ctx.code_rule, settings.fonds_code, local_closed.year, bt.retention.value, bt.category)
     code = ctx.code_rule.format(parts)
 
     docs = [d for d in case.documents if d.status == "active"]
-    sources = [SourceDocument(title=f"{schedule.materials[d.material_type]}（{d.filename}）", media_type=d.media_type,
-                              data=ctx.store.get(d.original_key).read(),
-                              material_type=schedule.materials[d.material_type])
-               for d in docs if d.media_type != OFD]  # OFD is itself an archival 版式 format, kept as received
+    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
+    case.trail = [step.model_dump(mode="json") for step in data.trail]
+    # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
+    subject = gd.FilingSubject(s, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
+                               missing=missing, scanner=scanner_from_settings(settings), rendition_pending=True)
+    results = gd.run_gd(subject, phase="metadata")
+    if blocking_failures(results):
+        _refuse(results)
+    if any(o.data is None for o in subject.originals):  # unreadable originals: report them, build nothing
+        _refuse(results + gd.run_gd(subject, phase="content"))
+    sources = [SourceDocument(title=f"{schedule.materials[o.doc.material_type]}（{o.doc.filename}）",
+                              media_type=o.doc.media_type, data=o.data,
+                              material_type=schedule.materials[o.doc.material_type])
+               for o in subject.rendered]  # OFD is itself an archival 版式 format, kept as received
     parties = [p for p in (case.applicant_name, case.applicant_id_number, case.unit_name) if p]
     meta = RenditionMetadata(
         archival_code=code, business_serial=case.serial, business_type=bt.name, retention=bt.retention.label,
@@ -115,6 +134,11 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     digests = digest_bytes(signed)
     lock_until = _lock_until(expiry, bt.retention.years, local_closed)
     key = content_key("renditions", digests.sha256)
+    subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
+    subject.rendition_key, subject.rendition_pending = key, False
+    results += gd.run_gd(subject, phase="content")
+    if blocking_failures(results):
+        _refuse(results)  # before anything is stored: a refused filing leaves no object behind
     ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
                   retain_until=lock_until)
     for d in docs:
@@ -124,22 +148,36 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     item = ArchiveItem(
         case_id=case.id, archival_code=code, fonds_code=parts.fonds, year=parts.year,
         retention_code=parts.retention, category=parts.category, number=parts.number, trigger=bt.trigger.value,
-        trigger_date=trigger_date, expiry_date=expiry, schedule_version=schedule.version, status="filed",
+        trigger_date=trigger_date, expiry_date=expiry, schedule_version=version.ref, status="filed",
         rendition_key=key, rendition_sha256=digests.sha256, rendition_sm3=digests.sm3,
         signature={"level": "B-T" if timestamper else "B-B", "signer": _subject(ctx),
                    "signed_at": utcnow().isoformat(), "format": "PAdES", "pdfa": "2b"},
     )
     s.add(item)
-    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
-    case.trail = [step.model_dump(mode="json") for step in data.trail]
     s.flush()
-    detail: dict[str, object] = {"serial": case.serial, "documents": len(docs), "rendition_sha256": digests.sha256}
+    report = save_report(s, Actor(principal.kind, principal.name), Stage.FILING, code, _ordered(results),
+                         item_id=item.id, serial=case.serial)
+    detail: dict[str, object] = {"serial": case.serial, "documents": len(docs), "rendition_sha256": digests.sha256,
+                                 "check_report": report.id, "check_outcome": report.outcome}
     if missing:
         detail |= {"missing": missing, "override_reason": data.override_reason}
     audit.record(s, Actor(principal.kind, principal.name), "item.file", target_type="item", target_id=code,
                  detail=detail)
     indexing.enqueue(s, case.serial)
     return item
+
+
+def _ordered(results: list[tuple[CheckItem, Result]]) -> list[tuple[CheckItem, Result]]:
+    return sorted(results, key=lambda pair: code_key(pair[0].code))
+
+
+def _refuse(results: list[tuple[CheckItem, Result]]) -> NoReturn:
+    """A blocking GD failure: the transaction rolls back, so the 档号 is not consumed."""
+    failed = gd.refusal_summary(_ordered(results))
+    shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:5])
+    more = f" 等 {len(failed)} 项" if len(failed) > 5 else ""
+    raise Conflict(f"归档前四性检测未通过，未归档：{shown}{more}", code="filing_checks_failed",
+                   detail={"failed": failed})
 
 
 def _trigger_date(trigger: Trigger, closed: date) -> date | None:

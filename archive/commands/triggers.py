@@ -2,9 +2,96 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
 import typer
+from rich.console import Console
+
+from archive.errors import ArchiveError
 
 event_app = typer.Typer(help="业务事件：贷款结清、账户销户、单位注销，启动保管期限计算。", no_args_is_help=True)
 
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"event": event_app}
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(fn: F) -> F:
+    """As archive.cli.friendly (not imported: archive.cli imports this module while it loads)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArchiveError as exc:
+            err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@event_app.command("report")
+@_friendly
+def report(
+    event_type: Annotated[str, typer.Option("--type", help="loan_settled 贷款结清、account_closed 账户销户、"
+                                            "unit_deregistered 单位注销")],
+    event_date: Annotated[datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="事件日期 YYYY-MM-DD")],
+    event_id: Annotated[str, typer.Option("--id", help="事件编号（同一编号重报返回首次结果）")],
+    loan_contract_no: Annotated[str | None, typer.Option(help="借款合同号（贷款结清）")] = None,
+    personal_account: Annotated[str | None, typer.Option(help="个人账号（账户销户）")] = None,
+    id_number: Annotated[str | None, typer.Option(help="证件号码（账户销户）")] = None,
+    uscc: Annotated[str | None, typer.Option(help="统一社会信用代码（单位注销）")] = None,
+) -> None:
+    """Report a business event and start the clock on the items waiting for it (exit 2 if refused)."""
+    from pydantic import ValidationError
+
+    from archive.cli import _cli_actor, _context
+    from archive.errors import InvalidInput
+    from archive.retention import triggers
+
+    try:
+        data = triggers.EventIn(event_id=event_id, event_type=event_type, event_date=event_date.date(),
+                                loan_contract_no=loan_contract_no, personal_account=personal_account,
+                                id_number=id_number, uscc=uscc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(str(p) for p in e["loc"])
+        raise InvalidInput(f"参数有误：{field}：{e['msg']}", code="invalid_request") from None
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        status, body = triggers.report(ctx, s, _cli_actor(), data)
+    if status >= 400:
+        err.print(f"[bold red]未生效[/] {body['message']}  [dim]({body['code']})[/]", highlight=False)
+        raise typer.Exit(2)
+    replay = "（重复报送，返回首次结果）" if status == 200 else ""
+    out.print(f"{body['event_name']}事件 {body['event_id']}（{body['key']}，{body['event_date']}）已登记{replay}："
+              f"起算 {len(body['started'])} 件，此前已起算 {body['already_started']} 件")
+    for item in body["started"]:
+        out.print(f"  {item['archival_code']}  到期日 {item['expiry_date'] or '永久'}  {item['store']}")
+
+
+@event_app.command("pending")
+@_friendly
+def pending(trigger: Annotated[str | None, typer.Option(help="LOAN_SETTLED、ACCOUNT_CLOSED …")] = None,
+            limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+            offset: Annotated[int, typer.Option(min=0)] = 0) -> None:
+    """List items still waiting for their trigger event (no expiry yet)."""
+    from archive.cli import _context
+    from archive.retention import triggers
+
+    ctx = _context()
+    with ctx.catalogue.sessions() as s:
+        page = triggers.pending(ctx, s, trigger, limit, offset)
+    counts = "，".join(f"{k} {v} 件" for k, v in sorted(page["by_trigger"].items())) or "无"
+    out.print(f"待起算档案共 {page['total']} 件：{counts}")
+    for i in page["items"]:  # one line per item: 档号 must never be cut by the terminal width
+        key = "，".join(f"{k}={v}" for k, v in i["waiting_for"].items() if v)
+        out.print(f"  {i['archival_code']}  {i['serial']}  {i['business_type']}  {i['retention_code']}  "
+                  f"等待{i['trigger_name'] or i['trigger']}：{key}", highlight=False)
+
