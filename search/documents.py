@@ -38,7 +38,7 @@ def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDoc
         business_type=case.business_type, business_type_name=bt_name,
         status=item.status if item else case.status, branch=case.branch, accepted_at=case.accepted_at,
         year=item.year if item else case.accepted_at.astimezone(zone).year,
-        archival_code=item.archival_code if item else None, retention_code=item.retention_code if item else None,
+        archival_code=item.archival_code if item else None, retention_code=item.effective_retention if item else None,
         applicant_name=case.applicant_name, applicant_id_number=case.applicant_id_number,
         unit_name=case.unit_name, unit_uscc=case.unit_uscc, loan_contract_no=case.loan_contract_no,
         closed_at=case.closed_at, expiry_date=item.expiry_date if item else None,

@@ -62,7 +62,8 @@ class DocumentOut(BaseModel):
 
 class ItemOut(BaseModel):
     archival_code: str
-    retention_code: str
+    retention_code: str = Field(description="档号中的保管期限（归档时）")
+    effective_retention: str = Field(description="现行保管期限：鉴定或重新适用分类方案后可能不同于档号中的期限")
     trigger: str
     trigger_date: date | None
     expiry_date: date | None

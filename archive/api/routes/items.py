@@ -29,10 +29,12 @@ from archive.api.deps import UnitOfWork, caller, context, require
 from archive.api.routes.cases import CaseRecord, case_record
 from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.context import Context
+from archive.eep_record import eep_record
 from archive.errors import ArchiveError, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
+from archive.retention import lending
 from signing.certificates import load_trust_roots
-from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep
+from signing.eep import EepFile, build_eep
 from signing.fixity import Digests
 from signing.validate import verify_pdf
 
@@ -113,13 +115,18 @@ async def sqlite_turn(request: Request) -> AsyncIterator[None]:
         yield
 
 
-def guard(permission: Permission) -> Callable[..., Principal]:
-    """The caller: rate limited (API clients), then checked for ``permission`` (403 otherwise)."""
+def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., Principal]:
+    """The caller: rate limited (API clients), then checked for ``permission`` (403 otherwise).
+
+    ``grantable``: a person may instead hold a lending grant (利用授权) for the item, which the handler checks.
+    """
     check = require(permission)
 
     async def dependency(request: Request, principal: Principal = Depends(caller)) -> Principal:  # no thread hop
         if principal.kind == "client":
             _limiter(request).take(f"client:{principal.id}")
+        elif grantable:
+            return principal
         return check(principal)
 
     return dependency
@@ -146,15 +153,41 @@ def find_document(session: Session, principal: Principal, document_id: int) -> D
     return doc
 
 
+def granted_item(session: Session, principal: Principal, archival_code: str, what: str, permission: Permission,
+                 ctx: Context) -> tuple[ArchiveItem, int | None]:
+    """The item, and the id of the lending grant the caller reads it under (None: by role and branch)."""
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
+    if item is None:
+        require(permission)(principal)  # without the permission: 403 before saying whether it exists
+        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
+    return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
+
+
+def granted_document(session: Session, principal: Principal, document_id: int, what: str, permission: Permission,
+                     ctx: Context) -> tuple[Document, int | None]:
+    """The document, and the id of the lending grant on its item the caller reads it under, if any."""
+    doc = session.scalar(select(Document).where(Document.id == document_id)
+                         .options(joinedload(Document.case).joinedload(Case.item)))
+    if doc is None or doc.case.item is None:
+        require(permission)(principal)
+        return find_document(session, principal, document_id), None
+    try:
+        return doc, lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
+    except NotFound:
+        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found",
+                       detail={"document": document_id}) from None
+
+
 # --- data ----------------------------------------------------------------------------------------
 
 @router.get("/items/{archival_code}", response_model=CaseRecord, responses=_ERRORS,
             summary="按档号查询：业务、材料、归档信息（档号、保管期限、状态、签章）和事件",
             description=f"档号中的「·」须 URL 编码，例如 `{quote(CODE_EXAMPLE)}`。登记一条利用记录（what=data）。")
-def read_item(archival_code: str, session: Session = UnitOfWork, why: str | None = Depends(purpose),
-              principal: Principal = Depends(guard(Permission.ITEM_READ))) -> CaseRecord:
-    item = find_item(session, principal, archival_code)
-    record_access(session, principal, item.case, "data", why)
+def read_item(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
+              why: str | None = Depends(purpose),
+              principal: Principal = Depends(guard(Permission.ITEM_READ, grantable=True))) -> CaseRecord:
+    item, grant = granted_item(session, principal, archival_code, "data", Permission.ITEM_READ, ctx)
+    record_access(session, principal, item.case, "data", why, grant=grant)
     return case_record(session, item.case, principal)
 
 
@@ -203,19 +236,19 @@ def page_image(document_id: int, page: int, request: Request, _turn: None = Depe
                               examples=[1000, images.THUMBNAIL_WIDTH]),
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
-               principal: Principal = Depends(guard(Permission.IMAGE_READ))) -> Response:
+               principal: Principal = Depends(guard(Permission.IMAGE_READ, grantable=True))) -> Response:
     ctx: Context = request.app.state.context
-    doc = find_document(session, principal, document_id)
+    doc, grant = granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
     fmt = format.lower().replace("jpg", "jpeg")
     images.check_request(doc, page, w, fmt)
-    marked = access.watermarked(principal, ctx.settings)
+    marked = access.watermarked(principal, ctx.settings) or grant is not None  # 利用 under a grant: user + time
     image = images.page_image(ctx, doc, page, w, fmt)
     now = datetime.now(UTC)
     if marked:
         image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
     session.commit()  # end the request's own transaction before the access event is group-committed
     _writer(request).write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
-                           watermark=marked or None)
+                           watermark=marked or None, grant=grant)
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
     if not marked and _matches(request, image.etag):
@@ -249,13 +282,14 @@ def original(document_id: int, request: Request, ctx: Context = Depends(context)
             summary="归档件：签章的 PDF/A，支持 Range", description="登记一条利用记录（what=rendition）。")
 def rendition(archival_code: str, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
               why: str | None = Depends(purpose),
-              principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
-    item = find_item(session, principal, archival_code)
+              principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
+    item, grant = granted_item(session, principal, archival_code, "rendition", Permission.FILE_READ, ctx)
     key = _rendition_key(item)
     size = ctx.store.stat(key).size
     response = _file_response(ctx, request, key, size, item.rendition_sha256 or "", "application/pdf",
                               f"{archival_code}.pdf")
-    record_access(session, principal, item.case, "rendition", why, range=request.headers.get("range"))
+    record_access(session, principal, item.case, "rendition", why, range=request.headers.get("range"),
+                  grant=grant)
     return response
 
 
@@ -302,7 +336,7 @@ def package(archival_code: str, ctx: Context = Depends(context), session: Sessio
     item = find_item(session, principal, archival_code)
     with ctx.store.get(_rendition_key(item)) as f:
         data = f.read()
-    xml = build_eep(_eep_record(ctx, item), [EepFile(f"{archival_code}.pdf", data, title="归档 PDF/A")], ctx.signer,
+    xml = build_eep(eep_record(ctx, item), [EepFile(f"{archival_code}.pdf", data, title="归档 PDF/A")], ctx.signer,
                     creator_unit=ctx.settings.fonds_name)
     record_access(session, principal, item.case, "package", why)
     name = quote(f"{archival_code}.eep")
@@ -405,24 +439,3 @@ def _rendition_key(item: ArchiveItem) -> str:
         raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
                        detail={"archival_code": item.archival_code})
     return item.rendition_key
-
-
-def _eep_record(ctx: Context, item: ArchiveItem) -> EepRecord:
-    case = item.case
-    bt = ctx.schedule.business_type(case.business_type)
-    center = EepAgent("A0", ctx.settings.fonds_name)
-    people = {step.get("person", "") for step in case.trail or []} | {case.clerk}
-    agents = [center] + [EepAgent(f"P{i}", p, "个人") for i, p in enumerate(sorted(x for x in people if x), 1)]
-    ids = {a.name: a.id for a in agents[1:]}
-    actions = [EepAction(f"B{i}", ids.get(step.get("person", ""), "A0"), step.get("action", ""),
-                         datetime.fromisoformat(step["at"]), description=step.get("opinion") or "")
-               for i, step in enumerate(case.trail or [], 1) if step.get("at")]
-    actions.append(EepAction(f"B{len(actions) + 1}", "A0", "归档", item.filed_at))
-    when = (case.closed_at or item.filed_at).astimezone(ctx.zone).date()
-    return EepRecord(archival_code=item.archival_code, fonds_code=item.fonds_code, year=item.year,
-                     retention=bt.retention.label, item_number=item.number,
-                     title=f"{case.applicant_name or case.unit_name or ''}{bt.name}",
-                     responsible=ctx.settings.fonds_name,
-                     date=when, unit_name=ctx.settings.fonds_name, fonds_name=ctx.settings.fonds_name,
-                     carriers=[item.rendition_key or ""], agents=agents, actions=actions, category=item.category,
-                     pages=None)
