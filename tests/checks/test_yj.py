@@ -1,0 +1,305 @@
+"""YJ (移交与接收) check items: each one detects what it exists for on a tampered package.
+
+A package is exported from filed items and unpacked as a BagIt directory; a test damages it, optionally
+re-seals the manifests (as a careless or malicious sender would), receives it, and looks at which items
+failed. Received packages never change what is archived.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pikepdf
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from archive.api.app import create_app
+from archive.catalogue.models import TransferReceipt
+from archive.checks import yj  # noqa: F401  (registers the YJ items)
+from archive.checks.base import REGISTRY, CheckObject, Dimension, Stage, items_of
+from archive.context import Context
+from archive.retention import transfer
+from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep, eep_files, parse_eep
+from signing.fixity import digest_bytes
+from tests.checks.test_security import CLAMSCAN, eicar
+from tests.retention.test_transfer import ARCHIVIST, export, file_items, snapshot
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context=ctx)) as c:
+        yield c
+
+
+@pytest.fixture
+def bag(ctx: Context, client: TestClient, tmp_path: Path) -> Path:
+    """A released two-item package, unpacked as a BagIt directory."""
+    row = export(ctx, file_items(client, ctx, 2))
+    assert row.status == "released"
+    zipped = tmp_path / "p.zip"
+    zipped.write_bytes(ctx.store.get(row.zip_key or "").read())
+    return transfer.extract_zip(zipped, tmp_path / "bag")
+
+
+def reseal(root: Path) -> None:
+    """Recompute manifests, Payload-Oxum and the tag manifest, as a sender's tool would after an edit."""
+    payload = sorted(p for p in (root / "data").rglob("*") if p.is_file())
+    rel = {p: p.relative_to(root).as_posix() for p in payload}
+    digests = {p: digest_bytes(p.read_bytes()) for p in payload}
+    (root / "manifest-sha256.txt").write_text("".join(f"{digests[p].sha256}  {rel[p]}\n" for p in payload))
+    (root / "manifest-sm3.txt").write_text("".join(f"{digests[p].sm3}  {rel[p]}\n" for p in payload))
+    info = (root / "bag-info.txt").read_text().splitlines()
+    oxum = f"Payload-Oxum: {sum(d.size for d in digests.values())}.{len(payload)}"
+    (root / "bag-info.txt").write_text("\n".join(oxum if x.startswith("Payload-Oxum") else x for x in info) + "\n")
+    tags = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt")
+    (root / "tagmanifest-sha256.txt").write_text(
+        "".join(f"{digest_bytes((root / t).read_bytes()).sha256}  {t}\n" for t in tags))
+
+
+def receive(ctx: Context, path: Path, **kw: object) -> TransferReceipt:
+    before = snapshot(ctx)
+    with ctx.catalogue.session() as s:
+        row = transfer.receive(ctx, s, ARCHIVIST, path, source=str(path), **kw)  # type: ignore[arg-type]
+        s.expunge(row)
+    assert snapshot(ctx) == before  # receiving never touches what is archived
+    return row
+
+
+def outcomes(row: TransferReceipt) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in row.check_results:
+        out.setdefault(r["code"], set()).add(r["outcome"])
+    return out
+
+
+def failed(row: TransferReceipt) -> set[str]:
+    return {code for code, o in outcomes(row).items() if "failed" in o or "error" in o}
+
+
+def details(row: TransferReceipt, code: str) -> str:
+    return "；".join(r["detail"] for r in row.check_results if r["code"] == code)
+
+
+def pdf_text(pdf: bytes) -> str:
+    import pypdfium2 as pdfium
+
+    return "".join(page.get_textpage().get_text_range() for page in pdfium.PdfDocument(pdf))
+
+
+def eeps(root: Path) -> list[Path]:
+    return sorted((root / "data" / "eep").iterdir())
+
+
+def test_registered_items_cover_the_four_dimensions() -> None:
+    items = items_of(Stage.TRANSFER)
+    assert {i.dimension for i in items} == set(Dimension)
+    assert {"YJ-1-1", "YJ-1-14", "YJ-2-1", "YJ-2-2", "YJ-3-1", "YJ-3-8", "YJ-4-2", "YJ-4-7"} <= {i.code for i in items}
+    assert REGISTRY["YJ-4-4"].object is CheckObject.CARRIER and REGISTRY["YJ-4-4"].manual
+
+
+def test_an_intact_package_is_accepted(ctx: Context, bag: Path) -> None:
+    row = receive(ctx, bag)
+    assert row.status == "accepted" and not failed(row), [r for r in row.check_results if r["outcome"] == "failed"]
+    assert row.item_count == 2 and row.register is not None and row.register["item_count"] == 2
+    assert outcomes(row)["YJ-4-7"] == {"manual"}  # no digest from the sender: compare the 移交单 by hand
+
+
+def test_register_totals_that_disagree_fail_yj_2_1_and_2_2(ctx: Context, bag: Path) -> None:
+    """Given a register claiming 3 items and other bytes (manifests re-sealed, so the bag itself is
+    consistent), when received, then 总件数/总字节数 fail naming both figures and the package is returned."""
+    path = bag / "data" / "register.json"
+    register = json.loads(path.read_text())
+    register["item_count"], register["payload_bytes"] = 3, register["payload_bytes"] + 10
+    path.write_text(json.dumps(register, ensure_ascii=False))
+    reseal(bag)
+    row = receive(ctx, bag)
+    assert row.status == "returned"
+    assert failed(row) == {"YJ-2-1", "YJ-2-2"}
+    assert "移交登记表 3" in details(row, "YJ-2-1") and "封装包 2" in details(row, "YJ-2-1")
+    assert "登记表字节数" in details(row, "YJ-2-2")
+    text = pdf_text(transfer.receipt_pdf(ctx, row))  # the 移交与接收登记表 says so too
+    assert "电子档案移交与接收登记表" in text and "不通过（YJ-2-1、YJ-2-2）" in text and "退回移交单位" in text
+
+
+def test_a_flipped_byte_fails_package_consistency_and_the_eep_signature(ctx: Context, bag: Path) -> None:
+    target = eeps(bag)[0]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    target.write_bytes(bytes(data))
+    row = receive(ctx, bag)
+    assert row.status == "returned" and {"YJ-1-14", "YJ-1-1"} <= failed(row)
+    assert "摘要与清单不一致" in details(row, "YJ-1-14") and target.name in details(row, "YJ-1-14")
+    reseal(bag)  # a sender who re-seals the bag cannot fix the EEP's own signature
+    row = receive(ctx, bag)
+    assert "YJ-1-14" not in failed(row) and "YJ-1-1" in failed(row)
+
+
+def test_a_missing_file_fails_content_completeness(ctx: Context, bag: Path) -> None:
+    gone = eeps(bag)[1]
+    gone.unlink()
+    row = receive(ctx, bag)
+    assert row.status == "returned" and {"YJ-2-11", "YJ-2-1", "YJ-1-11"} <= failed(row)
+    assert f"data/eep/{gone.name}" in details(row, "YJ-2-11") and "没有这个文件" in details(row, "YJ-2-11")
+
+
+def test_a_manifest_line_for_an_absent_file_and_an_undeclared_file_fail(ctx: Context, bag: Path) -> None:
+    with (bag / "manifest-sha256.txt").open("a") as f:
+        f.write(f"{'ab' * 32}  data/eep/ghost.eep\n")
+    (bag / "notes.txt").write_text("not declared")
+    (bag / "data" / "stray.bin").write_bytes(b"stray")
+    row = receive(ctx, bag)
+    assert row.status == "returned"
+    assert "ghost.eep" in details(row, "YJ-2-11") and "stray.bin" in details(row, "YJ-2-11")
+    assert "notes.txt" in details(row, "YJ-4-3")
+    assert "YJ-1-14" in failed(row)  # the tag manifest no longer matches manifest-sha256.txt
+
+
+def test_register_digest_and_bag_info_are_checked(ctx: Context, bag: Path) -> None:
+    items = bag / "data" / "items.json"
+    listing = json.loads(items.read_text())
+    listing["items"][0]["title"] = "改过的题名"
+    items.write_text(json.dumps(listing, ensure_ascii=False))
+    info = bag / "bag-info.txt"
+    info.write_text("\n".join(x for x in info.read_text().splitlines() if not x.startswith("External-Identifier")))
+    reseal(bag)
+    row = receive(ctx, bag)
+    assert "YJ-2-10" in failed(row)
+    assert "目录文件摘要与实际不一致" in details(row, "YJ-2-10") and "External-Identifier" in details(row, "YJ-2-10")
+
+
+def test_unreadable_metadata_fails_yj_3_1(ctx: Context, bag: Path) -> None:
+    (bag / "data" / "register.json").write_bytes(b"\xff\xfe not json")
+    (bag / "data" / "items.json").write_text("{\"items\": 5}")
+    reseal(bag)
+    row = receive(ctx, bag)
+    assert {"YJ-3-1", "YJ-2-1", "YJ-2-11"} <= failed(row)
+    assert "register.json" in details(row, "YJ-3-1") and row.status == "returned"
+
+
+def _replace_eep(ctx: Context, root: Path, path: Path, files: list[EepFile] | None = None, **record: object) -> None:
+    """Re-sign an EEP with other metadata or content (a sender whose system produced bad packages)."""
+    old = parse_eep(path.read_bytes())
+    content = eep_files(old)
+    ns = "{http://www.saac.gov.cn/standards/ERM/encapsulation}"
+    code = old.findtext(f".//{ns}电子文件号") or ""
+    base = EepRecord(archival_code=code, fonds_code="J001", year=2026, retention="定期30年",
+                     item_number=int(code.rsplit("-", 1)[1]), title="张三提取", responsible="中心",
+                     date=date(2026, 1, 5), unit_name="中心", carriers=["k"], agents=[EepAgent("A0", "中心")],
+                     actions=[EepAction("B1", "A0", "归档", datetime(2026, 1, 5, 16, tzinfo=UTC))], category="TQ")
+    files = files or [EepFile(n, b, title="归档 PDF/A") for n, b in content.items()]
+    path.write_bytes(build_eep(replace(base, **record), files, ctx.signer))  # type: ignore[arg-type]
+    reseal(root)
+
+
+def test_metadata_checks_catch_length_characters_range_and_archival_code(ctx: Context, bag: Path) -> None:
+    """Given a re-signed EEP with an over-long title containing U+FFFD, an unknown 保管期限 and a 件号 that
+    disagrees with its 档号, then YJ-1-2, YJ-1-6, YJ-1-4 and YJ-1-7 each fail on that item."""
+    target = eeps(bag)[0]
+    _replace_eep(ctx, bag, target, title="很长的题名\ufffd" * 100, retention="长期", item_number=77)
+    row = receive(ctx, bag)
+    assert {"YJ-1-2", "YJ-1-4", "YJ-1-6", "YJ-1-7"} <= failed(row)
+    assert "题名 长度" in details(row, "YJ-1-2") and "长期" in details(row, "YJ-1-4")
+    assert "件号" in details(row, "YJ-1-7") and target.stem in {r["target"] for r in row.check_results
+                                                                 if r["code"] == "YJ-1-7"}
+
+
+def test_encrypted_and_non_archival_content_fail_usability(ctx: Context, bag: Path) -> None:
+    first, second = eeps(bag)
+    pdf = next(iter(eep_files(parse_eep(first.read_bytes())).values()))
+    buf = io.BytesIO()
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        doc.save(buf, encryption=pikepdf.Encryption(owner="o", user="u"))
+    _replace_eep(ctx, bag, first, files=[EepFile(f"{first.stem}.pdf", buf.getvalue())])
+    _replace_eep(ctx, bag, second, files=[EepFile(f"{second.stem}.pdf", b"just some text, not a PDF")])
+    row = receive(ctx, bag)
+    assert {"YJ-3-8", "YJ-3-3", "YJ-1-1"} <= failed(row)
+    assert "已加密" in details(row, "YJ-3-8") and "不在归档格式" in details(row, "YJ-3-3")
+
+
+@pytest.mark.skipif(CLAMSCAN is None, reason="ClamAV (clamscan) not installed: apt-get install clamav")
+def test_eicar_inside_an_eep_is_found_by_clamav(ctx: Context, bag: Path, tmp_path: Path) -> None:
+    db = tmp_path / "clamdb"
+    db.mkdir()
+    (db / "archive-test.ndb").write_text(f"Archive.Test.EICAR:0:*:{eicar().hex()}\n")
+    ctx.settings.clamscan, ctx.settings.clamav_database = Path(CLAMSCAN or ""), db
+    clean = receive(ctx, bag)
+    assert outcomes(clean)["YJ-4-2"] == {"passed"} and outcomes(clean)["YJ-4-1"] == {"passed"}
+    target = eeps(bag)[0]
+    _replace_eep(ctx, bag, target, files=[EepFile(f"{target.stem}.pdf", b"%PDF-1.4\n" + eicar())])
+    row = receive(ctx, bag)
+    assert "YJ-4-2" in failed(row) and "Archive.Test.EICAR" in details(row, "YJ-4-2")
+
+
+def test_without_a_virus_engine_the_items_are_not_applicable(ctx: Context, bag: Path) -> None:
+    row = receive(ctx, bag)
+    assert outcomes(row)["YJ-4-2"] == {"not_applicable"} and "未做病毒检测" in details(row, "YJ-4-2")
+
+
+def test_export_of_a_damaged_rendition_fails_and_is_not_released(ctx: Context, client: TestClient) -> None:
+    """Given a stored rendition damaged behind the store's back, when exported, then YJ-1-1 fails (the EEP's
+    file no longer matches the catalogue digest), the package is recorded as failed and no zip is kept."""
+    from tests.checks.storage_support import flip_byte, fs_path
+
+    codes = file_items(client, ctx, 1)
+    with ctx.catalogue.sessions() as s:
+        from archive.catalogue.models import ArchiveItem
+
+        key = s.scalar(select(ArchiveItem.rendition_key))
+    flip_byte(fs_path(ctx.store, key or ""))
+    with ctx.catalogue.session() as s:
+        row = transfer.export(ctx, s, ARCHIVIST, transfer.Selection(archival_codes=codes))
+        s.flush()
+        status, zip_key, results = row.status, row.zip_key, row.check_results
+    assert status == "failed" and zip_key is None
+    assert any(r["code"] == "YJ-1-1" and r["outcome"] == "failed" and "摘要" in r["detail"] for r in results)
+    assert not list(ctx.store.list_keys("packages/"))
+
+
+def test_a_zip_with_a_damaged_member_is_returned_not_crashed(ctx: Context, bag: Path, tmp_path: Path) -> None:
+    """A byte flipped inside a zip member (CRC no longer matches) is a finding, not a server error."""
+    import zipfile
+
+    out = tmp_path / "d.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for p in sorted(bag.rglob("*")):
+            if p.is_file():
+                z.write(p, "pkg/" + p.relative_to(bag).as_posix())
+    data = bytearray(out.read_bytes())
+    at = data.find("<电子文件封装包".encode())
+    data[at + 400] ^= 0x01
+    out.write_bytes(bytes(data))
+    row = receive(ctx, out)
+    assert row.status == "returned" and "YJ-1-14" in failed(row)
+    assert "已损坏" in details(row, "YJ-1-14")
+    shutil.rmtree(bag)
+
+
+def test_attributes_structure_duplicates_and_dates(ctx: Context, bag: Path) -> None:
+    """Given a declared file size that lies, a required element emptied, a missing register.pdf, a second EEP
+    carrying the first one's 档号 and a 日期 in another year, then YJ-1-9, YJ-2-4, YJ-1-13, YJ-1-8 and YJ-1-5
+    each fail (the edited EEP's signature fails too)."""
+    first, second = eeps(bag)
+    ns = "{http://www.saac.gov.cn/standards/ERM/encapsulation}"
+    code = parse_eep(first.read_bytes()).findtext(f".//{ns}电子文件号") or ""
+    _replace_eep(ctx, bag, second, archival_code=code, item_number=int(code.rsplit("-", 1)[1]),
+                 date=date(2031, 5, 1))
+    text = first.read_text(encoding="utf-8")
+    size = text.split("<计算机文件大小>", 1)[1].split("<", 1)[0]
+    text = text.replace(f"<计算机文件大小>{size}<", f"<计算机文件大小>{int(size) + 1}<", 1)
+    text = re.sub("<责任者>[^<]*<", "<责任者> <", text, count=1)
+    first.write_text(text, encoding="utf-8")
+    (bag / "data" / "register.pdf").unlink()
+    reseal(bag)
+    row = receive(ctx, bag)
+    assert {"YJ-1-9", "YJ-2-4", "YJ-1-13", "YJ-1-8", "YJ-1-5", "YJ-1-1"} <= failed(row)
+    assert "计算机文件大小记为" in details(row, "YJ-1-9") and "责任者" in details(row, "YJ-2-4")
+    assert "register.pdf" in details(row, "YJ-1-13") and "重复" in details(row, "YJ-1-8")
+    assert "晚于今天" in details(row, "YJ-1-5") or "不一致" in details(row, "YJ-1-5")
