@@ -70,29 +70,32 @@ class CheckItem:
     blocking: bool  # a failure refuses filing / returns the package (阻断); else a warning
     run: Callable[[Any], Result | Iterable[Result]]
     basis: str = "DA/T 70-2018"  # 检测依据
+    manual: bool = False  # needs a person (载体外观 …): the run leaves it open, a person records the result
 
 
 REGISTRY: dict[str, CheckItem] = {}
 
 
 def check(code: str, name: str, stage: Stage, dimension: Dimension, obj: CheckObject, *, blocking: bool = True,
-          basis: str = "DA/T 70-2018") -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+          basis: str = "DA/T 70-2018", manual: bool = False
+          ) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Register a check item function under its code."""
 
     def register(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if code in REGISTRY:
             raise ValueError(f"check item {code} registered twice")
-        REGISTRY[code] = CheckItem(code, name, stage, dimension, obj, blocking, fn, basis)
+        REGISTRY[code] = CheckItem(code, name, stage, dimension, obj, blocking, fn, basis, manual)
         return fn
 
     return register
 
 
 def items_of(stage: Stage) -> list[CheckItem]:
-    return sorted((i for i in REGISTRY.values() if i.stage == stage), key=lambda i: _code_key(i.code))
+    return sorted((i for i in REGISTRY.values() if i.stage == stage), key=lambda i: code_key(i.code))
 
 
-def _code_key(code: str) -> tuple[str, ...]:
+def code_key(code: str) -> tuple[str, ...]:
+    """Sort key putting GD-1-2 before GD-1-10."""
     return tuple(p.zfill(4) for p in code.split("-"))
 
 

@@ -1,0 +1,889 @@
+"""归档环节 (GD) check items of DA/T 70-2018 §2.2, run on one item being filed (or re-run on a filed one).
+
+The subject is what filing has: the case and its catalogue metadata, each original with its stored bytes
+and recorded digests, the signed rendition (our 归档信息包: it carries the metadata as XMP, one bookmark per
+document as its 目录, and the signature), the allocated 档号, the schedule and the catalogue session.
+
+Items on the catalogue record alone (object ``metadata``) run first, before the rendition is built, so a
+bad record is refused without signing anything; the rest run once the signed rendition exists, before it
+is stored. Filing online (在线归档) has no offline carrier: carrier items are manual (人工) and
+not applicable unless a person records them for a carrier.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pikepdf
+from PIL import Image, ImageSequence
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from archive import audit
+from archive.archival_code import CodeParts
+from archive.capture.cases import NEEDS_APPLICANT
+from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
+from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document
+from archive.checks.base import (
+    CheckItem,
+    CheckObject,
+    Dimension,
+    Outcome,
+    Result,
+    Stage,
+    blocking_failures,
+    check,
+    items_of,
+    run_items,
+)
+from archive.checks.security import ScanFailed, Scanner, database_age_days
+from archive.classification import RetentionCode
+from archive.context import Context
+from archive.errors import ArchiveError
+from signing.fixity import digest_bytes
+from signing.rendition import read_rendition_metadata
+from storage.base import content_key
+
+P, F, NA, MANUAL = Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE, Outcome.MANUAL
+AUTH, INTEG, USE, SEC = Dimension.AUTHENTICITY, Dimension.INTEGRITY, Dimension.USABILITY, Dimension.SECURITY
+META, CONTENT, PACKAGE = CheckObject.METADATA, CheckObject.CONTENT, CheckObject.PACKAGE
+CARRIER, ENV, PROCESS = CheckObject.CARRIER, CheckObject.ENVIRONMENT, CheckObject.PROCESS
+FUTURE_TOLERANCE = timedelta(minutes=10)  # clocks of business systems drift a little
+AV_DATABASE_MAX_AGE_DAYS = 7
+OUTCOMES = ("approved", "rejected", "withdrawn")
+
+
+@dataclass(frozen=True)
+class Original:
+    """One active document and its stored bytes (None when they could not be read)."""
+
+    doc: Document
+    data: bytes | None
+    read_error: str | None = None
+
+
+@dataclass
+class FilingSubject:
+    session: Session
+    ctx: Context
+    case: Case
+    originals: list[Original]
+    code: str  # 档号
+    parts: CodeParts  # the item's own fields (from allocation, or the item row)
+    actor_kind: str
+    rendition: bytes | None = None  # None before it is built
+    rendition_sha256: str | None = None
+    rendition_sm3: str | None = None
+    rendition_key: str | None = None
+    item: ArchiveItem | None = None  # set when re-checking a filed item
+    missing: list[str] = field(default_factory=list)  # required materials filed without (with a reason)
+    scanner: Scanner | None = None
+    verify_signatures: bool = True
+    rendition_pending: bool = False  # filing, before the rendition is built
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+
+    def memo(self, name: str, data: bytes, fn: Callable[[bytes], Any]) -> Any:
+        """One parse/digest of the same bytes per run, shared by the items that need it."""
+        key = (name, id(data))
+        if key not in self._memo:
+            self._memo[key] = (data, fn(data))  # keep data referenced so id() stays unique
+        return self._memo[key][1]
+
+    @property
+    def filed(self) -> bool:
+        return self.item is not None
+
+    @property
+    def rendered(self) -> list[Original]:
+        """Originals merged into the rendition (OFD is kept as received, not rendered)."""
+        return [o for o in self.originals if o.doc.media_type != OFD]
+
+
+def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
+    out = []
+    for d in docs:
+        try:
+            out.append(Original(d, ctx.store.get(d.original_key).read()))
+        except ArchiveError as exc:  # missing object, digest mismatch on read …
+            out.append(Original(d, None, f"{exc.code}: {exc.message}"))
+    return out
+
+
+def active_documents(case: Case) -> list[Document]:
+    return [d for d in case.documents if d.status == "active"]
+
+
+def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kind: str = "system",
+                 scanner: Scanner | None = None, verify_signatures: bool = True) -> FilingSubject:
+    """A filed item, read back from the catalogue and the store, for re-running the GD checks."""
+    rendition: bytes | None = None
+    if item.rendition_key:
+        try:
+            rendition = ctx.store.get(item.rendition_key).read()
+        except ArchiveError:
+            rendition = None
+    parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)
+    return FilingSubject(session, ctx, item.case, load_originals(ctx, active_documents(item.case)),
+                         item.archival_code, parts, actor_kind, rendition, item.rendition_sha256,
+                         item.rendition_sm3, item.rendition_key, item, scanner=scanner,
+                         verify_signatures=verify_signatures)
+
+
+def run_gd(subject: FilingSubject, *, phase: str = "all") -> list[tuple[CheckItem, Result]]:
+    """Run the GD items: ``metadata`` (catalogue record only), ``content`` (the rest) or ``all``."""
+    items = items_of(Stage.FILING)
+    if phase == "metadata":
+        items = [i for i in items if i.object == META]
+    elif phase == "content":
+        items = [i for i in items if i.object != META]
+    return run_items(items, subject)
+
+
+def refusal_summary(results: list[tuple[CheckItem, Result]]) -> list[dict[str, Any]]:
+    return [{"code": i.code, "name": i.name, "target": r.target, "outcome": r.outcome.value, "detail": r.detail}
+            for i, r in blocking_failures(results)]
+
+
+# --- the catalogue record as metadata elements ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Element:
+    key: str
+    label: str  # 元数据项名称
+    max_length: int | None
+    required: bool
+    kind: str  # text, code, int, year, datetime, id_number, mobile, uscc, serial, enum
+
+
+SCHEME: tuple[Element, ...] = (
+    Element("archival_code", "档号", 64, True, "code"),
+    Element("fonds_code", "全宗号", 8, True, "fonds"),
+    Element("year", "年度", 4, True, "year"),
+    Element("retention_code", "保管期限", 3, True, "enum"),
+    Element("category", "类别", 2, True, "enum"),
+    Element("number", "件号", 9, True, "int"),
+    Element("serial", "业务流水号", 64, True, "serial"),
+    Element("business_type", "业务类型", 16, True, "enum"),
+    Element("title", "题名", 300, True, "text"),
+    Element("applicant_name", "申请人", 100, False, "text"),
+    Element("applicant_id_number", "证件号码", 18, False, "id_number"),
+    Element("applicant_mobile", "手机号码", 11, False, "mobile"),
+    Element("unit_name", "单位名称", 200, False, "text"),
+    Element("unit_uscc", "统一社会信用代码", 18, False, "uscc"),
+    Element("personal_account", "个人账号", 32, False, "account"),
+    Element("unit_account", "单位账号", 32, False, "account"),
+    Element("loan_contract_no", "贷款合同号", 64, False, "text"),
+    Element("branch", "办理网点", 32, True, "text"),
+    Element("clerk", "经办人", 64, True, "text"),
+    Element("accepted_at", "受理时间", None, True, "datetime"),
+    Element("closed_at", "办结时间", None, True, "datetime"),
+    Element("outcome", "办结结果", 16, True, "enum"),
+)
+_PATTERNS = {
+    "fonds": re.compile(r"[A-Za-z0-9]{1,8}"), "serial": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,63}"),
+    "id_number": re.compile(r"\d{17}[\dX]"), "mobile": re.compile(r"1\d{10}"),
+    "uscc": re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}"), "account": re.compile(r"[0-9A-Za-z-]+"),
+}
+
+
+def metadata(s: FilingSubject) -> dict[str, Any]:
+    """The item's metadata elements, from the case and the 档号 fields."""
+    c, bt = s.case, s.ctx.schedule.types.get(s.case.business_type)
+    return {
+        "archival_code": s.code, "fonds_code": s.parts.fonds, "year": s.parts.year,
+        "retention_code": s.parts.retention, "category": s.parts.category, "number": s.parts.number,
+        "serial": c.serial, "business_type": c.business_type,
+        "title": f"{c.applicant_name or c.unit_name or ''}{bt.name if bt else ''}",
+        "applicant_name": c.applicant_name, "applicant_id_number": c.applicant_id_number,
+        "applicant_mobile": c.applicant_mobile, "unit_name": c.unit_name, "unit_uscc": c.unit_uscc,
+        "personal_account": c.personal_account, "unit_account": c.unit_account,
+        "loan_contract_no": c.loan_contract_no, "branch": c.branch, "clerk": c.clerk,
+        "accepted_at": c.accepted_at, "closed_at": c.closed_at, "outcome": c.outcome,
+    }
+
+
+def _present(v: Any) -> bool:
+    return v is not None and (not isinstance(v, str) or v.strip() != "")
+
+
+def _each(s: FilingSubject) -> Iterator[tuple[Element, Any]]:
+    values = metadata(s)
+    for el in SCHEME:
+        yield el, values.get(el.key)
+
+
+def _summary(failures: list[Result], passed: str) -> list[Result]:
+    return failures or [Result(P, passed)]
+
+
+# --- 真实性 (authenticity) --------------------------------------------------------------------------
+
+
+@check("GD-1-1", "固化信息有效性检测", Stage.FILING, AUTH, CONTENT)
+def fixity(s: FilingSubject) -> list[Result]:
+    """Digests of every original and of the rendition; the rendition's signature and time stamp."""
+    out = []
+    for o in s.originals:
+        if o.data is None:
+            out.append(Result(F, f"原件“{o.doc.filename}”无法读取，无法核验摘要：{o.read_error}", o.doc.filename))
+            continue
+        d = digest_bytes(o.data)
+        if (d.sha256, d.sm3) != (o.doc.sha256, o.doc.sm3):
+            out.append(Result(F, f"原件“{o.doc.filename}”的摘要与登记值不一致（SHA-256 登记 {o.doc.sha256[:16]}…，"
+                                 f"实际 {d.sha256[:16]}…），内容可能被篡改", o.doc.filename,
+                              {"expected_sha256": o.doc.sha256, "actual_sha256": d.sha256}))
+    if s.rendition is None:
+        return [*out, _no_rendition(s)]
+    d = s.memo("digest", s.rendition, digest_bytes)
+    if (d.sha256, d.sm3) != (s.rendition_sha256, s.rendition_sm3):
+        out.append(Result(F, "归档 PDF 的摘要与登记值不一致", "rendition",
+                          {"expected_sha256": s.rendition_sha256, "actual_sha256": d.sha256}))
+    if not s.verify_signatures:
+        out.append(Result(NA, "本次检测未验证电子签名与时间戳（仅核验摘要）", "rendition"))
+    else:
+        from signing.certificates import load_trust_roots
+        from signing.validate import verify_pdf
+
+        report = verify_pdf(s.rendition, load_trust_roots(s.ctx.settings.pki_path), d)
+        if not report.ok:
+            shown = "；".join(f"{c.name}: {c.detail}" for c in report.failures[:3])
+            out.append(Result(F, f"归档 PDF 的电子签名验证未通过：{shown}", "rendition",
+                              {"failures": [c.name for c in report.failures]}))
+        else:
+            out.append(Result(P, f"电子签名有效（{report.level}，签署人 {report.signer}），摘要一致", "rendition",
+                              {"level": report.level}))
+    if not any(r.outcome == F for r in out):
+        out.insert(0, Result(P, f"{len(s.originals)} 个原件的 SHA-256/SM3 摘要与登记值一致"))
+    return out
+
+
+@check("GD-1-2", "元数据项数据长度检测", Stage.FILING, AUTH, META)
+def lengths(s: FilingSubject) -> list[Result]:
+    bad = [Result(F, f"{el.label}长度为 {len(str(v))}，超过上限 {el.max_length}", el.label,
+                  {"length": len(str(v)), "max": el.max_length})
+           for el, v in _each(s) if el.max_length is not None and v is not None and len(str(v)) > el.max_length]
+    return _summary(bad, f"{len(SCHEME)} 个元数据项长度均未超过上限")
+
+
+@check("GD-1-3", "元数据项数据类型、格式检测", Stage.FILING, AUTH, META)
+def formats(s: FilingSubject) -> list[Result]:
+    bad = []
+    for el, v in _each(s):
+        if not _present(v):
+            continue
+        if el.kind in ("int", "year") and not (isinstance(v, int) and v > 0 and
+                                               (el.kind != "year" or 1000 <= v <= 9999)):
+            want = "四位年份" if el.kind == "year" else "正整数"
+            bad.append(Result(F, f"{el.label}应为{want}，实为 {v!r}", el.label))
+        elif el.kind == "datetime" and not (isinstance(v, datetime) and v.tzinfo is not None):
+            bad.append(Result(F, f"{el.label}应为带时区的日期时间，实为 {v!r}", el.label))
+        elif el.kind in _PATTERNS and not _PATTERNS[el.kind].fullmatch(str(v)):
+            bad.append(Result(F, f"{el.label}格式不正确：{_mask(el, v)}", el.label))
+    return _summary(bad, "元数据项的数据类型与格式正确")
+
+
+def _mask(el: Element, v: Any) -> str:
+    """Personal data never goes into a report in clear."""
+    text_ = str(v)
+    if el.kind in ("id_number", "mobile", "account") and len(text_) > 4:
+        return text_[:2] + "*" * (len(text_) - 4) + text_[-2:]
+    return repr(text_[:40])
+
+
+@check("GD-1-4", "设定值域的元数据项值域符合度检测", Stage.FILING, AUTH, META)
+def value_domains(s: FilingSubject) -> list[Result]:
+    sch, c, bad = s.ctx.schedule, s.case, []
+    bt = sch.types.get(c.business_type)
+    if bt is None:
+        bad.append(Result(F, f"业务类型 {c.business_type} 不在分类方案 {sch.version} 中", "业务类型"))
+    if s.parts.retention not in {r.value for r in RetentionCode}:
+        bad.append(Result(F, f"保管期限 {s.parts.retention} 不是有效代码（Y、D30、D10）", "保管期限"))
+    elif bt is not None and s.parts.retention != bt.retention.value:
+        bad.append(Result(F, f"保管期限 {s.parts.retention} 与业务类型{bt.name}规定的 {bt.retention.value} 不符",
+                          "保管期限"))
+    if s.parts.category not in sch.categories:
+        bad.append(Result(F, f"类别 {s.parts.category} 不在分类方案中", "类别"))
+    elif bt is not None and s.parts.category != bt.category:
+        bad.append(Result(F, f"类别 {s.parts.category} 与业务类型{bt.name}的类别 {bt.category} 不符", "类别"))
+    if c.outcome is not None and c.outcome not in OUTCOMES:
+        bad.append(Result(F, f"办结结果 {c.outcome!r} 不是 approved/rejected/withdrawn 之一", "办结结果"))
+    for o in s.originals:
+        if o.doc.material_type not in sch.materials:
+            bad.append(Result(F, f"材料类型 {o.doc.material_type} 不在分类方案中", o.doc.filename))
+    return _summary(bad, "保管期限、类别、业务类型、办结结果、材料类型均在规定值域内")
+
+
+@check("GD-1-5", "元数据项数据值合理性检测", Stage.FILING, AUTH, META)
+def plausibility(s: FilingSubject) -> list[Result]:
+    c, bad, zone = s.case, [], s.ctx.zone
+    closed = c.closed_at
+    latest = s.now + FUTURE_TOLERANCE
+    if closed is not None:
+        if closed.astimezone(zone).year != s.parts.year:
+            bad.append(Result(F, f"年度 {s.parts.year} 与办结年份 {closed.astimezone(zone).year} 不一致", "年度"))
+        if c.accepted_at is not None and closed < c.accepted_at:
+            bad.append(Result(F, "办结时间早于受理时间", "办结时间"))
+        if closed > latest and not s.filed:
+            bad.append(Result(F, f"办结时间 {closed.isoformat()} 晚于当前时间", "办结时间"))
+    if c.accepted_at is not None and c.accepted_at > latest:
+        bad.append(Result(F, f"受理时间 {c.accepted_at.isoformat()} 晚于当前时间", "受理时间"))
+    for i, step in enumerate(c.trail or [], 1):
+        at = _instant(step.get("at"))
+        if at is not None and at > latest and not s.filed:
+            bad.append(Result(F, f"业务行为第 {i} 步（{step.get('action')}）的时间晚于当前时间", "业务行为"))
+    item = s.item
+    if item is not None and item.trigger_date and item.expiry_date and item.expiry_date < item.trigger_date:
+        bad.append(Result(F, "到期日期早于保管期限起算日期", "到期日期"))
+    return _summary(bad, "年度与办结年份一致，时间先后合理")
+
+
+def _instant(v: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(v) if isinstance(v, str) else v if isinstance(v, datetime) else None
+    except ValueError:
+        return None
+
+
+def _bad_chars(value: str) -> list[str]:
+    found = []
+    for ch in value:
+        cat = unicodedata.category(ch)
+        # private-use and not-yet-assigned code points stay allowed: rare characters in names (生僻字) use them
+        if cat in ("Cc", "Cs") or ch in "\ufffe\uffff\ufeff":
+            found.append(f"U+{ord(ch):04X}")
+    if not found:
+        try:
+            value.encode("gb18030")
+        except UnicodeEncodeError:
+            found.append("非 GB 18030 字符")
+    return found
+
+
+@check("GD-1-6", "元数据项数据包含特殊字符检测", Stage.FILING, AUTH, META)
+def special_characters(s: FilingSubject) -> list[Result]:
+    bad = []
+    for el, v in _each(s):
+        if isinstance(v, str) and (chars := _bad_chars(v)):
+            bad.append(Result(F, f"{el.label}含不允许的字符：{'、'.join(sorted(set(chars)))}", el.label,
+                              {"characters": sorted(set(chars))}))
+    for i, step in enumerate(s.case.trail or [], 1):
+        for key in ("person", "opinion"):
+            if isinstance(step.get(key), str) and (chars := _bad_chars(step[key])):
+                bad.append(Result(F, f"业务行为第 {i} 步的{key}含不允许的字符：{'、'.join(chars)}", "业务行为"))
+    for o in s.originals:
+        if chars := _bad_chars(o.doc.filename):
+            bad.append(Result(F, f"文件名含不允许的字符：{'、'.join(chars)}", f"document:{o.doc.id}"))
+    return _summary(bad, "元数据项不含控制字符等特殊字符，均可用 GB 18030 编码")
+
+
+@check("GD-1-7", "档号规范性检测", Stage.FILING, AUTH, META)
+def archival_code(s: FilingSubject) -> Result:
+    rule = s.ctx.code_rule
+    try:
+        differing = rule.check(s.code, s.parts)
+    except ArchiveError as exc:
+        return Result(F, exc.message, s.code)
+    if differing:
+        return Result(F, f"档号 {s.code} 与条目字段不一致：{'；'.join(differing)}", s.code, {"differing": differing})
+    if s.parts.fonds != s.ctx.settings.fonds_code:
+        return Result(F, f"档号的全宗号 {s.parts.fonds} 不是本馆全宗号 {s.ctx.settings.fonds_code}", s.code)
+    return Result(P, f"档号 {s.code} 符合规则 {rule.template}，各段与条目字段一致", s.code)
+
+
+@check("GD-1-8", "元数据项数据重复性检测", Stage.FILING, AUTH, META)
+def duplicates(s: FilingSubject) -> list[Result]:
+    own = s.item.id if s.item is not None else -1
+    bad = []
+    same_code = s.session.scalar(select(func.count()).select_from(ArchiveItem).where(
+        ArchiveItem.archival_code == s.code, ArchiveItem.id != own)) or 0
+    if same_code:
+        bad.append(Result(F, f"档号 {s.code} 已被其他归档件使用", "档号"))
+    same_serial = s.session.scalar(select(func.count()).select_from(Case).where(Case.serial == s.case.serial)) or 0
+    if same_serial != 1:
+        bad.append(Result(F, f"业务流水号 {s.case.serial} 在目录中出现 {same_serial} 次", "业务流水号"))
+    same_case = s.session.scalar(select(func.count()).select_from(ArchiveItem).where(
+        ArchiveItem.case_id == s.case.id, ArchiveItem.id != own)) or 0
+    if same_case:
+        bad.append(Result(F, f"业务 {s.case.serial} 已有归档件，不能重复归档", "业务流水号"))
+    return _summary(bad, "档号、业务流水号在目录中唯一")
+
+
+@check("GD-1-9", "电子文件内容数据电子属性一致性检测", Stage.FILING, AUTH, CONTENT)
+def original_properties(s: FilingSubject) -> list[Result]:
+    """Each original's size and (content-identified) format equal what the catalogue recorded."""
+    bad = []
+    for o in s.originals:
+        if o.data is None:
+            bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
+            continue
+        if len(o.data) != o.doc.size:
+            bad.append(Result(F, f"原件“{o.doc.filename}”大小 {len(o.data)} 字节，登记为 {o.doc.size} 字节",
+                              o.doc.filename))
+        kind = _sniff(o.data, o.doc.filename)
+        if kind != o.doc.media_type:
+            bad.append(Result(F, f"原件“{o.doc.filename}”按内容识别为 {kind or '未知格式'}，登记为 {o.doc.media_type}",
+                              o.doc.filename))
+    return _summary(bad, f"{len(s.originals)} 个原件的大小、格式与登记一致")
+
+
+def _sniff(data: bytes, filename: str) -> str | None:
+    try:
+        return sniff(data[:2048], io.BytesIO(data), filename)
+    except ArchiveError:
+        return None
+
+
+@check("GD-1-10", "归档文件电子属性一致性检测", Stage.FILING, AUTH, PACKAGE)
+def rendition_properties(s: FilingSubject) -> list[Result]:
+    """The rendition is a PDF whose page count is the sum of the rendered originals' pages."""
+    if s.rendition is None:
+        return [_no_rendition(s)]
+    try:
+        with pikepdf.open(io.BytesIO(s.rendition)) as pdf:
+            pages = len(pdf.pages)
+    except pikepdf.PdfError as exc:
+        return [Result(F, f"归档 PDF 无法解析：{exc}", "rendition")]
+    expected = sum(o.doc.page_count for o in s.rendered)
+    if pages != expected:
+        return [Result(F, f"归档 PDF 共 {pages} 页，原件登记页数合计 {expected} 页", "rendition",
+                       {"pages": pages, "expected": expected})]
+    return [Result(P, f"归档 PDF 共 {pages} 页，与原件页数一致", "rendition")]
+
+
+@check("GD-1-11", "元数据与内容关联一致性检测", Stage.FILING, AUTH, CONTENT)
+def content_links(s: FilingSubject) -> list[Result]:
+    """Every object key in the catalogue resolves to the object with the recorded digest."""
+    bad = []
+    for o in s.originals:
+        try:
+            info = s.ctx.store.stat(o.doc.original_key)
+        except ArchiveError as exc:
+            bad.append(Result(F, f"原件“{o.doc.filename}”的存储对象 {o.doc.original_key} 不存在：{exc.message}",
+                              o.doc.filename))
+            continue
+        if info.sha256 != o.doc.sha256 or o.doc.original_key != content_key("originals", o.doc.sha256):
+            bad.append(Result(F, f"原件“{o.doc.filename}”的存储对象与目录登记的摘要不一致", o.doc.filename))
+    if s.rendition_key and s.rendition_sha256 and s.rendition_key != content_key("renditions", s.rendition_sha256):
+        bad.append(Result(F, "归档 PDF 的对象键与其摘要不一致", "rendition"))
+    if s.filed and s.rendition_key:
+        try:
+            if s.ctx.store.stat(s.rendition_key).sha256 != s.rendition_sha256:
+                bad.append(Result(F, "归档 PDF 的存储对象与目录登记的摘要不一致", "rendition"))
+        except ArchiveError as exc:
+            bad.append(Result(F, f"归档 PDF 的存储对象不存在：{exc.message}", "rendition"))
+    return _summary(bad, "目录中的对象键均指向摘要一致的存储对象")
+
+
+def _no_rendition(s: FilingSubject) -> Result:
+    if s.rendition_pending:
+        return Result(NA, "原件有问题，未生成归档 PDF，本项未检测", "rendition")
+    return Result(F, "归档 PDF 不存在或无法读取", "rendition")
+
+
+def _xmp(s: FilingSubject) -> dict[str, str] | Result:
+    """The rendition's embedded metadata, or why it cannot be read."""
+    if s.rendition is None:
+        return _no_rendition(s)
+    try:
+        return s.memo("xmp", s.rendition, read_rendition_metadata)  # type: ignore[no-any-return]
+    except Exception as exc:  # pikepdf and XMP parsing raise several kinds
+        return Result(F, f"归档 PDF 的元数据无法读取：{type(exc).__name__}: {exc}", "rendition")
+
+
+def _outline(s: FilingSubject) -> list[str] | Result:
+    if s.rendition is None:
+        return _no_rendition(s)
+    return s.memo("outline", s.rendition, _read_outline)  # type: ignore[no-any-return]
+
+
+def _read_outline(data: bytes) -> list[str] | Result:
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf, pdf.open_outline() as outline:
+            titles = [str(i.title) for i in outline.root]
+            if "/PageLabels" not in pdf.Root:
+                return Result(F, "归档 PDF 没有页码标签", "rendition")
+            return titles
+    except Exception as exc:
+        return Result(F, f"归档 PDF 的目录无法读取：{type(exc).__name__}: {exc}", "rendition")
+
+
+@check("GD-1-12", "说明文件和目录文件规范性检测", Stage.FILING, AUTH, PACKAGE)
+def navigation(s: FilingSubject) -> Result:
+    """The rendition's 目录: one bookmark per rendered original, numbered in order, and page labels."""
+    titles = _outline(s)
+    if isinstance(titles, Result):
+        return titles
+    wrong = [t for i, t in enumerate(titles, 1) if not t.startswith(f"{i}. ")]
+    if len(titles) != len(s.rendered) or wrong:
+        return Result(F, f"归档 PDF 目录有 {len(titles)} 条，应为 {len(s.rendered)} 条且按顺序编号", "rendition")
+    return Result(P, f"归档 PDF 目录 {len(titles)} 条，与原件一一对应", "rendition")
+
+
+@check("GD-1-13", "信息包目录结构规范性检测", Stage.FILING, AUTH, PACKAGE)
+def package_layout(s: FilingSubject) -> Result:
+    return Result(NA, "在线归档，不形成目录结构的归档信息包（移交信息包在移交环节检测）")
+
+
+@check("GD-1-14", "信息包一致性检测", Stage.FILING, AUTH, PACKAGE)
+def package_consistency(s: FilingSubject) -> Result:
+    """The bytes checked are the bytes recorded (and, once filed, the bytes stored)."""
+    if s.rendition is None:
+        return _no_rendition(s)
+    d = s.memo("digest", s.rendition, digest_bytes)
+    if d.sha256 != s.rendition_sha256:
+        return Result(F, "归档 PDF 与登记的摘要不一致（存储前后内容不同）", "rendition")
+    return Result(P, f"归档 PDF SHA-256 {d.sha256[:16]}… 与登记一致", "rendition")
+
+
+# --- 完整性 (integrity) -----------------------------------------------------------------------------
+
+
+@check("GD-2-1", "电子文件总件数相符性检测", Stage.FILING, INTEG, CONTENT)
+def document_count(s: FilingSubject) -> Result:
+    active = s.session.scalar(select(func.count()).select_from(Document).where(
+        Document.case_id == s.case.id, Document.status == "active")) or 0
+    if active != len(s.originals):
+        return Result(F, f"目录登记有效原件 {active} 件，实际检测 {len(s.originals)} 件")
+    return Result(P, f"原件 {active} 件，与目录登记一致", data={"documents": active})
+
+
+@check("GD-2-2", "总字节数相符性检测", Stage.FILING, INTEG, CONTENT)
+def byte_total(s: FilingSubject) -> Result:
+    recorded = sum(o.doc.size for o in s.originals)
+    actual = sum(len(o.data) for o in s.originals if o.data is not None)
+    if recorded != actual:
+        return Result(F, f"原件登记总字节数 {recorded}，实际 {actual}", data={"recorded": recorded, "actual": actual})
+    return Result(P, f"原件总字节数 {actual}，与登记一致", data={"bytes": actual})
+
+
+XMP_ELEMENTS = ("档号", "业务流水号", "业务类型", "保管期限", "全宗名称", "年度", "办理网点", "经办人", "题名")
+
+
+@check("GD-2-3", "元数据项完整性检测", Stage.FILING, INTEG, PACKAGE)
+def xmp_elements(s: FilingSubject) -> Result:
+    xmp = _xmp(s)
+    if isinstance(xmp, Result):
+        return xmp
+    missing = [k for k in XMP_ELEMENTS if not xmp.get(k)]
+    if missing:
+        return Result(F, f"归档 PDF 内嵌元数据缺项：{'、'.join(missing)}", "rendition", {"missing": missing})
+    return Result(P, f"归档 PDF 内嵌元数据 {len(XMP_ELEMENTS)} 项齐全", "rendition")
+
+
+@check("GD-2-4", "元数据必填著录项目检测", Stage.FILING, INTEG, META)
+def required_elements(s: FilingSubject) -> Result:
+    values = metadata(s)
+    missing = [el.label for el in SCHEME if el.required and not _present(values.get(el.key))]
+    if s.case.category in NEEDS_APPLICANT:
+        missing += [label for key, label in (("applicant_name", "申请人"), ("applicant_id_number", "证件号码"))
+                    if not _present(values.get(key))]
+    if s.case.category == "DK" and not _present(values.get("loan_contract_no")):
+        missing.append("贷款合同号")
+    if not _present(values.get("applicant_name")) and not _present(values.get("unit_name")):
+        missing.append("申请人或单位名称")
+    if missing:
+        return Result(F, f"必填著录项目为空：{'、'.join(missing)}", data={"missing": missing})
+    return Result(P, "必填著录项目均已填写")
+
+
+@check("GD-2-5", "过程信息完整性检测", Stage.FILING, INTEG, META, blocking=False)
+def process_trail(s: FilingSubject) -> Result:
+    trail = s.case.trail or []
+    if not trail:
+        return Result(F, "没有业务行为记录（受理…办结）", "业务行为")
+    actions = [step.get("action") for step in trail]
+    gaps = [a for a in ("受理",) if a not in actions]
+    if s.case.outcome == "approved" and "办结" not in actions:
+        gaps.append("办结")
+    times = [_instant(step.get("at")) for step in trail]
+    if any(t is None for t in times):
+        return Result(F, "业务行为有缺少时间的步骤", "业务行为")
+    unordered = any(b < a for a, b in itertools.pairwise(times))  # type: ignore[operator]
+    if gaps or unordered:
+        why = ([f"缺少{'、'.join(gaps)}步骤"] if gaps else []) + (["步骤时间先后颠倒"] if unordered else [])
+        return Result(F, f"业务行为不完整：{'；'.join(why)}", "业务行为", {"actions": actions})
+    return Result(P, f"业务行为 {len(trail)} 步（{'→'.join(str(a) for a in actions)}）", "业务行为")
+
+
+@check("GD-2-6", "连续性元数据项检测", Stage.FILING, INTEG, META)
+def continuity(s: FilingSubject) -> list[Result]:
+    """件号 gap-free from 1 in its class (全宗, 年度, 保管期限, 类别); 件内顺序号 gap-free from 1."""
+    p, own = s.parts, s.item.id if s.item is not None else -1
+    same_class = (ArchiveItem.fonds_code == p.fonds, ArchiveItem.year == p.year,
+                  ArchiveItem.retention_code == p.retention, ArchiveItem.category == p.category)
+    below = s.session.execute(select(func.count(), func.count(func.distinct(ArchiveItem.number))).where(
+        *same_class, ArchiveItem.number < p.number, ArchiveItem.id != own)).one()
+    bad = []
+    if below[0] != p.number - 1 or below[1] != below[0]:
+        bad.append(Result(F, f"件号不连续：{p.fonds}/{p.year}/{p.retention}/{p.category} 中件号 {p.number} 之前应有 "
+                             f"{p.number - 1} 件，实有 {below[1]} 件", "件号",
+                          {"number": p.number, "before": below[1]}))
+    sequences = sorted(s.session.scalars(select(Document.sequence).where(Document.case_id == s.case.id)))
+    if sequences != list(range(1, len(sequences) + 1)):
+        bad.append(Result(F, f"件内顺序号不连续：{sequences}", "件内顺序号"))
+    return _summary(bad, f"件号 {p.number} 与前序件号连续，件内顺序号连续")
+
+
+@check("GD-2-7", "内容数据完整性检测", Stage.FILING, INTEG, CONTENT)
+def content_present(s: FilingSubject) -> list[Result]:
+    bad = [Result(F, f"原件“{o.doc.filename}”内容缺失：{o.read_error or '0 字节'}", o.doc.filename)
+           for o in s.originals if not o.data]
+    if not s.originals:
+        bad.append(Result(F, "该业务没有任何原件"))
+    if not s.rendition and not s.rendition_pending:
+        bad.append(Result(F, "归档 PDF 内容缺失", "rendition"))
+    return _summary(bad, f"{len(s.originals)} 个原件及归档 PDF 均有内容")
+
+
+@check("GD-2-8", "附件数据完整性检测", Stage.FILING, INTEG, CONTENT, blocking=False)
+def attachments(s: FilingSubject) -> Result:
+    """The business type's required materials; filing without some (with a reason) is a warning."""
+    from archive.capture.documents import missing_materials
+
+    missing = [e.name for e in missing_materials(s.ctx, s.case)]
+    if missing:
+        return Result(F, f"缺少必备材料：{'、'.join(missing)}", data={"missing": missing})
+    return Result(P, "必备材料齐全")
+
+
+@check("GD-2-9", "归档范围检测", Stage.FILING, INTEG, META)
+def scope(s: FilingSubject) -> Result:
+    bt = s.ctx.schedule.types.get(s.case.business_type)
+    if bt is None or bt.category != s.case.category:
+        return Result(F, f"业务类型 {s.case.business_type}（类别 {s.case.category}）不在归档范围（分类方案"
+                         f" {s.ctx.schedule.version}）内")
+    return Result(P, f"{bt.name}属于归档范围（分类方案 {s.ctx.schedule.version}）")
+
+
+@check("GD-2-10", "信息包元数据完整性检测", Stage.FILING, INTEG, PACKAGE)
+def xmp_values(s: FilingSubject) -> Result:
+    """The embedded metadata says what the catalogue says, and the file declares PDF/A-2b."""
+    xmp = _xmp(s)
+    if isinstance(xmp, Result):
+        return xmp
+    expected = {"档号": s.code, "业务流水号": s.case.serial, "年度": str(s.parts.year)}
+    differing = [f"{k}（内嵌 {xmp.get(k)!r}，目录 {v!r}）" for k, v in expected.items() if xmp.get(k) != v]
+    if xmp.get("pdfaid") != "2b":
+        differing.append(f"PDF/A 标识（{xmp.get('pdfaid')!r}）")
+    if differing:
+        return Result(F, f"归档 PDF 内嵌元数据与目录不一致：{'；'.join(differing)}", "rendition")
+    return Result(P, "归档 PDF 内嵌元数据与目录一致，声明 PDF/A-2b", "rendition")
+
+
+@check("GD-2-11", "信息包内容数据完整性检测", Stage.FILING, INTEG, PACKAGE)
+def package_contents(s: FilingSubject) -> Result:
+    titles = _outline(s)
+    if isinstance(titles, Result):
+        return titles
+    if len(titles) != len(s.rendered):
+        return Result(F, f"归档 PDF 含 {len(titles)} 份文件，应含 {len(s.rendered)} 份", "rendition")
+    return Result(P, f"归档 PDF 含全部 {len(titles)} 份可转换原件（OFD 原件按原样保存）", "rendition")
+
+
+# --- 可用性 (usability) -----------------------------------------------------------------------------
+
+
+@check("GD-3-1", "信息包中元数据的可读性检测", Stage.FILING, USE, PACKAGE)
+def xmp_readable(s: FilingSubject) -> Result:
+    xmp = _xmp(s)
+    if isinstance(xmp, Result):
+        return xmp
+    return Result(P, f"归档 PDF 内嵌元数据可读（{len(xmp)} 项）", "rendition")
+
+
+@check("GD-3-2", "目标数据库中的元数据可访问性检测", Stage.FILING, USE, META)
+def catalogue_readable(s: FilingSubject) -> Result:
+    s.session.execute(text("SELECT 1"))
+    serial = s.session.scalar(select(Case.serial).where(Case.id == s.case.id))
+    if serial != s.case.serial:
+        return Result(F, "目录数据库中读不到该业务记录")
+    return Result(P, "目录数据库可访问，业务记录可读")
+
+
+@check("GD-3-3", "内容数据格式检测", Stage.FILING, USE, CONTENT)
+def format_whitelist(s: FilingSubject) -> list[Result]:
+    """Formats of GB/T 18894 accepted here, identified by content, never by name."""
+    allowed = "、".join(NAMES[m] for m in ACCEPTED)
+    bad = []
+    for o in s.originals:
+        if o.data is None:
+            continue
+        kind = _sniff(o.data, o.doc.filename)
+        if kind not in ACCEPTED:
+            bad.append(Result(F, f"原件“{o.doc.filename}”的格式不在归档格式范围（{allowed}）内", o.doc.filename))
+    if s.rendition is not None and _sniff(s.rendition, "rendition.pdf") != PDF:
+        bad.append(Result(F, "归档文件不是 PDF", "rendition"))
+    return _summary(bad, f"原件格式均在归档格式范围（{allowed}）内，归档文件为 PDF/A")
+
+
+@check("GD-3-4", "内容数据的可读性检测", Stage.FILING, USE, CONTENT)
+def readable(s: FilingSubject) -> list[Result]:
+    bad = []
+    for o in s.originals:
+        if o.data is None:
+            bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
+        elif problem := _unreadable(o.data, o.doc.media_type):
+            bad.append(Result(F, f"原件“{o.doc.filename}”无法正常打开：{problem}", o.doc.filename))
+    if s.rendition is not None and (problem := _unreadable(s.rendition, PDF)):
+        bad.append(Result(F, f"归档 PDF 无法正常打开：{problem}", "rendition"))
+    return _summary(bad, "原件与归档 PDF 均可正常打开")
+
+
+def _unreadable(data: bytes, media_type: str) -> str | None:
+    """Why a file does not open (None: it does). JPEGs decode at 1/8 scale: every byte is still read."""
+    try:
+        if media_type == PDF:
+            with pikepdf.open(io.BytesIO(data)) as pdf:
+                if len(pdf.pages) == 0:
+                    return "没有页面"
+        elif media_type in (JPEG, PNG, TIFF):
+            with Image.open(io.BytesIO(data)) as img:
+                if media_type == JPEG:
+                    img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
+                for frame in ImageSequence.Iterator(img):
+                    frame.load()
+        elif media_type == OFD:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                if (bad := z.testzip()) is not None:
+                    return f"压缩包条目 {bad} 损坏"
+        else:
+            return f"未知格式 {media_type}"
+    except Exception as exc:  # every decoder has its own errors
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
+@check("GD-3-5", "软硬件环境合规性检测", Stage.FILING, USE, ENV)
+def environment(s: FilingSubject) -> Result:
+    """The rendition records the program that made it (xmp:CreatorTool, PDF Producer)."""
+    if s.rendition is None:
+        return _no_rendition(s)
+    try:
+        with pikepdf.open(io.BytesIO(s.rendition)) as pdf:
+            tool = str(pdf.open_metadata().get("xmp:CreatorTool", "") or "")
+            producer = str(pdf.docinfo.get("/Producer", "") or "")
+    except Exception as exc:
+        return Result(F, f"归档 PDF 的环境信息无法读取：{exc}", "rendition")
+    if not tool and not producer:
+        return Result(F, "归档 PDF 未记录创建程序", "rendition")
+    return Result(P, f"创建程序：{tool or producer}", "rendition", {"creator_tool": tool, "producer": producer})
+
+
+@check("GD-3-8", "信息包中包含的内容数据格式合规性检测", Stage.FILING, USE, CONTENT)
+def no_encryption(s: FilingSubject) -> list[Result]:
+    """No encrypted PDFs or OFD entries: an archive must open without a password, forever."""
+    bad = []
+    named = [(o.doc.filename, o.doc.media_type, o.data) for o in s.originals if o.data is not None]
+    if s.rendition is not None:
+        named.append(("rendition", PDF, s.rendition))
+    for name, kind, data in named:
+        try:
+            if kind == PDF:
+                with pikepdf.open(io.BytesIO(data)) as pdf:
+                    if pdf.is_encrypted:
+                        bad.append(Result(F, f"“{name}”是加密的 PDF", name))
+            elif kind == OFD:
+                with zipfile.ZipFile(io.BytesIO(data)) as z:
+                    if any(i.flag_bits & 0x1 for i in z.infolist()):
+                        bad.append(Result(F, f"“{name}”含加密的压缩条目", name))
+        except pikepdf.PasswordError:
+            bad.append(Result(F, f"“{name}”是加密的 PDF，需要密码才能打开", name))
+        except Exception:
+            continue  # unreadable files are GD-3-4's finding
+    return _summary(bad, "内容数据未加密，未使用非标准压缩")
+
+
+# --- 安全性 (security) ------------------------------------------------------------------------------
+
+
+@check("GD-4-1", "系统环境中是否安装杀毒软件检测", Stage.FILING, SEC, ENV, blocking=False)
+def antivirus_present(s: FilingSubject) -> Result:
+    if s.scanner is None:
+        return Result(F, "未配置杀毒软件（设置 ARCHIVE_CLAMD_SOCKET 或 ARCHIVE_CLAMSCAN），未做病毒检测")
+    info = s.scanner.info()
+    data = {"kind": info.kind, "engine": info.engine, "database": info.database,
+            "database_date": info.database_date.isoformat() if info.database_date else None}
+    age = database_age_days(info, s.now)
+    if age is not None and age > AV_DATABASE_MAX_AGE_DAYS:
+        return Result(F, f"病毒库已 {age:.0f} 天未更新（{info.engine}，病毒库 {info.database}）", data=data)
+    return Result(P, f"{info.engine}（{info.kind}），病毒库 {info.database or '版本未知'}", data=data)
+
+
+@check("GD-4-2", "病毒感染检测", Stage.FILING, SEC, CONTENT)
+def virus_scan(s: FilingSubject) -> list[Result]:
+    if s.scanner is None:
+        return [Result(NA, "未配置杀毒软件，未扫描")]
+    files = [(o.doc.filename, o.data) for o in s.originals if o.data is not None]
+    if s.rendition is not None:
+        files.append(("rendition.pdf", s.rendition))
+    try:
+        found = s.scanner.scan(files)
+    except ScanFailed as exc:
+        return [Result(Outcome.ERROR, f"病毒扫描未能完成：{exc}")]
+    bad = [Result(F, f"文件“{f.name}”感染病毒：{f.signature}", f.name, {"signature": f.signature}) for f in found]
+    return _summary(bad, f"{len(files)} 个文件未发现病毒")
+
+
+@check("GD-4-3", "载体中多余文件检测", Stage.FILING, SEC, CARRIER)
+def carrier_extra_files(s: FilingSubject) -> Result:
+    return Result(NA, "在线归档，无离线载体")
+
+
+def _manual(code: str, name: str) -> Callable[[FilingSubject], Result]:
+    def run(s: FilingSubject) -> Result:
+        return Result(NA, "在线归档，无离线载体；以光盘等载体归档时由人工检测后登记")
+
+    check(code, name, Stage.FILING, SEC, CARRIER, manual=True)(run)
+    return run
+
+
+carrier_speed = _manual("GD-4-4", "载体读取速度检测")
+carrier_appearance = _manual("GD-4-5", "载体外观检测")
+carrier_disc_quality = _manual("GD-4-6", "光盘合格性检测")
+
+
+@check("GD-4-7", "归档过程安全性检测", Stage.FILING, SEC, PROCESS)
+def process_security(s: FilingSubject) -> list[Result]:
+    """An authenticated filer, and the case's audit events present and unaltered (hash recomputes)."""
+    bad = []
+    if s.actor_kind not in ("user", "client", "system"):
+        bad.append(Result(F, f"归档操作者类型 {s.actor_kind!r} 未经认证"))
+    events = list(s.session.scalars(select(AuditEvent).where(
+        AuditEvent.target_type == "case", AuditEvent.target_id == s.case.serial).order_by(AuditEvent.seq)))
+    if not any(e.action == "case.open" for e in events):
+        bad.append(Result(F, f"审计日志中没有业务 {s.case.serial} 的受理记录", "audit"))
+    altered = [e.seq for e in events if audit.event_hash(e) != e.hash]
+    if altered:
+        bad.append(Result(F, f"业务 {s.case.serial} 的审计事件被改动（序号 {altered}）", "audit", {"seqs": altered}))
+    attached = {e.detail.get("document_id") for e in events if e.action in ("document.attach", "document.replace")}
+    unrecorded = [o.doc.filename for o in s.originals if o.doc.id not in attached]
+    if unrecorded:
+        bad.append(Result(F, f"原件无接收审计记录：{'、'.join(unrecorded)}", "audit"))
+    return _summary(bad, f"操作者已认证，业务的 {len(events)} 条审计事件完整未被改动")
+
+
+
+def recheck_item(ctx: Context, session: Session, actor: audit.Actor, archival_code: str, *,
+                 verify_signatures: bool = True) -> Any:
+    """Re-run every GD item on a filed item and store the report, linked to the item."""
+    from archive.checks.reports import save_report
+    from archive.checks.security import scanner_from_settings
+    from archive.errors import NotFound
+
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code.strip()))
+    if item is None:
+        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
+    subject = item_subject(ctx, session, item, actor_kind=actor.kind, scanner=scanner_from_settings(ctx.settings),
+                           verify_signatures=verify_signatures)
+    return save_report(session, actor, Stage.FILING, item.archival_code, run_gd(subject), item_id=item.id,
+                       serial=item.case.serial, trigger="recheck")

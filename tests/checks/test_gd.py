@@ -1,0 +1,287 @@
+"""归档环节 (GD) checks: run inside filing, refuse on a blocking failure, and each item detects its fault."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from archive.api.app import create_app
+from archive.audit import Actor
+from archive.catalogue.models import (
+    ArchivalCodeSequence,
+    ArchiveItem,
+    AuditEvent,
+    Case,
+    CheckReport,
+    Document,
+)
+from archive.checks import gd
+from archive.checks.base import REGISTRY, Outcome, Stage, items_of, run_items
+from archive.context import Context
+from tests import samples
+from tests.helpers import add_client, add_user, login
+from tests.test_audit import _disable_guard
+from tests.test_filing import CLOSE, complete_case
+
+CODE = "J001-YW·2026-D30-TQ-000001"
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context=ctx)) as c:
+        yield c
+
+
+@pytest.fixture
+def core(ctx: Context) -> dict[str, str]:
+    return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+
+
+def file_case(client: TestClient, core: dict[str, str], serial: str = "YW2026010500001", **over: object) -> str:
+    complete_case(client, core, serial, **over)
+    r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    return str(r.json()["item"]["archival_code"])
+
+
+def outcomes(results: list[tuple[object, object]], code: str) -> list[Outcome]:
+    return [r.outcome for i, r in results if i.code == code]  # type: ignore[attr-defined]
+
+
+def run_one(subject: gd.FilingSubject, code: str) -> list[Outcome]:
+    return outcomes(run_items([REGISTRY[code]], subject), code)  # type: ignore[arg-type]
+
+
+def nothing_filed(ctx: Context) -> None:
+    """A refused filing leaves no item, no consumed 档号 and no stored rendition."""
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+        assert (s.scalar(select(func.max(ArchivalCodeSequence.last_number))) or 0) == 0
+        assert s.scalar(select(func.count()).select_from(CheckReport)) == 0
+    assert not list((ctx.settings.objects_path / "renditions").rglob("*"))
+
+
+# --- at filing ---------------------------------------------------------------------------------------
+
+
+def test_filing_runs_every_gd_item_and_stores_the_report_with_the_item(ctx: Context, client: TestClient,
+                                                                       core: dict[str, str]) -> None:
+    code = file_case(client, core)
+    with ctx.catalogue.sessions() as s:
+        item = s.scalar(select(ArchiveItem))
+        report = s.scalar(select(CheckReport))
+        assert item is not None and report is not None
+        assert (report.stage, report.subject, report.item_id, report.passed) == ("gd", code, item.id, True)
+        codes = {r.code for r in report.results}
+        assert codes == {i.code for i in items_of(Stage.FILING)}
+        by_code = {r.code: r.outcome for r in report.results}
+        # with no virus scanner configured, GD-4-1 warns and the scan is not applicable; all else passes
+        assert by_code["GD-4-1"] == "failed" and by_code["GD-4-2"] == "not_applicable"
+        assert report.outcome == "warning"
+        for must_pass in ("GD-1-1", "GD-1-2", "GD-1-6", "GD-1-7", "GD-1-10", "GD-2-6", "GD-3-3", "GD-3-4", "GD-4-7"):
+            assert by_code[must_pass] == "passed", must_pass
+        filed = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.file"))
+        assert filed is not None and filed.detail["check_report"] == report.id
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "check.report")) == 1
+
+
+def test_control_character_in_metadata_refuses_filing(ctx: Context, client: TestClient,
+                                                      core: dict[str, str]) -> None:
+    """GD-1-6: a control character in 申请人 is refused before anything is signed or numbered."""
+    complete_case(client, core, applicant={"name": "张\x01三", "id_number": "11010519491231002X"})
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["code"] == "filing_checks_failed" and "四性检测" in body["message"]
+    failed = {f["code"]: f for f in body["detail"]["failed"]}
+    assert "GD-1-6" in failed and "U+0001" in failed["GD-1-6"]["detail"]
+    nothing_filed(ctx)
+    with ctx.catalogue.sessions() as s:
+        case = s.scalar(select(Case))
+        assert case is not None and case.status == "open" and case.trail is None
+
+
+def test_gap_in_item_numbers_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """GD-2-6: a 件号 counter that skipped a number gives a gap; the filing is refused, the counter kept."""
+    file_case(client, core)
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchivalCodeSequence).values(last_number=2))
+    complete_case(client, core, "YW2026010500002")
+    r = client.post("/api/v1/cases/YW2026010500002/close", json=CLOSE, headers=core)
+    assert r.status_code == 409 and r.json()["code"] == "filing_checks_failed"
+    assert [f["code"] for f in r.json()["detail"]["failed"]] == ["GD-2-6"]
+    assert "件号不连续" in r.json()["message"]
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(ArchivalCodeSequence.last_number)) == 2
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 1
+
+
+def test_digest_mismatch_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """GD-1-1: an original whose recorded digest differs from its bytes is refused."""
+    complete_case(client, core)
+    with ctx.catalogue.session() as s:
+        s.execute(update(Document).where(Document.sequence == 1).values(sha256="0" * 64))
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409, r.text
+    codes = {f["code"] for f in r.json()["detail"]["failed"]}
+    assert {"GD-1-1", "GD-1-11"} <= codes
+    nothing_filed(ctx)
+
+
+def test_missing_stored_original_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """GD-2-7: content gone from the store is refused before a rendition is attempted."""
+    complete_case(client, core)
+    with ctx.catalogue.sessions() as s:
+        key = s.scalar(select(Document.original_key).where(Document.sequence == 2))
+    assert key is not None
+    ctx.store.path_of(key).unlink()
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409, r.text
+    codes = {f["code"] for f in r.json()["detail"]["failed"]}
+    assert {"GD-2-7", "GD-3-4", "GD-1-11"} <= codes
+    nothing_filed(ctx)
+
+
+# --- each item on its failing fixture ----------------------------------------------------------------
+
+
+@pytest.fixture
+def subject(ctx: Context, client: TestClient, core: dict[str, str]) -> Iterator[gd.FilingSubject]:
+    """A filed item read back as a GD subject (changes to it are never committed)."""
+    file_case(client, core)
+    with ctx.catalogue.sessions() as s:
+        item = s.scalar(select(ArchiveItem))
+        assert item is not None
+        subj = gd.item_subject(ctx, s, item, verify_signatures=False)
+        assert not [(i.code, r.detail) for i, r in gd.run_gd(subj)
+                    if r.outcome in (Outcome.FAILED, Outcome.ERROR) and i.code != "GD-4-1"]
+        yield subj
+
+
+def test_metadata_field_over_its_length(subject: gd.FilingSubject) -> None:
+    subject.case.applicant_name = "张" * 101
+    assert run_one(subject, "GD-1-2") == [Outcome.FAILED]
+
+
+def test_required_field_empty(subject: gd.FilingSubject) -> None:
+    subject.case.clerk = " "
+    assert run_one(subject, "GD-2-4") == [Outcome.FAILED]
+
+
+def test_badly_formatted_and_out_of_domain_values(subject: gd.FilingSubject) -> None:
+    subject.case.applicant_mobile = "2380013800x"
+    subject.case.outcome = "maybe"
+    assert run_one(subject, "GD-1-3") == [Outcome.FAILED]
+    assert run_one(subject, "GD-1-4") == [Outcome.FAILED]
+
+
+def test_implausible_year(subject: gd.FilingSubject) -> None:
+    subject.parts = dataclasses.replace(subject.parts, year=2025)
+    assert Outcome.FAILED in run_one(subject, "GD-1-5")
+
+
+def test_forbidden_character_in_a_file_name(subject: gd.FilingSubject) -> None:
+    subject.originals[0].doc.filename = "申请表\x1b.jpg"
+    assert run_one(subject, "GD-1-6") == [Outcome.FAILED]
+
+
+def test_broken_archival_code(subject: gd.FilingSubject) -> None:
+    """GD-1-7: segments that do not match the item's fields, or a code that does not parse."""
+    subject.code = CODE.replace("000001", "000002")
+    [result] = run_items([REGISTRY["GD-1-7"]], subject)
+    assert result[1].outcome == Outcome.FAILED and "件号" in result[1].detail
+    subject.code = "J001-YW-2026"
+    assert run_one(subject, "GD-1-7") == [Outcome.FAILED]
+
+
+def test_format_outside_the_whitelist(subject: gd.FilingSubject) -> None:
+    gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
+    subject.originals[0] = dataclasses.replace(subject.originals[0], data=gif)
+    assert run_one(subject, "GD-3-3") == [Outcome.FAILED]
+    assert Outcome.FAILED in run_one(subject, "GD-1-9")
+
+
+def test_corrupt_content_file(subject: gd.FilingSubject) -> None:
+    """GD-3-4: a JPEG cut short still sniffs as JPEG but does not decode."""
+    jpeg = samples.jpeg()
+    subject.originals[0] = dataclasses.replace(subject.originals[0], data=jpeg[: len(jpeg) // 3])
+    [result] = run_items([REGISTRY["GD-3-4"]], subject)
+    assert result[1].outcome == Outcome.FAILED and subject.originals[0].doc.filename in result[1].detail
+    assert Outcome.FAILED in run_one(subject, "GD-2-2")
+
+
+def test_digest_mismatch_of_the_rendition(subject: gd.FilingSubject) -> None:
+    assert subject.rendition is not None
+    flipped = bytearray(subject.rendition)
+    flipped[len(flipped) // 2] ^= 0x01
+    subject.rendition = bytes(flipped)
+    assert Outcome.FAILED in run_one(subject, "GD-1-1")
+    assert run_one(subject, "GD-1-14") == [Outcome.FAILED]
+
+
+def test_rendition_missing_documents(subject: gd.FilingSubject) -> None:
+    """GD-1-12/2-11/1-10: a rendition that lacks a document's bookmark and pages."""
+    subject.originals.append(subject.originals[0])
+    assert run_one(subject, "GD-2-11") == [Outcome.FAILED]
+    assert run_one(subject, "GD-1-12") == [Outcome.FAILED]
+    assert run_one(subject, "GD-1-10") == [Outcome.FAILED]
+    assert run_one(subject, "GD-2-1") == [Outcome.FAILED]
+
+
+def test_embedded_metadata_differs(subject: gd.FilingSubject) -> None:
+    subject.code = CODE.replace("TQ", "DK")
+    assert run_one(subject, "GD-2-10") == [Outcome.FAILED]
+
+
+def test_edited_audit_event_fails_process_security(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """GD-4-7: an audit event of the case edited in the database is found when the item is re-checked."""
+    code = file_case(client, core)
+    _disable_guard(ctx)
+    with ctx.catalogue.session() as s:
+        s.execute(update(AuditEvent).where(AuditEvent.action == "case.open").values(detail={"branch": "BR99"}))
+    with ctx.catalogue.session() as s:
+        report = gd.recheck_item(ctx, s, Actor.system("test"), code, verify_signatures=False)
+        [row] = [r for r in report.results if r.code == "GD-4-7"]
+        assert row.outcome == "failed" and "被改动" in row.detail and not report.passed
+
+
+def test_encrypted_pdf_is_not_acceptable(subject: gd.FilingSubject) -> None:
+    pdf = next(o for o in subject.originals if o.doc.media_type == "application/pdf")
+    i = subject.originals.index(pdf)
+    subject.originals[i] = dataclasses.replace(pdf, data=samples.encrypted_pdf())
+    assert run_one(subject, "GD-3-8") == [Outcome.FAILED]
+
+
+def test_a_crashing_check_is_an_error_not_a_crash(subject: gd.FilingSubject) -> None:
+    subject.rendition = None
+    subject.originals[0] = dataclasses.replace(subject.originals[0], data=None, read_error="gone")
+    results = gd.run_gd(subject)
+    assert outcomes(results, "GD-2-7")[0] == Outcome.FAILED  # type: ignore[arg-type]
+    assert Outcome.ERROR not in [r.outcome for _, r in results]
+
+
+# --- re-checking a filed item --------------------------------------------------------------------------
+
+
+def test_recheck_of_a_filed_item_finds_a_tampered_catalogue(ctx: Context, client: TestClient,
+                                                            core: dict[str, str]) -> None:
+    code = file_case(client, core)
+    with ctx.catalogue.session() as s:
+        report = gd.recheck_item(ctx, s, Actor.system("test"), code)
+        assert report.passed and report.item_id is not None
+        assert {r.code: r.outcome for r in report.results}["GD-1-1"] == "passed"  # signature validated too
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchiveItem).values(number=7))
+    with ctx.catalogue.session() as s:
+        report = gd.recheck_item(ctx, s, Actor.system("test"), code)
+        failed = {r.code for r in report.results if r.outcome == "failed"}
+        assert not report.passed and {"GD-1-7", "GD-2-6"} <= failed
+    path = f"/api/v1/checks/items/{quote(code)}/reports"
+    add_user(ctx, "arch", ["archivist"])
+    listed = client.get(path, headers=login(client, "arch")).json()
+    assert [r["outcome"] for r in listed] == ["warning", "warning", "failed"]  # filing, recheck, recheck

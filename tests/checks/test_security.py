@@ -1,0 +1,165 @@
+"""Virus checks (GD-4-1, GD-4-2) with ClamAV, using a signature database the tests make (no update server).
+
+Without ClamAV installed these tests skip and say so; CI installs Debian's clamav and clamav-daemon.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from archive.api.app import create_app
+from archive.catalogue.models import ArchiveItem, CheckReport
+from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _parse_version, database_age_days
+from archive.context import Context
+from tests import samples
+from tests.helpers import add_client
+from tests.test_capture import case_body, upload
+from tests.test_filing import CLOSE, TQ01_FILES
+
+CLAMSCAN, CLAMD = shutil.which("clamscan"), shutil.which("clamd") or (
+    "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
+needs_clamscan = pytest.mark.skipif(CLAMSCAN is None, reason="ClamAV (clamscan) not installed: apt-get install clamav")
+needs_clamd = pytest.mark.skipif(CLAMD is None, reason="clamd not installed: apt-get install clamav-daemon")
+
+
+def eicar() -> bytes:
+    """The EICAR test string, assembled here so this source file itself is not flagged."""
+    return b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-" + b"TEST-FILE!$H+H*"
+
+
+@pytest.fixture(scope="module")
+def signature_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-signature database: EICAR anywhere in any file (ndb body signature, offset *)."""
+    db = tmp_path_factory.mktemp("clamdb")
+    (db / "archive-test.ndb").write_text(f"Archive.Test.EICAR:0:*:{eicar().hex()}\n")
+    return db
+
+
+@pytest.fixture(scope="module")
+def clamd_socket(signature_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if CLAMD is None:
+        pytest.skip("clamd not installed: apt-get install clamav-daemon")
+    run = tmp_path_factory.mktemp("clamd")
+    sock = run / "clamd.sock"
+    conf = run / "clamd.conf"
+    conf.write_text(f"LocalSocket {sock}\nDatabaseDirectory {signature_db}\nForeground yes\n"
+                    f"LogFile {run / 'clamd.log'}\nTemporaryDirectory {run}\n")
+    proc = subprocess.Popen([CLAMD, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            if sock.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not sock.exists():
+            log = (run / "clamd.log").read_text() if (run / "clamd.log").exists() else ""
+            pytest.fail(f"clamd did not start: {proc.stderr.read().decode() if proc.stderr else ''} {log}")
+        yield str(sock)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- the scanners --------------------------------------------------------------------------------------
+
+
+@needs_clamscan
+def test_clamscan_finds_eicar_and_names_its_database(signature_db: Path) -> None:
+    scanner = Clamscan(Path(CLAMSCAN or ""), signature_db, 60)
+    found = scanner.scan([("clean.jpg", samples.jpeg()), ("bad.jpg", samples.jpeg() + eicar())])
+    assert [(f.name, f.signature.startswith("Archive.Test.EICAR")) for f in found] == [("bad.jpg", True)]
+    info = scanner.info()
+    assert info.kind == "clamscan" and info.engine.startswith("ClamAV ")
+    assert info.database is not None and "本地签名库" in info.database
+
+
+def test_clamscan_that_cannot_run_is_a_scan_failure(tmp_path: Path) -> None:
+    with pytest.raises(ScanFailed):
+        Clamscan(tmp_path / "no-such-clamscan", None, 5).scan([("a", b"x")])
+
+
+@needs_clamd
+def test_clamd_finds_eicar_over_its_socket(clamd_socket: str) -> None:
+    scanner = Clamd(clamd_socket, 30)
+    found = scanner.scan([("a.pdf", samples.pdf(1)), ("b.txt", b"hello " + eicar() + b" world")])
+    assert [f.name for f in found] == ["b.txt"] and "Archive.Test.EICAR" in found[0].signature
+    assert scanner.info().engine.startswith("ClamAV ")
+
+
+def test_clamd_not_running_is_a_scan_failure(tmp_path: Path) -> None:
+    with pytest.raises(ScanFailed, match="无法连接 clamd"):
+        Clamd(str(tmp_path / "none.sock"), 2).scan([("a", b"x")])
+
+
+def test_engine_and_database_version_are_parsed() -> None:
+    engine, db, when = _parse_version("ClamAV 1.4.6/27500/Sat Nov 28 09:00:00 2026\0")
+    assert (engine, db, when) == ("ClamAV 1.4.6", "27500", datetime(2026, 11, 28, 9, tzinfo=UTC))
+    assert _parse_version("ClamAV 1.4.6") == ("ClamAV 1.4.6", None, None)
+    age = database_age_days(EngineInfo("clamd", engine, db, when), datetime(2026, 12, 8, 9, tzinfo=UTC))
+    assert age == pytest.approx(10)
+
+
+# --- at filing ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context=ctx)) as c:
+        yield c
+
+
+def _case_with(client: TestClient, headers: dict[str, str], contract: bytes) -> None:
+    assert client.post("/api/v1/cases", json=case_body(), headers=headers).status_code == 201
+    makers = {"application_form": samples.jpeg(), "id_proof": samples.png(), "marriage_proof": samples.tiff(2),
+              "house_contract": contract}
+    r = upload(client, headers, "YW2026010500001", *[(n, makers[m], m) for n, m in TQ01_FILES])
+    assert r.status_code == 201, r.text
+
+
+@needs_clamd
+def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestClient, clamd_socket: str) -> None:
+    """A PDF carrying EICAR is accepted at capture, then found by GD-4-2 and not filed."""
+    ctx.settings.clamd_socket = clamd_socket
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    _case_with(client, core, samples.pdf(2) + b"\n% " + eicar() + b"\n")
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409, r.text
+    [failed] = [f for f in r.json()["detail"]["failed"] if f["code"] == "GD-4-2"]
+    assert failed["target"] == "合同.pdf" and "Archive.Test.EICAR" in failed["detail"]
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+
+
+@needs_clamd
+def test_clean_filing_records_engine_and_database(ctx: Context, client: TestClient, clamd_socket: str) -> None:
+    ctx.settings.clamd_socket = clamd_socket
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    _case_with(client, core, samples.pdf(2))
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    with ctx.catalogue.sessions() as s:
+        report = s.scalar(select(CheckReport))
+        assert report is not None and report.outcome == "passed"
+        rows = {r.code: r for r in report.results}
+        assert rows["GD-4-1"].outcome == "passed" and rows["GD-4-1"].data is not None
+        assert rows["GD-4-1"].data["engine"].startswith("ClamAV") and rows["GD-4-1"].data["kind"] == "clamd"
+        assert rows["GD-4-2"].outcome == "passed" and "5 个文件" in rows["GD-4-2"].detail
+
+
+def test_scanner_configured_but_down_refuses_filing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
+    """Fail closed: a virus check that cannot run is a blocking error, not a pass."""
+    ctx.settings.clamd_socket = str(tmp_path / "down.sock")
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    _case_with(client, core, samples.pdf(2))
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 409, r.text
+    failed = {f["code"]: f for f in r.json()["detail"]["failed"]}
+    assert failed["GD-4-2"]["outcome"] == "error" and "clamd" in failed["GD-4-2"]["detail"]
