@@ -31,6 +31,7 @@ USERS = [  # username, name, roles, branch
     ("clerk01", "柜员甲", ["clerk"], "BR01"),
     ("clerk02", "柜员乙", ["clerk"], "BR02"),
     ("archivist", "档案员丙", ["archivist"], None),
+    ("archhead", "档案科长庚", ["archive_head"], None),  # second pair of eyes for 销毁 and 借阅
     ("auditor", "审计员丁", ["auditor"], None),
     ("admin", "系统管理员戊", ["admin"], None),
     ("secofficer", "安全保密员己", ["security_officer"], None),
