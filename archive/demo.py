@@ -40,6 +40,8 @@ SURNAMES, GIVEN = "王李张刘陈杨赵黄周吴", "伟芳娜敏静丽强磊军
 # business type, filed?  — a spread over the four business lines
 CASES = [("TQ01", True), ("TQ03", True), ("TQ07", False), ("GJ02", True), ("GJ09", True), ("GJ13", False),
          ("DK01", True), ("DK03", True), ("ZJ02", True), ("ZJ03", False)]
+# 2014 bank reconciliations (定期10年 from the fiscal year end): expired by now, so 鉴定 and 销毁 can be tried
+EXPIRED = [("ZJ02", datetime(2014, 5, 6, 2, 0, tzinfo=UTC)), ("ZJ02", datetime(2014, 11, 18, 6, 30, tzinfo=UTC))]
 STACKED = {"GJ13", "ZJ03"}  # open cases whose pages come from one batch-scanned stack
 A4 = (1654, 2339)  # 200 dpi
 
@@ -90,9 +92,10 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
         _, key = identity.add_client(s, actor, "demo-core-system",
                                      ["data.read", "images.read", "files.read", "cases.write"])
     stacked: list[tuple[str, list[str]]] = []
-    for i, (code, filed) in enumerate(CASES):
+    recent = [(code, filed, datetime(2026, 3, 2, 1, 30, tzinfo=UTC) + timedelta(days=9 * i, minutes=41 * i))
+              for i, (code, filed) in enumerate(CASES)]
+    for i, (code, filed, accepted) in enumerate(recent + [(code, True, at) for code, at in EXPIRED]):
         bt = ctx.schedule.business_type(code)
-        accepted = datetime(2026, 3, 2, 1, 30, tzinfo=UTC) + timedelta(days=9 * i, minutes=41 * i)
         serial = f"YW{accepted:%Y%m%d}{i + 1:06d}"
         unit = bt.category in {"GJ", "ZJ"}
         data = CaseIn(
@@ -118,10 +121,11 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
             with ctx.catalogue.session() as s:
                 close_case(ctx, s, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
     batch_note = _stack(ctx, system, stacked, rng) if stacked else ""
-    filed_count = sum(1 for _, f in CASES if f)
+    filed_count = sum(1 for _, f in CASES if f) + len(EXPIRED)
     users = "、".join(u[0] for u in USERS)
-    return (f"已加载演示数据：{len(USERS)} 个用户（密码均为 {DEMO_PASSWORD}：{users}），{len(CASES)} 笔业务"
-            f"（{filed_count} 笔已归档）{batch_note}；演示接入系统 demo-core-system 的密钥：{key}")
+    return (f"已加载演示数据：{len(USERS)} 个用户（密码均为 {DEMO_PASSWORD}：{users}），"
+            f"{len(CASES) + len(EXPIRED)} 笔业务（{filed_count} 笔已归档，其中 {len(EXPIRED)} 笔已到保管期限、可鉴定）"
+            f"{batch_note}；演示接入系统 demo-core-system 的密钥：{key}")
 
 
 def _stack(ctx: Context, system: Principal, cases: list[tuple[str, list[str]]], rng: random.Random) -> str:

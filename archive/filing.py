@@ -139,11 +139,13 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
+    # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
+    lock = lock_until if lock_until > datetime.now(UTC) else None
     ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
-                  retain_until=lock_until)
+                  retain_until=lock)
     for d in docs:
-        if (ctx.store.stat(d.original_key).retain_until or lock_until) <= lock_until:
-            ctx.store.set_retention(d.original_key, lock_until)
+        if lock is not None and (ctx.store.stat(d.original_key).retain_until or lock) <= lock:
+            ctx.store.set_retention(d.original_key, lock)
 
     item = ArchiveItem(
         case_id=case.id, archival_code=code, fonds_code=parts.fonds, year=parts.year,
