@@ -21,7 +21,7 @@ from signing.certificates import load_trust_roots
 from signing.validate import verify_pdf
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
-from tests.helpers import PASSWORD, add_user, login
+from tests.helpers import PASSWORD, add_client, add_user, login
 from tests.retention.test_holds import HOLD, add_people, events, expire_locks, keys_of, make_item
 from tests.test_filing import CLOSE, complete_case
 
@@ -116,12 +116,17 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
     with ctx.catalogue.session() as s:
         pdf_key = s.scalars(select(DestructionList.pdf_key)).one()
     assert pdf_key is not None and ctx.store.stat(pdf_key).retain_until.year >= datetime.now(UTC).year + 99
-    assert client.get(f"/api/v1/documents/{doc_id}/pages/1?w=200", headers=login(client, "viewer")).status_code != 200
+    gone = client.get(f"/api/v1/documents/{doc_id}/pages/1?w=200", headers=login(client, "viewer"))
+    assert gone.status_code == 410 and gone.json()["code"] == "item_destroyed" and "销毁" in gone.json()["message"]
+    files = {"X-API-Key": add_client(ctx, "files", ["files.read", "data.read"])["X-API-Key"]}
+    for url in (f"/api/v1/items/{code}/rendition.pdf", f"/api/v1/documents/{doc_id}/original"):
+        r = client.get(url, headers=files)
+        assert r.status_code == 410 and r.json()["code"] == "item_destroyed", url
+    record = client.get(f"/api/v1/items/{code}", headers=files)  # the tombstone still answers
+    assert record.status_code == 200 and record.json()["item"]["status"] == "destroyed"
 
 
 def _core_key(ctx: Context) -> str:
-    from tests.helpers import add_client
-
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read", "images.read"])["X-API-Key"]
 
 

@@ -150,6 +150,7 @@ def find_document(session: Session, principal: Principal, document_id: int) -> D
                          .options(joinedload(Document.case).joinedload(Case.item)))
     if doc is None or not principal.sees_branch(doc.case.branch):
         raise NotFound(f"材料 {document_id} 不存在", code="document_not_found", detail={"document": document_id})
+    _not_destroyed(doc.case.item)
     return doc
 
 
@@ -172,10 +173,12 @@ def granted_document(session: Session, principal: Principal, document_id: int, w
         require(permission)(principal)
         return find_document(session, principal, document_id), None
     try:
-        return doc, lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
+        grant = lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
     except NotFound:
         raise NotFound(f"材料 {document_id} 不存在", code="document_not_found",
                        detail={"document": document_id}) from None
+    _not_destroyed(doc.case.item)
+    return doc, grant
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -434,7 +437,20 @@ def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "file"
 
 
+class Destroyed(ArchiveError):
+    """The item went through the destruction workflow: its files are gone on purpose, the record remains."""
+
+    status = 410
+
+
+def _not_destroyed(item: ArchiveItem | None) -> None:
+    if item is not None and item.status == "destroyed":
+        raise Destroyed(f"档案 {item.archival_code} 已按销毁清册销毁，原件与归档 PDF 不再保存；目录记录仍可查询",
+                        code="item_destroyed", detail={"archival_code": item.archival_code})
+
+
 def _rendition_key(item: ArchiveItem) -> str:
+    _not_destroyed(item)
     if not item.rendition_key:
         raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
                        detail={"archival_code": item.archival_code})
