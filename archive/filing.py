@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -173,13 +173,30 @@ def _ordered(results: list[tuple[CheckItem, Result]]) -> list[tuple[CheckItem, R
     return sorted(results, key=lambda pair: code_key(pair[0].code))
 
 
+class FilingChecksFailed(Conflict):
+    """A blocking GD failure; carries the results so the refusal's report can be kept (see keep_refusal)."""
+
+    def __init__(self, message: str, results: list[tuple[CheckItem, Result]], detail: dict[str, Any]) -> None:
+        super().__init__(message, code="filing_checks_failed", detail=detail)
+        self.results = results
+
+
 def _refuse(results: list[tuple[CheckItem, Result]]) -> NoReturn:
     """A blocking GD failure: the transaction rolls back, so the 档号 is not consumed."""
-    failed = gd.refusal_summary(_ordered(results))
+    ordered = _ordered(results)
+    failed = gd.refusal_summary(ordered)
     shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:5])
     more = f" 等 {len(failed)} 项" if len(failed) > 5 else ""
-    raise Conflict(f"归档前四性检测未通过，未归档：{shown}{more}", code="filing_checks_failed",
-                   detail={"failed": failed})
+    raise FilingChecksFailed(f"归档前四性检测未通过，未归档：{shown}{more}", ordered, {"failed": failed})
+
+
+def keep_refusal(ctx: Context, principal: Principal, serial: str, exc: FilingChecksFailed) -> None:
+    """Store the GD report of a refused filing in a transaction of its own (the filing's was rolled back), so
+    archivists can see why a case did not file; the report id goes into the error's detail."""
+    with ctx.catalogue.session() as own:
+        report = save_report(own, Actor(principal.kind, principal.name), Stage.FILING, serial, exc.results,
+                             serial=serial, refused=True)
+        exc.detail["check_report"] = report.id
 
 
 def _trigger_date(trigger: Trigger, closed: date) -> date | None:

@@ -103,8 +103,10 @@ def test_incomplete_case_is_refused_naming_what_is_missing(ctx: Context, client:
     assert r.status_code == 403 and r.json()["code"] == "override_not_allowed"
     with ctx.catalogue.sessions() as s:
         assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
-        assert s.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "item.file")
-                         ).scalar() == 0
+        attempts = s.scalars(select(AuditEvent).where(AuditEvent.action == "item.file")).all()
+    # both attempts are on record as refused, with the reason's code; nothing was filed
+    assert [(e.outcome, e.detail["code"]) for e in attempts] == [("refused", "materials_missing"),
+                                                                 ("refused", "override_not_allowed")]
 
 
 def test_archivist_may_file_an_incomplete_case_with_a_reason(ctx: Context, client: TestClient,

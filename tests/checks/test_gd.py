@@ -62,7 +62,7 @@ def nothing_filed(ctx: Context) -> None:
     with ctx.catalogue.sessions() as s:
         assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
         assert (s.scalar(select(func.max(ArchivalCodeSequence.last_number))) or 0) == 0
-        assert s.scalar(select(func.count()).select_from(CheckReport)) == 0
+        assert s.scalar(select(func.count()).select_from(CheckReport).where(CheckReport.item_id.is_not(None))) == 0
     assert not list((ctx.settings.objects_path / "renditions").rglob("*"))
 
 
@@ -104,6 +104,12 @@ def test_control_character_in_metadata_refuses_filing(ctx: Context, client: Test
     with ctx.catalogue.sessions() as s:
         case = s.scalar(select(Case))
         assert case is not None and case.status == "open" and case.trail is None
+        # the refusal is on record: its report (why) and a refused audit event (who, when)
+        report = s.get(CheckReport, body["detail"]["check_report"])
+        assert report is not None and report.subject == "YW2026010500001" and report.outcome == "failed"
+        assert "GD-1-6" in {r.code for r in report.results if r.outcome == "failed"}
+        refused = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.file"))
+        assert refused is not None and refused.outcome == "refused" and refused.target_id == "YW2026010500001"
 
 
 def test_gap_in_item_numbers_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:

@@ -18,9 +18,10 @@ from archive.capture.cases import CaseIn, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
 from archive.errors import ArchiveError, InvalidInput, PermissionDenied
-from archive.filing import CloseIn, close_case
+from archive.filing import CloseIn, FilingChecksFailed, close_case, keep_refusal
 from archive.identifiers import mask_id_number, mask_mobile, mask_name
 from archive.permissions import Permission, Principal
+from archive.retention.refusals import audited
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 MAX_FILES = 50
@@ -289,7 +290,12 @@ def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: S
     if not (principal.can(Permission.CASE_WRITE) or principal.can(Permission.FILING_OVERRIDE)):
         raise PermissionDenied("当前账号没有「受理与修改业务」权限，不能办结归档", code="permission_denied",
                                detail={"permission": Permission.CASE_WRITE.value})
-    item = close_case(ctx, session, principal, serial, req)
+    try:
+        with audited(session, principal, "item.file", target_type="case", target_id=serial):
+            item = close_case(ctx, session, principal, serial, req)
+    except FilingChecksFailed as exc:
+        keep_refusal(ctx, principal, serial, exc)
+        raise
     session.refresh(item.case)
     return case_out(item.case, principal)
 
