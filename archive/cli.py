@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from archive import audit, identity
 from archive.audit import Actor
 from archive.catalogue.models import Fonds
+from archive.commands.console import err, friendly, out
 from archive.context import Context
-from archive.errors import ArchiveError
 from archive.settings import get_settings
 
 app = typer.Typer(help="住房公积金电子业务档案系统 — electronic business archive.", no_args_is_help=True)
@@ -31,23 +28,8 @@ for sub, name in ((db_app, "db"), (user_app, "user"), (client_app, "client"), (a
                   (schedule_app, "schedule"), (scans_app, "scans")):
     app.add_typer(sub, name=name)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def friendly(fn: F) -> F:
-    """Print an ArchiveError as its Chinese message and code, exit 2; never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ArchiveError as exc:
-            err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _context(check: bool = True) -> Context:

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from archive.api.app import create_app
 from archive.catalogue.db import Catalogue
 from archive.context import Context
 from archive.settings import Settings, get_settings, load_settings
@@ -134,3 +136,10 @@ def ctx(settings: Settings, pki_template: Path) -> Iterator[Context]:
     ensure_fonds(context)
     yield context
     context.close()
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    """The API over ``ctx``, lifespan included."""
+    with TestClient(create_app(context=ctx)) as c:
+        yield c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -11,7 +10,6 @@ import zxingcpp
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.api.app import create_app
 from archive.catalogue.models import AuditEvent, Document
 from archive.context import Context
 from tests import samples
@@ -26,12 +24,6 @@ def case_body(serial: str = "YW2026010500001", business_type: str = "TQ01", **ov
             "branch": "BR01", "clerk": "clerk01", "accepted_at": "2026-01-05T09:30:00+08:00"}
     body.update(over)
     return body
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

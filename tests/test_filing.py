@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, AuditEvent, Document, OutboxMessage
 from archive.context import Context
 from signing.certificates import load_trust_roots
@@ -26,12 +24,6 @@ TRAIL = [{"action": "受理", "person": "clerk01", "at": "2026-01-05T09:30:00+08
 CLOSE = {"outcome": "approved", "closed_at": "2026-01-05T16:00:00+08:00", "trail": TRAIL}
 TQ01_FILES = [("申请表.jpg", "application_form"), ("身份证.png", "id_proof"), ("婚姻.tif", "marriage_proof"),
               ("合同.pdf", "house_contract")]
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.api.app import create_app
 from archive.capture import scans
 from archive.catalogue.models import Document, ScanPart
 from archive.context import Context
@@ -18,12 +16,6 @@ from tests.helpers import add_client
 from tests.test_capture import case_body
 
 A, B = "YW2026010500001", "YW2026010500002"
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

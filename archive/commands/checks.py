@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+
+from archive.commands.console import friendly, out
 
 check_app = typer.Typer(help="四性检测：归档、移交、长期保存环节的检测与报告。", no_args_is_help=True)
 
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"check": check_app}
 
-F = TypeVar("F", bound=Callable[..., Any])
 OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "red", "warning": "yellow", "manual": "yellow",
                  "not_applicable": "dim"}
 
 
-def friendly(fn: F) -> F:
-    """archive.cli.friendly, looked up when the command runs (archive/cli.py imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from archive.cli import friendly as cli_friendly
-
-        return cli_friendly(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _print_report(data: dict[str, Any]) -> None:
     from rich.table import Column, Table
 
-    from archive.cli import out
 
     c = data["counts"]
     style = OUTCOME_STYLE.get(data["outcome"], "")

@@ -7,8 +7,7 @@ account. A refused step is printed as its Chinese message and code (exit 2) and 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from archive.commands.console import friendly, out
 from archive.commands.people import Password, User, person
 from archive.errors import InvalidInput
 from archive.permissions import Principal
@@ -31,20 +31,9 @@ lending_app = typer.Typer(help="利用与借阅：申请、审批、查阅登记
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"lending": lending_app}
 
-F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
 
 
-def friendly(fn: F) -> F:
-    """archive.cli.friendly, looked up when the command runs (archive/cli.py imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from archive.cli import friendly as cli_friendly
-
-        return cli_friendly(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contextmanager
@@ -70,10 +59,6 @@ def _valid(model: type[M], **fields: Any) -> M:
         raise InvalidInput(f"输入有误：{problems}", code="invalid_request") from None
 
 
-def _out() -> Any:
-    from archive.cli import out
-
-    return out
 
 
 def _today(zone: Any) -> date:
@@ -127,7 +112,7 @@ def request(user: User, password: Password,
         with audited(s, p, "lending.request", target_type="lending_request",
                               detail={"archival_codes": item[:20], "mode": mode, "days": days}):
             r = lending.create_request(s, p, data, settings.lending_max_days)
-        _out().print(f"已提交利用申请 {r.id}，待审批")
+        out.print(f"已提交利用申请 {r.id}，待审批")
 
 
 @lending_app.command("mine")
@@ -136,7 +121,7 @@ def mine(user: User, password: Password) -> None:
     """My requests, newest first."""
     with acting(user, password) as (s, p, _, zone):
         rows = [lending.request_out(r) for r in lending.my_requests(s, p)]
-        _out().print(_requests_table(f"{user} 的利用申请", rows, zone))
+        out.print(_requests_table(f"{user} 的利用申请", rows, zone))
 
 
 @lending_app.command("pending")
@@ -145,7 +130,7 @@ def pending(user: User, password: Password) -> None:
     """Requests waiting for approval (not your own)."""
     with acting(user, password) as (s, p, _, zone):
         rows = [lending.request_out(r) for r in lending.pending_requests(s, p)]
-        _out().print(_requests_table("待审批的利用申请", rows, zone))
+        out.print(_requests_table("待审批的利用申请", rows, zone))
 
 
 @lending_app.command("show")
@@ -154,12 +139,12 @@ def show(request_id: int, user: User, password: Password) -> None:
     """One request: items, decision, legal basis, revocation."""
     with acting(user, password) as (s, p, _, zone):
         r = lending.request_out(lending.visible_request(s, p, request_id))
-        _out().print(_requests_table(f"利用申请 {r.id}", [r], zone))
+        out.print(_requests_table(f"利用申请 {r.id}", [r], zone))
         for label, value in (("目的说明", r.purpose_text), ("来函单位", r.external_unit), ("法律文书", r.legal_basis),
                              ("审批人", r.decided_by), ("审批意见", r.decision_reason),
                              ("撤销", f"{r.revoked_by}：{r.revoke_reason}" if r.revoked_by else None)):
             if value:
-                _out().print(f"{label}：{value}", highlight=False)
+                out.print(f"{label}：{value}", highlight=False)
 
 
 @lending_app.command("approve")
@@ -172,7 +157,7 @@ def approve(request_id: int, user: User, password: Password,
         with audited(s, p, "lending.approve", target_type="lending_request", target_id=request_id,
                               detail={"days": days}):
             r = lending.approve(s, p, request_id, settings.lending_max_days, days, reason)
-        _out().print(f"已批准利用申请 {r.id}：{r.days_granted} 天，至 {_local(r.expires_at, zone)} 到期")
+        out.print(f"已批准利用申请 {r.id}：{r.days_granted} 天，至 {_local(r.expires_at, zone)} 到期")
 
 
 @lending_app.command("reject")
@@ -183,7 +168,7 @@ def reject(request_id: int, user: User, password: Password,
     with acting(user, password) as (s, p, _, _zone):
         with audited(s, p, "lending.reject", target_type="lending_request", target_id=request_id):
             r = lending.reject(s, p, request_id, reason)
-        _out().print(f"已驳回利用申请 {r.id}")
+        out.print(f"已驳回利用申请 {r.id}")
 
 
 @lending_app.command("revoke")
@@ -194,7 +179,7 @@ def revoke(request_id: int, user: User, password: Password,
     with acting(user, password) as (s, p, _, _zone):
         with audited(s, p, "lending.revoke", target_type="lending_request", target_id=request_id):
             r = lending.revoke(s, p, request_id, reason)
-        _out().print(f"已撤销利用授权 {r.id}")
+        out.print(f"已撤销利用授权 {r.id}")
 
 
 @lending_app.command("views")
@@ -208,7 +193,7 @@ def views(request_id: int, user: User, password: Password) -> None:
             table.add_column(col)
         for e in events:
             table.add_row(_local(e.at, zone), e.actor, e.target_id or "", e.what or "", e.purpose or "")
-        _out().print(table)
+        out.print(table)
 
 
 # --- paper loans ---------------------------------------------------------------------------------
@@ -229,7 +214,7 @@ def lend(user: User, password: Password, borrower: Annotated[str, typer.Option(h
                               detail={"archival_codes": item[:20], "borrower": borrower,
                                       "due_date": data.due_date.isoformat()}):
             loan = lending.lend_out(s, p, data, _today(zone), settings.lending_max_days)
-        _out().print(f"已登记借出，借阅单 {loan.id}，应还日期 {loan.due_date}")
+        out.print(f"已登记借出，借阅单 {loan.id}，应还日期 {loan.due_date}")
 
 
 @lending_app.command("loans")
@@ -240,7 +225,7 @@ def loans(user: User, password: Password,
     with acting(user, password) as (s, p, _, zone):
         today = _today(zone)
         rows = [lending.loan_out(x, today) for x in lending.list_loans(s, p, status)]
-        _out().print(_loans_table("借阅单", rows))
+        out.print(_loans_table("借阅单", rows))
 
 
 @lending_app.command("overdue")
@@ -250,7 +235,7 @@ def overdue(user: User, password: Password) -> None:
     with acting(user, password) as (s, p, _, zone):
         today = _today(zone)
         rows = [lending.loan_out(x, today) for x in lending.overdue_loans(s, p, today)]
-        _out().print(_loans_table(f"逾期未还（{len(rows)} 单）", rows))
+        out.print(_loans_table(f"逾期未还（{len(rows)} 单）", rows))
 
 
 @lending_app.command("remind")
@@ -262,7 +247,7 @@ def remind(loan_id: int, user: User, password: Password,
     with acting(user, password) as (s, p, _, zone):
         with audited(s, p, "lending.loan.remind", target_type="paper_loan", target_id=loan_id):
             loan = lending.remind(s, p, loan_id, _today(zone), zone, note)
-        _out().print(f"已登记催还：借阅单 {loan.id}（第 {len(loan.reminders)} 次）")
+        out.print(f"已登记催还：借阅单 {loan.id}（第 {len(loan.reminders)} 次）")
 
 
 @lending_app.command("return")
@@ -273,4 +258,4 @@ def return_(loan_id: int, user: User, password: Password,
     with acting(user, password) as (s, p, _, zone):
         with audited(s, p, "lending.loan.return", target_type="paper_loan", target_id=loan_id):
             loan = lending.return_loan(s, p, loan_id, condition, zone)
-        _out().print(f"借阅单 {loan.id} 已归还，状况：{loan.condition_note}")
+        out.print(f"借阅单 {loan.id} 已归还，状况：{loan.condition_note}")

@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from archive.commands.console import friendly, out
 from archive.commands.people import Password, User, person
 from archive.errors import InvalidInput
 
@@ -38,22 +39,12 @@ def _codes(codes: list[str] | None, file: Path | None) -> list[str]:
     return out
 
 
-def _out():  # type: ignore[no-untyped-def]
-    from archive.cli import out
-
-    return out
-
-
-def _friendly(fn):  # type: ignore[no-untyped-def]
-    from archive.cli import friendly
-
-    return friendly(fn)
 
 
 # --- holds ---------------------------------------------------------------------------------------
 
 @hold_app.command("set")
-@_friendly
+@friendly
 def hold_set(user: User, password: Password,
              reason: Annotated[str, typer.Option(help="冻结原因")],
              authority: Annotated[str, typer.Option(help="决定机关")],
@@ -80,13 +71,13 @@ def hold_set(user: User, password: Password,
     with ctx.catalogue.session() as s:
         hold = set_hold(ctx, s, principal, data)
         listed = hold_codes(s, hold.id, limit=20)
-    _out().print(f"已设置冻结 {hold.id}：{hold.item_count} 件（{hold.authority} {hold.document_no or ''}）")
+    out.print(f"已设置冻结 {hold.id}：{hold.item_count} 件（{hold.authority} {hold.document_no or ''}）")
     for c in listed:
-        _out().print(f"  {c}")
+        out.print(f"  {c}")
 
 
 @hold_app.command("lift")
-@_friendly
+@friendly
 def hold_lift(hold_id: int, user: User, password: Password,
               reason: Annotated[str, typer.Option(help="解除理由")]) -> None:
     """Lift a hold (with a reason); the store's legal hold stays where another hold covers."""
@@ -96,11 +87,11 @@ def hold_lift(hold_id: int, user: User, password: Password,
     principal = person(ctx, user, password)
     with ctx.catalogue.session() as s:
         hold = lift_hold(ctx, s, principal, hold_id, reason)
-    _out().print(f"已解除冻结 {hold.id}（{hold.item_count} 件）")
+    out.print(f"已解除冻结 {hold.id}（{hold.item_count} 件）")
 
 
 @hold_app.command("list")
-@_friendly
+@friendly
 def hold_list(status: Annotated[str | None, typer.Option(help="active 或 lifted")] = None) -> None:
     """Holds, newest first."""
     from archive.retention.holds import list_holds
@@ -112,13 +103,13 @@ def hold_list(status: Annotated[str | None, typer.Option(help="active 或 lifted
             table.add_row(str(h.id), {"active": "冻结中", "lifted": "已解除"}.get(h.status, h.status),
                           str(h.item_count), h.authority, h.document_no or "", h.reason, h.created_by,
                           f"{h.created_at.astimezone(ctx.zone):%Y-%m-%d %H:%M}")
-    _out().print(table)
+    out.print(table)
 
 
 # --- appraisal -----------------------------------------------------------------------------------
 
 @appraisal_app.command("queue")
-@_friendly
+@friendly
 def appraisal_queue(user: User, password: Password,
                     category: Annotated[str | None, typer.Option(help="类别")] = None,
                     business_type: Annotated[str | None, typer.Option(help="业务类型")] = None,
@@ -136,12 +127,12 @@ def appraisal_queue(user: User, password: Password,
         for item in page:
             table.add_row(item.archival_code, title_of(ctx, item.case), str(item.year), item.retention_code,
                           f"{item.expiry_date}")
-    _out().print(table)
-    _out().print(f"待鉴定共 {total} 件")
+    out.print(table)
+    out.print(f"待鉴定共 {total} 件")
 
 
 @appraisal_app.command("decide")
-@_friendly
+@friendly
 def appraisal_decide(user: User, password: Password,
                      decision: Annotated[str, typer.Option(help="keep 继续保存 或 destroy 拟销毁")],
                      reason: Annotated[str, typer.Option(help="鉴定意见")],
@@ -164,7 +155,7 @@ def appraisal_decide(user: User, password: Password,
     with _progress() as bar, ctx.catalogue.session() as s:
         task = bar.add_task("鉴定", total=len(codes))
         report = decide(ctx, s, principal, data, progress=lambda n: bar.update(task, completed=n))
-    _out().print(f"已记录 {report.decided} 件的鉴定意见（{'继续保存' if decision == 'keep' else '拟销毁'}）")
+    out.print(f"已记录 {report.decided} 件的鉴定意见（{'继续保存' if decision == 'keep' else '拟销毁'}）")
 
 
 def _progress() -> Progress:
@@ -174,7 +165,7 @@ def _progress() -> Progress:
 # --- destruction ---------------------------------------------------------------------------------
 
 @destruction_app.command("build")
-@_friendly
+@friendly
 def destruction_build(user: User, password: Password,
                       title: Annotated[str | None, typer.Option(help="清册标题")] = None,
                       code: Annotated[list[str] | None, typer.Option("--code", help="只列入这些档号")] = None,
@@ -189,13 +180,13 @@ def destruction_build(user: User, password: Password,
     with ctx.catalogue.session() as s:
         r = build_list(ctx, s, principal, ListIn(title=title, archival_codes=codes or None))
         dl = r.list
-    _out().print(f"已编制销毁清册 {dl.number}（编号 {dl.id}）：{dl.item_count} 件，{dl.page_count} 页；待两人审批")
+    out.print(f"已编制销毁清册 {dl.number}（编号 {dl.id}）：{dl.item_count} 件，{dl.page_count} 页；待两人审批")
     for sk in r.skipped:
-        _out().print(f"  未列入 {sk['archival_code']}：{sk['message']}")
+        out.print(f"  未列入 {sk['archival_code']}：{sk['message']}")
 
 
 @destruction_app.command("show")
-@_friendly
+@friendly
 def destruction_show(list_id: int) -> None:
     """A list with its lines, approvals and execution results."""
     from archive.retention.destruction import approvals_of, entries_of, get_list
@@ -211,12 +202,12 @@ def destruction_show(list_id: int) -> None:
                           e.retention_code, e.reason, state)
         approvals = [f"{a.approver}（{a.approved_at.astimezone(ctx.zone):%Y-%m-%d %H:%M}）"
                      for a in approvals_of(s, list_id)]
-    _out().print(f"{dl.title} {dl.number}　状态：{dl.status}　审批：{'、'.join(approvals) or '无'}")
-    _out().print(table)
+    out.print(f"{dl.title} {dl.number}　状态：{dl.status}　审批：{'、'.join(approvals) or '无'}")
+    out.print(table)
 
 
 @destruction_app.command("list")
-@_friendly
+@friendly
 def destruction_list(status: Annotated[str | None, typer.Option(help="pending、approved 或 executed")] = None) -> None:
     """Destruction lists, newest first."""
     from archive.retention.destruction import check_status, list_lists
@@ -228,11 +219,11 @@ def destruction_list(status: Annotated[str | None, typer.Option(help="pending、
         for dl in list_lists(s, status, limit=1000):
             table.add_row(str(dl.id), dl.number, dl.status, str(dl.item_count), str(dl.page_count), dl.created_by,
                           f"{dl.created_at.astimezone(ctx.zone):%Y-%m-%d %H:%M}")
-    _out().print(table)
+    out.print(table)
 
 
 @destruction_app.command("approve")
-@_friendly
+@friendly
 def destruction_approve(list_id: int, user: User, password: Password,
                         opinion: Annotated[str | None, typer.Option(help="审批意见")] = None) -> None:
     """Approve a list as this person; the second different approver makes it final and signs its PDF."""
@@ -243,13 +234,13 @@ def destruction_approve(list_id: int, user: User, password: Password,
     with ctx.catalogue.session() as s:
         dl = approve(ctx, s, principal, list_id, ApprovalIn(opinion=opinion))
     if dl.status == "approved":
-        _out().print(f"销毁清册 {dl.number} 已经两人批准，签章清册已存档（SHA-256 {dl.pdf_sha256}）")
+        out.print(f"销毁清册 {dl.number} 已经两人批准，签章清册已存档（SHA-256 {dl.pdf_sha256}）")
     else:
-        _out().print(f"已记录审批；销毁清册 {dl.number} 还需另一名审批人批准")
+        out.print(f"已记录审批；销毁清册 {dl.number} 还需另一名审批人批准")
 
 
 @destruction_app.command("execute")
-@_friendly
+@friendly
 def destruction_execute(list_id: int, user: User, password: Password) -> None:
     """Destroy the approved list's items, with a progress bar; refusals are listed with their reasons."""
     from archive.retention.destruction import execute
@@ -259,15 +250,15 @@ def destruction_execute(list_id: int, user: User, password: Password) -> None:
     with _progress() as bar:
         task = bar.add_task("销毁", total=None)
         report = execute(ctx, principal, list_id, progress=lambda n, total: bar.update(task, completed=n, total=total))
-    _out().print(f"销毁清册 {report.number}：已销毁 {len(report.destroyed)} 件，拒绝 {len(report.refused)} 件")
+    out.print(f"销毁清册 {report.number}：已销毁 {len(report.destroyed)} 件，拒绝 {len(report.refused)} 件")
     for r in report.refused:
-        _out().print(f"  拒绝 {r['archival_code']}：{r['message']}（{r['code']}）")
+        out.print(f"  拒绝 {r['archival_code']}：{r['message']}（{r['code']}）")
     if report.refused:
         raise typer.Exit(1)
 
 
 @destruction_app.command("pdf")
-@_friendly
+@friendly
 def destruction_pdf(list_id: int, output: Annotated[Path, typer.Option("--output", "-o", help="保存到此文件")]) -> None:
     """Save the approved, signed list PDF."""
     from archive.retention.destruction import list_pdf
@@ -276,7 +267,7 @@ def destruction_pdf(list_id: int, output: Annotated[Path, typer.Option("--output
     with ctx.catalogue.session() as s:
         dl, data = list_pdf(ctx, s, list_id)
     output.write_bytes(data)
-    _out().print(json.dumps({"number": dl.number, "sha256": dl.pdf_sha256, "file": str(output)}, ensure_ascii=False))
+    out.print(json.dumps({"number": dl.number, "sha256": dl.pdf_sha256, "file": str(output)}, ensure_ascii=False))
 
 
 def _date(value: str | None) -> date | None:

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from archive.errors import ArchiveError
+from archive.commands.console import err, friendly, out
 
 event_app = typer.Typer(help="业务事件：贷款结清、账户销户、单位注销，启动保管期限计算。", no_args_is_help=True)
 
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"event": event_app}
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(fn: F) -> F:
-    """As archive.cli.friendly (not imported: archive.cli imports this module while it loads)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ArchiveError as exc:
-            err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @event_app.command("report")
-@_friendly
+@friendly
 def report(
     event_type: Annotated[str, typer.Option("--type", help="loan_settled 贷款结清、account_closed 账户销户、"
                                             "unit_deregistered 单位注销")],
@@ -77,7 +57,7 @@ def report(
 
 
 @event_app.command("pending")
-@_friendly
+@friendly
 def pending(trigger: Annotated[str | None, typer.Option(help="LOAN_SETTLED、ACCOUNT_CLOSED …")] = None,
             limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
             offset: Annotated[int, typer.Option(min=0)] = 0) -> None:

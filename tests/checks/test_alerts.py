@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import AuditEvent, StorageAlert
 from archive.checks.sweep import SweepOptions, run_sweep
@@ -17,12 +14,6 @@ from tests.checks.storage_support import add_item, flip_byte, fs_path, put
 from tests.helpers import add_user, login
 
 ACTOR = Actor.system("test-sweep")
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import (
     ArchivalCodeSequence,
@@ -29,12 +28,6 @@ from tests.test_audit import _disable_guard
 from tests.test_filing import CLOSE, complete_case
 
 CODE = "J001-YW·2026-D30-TQ-000001"
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

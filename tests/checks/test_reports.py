@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, AuditEvent, CheckReport
 from archive.checks import gd, reports
@@ -24,12 +22,6 @@ from archive.context import Context
 from archive.settings import get_settings
 from tests.checks.test_gd import file_case
 from tests.helpers import add_client, add_user, login
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

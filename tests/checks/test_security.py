@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, CheckReport
 from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _parse_version, database_age_days
 from archive.context import Context
@@ -108,12 +107,6 @@ def test_engine_and_database_version_are_parsed() -> None:
 
 
 # --- at filing ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 def _case_with(client: TestClient, headers: dict[str, str], contract: bytes) -> None:

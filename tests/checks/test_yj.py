@@ -11,7 +11,6 @@ import io
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.api.app import create_app
 from archive.catalogue.models import TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items)
 from archive.checks.base import REGISTRY, CheckObject, Dimension, Stage, items_of
@@ -31,12 +29,6 @@ from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep, eep_
 from signing.fixity import digest_bytes
 from tests.checks.test_security import CLAMSCAN, eicar
 from tests.retention.test_transfer import ARCHIVIST, export, file_items, snapshot
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,18 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.api.app import create_app
 from archive.catalogue.models import AppraisalDecision, ArchiveItem
 from archive.context import Context
 from tests.retention.test_holds import HOLD, add_people, events, keys_of, make_item
 
 FUTURE = date.today() + timedelta(days=400)
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

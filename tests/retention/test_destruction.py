@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, Case, DestructionEntry, DestructionList, Document
 from archive.cli import app
 from archive.context import Context
@@ -26,12 +24,6 @@ from tests.retention.test_holds import HOLD, add_people, events, expire_locks, k
 from tests.test_filing import CLOSE, complete_case
 
 LOCKED = datetime.now(UTC) + timedelta(days=3650)
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

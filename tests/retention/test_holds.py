@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, Hold
 from archive.catalogue.types import utcnow
 from archive.context import Context
@@ -93,12 +91,6 @@ def expire_locks(ctx: Context, keys: list[str]) -> None:
     for store in [s for _, s in getattr(ctx.store, "copies", ())] or [ctx.store]:
         for key in keys:
             store._write_meta(replace(store.stat(key), retain_until=yesterday))
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 def add_people(ctx: Context, client: TestClient) -> dict[str, dict[str, str]]:

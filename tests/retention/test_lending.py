@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, AuditEvent, LendingRequest, PaperLoan
 from archive.catalogue.types import utcnow
 from archive.context import Context
@@ -23,12 +21,6 @@ from tests.helpers import PASSWORD, add_client, add_user, login
 from tests.test_filing import CLOSE, complete_case
 
 SERIALS = ("YW2026010500001", "YW2026010500002")
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.catalogue.models import AuditEvent, Document, ScheduleVersion
 from archive.classification import Schedule, load_schedule
 from archive.cli import app
@@ -64,12 +62,6 @@ def locks(ctx: Context, code: str) -> list[datetime | None]:
         keys = list(s.scalars(select(Document.original_key).where(Document.case_id == item.case_id,
                                                                    Document.status == "active")))
     return [ctx.store.stat(k).retain_until for k in [item.rendition_key or "", *keys]]
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import io
 import json
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, AuditEvent, CheckReport, TransferPackage, TransferReceipt
 from archive.cli import app as cli_app
@@ -34,12 +32,6 @@ from tests.test_filing import CLOSE, complete_case
 
 ARCHIVIST = Actor("user", "arch")
 SERIALS = ("YW2026010500001", "YW2026010500002", "YW2026010500003")
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 def file_items(client: TestClient, ctx: Context, n: int = 3) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem, AuditEvent, Document, OutboxMessage, TriggerEvent
 from archive.classification import load_schedule
 from archive.cli import app
@@ -78,12 +76,6 @@ def item_row(ctx: Context, code: str) -> ArchiveItem:
 def count(ctx: Context, model: Any, *where: Any) -> int:
     with ctx.catalogue.sessions() as s:
         return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
-@pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context=ctx)) as c:
-        yield c
 
 
 @pytest.fixture
