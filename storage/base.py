@@ -13,6 +13,7 @@ import io
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound, Servi
 from signing.fixity import Hasher
 
 CHUNK = 1024 * 1024
+PIPELINE_CHUNK = 256 * 1024  # an upload is hashed and written in steps this big, overlapping
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 PREFIXES = ("originals", "renditions", "packages", "thumbnails", "manifests")
 
@@ -195,30 +197,42 @@ class Upload:
     def __init__(self, key: str, stream: BinaryIO, size: int, sha256: str, sm3: str | None) -> None:
         self.key, self._stream, self.size, self.sha256, self.sm3 = key, stream, size, sha256, sm3
 
-    def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int = PIPELINE_CHUNK) -> Iterator[bytes]:
+        """The bytes in order; each chunk is hashed on a helper thread while the caller writes it (hashlib
+        and file writes release the GIL), except the last, which is verified before it is handed out."""
         both = Hasher() if self.sm3 else None
         sha = hashlib.sha256()
+        update = both.update if both is not None else sha.update
         remaining = self.size
         if remaining == 0:
             self._finish(0, sha.hexdigest(), both)
-        while remaining > 0:
-            try:
-                data = self._stream.read(min(chunk_size, remaining))
-            except OSError as exc:
-                raise IntegrityFailure(
-                    f"对象 {self.key} 的上传在第 {self.size - remaining} 字节处中断（{exc}）；请重新上传",
-                    code="upload_interrupted", detail={"key": self.key, "received": self.size - remaining},
-                ) from exc
-            if not data:
-                raise self._size_error(self.size - remaining)
-            if both is not None:
-                both.update(data)
-            else:
-                sha.update(data)
-            remaining -= len(data)
-            if remaining <= 0:
-                self._finish(-remaining, sha.hexdigest(), both)
-            yield data
+        pool = ThreadPoolExecutor(max_workers=1) if remaining > chunk_size else None
+        hashing: Future[None] | None = None
+        try:
+            while remaining > 0:
+                try:
+                    data = self._stream.read(min(chunk_size, remaining))
+                except OSError as exc:
+                    raise IntegrityFailure(
+                        f"对象 {self.key} 的上传在第 {self.size - remaining} 字节处中断（{exc}）；请重新上传",
+                        code="upload_interrupted", detail={"key": self.key, "received": self.size - remaining},
+                    ) from exc
+                if not data:
+                    raise self._size_error(self.size - remaining)
+                if hashing is not None:
+                    hashing.result()  # chunks are hashed in order
+                    hashing = None
+                remaining -= len(data)
+                if remaining <= 0 or pool is None:
+                    update(data)
+                    if remaining <= 0:
+                        self._finish(-remaining, sha.hexdigest(), both)
+                else:
+                    hashing = pool.submit(update, data)
+                yield data
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     def _finish(self, over: int, sha_hex: str, both: Hasher | None) -> None:
         if over or self._stream.read(1):

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -41,6 +42,7 @@ from storage.base import (
 )
 
 META = "~meta.json"
+EARLY_FLUSH = 2 * 1024 * 1024  # bytes written between background writebacks of a large object
 
 
 class FilesystemStore(BackendStore):
@@ -127,9 +129,7 @@ class FilesystemStore(BackendStore):
                 fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".part")
                 temps.append(tmp)
                 with os.fdopen(fd, "wb") as f:
-                    for chunk in upload.chunks():
-                        f.write(chunk)
-                    f.flush()
+                    _write_flushing(f, upload.chunks())
                     meta_tmp = self._meta_temp(info)  # written before the fsyncs, which then share
                     temps.append(meta_tmp)            # one journal commit on ext4/xfs
                     os.fsync(f.fileno())
@@ -225,6 +225,26 @@ class FilesystemStore(BackendStore):
         except StoreUnavailable as exc:
             return {"ok": False, "backend": self.backend, "detail": exc.message}
         return {"ok": True, "backend": self.backend, "detail": f"{self.root}（可用空间 {free // 2**20} MiB）"}
+
+
+def _write_flushing(f: BinaryIO, chunks: Iterator[bytes]) -> None:
+    """Write the chunks, starting writeback of what is written every few MB on a helper thread, so the disk
+    works while the rest is still being hashed and the final fsync has little left to do."""
+    flusher: ThreadPoolExecutor | None = None
+    flushing: Future[None] | None = None
+    written = flushed = 0
+    try:
+        for chunk in chunks:
+            f.write(chunk)
+            written += len(chunk)
+            if written - flushed >= EARLY_FLUSH and (flushing is None or flushing.done()):
+                f.flush()
+                flusher = flusher or ThreadPoolExecutor(max_workers=1)
+                flushing, flushed = flusher.submit(os.fdatasync, f.fileno()), written
+        f.flush()
+    finally:
+        if flusher is not None:
+            flusher.shutdown(wait=True)
 
 
 def _walk(directory: Path, rel: str, prefix: str) -> Iterator[str]:

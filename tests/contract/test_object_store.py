@@ -125,11 +125,13 @@ def test_size_mismatch_is_refused_and_leaves_nothing(store: ObjectStore, declare
     _nothing_visible(store, b.key)
 
 
-def test_sha256_mismatch_is_refused_and_leaves_nothing(store: ObjectStore) -> None:
-    """Given bytes damaged in transit, When put under the original digest, Then IntegrityFailure and no object."""
-    b = blob(6000)
+@pytest.mark.parametrize(("size", "where"), [(6000, -1), (3 * 1024 * 1024 + 5, 10), (3 * 1024 * 1024 + 5, -1)])
+def test_sha256_mismatch_is_refused_and_leaves_nothing(store: ObjectStore, size: int, where: int) -> None:
+    """Given bytes damaged in transit (in a small object, or in the first or last of the chunks a large one is
+    hashed in while it is written), When put under the original digest, Then IntegrityFailure and no object."""
+    b = blob(size)
     damaged = bytearray(b.data)
-    damaged[-1] ^= 0xFF
+    damaged[where] ^= 0xFF
     with pytest.raises(IntegrityFailure) as exc:
         store.put(b.key, io.BytesIO(bytes(damaged)), size=len(damaged), sha256=b.sha256)
     assert exc.value.detail["algorithm"] == "sha256"
