@@ -20,8 +20,9 @@ from archive.capture.cases import ensure_open
 from archive.capture.inspect import inspect
 from archive.capture.sniff import sniff
 from archive.catalogue.models import Case, Document
+from archive.checks.security import ScanFailed, scanner_from_settings
 from archive.context import Context
-from archive.errors import InvalidInput, NotFound
+from archive.errors import InvalidInput, NotFound, ServiceUnavailable
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher
 from storage.base import content_key
@@ -72,6 +73,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     s = ctx.settings
     found = inspect(received.data, media_type, received.filename, max_pixels=s.max_pixels, min_dpi=s.min_dpi,
                     dpi_policy=s.dpi_policy)
+    check_viruses(ctx, received)
     if replaces is None:
         same = session.scalar(select(Document).where(
             Document.case_id == case.id, Document.sha256 == received.sha256,
@@ -100,6 +102,24 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
                  target_type="case", target_id=case.serial, detail=detail)
     indexing.enqueue(session, case.serial)
     return doc, True
+
+
+def check_viruses(ctx: Context, received: Received) -> None:
+    """Scan with the configured ClamAV before anything is stored (四性检测 GD-4-2 scans again at filing, with the
+    signatures of that day). No scanner configured: nothing to do here."""
+    scanner = scanner_from_settings(ctx.settings)
+    if scanner is None:
+        return
+    try:
+        findings = scanner.scan([(received.filename, received.data)])
+    except ScanFailed as exc:  # fail closed: an unscanned file is not accepted
+        raise ServiceUnavailable("病毒检查暂时无法进行，文件未保存；请稍后重试，或联系系统管理员检查杀毒服务",
+                                 code="virus_scan_unavailable", detail={"reason": str(exc)}) from exc
+    if findings:
+        names = "、".join(sorted({f.signature for f in findings}))
+        raise InvalidInput(f"文件“{received.filename}”检出病毒（{names}），未保存；"
+                           "请勿再使用该文件，并告知安全保密管理员", code="virus_found",
+                           detail={"filename": received.filename, "signatures": names})
 
 
 def find_document(session: Session, case: Case, document_id: int) -> Document:

@@ -5,6 +5,7 @@ Without ClamAV installed these tests skip and say so; CI installs Debian's clama
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import time
@@ -16,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.catalogue.models import ArchiveItem, CheckReport
+from archive.catalogue.models import ArchiveItem, CheckReport, Document
 from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _parse_version, database_age_days
 from archive.context import Context
 from tests import samples
@@ -119,10 +120,11 @@ def _case_with(client: TestClient, headers: dict[str, str], contract: bytes) -> 
 
 @needs_clamd
 def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestClient, clamd_socket: str) -> None:
-    """A PDF carrying EICAR is accepted at capture, then found by GD-4-2 and not filed."""
-    ctx.settings.clamd_socket = clamd_socket
+    """A PDF carrying EICAR got in while no scanner was configured (or before its signature was known); the
+    scanner in place at filing finds it by GD-4-2 and the case is not filed."""
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2) + b"\n% " + eicar() + b"\n")
+    ctx.settings.clamd_socket = clamd_socket
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 409, r.text
     [failed] = [f for f in r.json()["detail"]["failed"] if f["code"] == "GD-4-2"]
@@ -149,10 +151,42 @@ def test_clean_filing_records_engine_and_database(ctx: Context, client: TestClie
 
 def test_scanner_configured_but_down_refuses_filing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
     """Fail closed: a virus check that cannot run is a blocking error, not a pass."""
-    ctx.settings.clamd_socket = str(tmp_path / "down.sock")
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2))
+    ctx.settings.clamd_socket = str(tmp_path / "down.sock")
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 409, r.text
     failed = {f["code"]: f for f in r.json()["detail"]["failed"]}
     assert failed["GD-4-2"]["outcome"] == "error" and "clamd" in failed["GD-4-2"]["detail"]
+
+
+# --- at capture --------------------------------------------------------------------------------------
+
+
+@needs_clamd
+def test_eicar_upload_is_refused_at_capture_and_not_stored(ctx: Context, client: TestClient,
+                                                           clamd_socket: str) -> None:
+    """Given a configured scanner, when a clerk uploads a clean scan and an infected PDF together, then the clean
+    one is accepted, the infected one is refused by name (virus_found) and never reaches the object store."""
+    ctx.settings.clamd_socket = clamd_socket
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    assert client.post("/api/v1/cases", json=case_body(), headers=core).status_code == 201
+    infected = samples.pdf(2) + b"\n% " + eicar() + b"\n"
+    r = upload(client, core, "YW2026010500001", ("申请表.jpg", samples.jpeg(), "application_form"),
+               ("合同.pdf", infected, "house_contract"))
+    assert r.status_code == 207, r.text
+    bad = next(f for f in r.json()["results"] if f["filename"] == "合同.pdf")
+    assert bad["accepted"] is False and bad["code"] == "virus_found" and "病毒" in bad["message"]
+    assert hashlib.sha256(infected).hexdigest() not in {k.rsplit("/", 1)[-1] for k in ctx.store.list_keys("originals/")}
+
+
+def test_capture_with_the_scanner_down_stores_nothing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
+    """Fail closed at the counter too: 503 saying the virus check is unavailable, and no document is kept."""
+    ctx.settings.clamd_socket = str(tmp_path / "down.sock")
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    assert client.post("/api/v1/cases", json=case_body(), headers=core).status_code == 201
+    r = upload(client, core, "YW2026010500001", ("申请表.jpg", samples.jpeg(), "application_form"))
+    assert r.status_code == 503 and r.json()["code"] == "virus_scan_unavailable" and "病毒检查" in r.json()["message"]
+    assert list(ctx.store.list_keys("originals/")) == []
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Document)) == 0
