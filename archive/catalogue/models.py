@@ -345,8 +345,8 @@ class DestructionList(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, approved, executed
-    item_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, approved, executed,
+    item_count: Mapped[int] = mapped_column(default=0)                                # rejected
     page_count: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -354,6 +354,9 @@ class DestructionList(Base):
     executed_at: Mapped[datetime | None]
     pdf_key: Mapped[str | None] = mapped_column(String(255))  # the signed, approved list, kept permanently
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    rejected_by: Mapped[str | None] = mapped_column(String(100))  # an approver who refused the list (驳回)
+    rejected_at: Mapped[datetime | None]
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class DestructionApproval(Base):

@@ -239,6 +239,20 @@ def destruction_approve(list_id: int, user: User, password: Password,
         out.print(f"已记录审批；销毁清册 {dl.number} 还需另一名审批人批准")
 
 
+@destruction_app.command("reject")
+@friendly
+def destruction_reject(list_id: int, user: User, password: Password,
+                       reason: Annotated[str, typer.Option(help="驳回理由")]) -> None:
+    """Reject a pending list (驳回); its items go back to the appraisal queue."""
+    from archive.retention.destruction import RejectionIn, reject
+
+    ctx = _ctx()
+    principal = person(ctx, user, password)
+    with ctx.catalogue.session() as s:
+        dl = reject(s, principal, list_id, RejectionIn(reason=reason))
+        out.print(f"销毁清册 {dl.number} 已驳回；其中 {dl.item_count} 件档案回到鉴定队列")
+
+
 @destruction_app.command("execute")
 @friendly
 def destruction_execute(list_id: int, user: User, password: Password) -> None:

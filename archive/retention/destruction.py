@@ -60,6 +60,11 @@ class ApprovalIn(BaseModel):
     opinion: str | None = Field(None, max_length=500, description="审批意见")
 
 
+class RejectionIn(BaseModel):
+    reason: str = Field(min_length=2, max_length=500, description="驳回理由",
+                        examples=["其中两件涉及未结诉讼，需重新鉴定"])
+
+
 @dataclass
 class BuildReport:
     list: DestructionList
@@ -193,6 +198,28 @@ def approve(ctx: Context, session: Session, principal: Principal, list_id: int, 
         return dl
 
 
+def reject(session: Session, principal: Principal, list_id: int, data: RejectionIn) -> DestructionList:
+    """An approver refuses a pending list (驳回): it can no longer be approved or executed, and its items go back
+    to the appraisal queue for a new decision."""
+    with audited(session, principal, "destruction.reject", target_type="destruction_list", target_id=list_id):
+        need(principal, Permission.DESTRUCTION_APPROVE)
+        dl = get_list(session, list_id, lock=True)
+        if dl.status != "pending":
+            raise Conflict(f"销毁清册 {dl.number} 当前状态为{_STATUS[dl.status]}，只有待审批的清册可以驳回",
+                           code="list_not_pending", detail={"status": dl.status})
+        dl.status, dl.rejected_by, dl.rejected_at = "rejected", principal.name, utcnow()
+        dl.rejection_reason = data.reason.strip()
+        item_ids = select(DestructionEntry.item_id).where(DestructionEntry.list_id == dl.id)
+        session.execute(update(AppraisalDecision).where(AppraisalDecision.item_id.in_(item_ids),
+                                                        AppraisalDecision.decision == "destroy",
+                                                        AppraisalDecision.status == "listed")
+                        .values(status="rejected"))
+        audit.record(session, actor_of(principal), "destruction.reject", target_type="destruction_list",
+                     target_id=dl.number, detail={"number": dl.number, "reason": dl.rejection_reason,
+                                                  "items": dl.item_count})
+        return dl
+
+
 def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
     from signing.fixity import digest_bytes
 
@@ -212,7 +239,7 @@ def sign_list_pdf(ctx: Context, pdf: bytes) -> bytes:
                     tsa_required=ctx.settings.tsa_required, reason="档案销毁清册审批", check_pdfa=False)
 
 
-_STATUS = {"pending": "待审批", "approved": "已批准", "executed": "已执行"}
+_STATUS = {"pending": "待审批", "approved": "已批准", "executed": "已执行", "rejected": "已驳回"}
 
 
 def render_pdf(ctx: Context, session: Session, dl: DestructionList) -> bytes:

@@ -156,6 +156,36 @@ def test_the_same_person_approving_twice_is_refused(ctx: Context, client: TestCl
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
 
 
+def test_a_rejected_list_cannot_be_approved_or_executed_and_its_items_return_to_appraisal(
+        ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a pending list with one approval, when the head rejects it with a reason, then it is 驳回 for good:
+    approving or executing it is refused, the rejection is audited, and its item is back in the appraisal queue
+    for a new decision; a clerk may not reject and a reason is required."""
+    a = make_item(ctx)
+    propose(client, people["arch"], a)
+    list_id = client.post("/api/v1/destruction-lists", json={}, headers=people["arch"]).json()["id"]
+    assert client.post(f"/api/v1/destruction-lists/{list_id}/approvals", json={},
+                       headers=people["arch"]).status_code == 201
+    assert client.get("/api/v1/appraisal/queue", headers=people["arch"]).json()["total"] == 0
+    url = f"/api/v1/destruction-lists/{list_id}/rejection"
+    assert client.post(url, json={"reason": "x"}, headers=people["head"]).status_code == 422
+    r = client.post(url, json={"reason": "其中一件涉及未结诉讼"}, headers=people["clerk"])
+    assert r.status_code == 403 and r.json()["code"] == "permission_denied"
+    r = client.post(url, json={"reason": "其中一件涉及未结诉讼"}, headers=people["head"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["rejected_by"]) == ("rejected", "head")
+    r = client.post(f"/api/v1/destruction-lists/{list_id}/approvals", json={}, headers=people["head"])
+    assert r.status_code == 409 and r.json()["code"] == "list_not_pending" and "已驳回" in r.json()["message"]
+    assert client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"]).status_code == 409
+    assert client.post(url, json={"reason": "再次驳回"}, headers=people["head"]).status_code == 409
+    [rejected] = events(ctx, "destruction.reject", "success")
+    assert rejected.actor == "head" and rejected.detail["reason"] == "其中一件涉及未结诉讼"
+    queue = client.get("/api/v1/appraisal/queue", headers=people["arch"]).json()
+    assert [i["archival_code"] for i in queue["items"]] == [a]
+    with ctx.catalogue.session() as s:
+        assert s.scalars(select(ArchiveItem.status).where(ArchiveItem.archival_code == a)).one() == "filed"
+
+
 def test_item_held_after_approval_is_refused_at_execution(ctx: Context, client: TestClient,
                                                           people: dict[str, Any]) -> None:
     """Given an approved list of two, when one is put on hold, execution destroys the other and refuses the held

@@ -184,6 +184,9 @@ class ListOut(BaseModel):
     approved_at: datetime | None
     executed_at: datetime | None
     pdf_sha256: str | None
+    rejected_by: str | None = None
+    rejected_at: datetime | None = None
+    rejection_reason: str | None = None
     approvals: list[ApprovalOut] = []
     entries: list[EntryOut] | None = None
     skipped: list[dict[str, str]] | None = None
@@ -194,6 +197,7 @@ def list_out(session: Session, dl: DestructionList, entries: list[DestructionEnt
     return ListOut(id=dl.id, number=dl.number, title=dl.title, status=dl.status, item_count=dl.item_count,
                    page_count=dl.page_count, created_by=dl.created_by, created_at=dl.created_at,
                    approved_at=dl.approved_at, executed_at=dl.executed_at, pdf_sha256=dl.pdf_sha256,
+                   rejected_by=dl.rejected_by, rejected_at=dl.rejected_at, rejection_reason=dl.rejection_reason,
                    approvals=[ApprovalOut(approver=a.approver, opinion=a.opinion, approved_at=a.approved_at)
                               for a in destruction.approvals_of(session, dl.id)],
                    entries=None if entries is None else [EntryOut(
@@ -237,6 +241,14 @@ def approve(list_id: int, data: destruction.ApprovalIn | None = None, ctx: Conte
             session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> ListOut:
     dl = destruction.approve(ctx, session, principal, list_id, data or destruction.ApprovalIn())
     return list_out(session, dl)
+
+
+@router.post("/destruction-lists/{list_id}/rejection", response_model=ListOut, responses={
+    **_ERRORS, 409: {"description": "清册不是待审批状态（list_not_pending）"}},
+    summary="驳回销毁清册：不再审批和执行，其中档案回到鉴定队列重新鉴定")
+def reject(list_id: int, data: destruction.RejectionIn, session: Session = UnitOfWork,
+           principal: Principal = Depends(caller)) -> ListOut:
+    return list_out(session, destruction.reject(session, principal, list_id, data))
 
 
 class ExecutionOut(BaseModel):

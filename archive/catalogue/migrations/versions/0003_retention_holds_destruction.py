@@ -85,6 +85,9 @@ def upgrade() -> None:
         sa.Column("executed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("pdf_key", sa.String(length=255), nullable=True),
         sa.Column("pdf_sha256", sa.String(length=64), nullable=True),
+        sa.Column("rejected_by", sa.String(length=100), nullable=True),
+        sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rejection_reason", sa.String(length=500), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_destruction_list")),
         sa.UniqueConstraint("number", name=op.f("uq_destruction_list_number")),
     )
