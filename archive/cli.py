@@ -287,8 +287,7 @@ def schedule_reapply(
     summary = result.summary(limit)
     out.print(f"重新适用分类方案 {summary['version']}" + ("（已执行）" if apply else "（预览，未修改）") + "：")
     for c in summary["items"]:
-        note = {"held": "冻结中，不能缩短", "type_not_in_schedule": "现行方案无此业务类型"}.get(c["refused"] or "",
-                                                                                      c["store_note"] or "")
+        note = schedules.REFUSED.get(c["refused"] or "", c["store_note"] or "")
         old_end = c["old_expiry"] or ("永久" if c["old_code"] == "Y" else "待起算")
         new_end = c["new_expiry"] or ("永久" if c["new_code"] == "Y" else "待起算")
         out.print(f"  {c['archival_code']}  {c['business_type']}  {c['kind']}  保管期限 {c['old_code']} → "

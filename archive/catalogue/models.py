@@ -329,7 +329,7 @@ class AppraisalDecision(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), index=True)
     decision: Mapped[str] = mapped_column(String(8))  # keep | destroy
     reason: Mapped[str] = mapped_column(String(500))
-    # keep: applied at once; destroy: proposed → listed → destroyed, or refused at execution
+    # keep: applied at once; destroy: proposed → listed → destroyed, or rejected (list 驳回 or refused at execution)
     status: Mapped[str] = mapped_column(String(16), index=True)
     previous_expiry: Mapped[date | None] = mapped_column(Date)
     retention_code: Mapped[str | None] = mapped_column(String(3))  # keep: the new 保管期限

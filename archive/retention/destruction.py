@@ -7,7 +7,9 @@ it with a permanent lock, so the record of what was destroyed outlives what it l
 Execution goes item by item, each in its own transaction, so an interrupted run resumes where it stopped and
 an object already gone counts as deleted. An item is refused, with its reason, while a hold covers it, while
 it is lent (open access grant or paper loan), while its loan is not settled, or while any store (primary or
-replica) still holds retention or a legal hold on one of its objects; a refused item stays intact. A destroyed
+replica) still holds retention or a legal hold on one of its objects, or while its retention no longer is what
+was approved (period changed, or expiry now later than today); a refused item stays intact, its entry stays
+refused (the list never retries it) and the item goes back to the appraisal queue. A destroyed
 item keeps a tombstone: status ``destroyed``, the list entry (档号, 题名, 年度, reason, list number, time),
 documents marked destroyed, personal identifiers cleared; it leaves the search index via the outbox.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -41,7 +43,7 @@ from archive.context import Context
 from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
 from archive.permissions import Permission, Principal
 from archive.retention import lending
-from archive.retention.appraisal import title_of
+from archive.retention.appraisal import title_of, today_in
 from archive.retention.holds import chunks, held_item_ids
 from archive.retention.refusals import actor_of, audited, need
 from storage.base import ObjectInfo, ObjectNotFound, content_key
@@ -312,18 +314,23 @@ def execute(ctx: Context, principal: Principal, list_id: int,
             raise Conflict(f"销毁清册 {dl.number} 尚未经两名不同的审批人批准（已批准 {len(approvers)} 人），"
                            "不能执行销毁", code="destruction_not_approved", detail={"approvals": sorted(approvers)})
         number = dl.number
-        entries = [(e.id, e.item_id, e.archival_code) for e in s.scalars(
-            select(DestructionEntry).where(DestructionEntry.list_id == list_id, DestructionEntry.status != "destroyed")
+        # only entries not yet decided: a refused one stays refused (its item went back to appraisal)
+        entries = [(e.id, e.archival_code) for e in s.scalars(
+            select(DestructionEntry).where(DestructionEntry.list_id == list_id, DestructionEntry.status == "pending")
             .order_by(DestructionEntry.sequence))]
     report = ExecutionReport(number)
-    for n, (entry_id, item_id, code) in enumerate(entries, 1):
+    today = today_in(ctx)
+    for n, (entry_id, code) in enumerate(entries, 1):
         with ctx.catalogue.session() as s:
-            refusal = _blocked(s, item_id) or _destroy(ctx, s, principal, number, entry_id)
-            if refusal is not None:
-                _refuse(s, principal, number, entry_id, refusal)
-                report.refused.append({"archival_code": code, **refusal})
-            else:
-                report.destroyed.append(code)
+            # locked, then re-read: a concurrent run of the same list may have decided it meanwhile
+            entry = s.scalar(select(DestructionEntry).where(DestructionEntry.id == entry_id).with_for_update())
+            if entry is not None and entry.status == "pending":
+                refusal = _blocked(s, entry, today) or _destroy(ctx, s, principal, number, entry_id)
+                if refusal is not None:
+                    _refuse(s, principal, number, entry, refusal)
+                    report.refused.append({"archival_code": code, **refusal})
+                else:
+                    report.destroyed.append(code)
         if progress is not None:
             progress(n, len(entries))
     with ctx.catalogue.session() as s:
@@ -335,17 +342,26 @@ def execute(ctx: Context, principal: Principal, list_id: int,
     return report
 
 
-def _blocked(session: Session, item_id: int) -> dict[str, str] | None:
+def _blocked(session: Session, entry: DestructionEntry, today: date) -> dict[str, str] | None:
     """Why the item may not be destroyed now (checked just before, so a hold set meanwhile counts)."""
+    item_id = entry.item_id
     if held_item_ids(session, [item_id]):
         return {"code": "item_on_hold", "message": "处于冻结中，不能销毁；须先由有权人员解除冻结"}
     if lending.items_with_open_lending(session, [item_id]):
         return {"code": "open_lending", "message": "有未结束的利用（借阅未归还或查阅授权未到期），不能销毁"}
-    category, trigger, trigger_date = session.execute(
-        select(ArchiveItem.category, ArchiveItem.trigger, ArchiveItem.trigger_date)
-        .where(ArchiveItem.id == item_id)).one()
-    if trigger_date is None and (category == "DK" or trigger == "LOAN_SETTLED"):
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.id == item_id).with_for_update())
+    assert item is not None
+    if item.trigger_date is None and (item.category == "DK" or item.trigger == "LOAN_SETTLED"):
         return {"code": "loan_not_settled", "message": "贷款尚未结清，不能销毁"}
+    # the approval was for the period listed: a period lengthened or changed since needs a new appraisal
+    if item.effective_retention != entry.retention_code:
+        return {"code": "retention_changed",
+                "message": f"批准后保管期限已由 {entry.retention_code} 改为 {item.effective_retention}，不能销毁；"
+                           "已退回鉴定，请重新鉴定"}
+    if item.expiry_date is None or item.expiry_date > today:
+        until = f"到期日改为 {item.expiry_date:%Y-%m-%d}" if item.expiry_date else "到期日已不确定"
+        return {"code": "retention_changed",
+                "message": f"批准后保管期限有变化（{until}），尚未到期，不能销毁；已退回鉴定，到期后请重新鉴定"}
     return None
 
 
@@ -427,10 +443,15 @@ def _shared(session: Session, item_id: int, keys: set[str]) -> set[str]:
     return set(others) | set(renditions)
 
 
-def _refuse(session: Session, principal: Principal, number: str, entry_id: int, refusal: dict[str, str]) -> None:
-    entry = session.get(DestructionEntry, entry_id)
-    assert entry is not None
+def _refuse(session: Session, principal: Principal, number: str, entry: DestructionEntry,
+            refusal: dict[str, str]) -> None:
+    """The entry is refused for good and the item goes back to the appraisal queue for a new decision."""
+    if entry.status == "destroyed":  # never overwrite the record of a destruction
+        return
     entry.status, entry.refusal = "refused", refusal
+    session.execute(update(AppraisalDecision).where(AppraisalDecision.id == entry.decision_id,
+                                                    AppraisalDecision.status == "listed")
+                    .values(status="rejected"))
     audit.record(session, actor_of(principal), "item.destroy", target_type="item", target_id=entry.archival_code,
                  outcome="refused", detail={"list": number, **refusal})
 

@@ -28,6 +28,7 @@ from storage.base import ObjectNotFound
 
 MAX_KEYS = 10_000  # 档号 or 业务流水号 in one request
 CHUNK = 1000  # ids per IN (…) clause
+FILED_DATES = (date(1900, 1, 1), date(2199, 12, 31))  # 归档日期 bounds a query may give (beyond: overflow)
 
 
 class HoldQuery(BaseModel):
@@ -160,6 +161,11 @@ def _by_query(ctx: Context, session: Session, principal: Principal, q: HoldQuery
     if not q.model_dump(exclude_none=True):
         raise InvalidInput("查询条件不能为空：请至少给出业务类型、类别、年度、网点或归档日期之一",
                            code="empty_hold_query")
+    low, high = FILED_DATES
+    for name, value in (("filed_from", q.filed_from), ("filed_to", q.filed_to)):
+        if value is not None and not low <= value <= high:
+            raise InvalidInput(f"归档日期 {value} 超出范围，须在 {low} 至 {high} 之间；请核对查询条件",
+                               code="filed_date_out_of_range", detail={"field": f"query.{name}"})
     if q.business_type is not None and q.business_type not in ctx.schedule.types:
         raise InvalidInput(f"业务类型 {q.business_type} 不存在", code="unknown_business_type",
                            detail={"business_type": q.business_type})

@@ -3,7 +3,8 @@
 A request (利用申请) names items by 档号 with a purpose, a mode and a period in days (at most
 ``ARCHIVE_LENDING_MAX_DAYS``); requests from outside bodies (法院/公安/纪检) carry the reference of their legal
 document. An archivist or the archive head approves it — never the person who asked — possibly for fewer days,
-or rejects it, each with a reason. An approved request is a grant (利用授权) that ends by itself at its expiry
+or rejects it, each with a reason; an approver limited to some branches (网点) sees, decides and lends only items
+of those branches. An approved request is a grant (利用授权) that ends by itself at its expiry
 time or earlier when revoked. Reads under a grant go into the access register (archive/access.py) with the
 grant's id, so the archivist can list a grant's views.
 
@@ -20,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from archive import audit
@@ -29,6 +30,7 @@ from archive.access import AccessEventOut
 from archive.catalogue.models import (
     ArchiveItem,
     AuditEvent,
+    Case,
     LendingItem,
     LendingRequest,
     PaperLoan,
@@ -273,12 +275,27 @@ def _not_own(principal: Principal, r: LendingRequest) -> None:
                                code="self_approval", detail={"request_id": r.id})
 
 
+def _branch_scope(session: Session, principal: Principal, item_ids: list[int], what: str) -> None:
+    """An approver limited to some branches (网点) decides and lends only items of those branches."""
+    if principal.branches is None or not item_ids:
+        return
+    outside = list(session.scalars(
+        select(ArchiveItem.archival_code).join(Case, Case.id == ArchiveItem.case_id)
+        .where(ArchiveItem.id.in_(item_ids), Case.branch.not_in(sorted(principal.branches)))
+        .order_by(ArchiveItem.archival_code)))
+    if outside:
+        raise PermissionDenied(f"档号 {'、'.join(outside[:10])} 不属于您负责的网点，您不能{what}；"
+                               "请由负责该网点的档案管理员或档案部门负责人办理", code="item_outside_branch",
+                               detail={"archival_codes": outside[:100]})
+
+
 def approve(session: Session, principal: Principal, request_id: int, max_days: int, days: int | None = None,
             reason: str | None = None) -> LendingRequest:
     """Approve for the requested days or fewer; the grant runs from now."""
     _need(principal, Permission.LENDING_APPROVE)
     r = get_request(session, request_id, lock=True)
     _not_own(principal, r)
+    _branch_scope(session, principal, [i.item_id for i in r.items], "审批此利用申请")
     _pending(r)
     granted = r.days_requested if days is None else days
     check_days(granted, max_days)
@@ -303,6 +320,7 @@ def reject(session: Session, principal: Principal, request_id: int, reason: str 
     _need(principal, Permission.LENDING_APPROVE)
     r = get_request(session, request_id, lock=True)
     _not_own(principal, r)
+    _branch_scope(session, principal, [i.item_id for i in r.items], "驳回此利用申请")
     _pending(r)
     text = _reason(reason, "驳回")
     r.status, r.decided_by, r.decided_at, r.decision_reason = "rejected", principal.name, utcnow(), text
@@ -334,10 +352,15 @@ def my_requests(session: Session, principal: Principal, limit: int = 100, offset
 
 def pending_requests(session: Session, principal: Principal, limit: int = 100,
                      offset: int = 0) -> list[LendingRequest]:
-    """The queue an approver works on: oldest first; their own requests are left out (others must decide)."""
+    """The queue an approver works on: oldest first; their own requests are left out (others must decide), and
+    so are requests naming an item of a branch the approver is not responsible for."""
     _need(principal, Permission.LENDING_APPROVE)
-    q = (select(LendingRequest).where(LendingRequest.status == "pending", LendingRequest.requester != principal.name)
-         .order_by(LendingRequest.id).limit(limit).offset(offset))
+    q = select(LendingRequest).where(LendingRequest.status == "pending", LendingRequest.requester != principal.name)
+    if principal.branches is not None:
+        q = q.where(~exists().where(LendingItem.request_id == LendingRequest.id,
+                                    ArchiveItem.id == LendingItem.item_id, Case.id == ArchiveItem.case_id,
+                                    Case.branch.not_in(sorted(principal.branches))))
+    q = q.order_by(LendingRequest.id).limit(limit).offset(offset)
     return list(session.scalars(q))
 
 
@@ -428,6 +451,7 @@ def lend_out(session: Session, principal: Principal, data: LoanIn, today: date, 
         raise InvalidInput(f"借期 {days} 天超过上限 {max_days} 天，请提前应还日期", code="period_too_long",
                            detail={"field": "due_date", "days": days, "max": max_days})
     items = resolve_items(session, data.archival_codes, lock=True)
+    _branch_scope(session, principal, [i.id for i in items], "借出这些档案")
     if data.request_id is not None:
         r = get_request(session, data.request_id)
         granted = {i.item_id for i in r.items}

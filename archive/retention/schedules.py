@@ -6,7 +6,8 @@ text, when and by whom first seen); an item records the version it was filed und
 items filed afterwards. Moving existing items to the schedule in force is an archivist's audited action
 that first lists each change (dry run) and then applies it with a reason: shortening is refused for
 items under hold and changes the catalogue only (object locks can only be extended); lengthening also
-extends the object-store retention of the item's rendition and originals.
+extends the object-store retention of the item's rendition and originals. Items whose period an appraisal
+decided (鉴定 keep) or that sit on a destruction list awaiting execution are skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from archive import audit, indexing
 from archive.audit import Actor
-from archive.catalogue.models import ArchiveItem, Case, ScheduleVersion
+from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, ScheduleVersion
 from archive.classification import RetentionCode, Schedule, Trigger, parse_schedule
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
@@ -128,7 +129,7 @@ class Change:
     old_expiry: date | None
     new_expiry: date | None
     kind: str  # lengthen, shorten, changed, unchanged
-    refused: str | None = None  # held, type_not_in_schedule
+    refused: str | None = None  # a key of REFUSED
     store_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -136,6 +137,10 @@ class Change:
 
 
 _CHANGE_FIELDS = tuple(Change.__dataclass_fields__)
+
+# Why an item is skipped: appraisal and a destruction list decide its period, not the schedule.
+REFUSED = {"held": "冻结中，不能缩短", "type_not_in_schedule": "现行方案无此业务类型",
+           "appraised": "已经鉴定确定保管期限", "on_destruction_list": "已列入待执行的销毁清册，不能调整保管期限"}
 
 
 @dataclass
@@ -148,7 +153,8 @@ class Plan:
     def summary(self, limit: int = MAX_LISTED) -> dict[str, Any]:
         listed = [c for c in self.changes if c.kind != "unchanged" or c.refused]
         return {"version": self.version_ref, "plan_digest": self.digest, "counts": self.counts,
-                "items": [c.as_dict() for c in listed[:limit]], "listed": min(len(listed), limit),
+                "items": [c.as_dict() | {"refused_message": REFUSED.get(c.refused or "")} for c in listed[:limit]],
+                "listed": min(len(listed), limit),
                 "total_listed": len(listed)}
 
 
@@ -163,8 +169,11 @@ def plan(ctx: Context, session: Session, business_types: list[str] | None = None
         result.changes.append(_change(ctx, row, events))
     shortening = [c.item_id for c in result.changes if c.kind == "shorten" and not c.refused]
     held = held_item_ids(session, shortening) if shortening else set()
+    settled = _settled_by_appraisal(session, [c.item_id for c in result.changes if not c.refused])
     for c in result.changes:
-        if c.item_id in held:
+        if c.item_id in settled:
+            c.refused = settled[c.item_id]
+        elif c.item_id in held:
             c.refused = "held"
         if c.kind == "shorten" and not c.refused:
             c.store_note = "对象存储的保留期（合规锁定）不能缩短，仅修改目录中的保管期限与到期日"
@@ -216,6 +225,20 @@ def apply(ctx: Context, session: Session, actor: Actor, reason: str, business_ty
                          "business_types": business_types or []})
     session.flush()
     return result
+
+
+def _settled_by_appraisal(session: Session, item_ids: list[int]) -> dict[int, str]:
+    """Items whose period an appraisal set (applied keep) or that sit on a destruction list not yet executed."""
+    out: dict[int, str] = {}
+    for start in range(0, len(item_ids), CHUNK):
+        for item_id, decision in session.execute(
+                select(AppraisalDecision.item_id, AppraisalDecision.decision)
+                .where(AppraisalDecision.item_id.in_(item_ids[start:start + CHUNK]),
+                       or_((AppraisalDecision.decision == "keep") & (AppraisalDecision.status == "applied"),
+                           (AppraisalDecision.decision == "destroy") & (AppraisalDecision.status == "listed")))):
+            if decision == "destroy" or item_id not in out:
+                out[item_id] = "on_destruction_list" if decision == "destroy" else "appraised"
+    return out
 
 
 def _items_to_reapply(session: Session, ref: str, business_types: list[str] | None) -> Iterator[Any]:

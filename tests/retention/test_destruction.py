@@ -10,10 +10,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from archive.catalogue.models import ArchiveItem, Case, DestructionEntry, DestructionList, Document
+from archive.catalogue.models import (
+    AppraisalDecision,
+    ArchiveItem,
+    Case,
+    DestructionEntry,
+    DestructionList,
+    Document,
+)
 from archive.cli import app
 from archive.context import Context
 from archive.indexing import IndexWorker
+from archive.permissions import Permission, Principal
+from archive.retention import destruction
 from search.base import SearchQuery, Visibility
 from signing.certificates import load_trust_roots
 from signing.validate import verify_pdf
@@ -316,3 +325,77 @@ def test_cli_runs_every_step(ctx: Context, client: TestClient, people: dict[str,
     assert r.exit_code == 2 and "unknown_archival_code" in r.output
     r = runner.invoke(app, ["destruction", "approve", list_id, "--user", "head"], input="wrong-password\n")
     assert r.exit_code == 2 and "bad_credentials" in r.output
+
+
+def entry_statuses(client: TestClient, people: dict[str, Any], list_id: int) -> list[str]:
+    entries = client.get(f"/api/v1/destruction-lists/{list_id}", headers=people["arch"]).json()["entries"]
+    return [e["status"] for e in entries]
+
+
+def test_a_refused_item_returns_to_appraisal_and_is_never_retried_by_its_list(
+        ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given an approved list whose item is refused at execution (its loan settlement was withdrawn), when the
+    cause goes away and the list is executed again, then the item is not destroyed: its entry stays refused, its
+    destroy decision is rejected and it is back in the appraisal queue for a new decision."""
+    loan = make_item(ctx, category="DK", business_type="DK01", trigger="LOAN_SETTLED")
+    list_id = approved_list(client, people, loan)
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchiveItem).where(ArchiveItem.archival_code == loan).values(trigger_date=None))
+    r = client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"])
+    assert [x["code"] for x in r.json()["refused"]] == ["loan_not_settled"]
+    queue = client.get("/api/v1/appraisal/queue", headers=people["arch"]).json()
+    assert [i["archival_code"] for i in queue["items"]] == [loan]
+    with ctx.catalogue.session() as s:
+        assert s.scalars(select(AppraisalDecision.status)).one() == "rejected"
+        s.execute(update(ArchiveItem).where(ArchiveItem.archival_code == loan).values(trigger_date=date(2009, 6, 1)))
+    r = client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"])
+    assert r.status_code == 200 and r.json()["destroyed"] == [] and r.json()["refused"] == []
+    assert entry_statuses(client, people, list_id) == ["refused"]
+    assert all(exists(ctx, k) for k in keys_of(ctx, loan))
+    with ctx.catalogue.session() as s:
+        assert s.scalars(select(ArchiveItem.status)).one() == "filed"
+
+
+def test_retention_changed_after_approval_is_refused_at_execution(ctx: Context, client: TestClient,
+                                                                  people: dict[str, Any]) -> None:
+    """Given an approved list of four, when after approval one item's expiry moves into the future, another's
+    expiry becomes unknown and a third's period changes, then only the fourth is destroyed and the three are
+    refused as retention_changed, intact and back in the appraisal queue where they are due."""
+    a, later, unknown, period = make_item(ctx), make_item(ctx), make_item(ctx), make_item(ctx)
+    list_id = approved_list(client, people, a, later, unknown, period)
+    with ctx.catalogue.session() as s:
+        for code, values in ((later, {"expiry_date": date.today() + timedelta(days=400)}),
+                             (unknown, {"expiry_date": None}), (period, {"current_retention": "Y"})):
+            s.execute(update(ArchiveItem).where(ArchiveItem.archival_code == code).values(**values))
+    r = client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"])
+    assert r.status_code == 200, r.text
+    assert r.json()["destroyed"] == [a]
+    refused = {x["archival_code"]: x for x in r.json()["refused"]}
+    assert set(refused) == {later, unknown, period}
+    assert all(x["code"] == "retention_changed" and "不能销毁" in x["message"] for x in refused.values())
+    assert "D30" in refused[period]["message"] and "Y" in refused[period]["message"]
+    assert all(exists(ctx, k) for c in (later, unknown, period) for k in keys_of(ctx, c))
+    assert {e.detail["code"] for e in events(ctx, "item.destroy", "refused")} == {"retention_changed"}
+    queue = client.get("/api/v1/appraisal/queue", headers=people["arch"]).json()
+    assert [i["archival_code"] for i in queue["items"]] == [period]  # the others are not due any more
+
+
+def test_a_concurrent_run_never_overwrites_a_destroyed_entry(ctx: Context, client: TestClient,
+                                                             people: dict[str, Any]) -> None:
+    """Given an approved list of two, when a second run of the same list destroys the second item while the
+    first run is between items, then the first run leaves that entry destroyed (no item_not_filed refusal)."""
+    a, b = make_item(ctx), make_item(ctx)
+    list_id = approved_list(client, people, a, b)
+    arch = Principal("user", 0, "arch", frozenset({Permission.RETENTION_MANAGE}))
+    inner: list[destruction.ExecutionReport] = []
+
+    def second_runner(done: int, total: int) -> None:
+        if done == 1 and not inner:
+            inner.append(destruction.execute(ctx, arch, list_id))
+
+    outer = destruction.execute(ctx, arch, list_id, progress=second_runner)
+    assert outer.destroyed == [a] and outer.refused == []
+    assert inner[0].destroyed == [b] and inner[0].refused == []
+    assert entry_statuses(client, people, list_id) == ["destroyed", "destroyed"]
+    assert events(ctx, "item.destroy", "refused") == []
+    assert sorted(e.target_id or "" for e in events(ctx, "item.destroy", "success")) == sorted([a, b])

@@ -239,3 +239,20 @@ def test_hold_list_and_unknown_hold(ctx: Context, client: TestClient, people: di
     assert client.get("/api/v1/holds", headers=people["clerk"]).status_code == 403
     r = client.post("/api/v1/holds/999/lift", json={"reason": "x"}, headers=people["arch"])
     assert r.status_code == 404 and r.json()["code"] == "hold_not_found"
+
+
+@pytest.mark.parametrize("bounds", [{"filed_to": "9999-12-31"}, {"filed_from": "0001-01-01"},
+                                    {"filed_from": "1899-12-31", "filed_to": "2026-01-01"}])
+def test_query_dates_out_of_range_are_a_clear_422(ctx: Context, client: TestClient, people: dict[str, Any],
+                                                  bounds: dict[str, str]) -> None:
+    """Given a query hold with a 归档日期 far outside any real date, it is refused as 422 (not a 500), audited,
+    and no hold is set; the bounds themselves are accepted."""
+    make_item(ctx)
+    r = client.post("/api/v1/holds", json={**HOLD, "query": bounds}, headers=people["arch"])
+    assert r.status_code == 422 and r.json()["code"] == "filed_date_out_of_range", r.text
+    assert "归档日期" in r.json()["message"]
+    assert [e.detail["code"] for e in events(ctx, "hold.set", "refused")] == ["filed_date_out_of_range"]
+    assert client.get("/api/v1/holds", headers=people["arch"]).json() == []
+    r = client.post("/api/v1/holds", json={**HOLD, "query": {"filed_from": "1900-01-01", "filed_to": "2199-12-31"}},
+                    headers=people["arch"])
+    assert r.status_code == 201, r.text

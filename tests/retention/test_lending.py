@@ -450,3 +450,35 @@ def test_cli_covers_every_step(ctx: Context, codes: list[str], monkeypatch: pyte
                        ("lending.revoke", "arch2", "success"), ("lending.loan.out", "arch1", "success"),
                        ("lending.loan.remind", "arch1", "success"), ("lending.loan.return", "arch2", "success"),
                        ("lending.loan.return", "arch2", "refused"), ("lending.reject", "clerk2", "refused")]
+
+
+def test_an_approver_decides_and_lends_only_items_of_their_branches(ctx: Context, client: TestClient,
+                                                                      codes: list[str],
+                                                                      people: dict[str, dict[str, str]]) -> None:
+    """Given a request for BR01 items, when an archive head limited to BR02 lists, approves, rejects or lends
+    them out, then the request is not in their queue and each step is refused (403, audited) with nothing
+    changed; an archivist of BR01 sees it and the unlimited head may approve it."""
+    add_user(ctx, "head2", ["archive_head"], branch="BR02")
+    add_user(ctx, "arch01", ["archivist"], branch="BR01")
+    head2, arch01 = login(client, "head2"), login(client, "arch01")
+    r = ask(client, people["clerk2"], codes)
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert client.get("/api/v1/lending/requests/pending", headers=head2).json() == []
+    assert [x["id"] for x in client.get("/api/v1/lending/requests/pending", headers=arch01).json()] == [rid]
+    r = client.post(f"/api/v1/lending/requests/{rid}/approve", json={"reason": "同意"}, headers=head2)
+    refused(r, 403, "item_outside_branch")
+    assert codes[0] in r.json()["message"] and "网点" in r.json()["message"]
+    refused(client.post(f"/api/v1/lending/requests/{rid}/reject", json={"reason": "不同意"}, headers=head2),
+            403, "item_outside_branch")
+    due = (date.today() + timedelta(days=7)).isoformat()
+    refused(client.post("/api/v1/lending/loans", json={"borrower": "李四", "archival_codes": codes[:1],
+                                                       "due_date": due}, headers=head2), 403, "item_outside_branch")
+    for action in ("lending.approve", "lending.reject", "lending.loan.out"):
+        [event] = events(ctx, action)
+        assert (event.actor, event.outcome, event.detail["code"]) == ("head2", "refused", "item_outside_branch")
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(LendingRequest.status).where(LendingRequest.id == rid)) == "pending"
+        assert s.scalar(select(func.count()).select_from(PaperLoan)) == 0
+    r = client.post(f"/api/v1/lending/requests/{rid}/approve", json={"reason": "同意"}, headers=people["head"])
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text

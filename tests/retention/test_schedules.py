@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from archive.catalogue.models import AuditEvent, Document, ScheduleVersion
+from archive.catalogue.models import ArchiveItem, AuditEvent, Document, ScheduleVersion
 from archive.classification import Schedule, load_schedule
 from archive.cli import app
 from archive.context import Context
@@ -277,3 +277,32 @@ def test_a_real_hold_refuses_shortening(ctx: Context, client: TestClient, core: 
     r = client.post("/api/v1/schedule/reapply", json={"apply": True, "reason": "新表"}, headers=archivist)
     assert r.status_code == 200 and r.json()["counts"] == {"items": 1, "refused_held": 1}
     assert item_row(ctx, a["archival_code"]).expiry_date == date(2055, 1, 1)
+
+
+def test_reapply_skips_appraised_and_listed_items(ctx: Context, client: TestClient, core: dict[str, str],
+                                                  archivist: dict[str, str], tmp_path: Path) -> None:
+    """Given one item kept 永久 by appraisal, one on a destruction list and one untouched, when a schedule making
+    TQ01 定期10年 is re-applied, then only the untouched item changes; the other two are listed as skipped with
+    the reason and keep their period and expiry."""
+    kept, listed, free = (file_tq(client, core, f"YW202401050000{n}")["archival_code"] for n in (1, 2, 3))
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchiveItem).where(ArchiveItem.archival_code.in_([kept, listed]))
+                  .values(expiry_date=date(2020, 1, 1)))
+    for code, decision in ((kept, {"decision": "keep", "retention_code": "Y"}), (listed, {"decision": "destroy"})):
+        r = client.post("/api/v1/appraisal/decisions", json={"archival_codes": [code], "reason": "鉴定", **decision},
+                        headers=archivist)
+        assert r.status_code == 201, r.text
+    r = client.post("/api/v1/destruction-lists", json={"archival_codes": [listed]}, headers=archivist)
+    assert r.status_code == 201, r.text
+    ctx.schedule = variant(ctx, tmp_path, "2026.2-short", (TQ01, TQ01.replace("D30", "D10")))
+    preview = client.post("/api/v1/schedule/reapply", json={}, headers=archivist).json()
+    assert preview["counts"] == {"items": 3, "shorten": 1, "refused_appraised": 1, "refused_on_destruction_list": 1}
+    by_code = {c["archival_code"]: c for c in preview["items"]}
+    assert by_code[kept]["refused"] == "appraised" and by_code[kept]["refused_message"] == "已经鉴定确定保管期限"
+    assert by_code[listed]["refused"] == "on_destruction_list" and "销毁清册" in by_code[listed]["refused_message"]
+    r = client.post("/api/v1/schedule/reapply", json={"apply": True, "reason": "新表"}, headers=archivist)
+    assert r.status_code == 200, r.text
+    assert (item_row(ctx, kept).effective_retention, item_row(ctx, kept).expiry_date) == ("Y", None)
+    assert (item_row(ctx, listed).effective_retention, item_row(ctx, listed).expiry_date) == \
+        ("D30", date(2020, 1, 1))
+    assert (item_row(ctx, free).effective_retention, item_row(ctx, free).expiry_date) == ("D10", date(2035, 1, 1))
