@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ TIERS: dict[str, tuple[str, ...]] = {"originals": ("originals",), "renditions": 
                                      "all": ("originals", "renditions")}
 KEPT_FAILURES = 200  # failed results per item kept for the report; all of them are alerts
 UNFINISHED = ("running", "paused", "failed")
+LEASE = timedelta(minutes=10)  # a sweep run elsewhere with no checkpoint for this long is taken as dead
 
 
 @dataclass(frozen=True)
@@ -260,20 +262,23 @@ def _resume(ctx: Context, actor: Actor, which: bool | int, options: SweepOptions
                 return None
             raise NotFound(f"没有可继续的存储检测（编号 {which}）：它不存在或已完成；请不带 --sweep 开始新的检测",
                            code="sweep_not_resumable", detail={"sweep": which})
-        if sweep.status == "running" and _alive(sweep.options):
+        if sweep.status == "running" and _alive(sweep.options, sweep.checkpoint_at):
             raise Conflict(f"存储检测 {sweep.id} 仍在由进程 {sweep.options.get('pid')} 运行，不能同时继续",
                            code="sweep_running", detail={"sweep": sweep.id})
         sweep.status, sweep.error, sweep.options = "running", None, {**sweep.options, **_owner()}
+        sweep.checkpoint_at = utcnow()  # renews the lease for the new owner
         audit.record(s, actor, "check.sweep.resume", target_type="sweep", target_id=sweep.id,
                      detail={"cursor": sweep.cursor, "objects": sweep.object_count})
     return sweep
 
 
-def _alive(owner: dict[str, Any]) -> bool:
-    """Whether the process that runs a sweep is still alive (on this host; elsewhere: assume so)."""
+def _alive(owner: dict[str, Any], checkpoint_at: datetime) -> bool:
+    """Whether the process that runs a sweep is still alive: on this host, whether the pid exists; on
+    another (a container that was killed and replaced has another hostname), whether it checkpointed
+    within the lease."""
     pid = owner.get("pid")
     if owner.get("host") != socket.gethostname():
-        return True
+        return utcnow() - checkpoint_at < LEASE
     if not isinstance(pid, int) or pid == os.getpid():
         return False
     try:

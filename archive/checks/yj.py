@@ -34,6 +34,8 @@ from archive.retention.transfer import (
     Bag,
     BagReadError,
     parse_tag_lines,
+    register_problems,
+    tag_file_limit,
 )
 from signing.fixity import Digests
 
@@ -47,7 +49,6 @@ MAX_LENGTHS = {"档号": 64, "全宗号": 8, "年度": 4, "保管期限": 10, "�
 REQUIRED = ("档号", "全宗号", "年度", "保管期限", "室编件号", "题名", "责任者", "日期", "密级")
 REGISTER_FIELDS = ("package_no", "sender", "receiver", "item_count", "payload_bytes", "digests", "created_at")
 BAG_INFO_FIELDS = ("Source-Organization", "External-Identifier", "Bagging-Date", "Payload-Oxum")
-MAX_JSON_BYTES = 256 * 1024 * 1024  # largest tag/JSON file parsed; items.json of 100,000 items is ~60 MB
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _NS = "{http://www.saac.gov.cn/standards/ERM/encapsulation}"
 
@@ -93,8 +94,13 @@ class TransferSubject:
 
     # --- tag files ---
 
+    @cached_property
+    def json_limit(self) -> int:
+        """Largest tag/JSON file read: derived from the number of EEPs (open_bag refuses larger ones)."""
+        return tag_file_limit(self.bag.files)
+
     def text(self, rel: str) -> str | None:
-        if rel not in self.bag.files or self.bag.files[rel] > MAX_JSON_BYTES:
+        if rel not in self.bag.files or self.bag.files[rel] > self.json_limit:
             return None
         try:
             return self.bag.read(rel).decode("utf-8")
@@ -145,8 +151,8 @@ class TransferSubject:
     def _json(self, rel: str) -> tuple[Any, str | None]:
         if rel not in self.bag.files:
             return None, f"缺少 {rel}"
-        if self.bag.files[rel] > MAX_JSON_BYTES:
-            return None, f"{rel} 有 {self.bag.files[rel]} 字节，超过 {MAX_JSON_BYTES} 字节上限，不予解析"
+        if self.bag.files[rel] > self.json_limit:
+            return None, f"{rel} 有 {self.bag.files[rel]} 字节，超过本包允许的 {self.json_limit} 字节，不予解析"
         try:
             return json.loads(self.bag.read(rel).decode("utf-8")), None
         except BagReadError as exc:
@@ -159,12 +165,20 @@ class TransferSubject:
         value, problem = self._json(REGISTER)
         if problem is None and not isinstance(value, dict):
             return None, f"{REGISTER} 应为 JSON 对象"
+        wrong = register_problems(value) if problem is None else []
+        if wrong:
+            return None, f"{REGISTER} 的字段类型不对：{'；'.join(wrong)}"
         return value, problem
+
+    @cached_property
+    def items_document(self) -> tuple[Any, str | None]:
+        """items.json parsed once (it may be tens of MB) and shared by the items that read it."""
+        return self._json(ITEMS)
 
     @cached_property
     def listing(self) -> tuple[list[dict[str, Any]], str | None]:
         """The 目录文件's item entries (empty with a reason when unreadable)."""
-        value, problem = self._json(ITEMS)
+        value, problem = self.items_document
         if problem is None and not (isinstance(value, dict) and isinstance(value.get("items"), list)
                                     and all(isinstance(e, dict) for e in value["items"])):
             return [], f"{ITEMS} 应为带 items 列表的 JSON 对象"
@@ -172,7 +186,7 @@ class TransferSubject:
 
     @cached_property
     def code_rule(self) -> str | None:
-        value, problem = self._json(ITEMS)
+        value, problem = self.items_document
         return value.get("archival_code_rule") if problem is None and isinstance(value, dict) else None
 
     @cached_property
@@ -434,9 +448,15 @@ def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
     problems = []
     for e in s.eeps:
         m, entry = e.meta, entries.get(e.code, {})
+        # the 档号 keeps the filed 保管期限; the EEP carries the one in force (re-appraisal may have changed it)
+        in_force = retention_codes.get(m.get("保管期限", ""), m.get("保管期限", ""))
+        filed = entry.get("retention_code") if isinstance(entry.get("retention_code"), str) else in_force
+        effective = entry.get("effective_retention")
+        if effective is not None and effective != in_force:
+            problems.append((e.code, f"封装包保管期限“{m.get('保管期限', '')}”与目录文件的现行保管期限"
+                                     f"“{effective}”不一致"))
         try:
-            expected = CodeParts(fonds=m.get("全宗号", ""), year=int(m.get("年度", "0") or 0),
-                                 retention=retention_codes.get(m.get("保管期限", ""), m.get("保管期限", "")),
+            expected = CodeParts(fonds=m.get("全宗号", ""), year=int(m.get("年度", "0") or 0), retention=filed,
                                  category=str(entry.get("category") or m.get("机构或问题", "")),
                                  number=int(m.get("室编件号", "0") or 0))
             wrong = rule.check(e.code, expected)

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from archive import audit
 from archive.audit import Actor
-from archive.catalogue.models import ArchiveItem, TransferPackage, TransferReceipt
+from archive.catalogue.models import ArchiveItem, Case, TransferPackage, TransferReceipt
 from archive.catalogue.types import utcnow
 from archive.checks.base import CheckItem, Result
 from archive.context import Context
@@ -61,6 +61,10 @@ BAGIT_TEXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 FORMAT = "DA/T 48-2009 EEP"
 MAX_SELECTION = 100_000
 MAX_REGISTER_BYTES = 1024 * 1024
+JSON_BASE_BYTES = 64 * 1024  # a tag/JSON file may have this much, plus JSON_PER_EEP_BYTES per EEP in the bag
+JSON_PER_EEP_BYTES = 8 * 1024  # an items.json entry we write is under 1 KB
+JSON_MAX_BYTES = 64 * 1024 * 1024  # and never more (json.loads of tiny objects takes ~50 times the bytes in RAM)
+PACKAGE_NO_LENGTH = 64  # TransferPackage/TransferReceipt.package_no
 CHUNK = 1024 * 1024
 _SAFE_PART = re.compile(r"[^/\\\x00-\x1f:*?\"<>|]+")
 FILED = ("filed",)  # item statuses that can be transferred (not destroyed)
@@ -95,8 +99,13 @@ class Selection(BaseModel):
         return self
 
 
-def select_items(session: Session, selection: Selection) -> list[ArchiveItem]:
+def select_items(session: Session, selection: Selection,
+                 branches: frozenset[str] | None = None) -> list[ArchiveItem]:
+    """The selected items, only of ``branches`` when given (the caller's); another branch's 档号 is refused
+    as unknown (existence must not leak)."""
     q = select(ArchiveItem).options(joinedload(ArchiveItem.case)).order_by(ArchiveItem.archival_code)
+    if branches is not None:
+        q = q.where(ArchiveItem.case_id.in_(select(Case.id).where(Case.branch.in_(sorted(branches)))))
     if selection.archival_codes is not None:
         codes = list(dict.fromkeys(c.strip() for c in selection.archival_codes))
         items = list(session.scalars(q.where(ArchiveItem.archival_code.in_(codes))).unique())
@@ -193,7 +202,8 @@ def write_package(ctx: Context, items: Sequence[ArchiveItem], sink: _Sink, *, pa
         bt = ctx.schedule.types.get(item.case.business_type)
         entries.append({
             "archival_code": item.archival_code, "title": f"{item.case.applicant_name or item.case.unit_name or ''}"
-            f"{bt.name if bt else ''}", "year": item.year, "retention_code": item.retention_code,
+            f"{bt.name if bt else ''}", "year": item.year, "retention_code": item.retention_code,  # in the 档号
+            "effective_retention": item.effective_retention,  # in force after re-appraisal: the EEP's 保管期限
             "category": item.category, "number": item.number, "file": rel, "size": d.size, "sha256": d.sha256,
             "sm3": d.sm3, "content": [{"name": name, "size": len(content), "sha256": item.rendition_sha256,
                                        "sm3": item.rendition_sm3}]})
@@ -255,14 +265,14 @@ def new_package_no(ctx: Context, when: datetime) -> str:
 
 
 def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *, receiver: str | None = None,
-           progress: Progress | None = None) -> TransferPackage:
+           progress: Progress | None = None, branches: frozenset[str] | None = None) -> TransferPackage:
     """Build the zip, run the YJ checks on it, keep it in the object store if they pass, record and audit.
 
     A package whose checks fail is recorded with status ``failed`` and not released (no zip is kept).
     """
     from storage.base import content_key
 
-    items = select_items(session, selection)
+    items = select_items(session, selection, branches)
     created = utcnow().replace(microsecond=0)
     package_no = new_package_no(ctx, created)
     receiver = " ".join((receiver or "").split())[:200] or ctx.settings.transfer_receiver  # no line breaks
@@ -418,6 +428,7 @@ def open_bag(path: Path, settings: Any) -> Bag:
         prefix = _root_prefix(list(members))
         files = {n[len(prefix):]: i.file_size for n, i in members.items() if n.startswith(prefix)}
         encrypted = [n[len(prefix):] for n, i in members.items() if i.flag_bits & 0x1]
+        _check_tag_sizes(files)
     except BaseException:
         z.close()
         raise
@@ -444,7 +455,25 @@ def _open_dir(root: Path, max_entries: int, limit: int) -> Bag:
             total += files[rel]
             if len(files) > max_entries or total > limit:
                 raise TransferRefused("信息包文件过多或过大，已拒收", code="transfer_too_large")
+    _check_tag_sizes(files)
     return Bag(files, lambda rel: (root / rel).open("rb"))
+
+
+def tag_file_limit(files: dict[str, int]) -> int:
+    """Largest tag or JSON file (items.json, register.json, manifests …) parsed for a bag of these files."""
+    eeps = sum(1 for n in files if n.startswith(EEP_DIR))
+    return min(JSON_MAX_BYTES, JSON_BASE_BYTES + JSON_PER_EEP_BYTES * eeps)
+
+
+def _check_tag_sizes(files: dict[str, int]) -> None:
+    """Refuse a tag/JSON file far larger than the package's EEPs can explain: parsing it would exhaust memory."""
+    limit = tag_file_limit(files)
+    for rel in (BAGIT, BAG_INFO, *MANIFESTS.values(), TAG_MANIFEST, ITEMS, REGISTER):
+        if files.get(rel, 0) > limit:
+            raise TransferRefused(f"信息包中的 {rel} 有 {files[rel]} 字节，超过本包允许的 {limit} 字节"
+                                  f"（{JSON_BASE_BYTES // 1024} KB 加每个封装包 {JSON_PER_EEP_BYTES // 1024} KB），"
+                                  "已拒收", code="transfer_tag_file_too_large",
+                                  detail={"path": rel, "size": files[rel], "limit": limit})
 
 
 def _root_prefix(names: list[str]) -> str:
@@ -529,23 +558,24 @@ def receive(ctx: Context, session: Session, actor: Actor, path: Path, *, source:
         eeps = [n for n in bag.files if n.startswith(EEP_DIR)]
         payload = sum(bag.files[n] for n in eeps)
         info = _bag_info_or_empty(bag)
-    key = None
-    if is_zip:  # keep what was received, as evidence of the 接收
-        key = content_key("packages", received.sha256)
-        with path.open("rb") as f:
-            ctx.store.put(key, f, size=received.size, sha256=received.sha256, sm3=received.sm3,
-                          media_type="application/zip")
     passed = _passed(results)
-    reg = register if isinstance(register, dict) else None
+    # a register of the wrong shape fails YJ-3-1 (returned) and is not kept: the zip is the evidence
+    reg = register if isinstance(register, dict) and not register_problems(register) else None
     row = TransferReceipt(
-        package_no=_str(reg, "package_no") or info.get("External-Identifier", "")[:64] or None,
+        package_no=_str(reg, "package_no", PACKAGE_NO_LENGTH)
+        or info.get("External-Identifier", "")[:PACKAGE_NO_LENGTH] or None,
         sender=_str(reg, "sender") or info.get("Source-Organization", "")[:200] or None,
         receiver=_str(reg, "receiver"), source=source[-255:], size=received.size, sha256=received.sha256,
-        sm3=received.sm3, sender_sha256=sender_sha256, stored_key=key, item_count=len(eeps), payload_bytes=payload,
+        sm3=received.sm3, sender_sha256=sender_sha256, stored_key=None, item_count=len(eeps), payload_bytes=payload,
         register=reg, status="accepted" if passed else "returned", check_results=results_json(results),
         received_by=actor.name, received_at=utcnow())
     session.add(row)
-    session.flush()
+    session.flush()  # before the zip is stored: a row that cannot be written leaves no orphan object
+    if is_zip:  # keep what was received, as evidence of the 接收
+        row.stored_key = content_key("packages", received.sha256)
+        with path.open("rb") as f:
+            ctx.store.put(row.stored_key, f, size=received.size, sha256=received.sha256, sm3=received.sm3,
+                          media_type="application/zip")
     row.report_id = _save_report(session, actor, f"receipt:{row.id}", results, receipt_id=row.id)
     audit.record(session, actor, "transfer.receive", target_type="transfer_receipt", target_id=row.id,
                  outcome="success" if passed else "failure", detail={
@@ -569,9 +599,32 @@ def refusals_audited(session: Session, actor: Actor, action: str, source: str) -
         refused.append(exc)
 
 
-def _str(d: dict[str, Any] | None, key: str) -> str | None:
+def _str(d: dict[str, Any] | None, key: str, length: int = 200) -> str | None:
     v = d.get(key) if d else None
-    return str(v)[:200] if v is not None else None
+    return str(v)[:length] if v is not None else None
+
+
+def register_problems(register: dict[str, Any]) -> list[str]:
+    """What is of the wrong type in a 移交登记表 (register.json); missing fields are YJ-2-10's finding."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def text(v: Any) -> bool:
+        return isinstance(v, str)
+
+    rules: dict[str, tuple[Callable[[Any], bool], str]] = {
+        **{k: (text, "应为文字") for k in ("title", "sender", "sender_fonds_code", "receiver", "transfer_method",
+                                          "format", "created_at", "created_by")},
+        "package_no": (lambda v: text(v) and 0 < len(v) <= PACKAGE_NO_LENGTH,
+                       f"应为不超过 {PACKAGE_NO_LENGTH} 个字符的文字"),
+        **{k: (count, "应为非负整数") for k in ("item_count", "payload_bytes", "content_bytes")},
+        "years": (lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(count(y) for y in v)),
+                  "应为 [起始年度, 终止年度]"),
+        **{k: (lambda v: isinstance(v, dict) and all(count(n) for n in v.values()), "应为 {代码: 件数}")
+           for k in ("retention_counts", "category_counts")},
+        "digests": (lambda v: isinstance(v, dict) and all(text(d) for d in v.values()), "应为 {算法: 摘要}"),
+    }
+    return [f"{k} {why}" for k, (ok, why) in rules.items() if k in register and not ok(register[k])]
 
 
 def _json_or_none(bag: Bag, rel: str) -> Any:
@@ -675,10 +728,13 @@ def register_pdf(ctx: Context, register: dict[str, Any], results: list[dict[str,
     c.setFont(font, 16)
     c.drawCentredString(width / 2, y, title)
     y -= 12 * mm
-    years = register.get("years") or ["", ""]
-    retention = register.get("retention_counts") or {}
+    years = register.get("years")  # a stored register may predate validation: fall back on odd shapes
+    years = years if isinstance(years, list) and len(years) == 2 else ["", ""]
+    retention = register.get("retention_counts")
+    retention = retention if isinstance(retention, dict) else {}
     labels = {"Y": "永久", "D30": "定期30年", "D10": "定期10年"}
-    digests = register.get("digests") or {}
+    digests = register.get("digests")
+    digests = digests if isinstance(digests, dict) else {}
     for label, value in [
         ("移交批次号", register.get("package_no", "")), ("移交单位", register.get("sender", "")),
         ("接收单位", register.get("receiver", "")), ("移交方式", register.get("transfer_method", "在线")),

@@ -81,6 +81,32 @@ def test_report_as_json_has_every_item(ctx: Context, client: TestClient, core: d
     assert [x["id"] for x in listed] == [report_id]
 
 
+def test_branch_limited_reader_sees_only_reports_on_items_of_its_branches(
+        ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    file_case(client, core)  # branch BR01
+    with ctx.catalogue.session() as s:
+        sweep = reports.save_report(s, Actor.system(), Stage.STORAGE, "store", []).id
+    with ctx.catalogue.sessions() as s:
+        item_report = s.scalar(select(CheckReport.id).where(CheckReport.item_id.is_not(None)))
+    add_user(ctx, "other", ["archivist"], branch="BR02")
+    add_user(ctx, "mine", ["archivist"], branch="BR01")
+    add_user(ctx, "all", ["archivist"])
+    other, mine, every = login(client, "other"), login(client, "mine"), login(client, "all")
+    for url in (f"/api/v1/checks/reports/{item_report}", f"/api/v1/checks/reports/{item_report}/pdf",
+                f"/api/v1/checks/reports/{sweep}"):
+        r = client.get(url, headers=other)
+        assert r.status_code == 404 and r.json()["code"] == "check_report_not_found", url
+    manual = {"code": "GD-4-5", "outcome": "passed", "detail": "光盘完好", "target": None}
+    r = client.post(f"/api/v1/checks/reports/{item_report}/manual", json=manual, headers=other)
+    assert r.status_code == 404 and r.json()["code"] == "check_report_not_found"
+    assert client.get("/api/v1/checks/reports", headers=other).json() == []
+    assert [x["id"] for x in client.get("/api/v1/checks/reports", headers=mine).json()] == [item_report]
+    assert client.get(f"/api/v1/checks/reports/{sweep}", headers=mine).status_code == 404
+    assert client.get(f"/api/v1/checks/reports/{item_report}", headers=mine).status_code == 200
+    assert {x["id"] for x in client.get("/api/v1/checks/reports", headers=every).json()} == {item_report, sweep}
+    assert client.get(f"/api/v1/checks/reports/{sweep}", headers=every).status_code == 200
+
+
 def test_report_as_pdf(ctx: Context, client: TestClient, core: dict[str, str], archivist: dict[str, str]) -> None:
     file_case(client, core)
     with ctx.catalogue.sessions() as s:

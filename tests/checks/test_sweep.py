@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from archive.audit import Actor
 from archive.catalogue.models import AuditEvent, CheckReport, StorageAlert, StorageSweep
+from archive.catalogue.types import utcnow
 from archive.checks import sweep as sweep_module
 from archive.checks.bc import Probe
 from archive.checks.sweep import RateLimiter, SweepOptions, run_sweep, signature_due
@@ -141,6 +143,27 @@ def test_a_sweep_still_running_elsewhere_is_not_resumed_twice(ctx: Context) -> N
         other.wait()
     done = run_sweep(ctx, ACTOR, resume=True)  # its process is gone: the sweep is picked up
     assert done.status == "done" and done.started_by == "cron"
+
+
+def test_a_sweep_of_another_host_is_resumed_once_its_lease_has_lapsed(ctx: Context) -> None:
+    """A sweep run in a container that was killed (another hostname) counts as alive only while it keeps
+    checkpointing; after LEASE without a checkpoint it is picked up."""
+    add_item(ctx, 1)
+    with ctx.catalogue.session() as s:
+        row = StorageSweep(scope="all", tier="all", status="running", options={"host": "gone-container", "pid": 7},
+                           tally={}, started_by="cron", checkpoint_at=utcnow() - timedelta(minutes=1))
+        s.add(row)
+        s.flush()
+        sweep_id = row.id
+    with pytest.raises(Conflict) as exc:
+        run_sweep(ctx, ACTOR, resume=True)
+    assert exc.value.code == "sweep_running"
+    with ctx.catalogue.session() as s:
+        stale = s.get(StorageSweep, sweep_id)
+        assert stale is not None
+        stale.checkpoint_at = utcnow() - sweep_module.LEASE - timedelta(seconds=1)
+    done = run_sweep(ctx, ACTOR, resume=True)
+    assert done.id == sweep_id and done.status == "done" and done.started_by == "cron"
 
 
 def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> None:

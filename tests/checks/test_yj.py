@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.catalogue.models import TransferReceipt
+from archive.catalogue.models import AuditEvent, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items)
 from archive.checks.base import REGISTRY, CheckObject, Dimension, Stage, items_of
 from archive.context import Context
@@ -28,6 +28,7 @@ from archive.retention import transfer
 from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep, eep_files, parse_eep
 from signing.fixity import digest_bytes
 from tests.checks.test_security import CLAMSCAN, eicar
+from tests.helpers import add_user, login
 from tests.retention.test_transfer import ARCHIVIST, export, file_items, snapshot
 
 
@@ -295,3 +296,102 @@ def test_attributes_structure_duplicates_and_dates(ctx: Context, bag: Path) -> N
     assert "计算机文件大小记为" in details(row, "YJ-1-9") and "责任者" in details(row, "YJ-2-4")
     assert "register.pdf" in details(row, "YJ-1-13") and "重复" in details(row, "YJ-1-8")
     assert "晚于今天" in details(row, "YJ-1-5") or "不一致" in details(row, "YJ-1-5")
+
+
+def _zip_dir(root: Path, out: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                z.write(p, "pkg/" + p.relative_to(root).as_posix())
+    return out.read_bytes()
+
+
+def test_an_items_json_too_large_for_the_package_is_refused_unparsed(ctx: Context, client: TestClient, bag: Path,
+                                                                      tmp_path: Path) -> None:
+    """Given an items.json of tiny objects far larger than 64 KB + 8 KB per EEP (it compresses to almost
+    nothing, and json.loads would take ~50 times its size in memory), when uploaded, then 422
+    transfer_tag_file_too_large naming the file and the limit, audited, no receipt and no stored object."""
+    (bag / "data" / "items.json").write_text('{"items": [' + "{}," * 100_000 + "{}]}")
+    reseal(bag)
+    body = _zip_dir(bag, tmp_path / "big.zip")
+    stored = set(ctx.store.list_keys("packages/"))  # the exported package
+    add_user(ctx, "arch", ["archivist"])
+    r = client.post("/api/v1/transfer-receipts", files={"file": ("big.zip", body)}, headers=login(client, "arch"))
+    assert r.status_code == 422 and r.json()["code"] == "transfer_tag_file_too_large", r.text
+    limit = transfer.JSON_BASE_BYTES + 2 * transfer.JSON_PER_EEP_BYTES
+    assert "data/items.json" in r.json()["message"] and str(limit) in r.json()["message"]
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(TransferReceipt)) is None
+        assert s.scalar(select(AuditEvent).where(AuditEvent.outcome == "refused")) is not None
+    assert set(ctx.store.list_keys("packages/")) == stored
+
+
+def test_items_json_is_parsed_once_per_check_run(ctx: Context, bag: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    original = transfer.Bag.read
+
+    def read(self: transfer.Bag, rel: str) -> bytes:
+        reads.append(rel)
+        return original(self, rel)
+
+    monkeypatch.setattr(transfer.Bag, "read", read)
+    row = receive(ctx, bag)
+    assert row.status == "accepted" and reads.count("data/items.json") == 1
+
+
+def test_a_register_of_the_wrong_types_returns_the_package_and_its_pdf_still_renders(
+        ctx: Context, client: TestClient, bag: Path) -> None:
+    """Given a register.json whose years is a number, retention_counts a list and digests a string, when
+    received, then the package is returned naming the fields (YJ-3-1), the register is not kept, and the
+    接收登记表 PDF renders; register_pdf itself survives such a register."""
+    path = bag / "data" / "register.json"
+    register = json.loads(path.read_text())
+    register.update(years=5, retention_counts=["D30"], digests="abc")
+    path.write_text(json.dumps(register, ensure_ascii=False))
+    reseal(bag)
+    row = receive(ctx, bag)
+    assert row.status == "returned" and "YJ-3-1" in failed(row)
+    text = details(row, "YJ-3-1")
+    assert "years" in text and "retention_counts" in text and "digests" in text
+    assert row.register is None and row.package_no == register["package_no"]  # from bag-info.txt
+    assert transfer.receipt_pdf(ctx, row).startswith(b"%PDF")
+    assert transfer.register_pdf(ctx, register).startswith(b"%PDF")
+    add_user(ctx, "arch", ["archivist"])
+    r = client.get(f"/api/v1/transfer-receipts/{row.id}/register.pdf", headers=login(client, "arch"))
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+
+
+def test_an_over_long_package_number_is_a_finding_and_fits_the_column(ctx: Context, client: TestClient, bag: Path,
+                                                                        tmp_path: Path) -> None:
+    """Given a sender's 批次号 of 100 characters (the column holds 64), when uploaded, then 201 with the
+    package returned (not a database error) and the stored number cut to 64."""
+    long_no = "P" * 100
+    path = bag / "data" / "register.json"
+    register = json.loads(path.read_text())
+    old_no, register["package_no"] = register["package_no"], long_no
+    path.write_text(json.dumps(register, ensure_ascii=False))
+    info = bag / "bag-info.txt"
+    info.write_text(info.read_text().replace(old_no, long_no))
+    reseal(bag)
+    add_user(ctx, "arch", ["archivist"])
+    r = client.post("/api/v1/transfer-receipts", files={"file": ("long.zip", _zip_dir(bag, tmp_path / "l.zip"))},
+                    headers=login(client, "arch"))
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "returned" and r.json()["package_no"] == "P" * 64
+    assert "package_no" in details(TransferReceipt(check_results=r.json()["check_results"]), "YJ-3-1")
+
+
+def test_a_receipt_that_cannot_be_recorded_leaves_no_stored_zip(ctx: Context, bag: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue row is written before the zip is stored: when writing it fails, nothing is kept."""
+    from datetime import datetime as dt
+
+    zipped = tmp_path / "p.zip"
+    _zip_dir(bag, zipped)
+    stored = set(ctx.store.list_keys("packages/"))  # the exported package
+    monkeypatch.setattr(transfer, "utcnow", lambda: dt(2026, 1, 1))  # naive: the UTC column refuses it
+    with pytest.raises(Exception, match="naive"), ctx.catalogue.session() as s:
+        transfer.receive(ctx, s, ARCHIVIST, zipped, source="p.zip")
+    assert set(ctx.store.list_keys("packages/")) == stored

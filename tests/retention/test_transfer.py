@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from archive.audit import Actor
@@ -129,6 +129,38 @@ def test_export_by_filters_and_refusals(ctx: Context, codes: list[str]) -> None:
         assert err.value.code == "item_not_found" and "999999" in err.value.message
     with pytest.raises(ValueError, match="至少一个筛选条件"):
         Selection()
+
+
+def test_a_branch_limited_archivist_exports_only_her_branchs_items(ctx: Context, client: TestClient,
+                                                                  codes: list[str]) -> None:
+    """Given items of branch BR01, an archivist of BR02 can neither name them nor select them by filter
+    (refused as unknown: existence must not leak); one of BR01 exports them."""
+    add_user(ctx, "other", ["archivist"], branch="BR02")
+    add_user(ctx, "mine", ["archivist"], branch="BR01")
+    other = login(client, "other")
+    r = client.post("/api/v1/transfers", json={"archival_codes": codes[:1]}, headers=other)
+    assert r.status_code == 404 and r.json()["code"] == "item_not_found" and codes[0] in r.json()["message"]
+    r = client.post("/api/v1/transfers", json={"category": "TQ"}, headers=other)
+    assert r.status_code == 404 and r.json()["code"] == "selection_empty"
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(TransferPackage)) == 0
+    r = client.post("/api/v1/transfers", json={"category": "TQ"}, headers=login(client, "mine"))
+    assert r.status_code == 201 and r.json()["item_count"] == 3
+
+
+def test_a_reappraised_item_is_transferred_with_both_retentions(ctx: Context, client: TestClient) -> None:
+    """Given a D30 item re-appraised to 永久 (its 档号 keeps D30), when exported, then YJ-1-7 passes: the 档号
+    is checked against the filed retention; items.json carries both, the EEP the one in force."""
+    codes = file_items(client, ctx, 1)
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchiveItem).values(current_retention="Y"))
+    row = export(ctx, codes)
+    assert row.status == "released", [r for r in row.check_results if r["outcome"] != "passed"]
+    assert {r["outcome"] for r in row.check_results if r["code"] == "YJ-1-7"} == {"passed"}
+    z = zipfile.ZipFile(io.BytesIO(ctx.store.get(row.zip_key or "").read()))
+    [entry] = json.loads(z.read(f"{row.package_no}/data/items.json"))["items"]
+    assert (entry["retention_code"], entry["effective_retention"]) == ("D30", "Y")
+    assert "<保管期限>永久</保管期限>" in z.read(f"{row.package_no}/data/eep/{codes[0]}.eep").decode()
 
 
 def test_api_export_download_receive_round_trip(ctx: Context, client: TestClient, codes: list[str]) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, actor_of, context, require
 from archive.capture.cases import ensure_visible
-from archive.catalogue.models import ArchiveItem, CheckReport
+from archive.catalogue.models import ArchiveItem, Case, CheckReport
 from archive.checks import gd, reports
 from archive.checks.base import REGISTRY, Outcome, Stage, code_key
 from archive.context import Context
@@ -43,8 +43,12 @@ def definitions(stage: Stage | None = None, _: Principal = Depends(require(P.CHE
 def list_reports(stage: Stage | None = None, subject: str | None = Query(None, max_length=128),
                  outcome: Literal["passed", "warning", "failed"] | None = None,
                  limit: int = Query(50, ge=1, le=500), session: Session = UnitOfWork,
-                 _: Principal = Depends(require(P.CHECK_READ))) -> list[dict[str, Any]]:
+                 principal: Principal = Depends(require(P.CHECK_READ))) -> list[dict[str, Any]]:
     q = select(CheckReport).order_by(CheckReport.id.desc()).limit(limit)
+    if principal.branches is not None:  # only reports on items of the caller's branches; no sweeps, transfers
+        q = q.where(CheckReport.item_id.in_(
+            select(ArchiveItem.id).join(Case, ArchiveItem.case_id == Case.id)
+            .where(Case.branch.in_(sorted(principal.branches)))))
     if stage is not None:
         q = q.where(CheckReport.stage == stage.value)
     if subject:
@@ -56,8 +60,8 @@ def list_reports(stage: Stage | None = None, subject: str | None = Query(None, m
 
 @router.get("/reports/{report_id}", summary="检测报告：每个检测项的编号、名称、性质、结果与说明（format=pdf 取 PDF）")
 def get_report(report_id: int, format: Literal["json", "pdf"] = "json", ctx: Context = Depends(context),
-               session: Session = UnitOfWork, _: Principal = Depends(require(P.CHECK_READ))) -> Any:
-    report = reports.get_report(session, report_id)
+               session: Session = UnitOfWork, principal: Principal = Depends(require(P.CHECK_READ))) -> Any:
+    report = _visible_report(session, principal, report_id)
     if format == "pdf":
         return _pdf(ctx, report)
     return reports.report_dict(report)
@@ -65,8 +69,19 @@ def get_report(report_id: int, format: Literal["json", "pdf"] = "json", ctx: Con
 
 @router.get("/reports/{report_id}/pdf", summary="检测报告 PDF", response_class=Response)
 def get_report_pdf(report_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
-                   _: Principal = Depends(require(P.CHECK_READ))) -> Response:
-    return _pdf(ctx, reports.get_report(session, report_id))
+                   principal: Principal = Depends(require(P.CHECK_READ))) -> Response:
+    return _pdf(ctx, _visible_report(session, principal, report_id))
+
+
+def _visible_report(session: Session, principal: Principal, report_id: int) -> CheckReport:
+    """The report, or 404 also when it concerns another branch's item, or no item and the caller is
+    branch-limited (existence must not leak)."""
+    report = reports.get_report(session, report_id)
+    if principal.branches is not None:
+        item = session.get(ArchiveItem, report.item_id) if report.item_id is not None else None
+        if item is None or not principal.sees_branch(item.case.branch):
+            raise NotFound(f"检测报告 {report_id} 不存在", code="check_report_not_found", detail={"id": report_id})
+    return report
 
 
 def _pdf(ctx: Context, report: CheckReport) -> Response:
@@ -79,6 +94,7 @@ def _pdf(ctx: Context, report: CheckReport) -> Response:
 @router.post("/reports/{report_id}/manual", summary="登记人工检测项目结果（载体外观、读取速度、光盘合格性）")
 def record_manual(report_id: int, req: ManualIn, session: Session = UnitOfWork,
                   principal: Principal = Depends(require(P.CHECK_RUN))) -> dict[str, Any]:
+    _visible_report(session, principal, report_id)
     report = reports.record_manual(session, actor_of(principal), report_id, req.code.strip(), Outcome(req.outcome),
                                    req.detail, req.target)
     return reports.report_dict(report)

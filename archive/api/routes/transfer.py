@@ -36,7 +36,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "档案已不在库（item_not_transferable），或信息包未通过检测没有文件（transfer_not_released）"},
     413: {"description": "上传的信息包超过大小上限（transfer_too_large）"},
     422: {"description": "输入有误；上传的不是 zip（transfer_not_zip）、不是 BagIt 信息包（transfer_not_bag）、"
-                         "含不安全路径（transfer_unsafe_path）、解压后过大（transfer_too_large）等，均记入审计日志"},
+                         "含不安全路径（transfer_unsafe_path）、解压后过大（transfer_too_large）、"
+                         "目录文件或登记表过大（transfer_tag_file_too_large）等，均记入审计日志"},
 }
 
 
@@ -121,7 +122,7 @@ def create_package(req: ExportIn, ctx: Context = Depends(context), session: Sess
     actor = actor_of(principal)
     selection = Selection.model_validate(req.model_dump(exclude={"receiver"}))
     with transfer.refusals_audited(session, actor, "transfer.export", source="api") as refused:
-        row = transfer.export(ctx, session, actor, selection, receiver=req.receiver)
+        row = transfer.export(ctx, session, actor, selection, receiver=req.receiver, branches=principal.branches)
     if refused:
         return _refusal(refused[0])
     return package_out(row)
