@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from archive import indexing
 from archive.api.app import create_app
+from archive.catalogue.models import AuditEvent
 from archive.context import Context
 from search.elasticsearch import ElasticsearchIndex
 from tests.helpers import add_client, add_user, login
@@ -153,3 +155,19 @@ def test_readyz_reports_the_embedded_index_and_its_backlog(ctx: Context, client:
     body = client.get("/readyz").json()
     assert body["index"]["ok"] is True and body["index"]["backend"] == "embedded"
     assert body["index"]["backlog"] == 1 and body["index"]["documents"] == 3 and body["index"]["failed"] == 0
+
+
+def test_looking_a_person_up_by_id_number_is_audited_masked(ctx: Context, client: TestClient) -> None:
+    """Given searches by 证件号码, by a phone number typed as text and by category, then the first two leave a
+    search.person audit event with the numbers masked and the hit count, and the plain search leaves none."""
+    headers = login(client, "archivist")
+    assert client.get("/api/v1/search", params={"id_number": ID_ZHANG_SAN}, headers=headers).status_code == 200
+    assert client.get("/api/v1/search", params={"q": "13800138000"}, headers=headers).status_code == 200
+    assert client.get("/api/v1/search", params={"category": "TQ"}, headers=headers).status_code == 200
+    with ctx.catalogue.sessions() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "search.person")
+                                .order_by(AuditEvent.seq)))
+    assert [e.actor for e in events] == ["archivist", "archivist"]
+    assert events[0].detail["id_number"] == ID_ZHANG_SAN[:6] + "********" + ID_ZHANG_SAN[-4:]
+    assert events[0].detail["hits"] == 1 and ID_ZHANG_SAN not in str(events[0].detail)
+    assert events[1].detail["q"] == "138****8000"

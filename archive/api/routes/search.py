@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
@@ -9,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from archive.api.deps import UnitOfWork, caller, context
+from archive import audit
+from archive.api.deps import UnitOfWork, actor_of, caller, context
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.identifiers import mask_id_number, mask_name
@@ -34,6 +36,12 @@ FILTER_PARAMS = ("category", "business_type", "retention_code", "status", "branc
 OTHER_PARAMS = ("q", "accepted_from", "accepted_to", "closed_from", "closed_to", "expiry_from", "expiry_to",
                 "year_from", "year_to", "amount_min", "amount_max", "facet", "sort", "page_size", "cursor")
 KNOWN_PARAMS = frozenset((*KEY_PARAMS, *FILTER_PARAMS, *OTHER_PARAMS))
+LONG_NUMBER = re.compile(r"\d{10,}[\dXx]?")  # 证件号码, 手机号, 银行卡号 typed into the text box
+
+
+def _mask_number(m: re.Match[str]) -> str:
+    digits = m.group(0)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 class Hit(BaseModel):
@@ -152,6 +160,11 @@ def search(
     else:
         result = ctx.index.search(query, visibility)
         source = "index"
+    if id_number or (q and LONG_NUMBER.search(q)):
+        # who looked a person up by 证件号码 (or a phone / card number typed as text): on record, masked
+        audit.record(session, actor_of(principal), "search.person", target_type="search", detail={
+            "id_number": mask_id_number(id_number), "q": LONG_NUMBER.sub(_mask_number, q) if q else None,
+            "hits": result.total, "source": source})
     return SearchOut(
         total=result.total, hits=[present(h, principal) for h in result.hits],
         facets={k: [Bucket(value=b.value, count=b.count) for b in v] for k, v in result.facets.items()},
