@@ -51,7 +51,7 @@ STATES = {"pending": "待审批", "active": "已批准（有效）", "expired": 
 MODE_READS: dict[str, frozenset[str]] = {
     "online": frozenset({"data", "page"}),
     "print": frozenset({"data", "page", "rendition"}),
-    "download": frozenset({"data", "page", "rendition"}),
+    "download": frozenset({"data", "page", "rendition", "original"}),
     "paper": frozenset(),
 }
 MAX_CODES = 200

@@ -118,6 +118,7 @@ def test_grant_lets_a_clerk_of_another_branch_read_the_item_and_each_view_is_log
     page = client.get(f"/api/v1/documents/{doc}/pages/1?w=200", headers=clerk)
     assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"  # watermarked
     refused(client.get(item_url(codes[0], "/rendition.pdf"), headers=clerk), 403, "permission_denied")
+    refused(client.get(f"/api/v1/documents/{doc}/original", headers=clerk), 403, "permission_denied")
     assert client.get(item_url(codes[1]), headers=clerk).status_code == 404  # only the granted item
 
     reads = [e for e in events(ctx, "access.read") if e.actor == "clerk2"]
@@ -145,6 +146,11 @@ def test_download_grant_lets_its_holder_fetch_the_rendition(ctx: Context, client
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     last = events(ctx, "access.read")[-1]
     assert (last.actor, last.detail["what"], last.detail["grant"]) == ("clerk1", "rendition", rid)
+    doc = client.get(item_url(codes[0]), headers=clerk).json()["documents"][0]["id"]
+    original = client.get(f"/api/v1/documents/{doc}/original", headers=clerk)  # download also opens originals
+    assert original.status_code == 200 and original.content
+    last = events(ctx, "access.read")[-1]
+    assert (last.detail["what"], last.detail["grant"], last.detail["document"]) == ("original", rid, doc)
     # reading by role (own branch, item.read) under a grant still names the grant
     assert client.get(item_url(codes[0]), headers=clerk).status_code == 200
     assert events(ctx, "access.read")[-1].detail["grant"] == rid

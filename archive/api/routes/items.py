@@ -272,11 +272,11 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
             description="登记一条利用记录（what=original）。")
 def original(document_id: int, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
              why: str | None = Depends(purpose),
-             principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
-    doc = find_document(session, principal, document_id)
+             principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
+    doc, grant = granted_document(session, principal, document_id, "original", Permission.FILE_READ, ctx)
     response = _file_response(ctx, request, doc.original_key, doc.size, doc.sha256, doc.media_type, doc.filename)
     record_access(session, principal, doc.case, "original", why, document=doc.id,
-                  range=request.headers.get("range"))
+                  range=request.headers.get("range"), grant=grant)
     return response
 
 
