@@ -7,13 +7,11 @@ PostgreSQL.    .venv/bin/python bench/bench_archival_code.py [--seconds 3] [--pg
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import threading
 import time
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from _common import PG_ADMIN_URL, databases
+from sqlalchemy import text
 
 from archive.archival_code import CodeRule, allocate
 from archive.catalogue.db import Catalogue
@@ -52,22 +50,10 @@ def check_no_gap(cat: Catalogue, total: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--pg", default=os.environ.get("ARCHIVE_TEST_PG_URL",
-                                                  "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument("--pg", default=PG_ADMIN_URL, help="a PostgreSQL server to create a scratch database on")
     args = p.parse_args(argv)
-    targets: list[tuple[str, str]] = []
-    tmp = tempfile.mkdtemp()
-    targets.append(("sqlite", f"sqlite:///{tmp}/bench.db"))
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    pg_name = f"archive_bench_{os.getpid()}"
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        targets.append(("postgresql", make_url(args.pg).set(database=pg_name).render_as_string(False)))
-    except Exception as exc:
-        print(f"postgresql skipped: {exc}")
     print(f"{'database':<12}{'writers':>8}{'allocations/s':>16}{'total':>8}")
-    try:
+    with databases(args.pg, "code") as targets:
         for name, url in targets:
             cat = Catalogue(url, pool_size=10) if name == "postgresql" else Catalogue(url)
             cat.upgrade()
@@ -78,10 +64,6 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name:<12}{writers:>8}{rate:>16.0f}{n:>8}", flush=True)
             check_no_gap(cat, done)
             cat.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

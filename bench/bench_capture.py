@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from PIL import Image
+from _common import free_port, pct, scan_jpeg
 
 CHILD = """
 import sys, time
@@ -37,24 +36,6 @@ dt = time.perf_counter() - t0
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]
 print(pages, covers, dt, int(hwm) // 1024)
 """
-
-
-def scan_jpeg(seed: int) -> bytes:
-    """An A4 page at 200 dpi with scanner-like grain, about 300 KB."""
-    base = Image.effect_noise((1654, 2339), 24 + seed % 3).point(lambda v: 200 + v // 5)
-    buf = io.BytesIO()
-    base.save(buf, "JPEG", quality=72, dpi=(200, 200))
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    return sorted(values)[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
 
 
 def http_bench(cases: int, tmp: Path) -> None:

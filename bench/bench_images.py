@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import io
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,27 +19,9 @@ import time
 from pathlib import Path
 
 import httpx
-from PIL import Image
+from _common import free_port, pct, scan_jpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def scan_jpeg(seed: int) -> bytes:
-    """An A4 page at 200 dpi with scanner-like grain, about 300 KB."""
-    base = Image.effect_noise((1654, 2339), 24 + seed % 3).point(lambda v: 200 + v // 5)
-    buf = io.BytesIO()
-    base.save(buf, "JPEG", quality=72, dpi=(200, 200))
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    return sorted(values)[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
 
 
 def run(requests: int, threads: int, cold: int, tmp: Path, database_url: str | None = None) -> None:

@@ -10,13 +10,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from _common import PG_ADMIN_URL, databases
+from sqlalchemy import insert
 
 from archive.catalogue.db import Catalogue
 from archive.catalogue.models import (
@@ -79,21 +77,10 @@ def measure(cat: Catalogue, items: int) -> tuple[float, int, float]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--items", type=int, default=10_000)
-    p.add_argument("--pg", default=os.environ.get("ARCHIVE_TEST_PG_URL",
-                                                  "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument("--pg", default=PG_ADMIN_URL, help="a PostgreSQL server to create a scratch database on")
     args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp()
-    targets = [("sqlite", f"sqlite:///{tmp}/bench.db")]
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    pg_name = f"archive_bench_lending_{os.getpid()}"
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        targets.append(("postgresql", make_url(args.pg).set(database=pg_name).render_as_string(False)))
-    except Exception as exc:
-        print(f"postgresql skipped: {exc}")
     print(f"{'database':<12}{'items':>8}{'open-lending scan (ms)':>24}{'blocked':>9}{'grant check/view (ms)':>23}")
-    try:
+    with databases(args.pg, "lending") as targets:
         for name, url in targets:
             cat = Catalogue(url)
             cat.upgrade()
@@ -101,10 +88,6 @@ def main(argv: list[str] | None = None) -> None:
             scan, blocked, per_view = measure(cat, args.items)
             print(f"{name:<12}{args.items:>8}{scan * 1000:>24.1f}{blocked:>9}{per_view * 1000:>23.3f}", flush=True)
             cat.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
