@@ -109,6 +109,22 @@ def amount_cents(value: Decimal | int | float | str) -> int:
     return int((Decimal(str(value)) * 100).to_integral_value())
 
 
+DATE_FIELDS = ("accepted_at", "closed_at", "expiry_date")
+
+
+def flatten(doc: SearchDocument, fields: tuple[str, ...], when: Callable[[date | datetime], Any],
+            tokens: str) -> dict[str, Any]:
+    """The stored form of a document, shared by the backends: ``fields`` as they are, dates through ``when``
+    (each backend's own date type), amount in cents, precomputed sort keys, the analysed text as ``tokens``."""
+    out: dict[str, Any] = {"id": doc.id, "year": doc.year, "tokens": tokens}
+    out |= {name: value for name in fields if (value := getattr(doc, name)) is not None}
+    out |= {name: when(value) for name in DATE_FIELDS if (value := getattr(doc, name)) is not None}
+    if doc.amount is not None:
+        out["amount_cents"] = amount_cents(doc.amount)
+    out |= {f"sort_{name}": doc.sort_key(name) for name in SORT_FIELDS}
+    return out
+
+
 @dataclass(frozen=True)
 class Range:
     """Half-open range ``gte <= value < lt``; either bound may be missing."""

@@ -25,6 +25,7 @@ from archive.errors import ArchiveError, ServiceUnavailable
 from search.analysis import index_text
 from search.base import (
     ALL_KINDS,
+    DATE_FIELDS,
     FACET_SIZE,
     KEY_FIELDS,
     MAX_RELEVANCE_DEPTH,
@@ -37,6 +38,7 @@ from search.base import (
     Visibility,
     amount_cents,
     finish,
+    flatten,
 )
 
 SCHEMA_VERSION = 1
@@ -44,7 +46,7 @@ ANALYZER = "archive_cjk_tokens"
 KEYWORDS = ("serial", "kind", "category", "business_type", "status", "branch", "archival_code", "retention_code",
             "applicant_id_number", "unit_uscc", "loan_contract_no", "applicant_name")
 NOT_SEARCHED = ("business_type_name", "unit_name")
-DATES = ("accepted_at", "closed_at", "expiry_date")
+DATES = DATE_FIELDS
 
 
 def mappings() -> dict[str, Any]:
@@ -80,20 +82,7 @@ def index_template(prefix: str) -> dict[str, Any]:
 
 
 def to_source(doc: SearchDocument) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": doc.id, "year": doc.year, "tokens": index_text(doc.text)}
-    for name in (*KEYWORDS, *NOT_SEARCHED):
-        value = getattr(doc, name)
-        if value is not None:
-            out[name] = value
-    for name in DATES:
-        value = getattr(doc, name)
-        if value is not None:
-            out[name] = _iso(value)
-    if doc.amount is not None:
-        out["amount_cents"] = amount_cents(doc.amount)
-    for name in SORT_FIELDS:
-        out[f"sort_{name}"] = doc.sort_key(name)
-    return out
+    return flatten(doc, (*KEYWORDS, *NOT_SEARCHED), _iso, index_text(doc.text))
 
 
 def from_source(src: dict[str, Any]) -> SearchDocument:

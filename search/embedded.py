@@ -28,6 +28,7 @@ from archive.errors import ServiceUnavailable
 from search.analysis import index_text
 from search.base import (
     ALL_KINDS,
+    DATE_FIELDS,
     FACET_SIZE,
     KEY_FIELDS,
     RELEVANCE,
@@ -39,6 +40,7 @@ from search.base import (
     Visibility,
     amount_cents,
     finish,
+    flatten,
 )
 
 SCHEMA_VERSION = 1
@@ -47,7 +49,7 @@ KEYWORDS = ("serial", "kind", "category", "business_type", "status", "branch", "
             "applicant_id_number", "unit_uscc", "loan_contract_no")
 FAST_KEYWORDS = ("kind", "category", "business_type", "status", "branch", "retention_code")
 STORED_ONLY = ("business_type_name", "applicant_name", "unit_name")
-DATES = ("accepted_at", "closed_at", "expiry_date")
+DATES = DATE_FIELDS
 
 
 def build_schema() -> tantivy.Schema:
@@ -75,20 +77,7 @@ def _analyzer() -> tantivy.TextAnalyzer:
 
 
 def to_fields(doc: SearchDocument) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": doc.id, "year": doc.year, "tokens": index_text(doc.text)}
-    for name in (*KEYWORDS, *STORED_ONLY):
-        value = getattr(doc, name)
-        if value is not None:
-            out[name] = value
-    for name in DATES:
-        value = getattr(doc, name)
-        if value is not None:
-            out[name] = _datetime(value)
-    if doc.amount is not None:
-        out["amount_cents"] = amount_cents(doc.amount)
-    for name in SORT_FIELDS:
-        out[f"sort_{name}"] = doc.sort_key(name)
-    return out
+    return flatten(doc, (*KEYWORDS, *STORED_ONLY), _datetime, index_text(doc.text))
 
 
 def from_fields(d: dict[str, list[Any]]) -> SearchDocument:
