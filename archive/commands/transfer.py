@@ -43,7 +43,7 @@ def export(
     from archive.cli import _cli_actor, _context, err, friendly
     from archive.cli import out as console
     from archive.errors import InvalidInput
-    from archive.retention import transfer
+    from archive.retention import refusals, transfer
 
     @friendly
     def run() -> None:
@@ -60,7 +60,7 @@ def export(
                 bar.length = total
                 bar.update(1)
 
-            with transfer.refusals_audited(s, actor, "transfer.export", source="cli") as refused:
+            with refusals.answered(s, actor, "transfer.export", source="cli") as refused:
                 row = transfer.export(ctx, s, actor, selection, receiver=receiver, progress=progress)
             if not refused and row.status == "released" and out is not None:
                 _save(ctx, row, out, as_dir)
@@ -163,14 +163,14 @@ def receive(
     """Verify a received package (BagIt manifests, EEP signatures and digests, YJ checks) and record the receipt."""
     from archive.cli import _cli_actor, _context, err, friendly
     from archive.cli import out as console
-    from archive.retention import transfer
+    from archive.retention import refusals, transfer
 
     @friendly
     def run() -> None:
         ctx = _context()
         actor = _cli_actor()
         with ctx.catalogue.session() as s, \
-                transfer.refusals_audited(s, actor, "transfer.receive", source=str(path)) as refused:
+                refusals.answered(s, actor, "transfer.receive", source=str(path)) as refused:
             row = transfer.receive(ctx, s, actor, path, source=str(path), sender_sha256=sender_sha256,
                                    carrier="offline" if offline else "online")
         if refused:

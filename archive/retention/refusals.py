@@ -41,3 +41,18 @@ def need(principal: Principal, permission: Permission) -> None:
     if not principal.can(permission):
         raise PermissionDenied(f"当前账号没有「{PERMISSION_NAMES[permission]}」权限，如需使用请联系安全保密管理员",
                                code="permission_denied", detail={"permission": permission.value})
+
+
+@contextmanager
+def answered(session: Session, actor: Actor, action: str, source: str) -> Iterator[list[ArchiveError]]:
+    """Like :func:`audited`, for steps whose caller answers a refusal instead of raising it (transfers): the step
+    runs in a savepoint; a refusal rolls the step back, leaves a ``refused`` audit event in the caller's own
+    transaction and is handed back in the yielded list, so the caller commits the event and answers the error."""
+    refused: list[ArchiveError] = []
+    try:
+        with session.begin_nested():
+            yield refused
+    except ArchiveError as exc:
+        audit.record(session, actor, action, target_type="transfer", target_id=None, outcome="refused",
+                     detail={"code": exc.code, "message": exc.message, "source": source[-255:]})
+        refused.append(exc)

@@ -29,7 +29,6 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -538,7 +537,7 @@ def receive(ctx: Context, session: Session, actor: Actor, path: Path, *, source:
             sender_sha256: str | None = None, carrier: str = "online") -> TransferReceipt:
     """Verify a received package (zip or directory) and record the receipt (接收登记); nothing is filed.
 
-    Raises TransferRefused for a container that cannot be opened safely (see ``refusals_audited``).
+    Raises TransferRefused for a container that cannot be opened safely (see ``archive.retention.refusals.answered``).
     """
     from storage.base import content_key
 
@@ -582,21 +581,6 @@ def receive(ctx: Context, session: Session, actor: Actor, path: Path, *, source:
                      "package_no": row.package_no, "sha256": received.sha256, "items": len(eeps),
                      "status": row.status, "failed": failed_codes(results), "source": row.source})
     return row
-
-
-@contextmanager
-def refusals_audited(session: Session, actor: Actor, action: str, source: str) -> Iterator[list[ArchiveError]]:
-    """Run a step in a savepoint; a refusal rolls the step back, leaves a ``refused`` audit event in the
-    caller's transaction and is handed back in the yielded list (not raised), so the caller commits the
-    event and then answers with the error."""
-    refused: list[ArchiveError] = []
-    try:
-        with session.begin_nested():
-            yield refused
-    except ArchiveError as exc:
-        audit.record(session, actor, action, target_type="transfer", target_id=None, outcome="refused",
-                     detail={"code": exc.code, "message": exc.message, "source": source[-255:]})
-        refused.append(exc)
 
 
 def _str(d: dict[str, Any] | None, key: str, length: int = 200) -> str | None:

@@ -22,7 +22,7 @@ from archive.checks import yj  # noqa: F401  (registers the YJ items wherever th
 from archive.context import Context
 from archive.errors import ArchiveError, InvalidInput
 from archive.permissions import Permission, Principal
-from archive.retention import transfer
+from archive.retention import refusals, transfer
 from archive.retention.transfer import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["transfer"])
@@ -121,7 +121,7 @@ def create_package(req: ExportIn, ctx: Context = Depends(context), session: Sess
                    principal: Principal = Depends(_manage)) -> PackageOut | JSONResponse:
     actor = actor_of(principal)
     selection = Selection.model_validate(req.model_dump(exclude={"receiver"}))
-    with transfer.refusals_audited(session, actor, "transfer.export", source="api") as refused:
+    with refusals.answered(session, actor, "transfer.export", source="api") as refused:
         row = transfer.export(ctx, session, actor, selection, receiver=req.receiver, branches=principal.branches)
     if refused:
         return _refusal(refused[0])
@@ -179,7 +179,7 @@ def receive_package(file: Annotated[UploadFile, File(description="移交信息�
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="receive-", dir=base))
     try:
-        with transfer.refusals_audited(session, actor, "transfer.receive", source=name) as refused:
+        with refusals.answered(session, actor, "transfer.receive", source=name) as refused:
             path = tmp / "package.zip"
             _save_upload(file, path, ctx.settings.transfer_max_package_mb)
             row = transfer.receive(ctx, session, actor, path, source=name, sender_sha256=sender_sha256 or None)
