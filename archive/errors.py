@@ -1,11 +1,18 @@
 """Typed errors: each carries a stable English code for machines and a Chinese message for people.
 
 The API maps them to HTTP responses in one place (archive/api/errors.py); the CLI prints them.
+storage/, signing/ and search/ have their own error bases (they import nothing from archive/); each carries the same
+``code``, ``message`` and ``detail`` plus a ``kind`` that :data:`KIND_STATUS` turns into an HTTP status. Catch
+:data:`ERRORS` wherever one of theirs may arrive too (docs/decisions/0012-package-boundaries.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from search.errors import SearchError
+from signing.errors import SigningError
+from storage.errors import StorageError
 
 
 class ArchiveError(Exception):
@@ -63,3 +70,26 @@ class ConfigError(ArchiveError):
 class ServiceUnavailable(ArchiveError):
     status = 503
     code = "unavailable"
+
+
+PackageError = StorageError | SigningError | SearchError
+AnyError = ArchiveError | PackageError
+ERRORS = (ArchiveError, StorageError, SigningError, SearchError)
+"""Every error a person may see: ``except ERRORS as exc`` then read ``exc.code``, ``exc.message``, ``exc.detail``."""
+
+KIND_STATUS: dict[str, int] = {
+    "invalid": 422,
+    "out_of_range": 416,
+    "not_found": 404,
+    "conflict": 409,
+    "unavailable": 503,
+    "config": 500,
+    "failed": 500,
+}
+
+
+def status_of(exc: AnyError) -> int:
+    """The HTTP status of an error: its own for an ArchiveError, by ``kind`` for a storage/signing/search one."""
+    if isinstance(exc, ArchiveError):
+        return exc.status
+    return KIND_STATUS.get(exc.kind, 500)

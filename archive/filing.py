@@ -32,17 +32,16 @@ from archive.catalogue.types import utcnow
 from archive.checks import gd
 from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
 from archive.checks.reports import save_report
-from archive.checks.security import scanner_from_settings
 from archive.classification import Trigger
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
 from archive.retention.schedules import ensure_version
+from archive.wiring import scanner_from_settings, timestamper_from_settings
 from signing.fixity import digest_bytes
 from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
-from signing.tsa import timestamper_from_settings
 from storage.base import content_key
 
 PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items; extended before it runs out

@@ -23,10 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from lxml import etree
 
-from archive.errors import ArchiveError
 from signing.certificates import KeySigner, check_signing_certificate
 from signing.eep_schema import NAMESPACE, schema
-from signing.errors import CertificateProblem
+from signing.errors import CertificateProblem, EepInvalid
 from signing.fixity import Digests, digest_bytes
 from signing.validate import VerificationReport
 
@@ -105,11 +104,6 @@ class EepRecord:
     keywords: str = ""  # 关键词
     pages: int | None = None  # 页数
     notes: Sequence[str] = field(default_factory=tuple)  # 附注
-
-
-class EepInvalid(ArchiveError):
-    status = 422
-    code = "eep_invalid"
 
 
 # --- building --------------------------------------------------------------------------------------

@@ -28,9 +28,8 @@ from pyhanko.sign.signers.pdf_signer import _ensure_esic_ext
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 
-from archive.errors import ConfigError
 from signing.certificates import check_signing_certificate
-from signing.errors import SigningFailed, TimestampUnavailable
+from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
 from signing.pdfa import pdfa_problems
 from signing.rendition import rendition_failed
 
@@ -86,8 +85,8 @@ def _seal_style(seal: Seal) -> StaticStampStyle:
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
-                          detail={"reason": str(exc)}) from exc
+        raise SigningConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
+                                 detail={"reason": str(exc)}) from exc
     transparent = "A" in image.getbands() or "transparency" in image.info
     image = image.convert("RGBA" if transparent else "RGB")
     return StaticStampStyle(background=PdfImage(image), border_width=0, background_opacity=1.0,

@@ -23,7 +23,6 @@ from pyhanko.sign.timestamps import DummyTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
-from archive.settings import Settings
 from signing.certificates import DevPki, load_private_key, to_asn1_certificate, to_asn1_key
 from signing.errors import CertificateProblem
 
@@ -38,11 +37,6 @@ REPLY_TYPE = "application/timestamp-reply"
 def http_timestamper(url: str, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper:
     """An RFC 3161 client for ``url`` (HTTP POST, application/timestamp-query)."""
     return RequestsHTTPTimeStamper(url, timeout=timeout)
-
-
-def timestamper_from_settings(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper | None:
-    """The configured TSA client, or None when no TSA URL is set (signatures are then PAdES B-B)."""
-    return http_timestamper(settings.tsa_url, timeout) if settings.tsa_url else None
 
 
 class _DevTimeStamper(DummyTimeStamper):

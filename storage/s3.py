@@ -32,7 +32,6 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import check_bucket_name, genheaders
 from minio.retention import COMPLIANCE, GOVERNANCE, Retention
 
-from archive.errors import ConfigError
 from storage.base import (
     BackendStore,
     IntegrityFailure,
@@ -43,6 +42,7 @@ from storage.base import (
     not_found,
     range_not_satisfiable,
 )
+from storage.errors import StorageConfigError
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
@@ -59,10 +59,10 @@ class S3Store(BackendStore):
                  connect_timeout: float = 3.0, read_timeout: float = 60.0, retries: int = 3,
                  backoff: float = 0.2) -> None:
         if retention_mode not in (COMPLIANCE, GOVERNANCE):
-            raise ConfigError(f"对象锁定模式 {retention_mode!r} 不支持，应为 COMPLIANCE 或 GOVERNANCE",
+            raise StorageConfigError(f"对象锁定模式 {retention_mode!r} 不支持，应为 COMPLIANCE 或 GOVERNANCE",
                               code="invalid_setting")
         if part_size < MIN_PART_SIZE:
-            raise ConfigError(f"分片大小至少 {MIN_PART_SIZE} 字节（S3 的下限）", code="invalid_setting")
+            raise StorageConfigError(f"分片大小至少 {MIN_PART_SIZE} 字节（S3 的下限）", code="invalid_setting")
         self.endpoint, self.bucket, self.secure = endpoint, bucket, secure
         self.retention_mode, self.part_size = retention_mode, part_size
         http = urllib3.PoolManager(
@@ -78,7 +78,7 @@ class S3Store(BackendStore):
                                  secure=secure, region=region, http_client=http)
             check_bucket_name(bucket, strict=True)
         except ValueError as exc:
-            raise ConfigError(
+            raise StorageConfigError(
                 f"对象存储配置有误（ARCHIVE_S3_ENDPOINT={endpoint!r}，ARCHIVE_S3_BUCKET={bucket!r}）：{exc}",
                 code="invalid_setting") from exc
         self._bucket_ready = False
@@ -134,7 +134,7 @@ class S3Store(BackendStore):
             except S3Error as exc:
                 if exc.code != "ObjectLockConfigurationNotFoundError":
                     raise
-                raise ConfigError(
+                raise StorageConfigError(
                     f"存储桶 {self.bucket} 未启用对象锁定（object lock），不能存放归档对象；"
                     "请换一个桶名让系统新建，或由管理员新建启用对象锁定的桶",
                     code="bucket_without_object_lock", detail={"bucket": self.bucket}) from exc
@@ -252,7 +252,7 @@ class S3Store(BackendStore):
     def health(self) -> dict[str, Any]:
         try:
             self._ready()
-        except (StoreUnavailable, ConfigError) as exc:
+        except (StoreUnavailable, StorageConfigError) as exc:
             return {"ok": False, "backend": self.backend, "detail": exc.message}
         return {"ok": True, "backend": self.backend,
                 "detail": f"{self.location}（对象锁定已启用，模式 {self.retention_mode}）"}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from archive.errors import ArchiveError
 from signing.fixity import digest_stream
 from storage.base import IntegrityFailure, ObjectInfo, ObjectNotFound, ObjectStore
+from storage.errors import StorageError
 from storage.replicated import ReplicatedStore, copy_object
 
 Problem = Literal[
@@ -72,7 +72,7 @@ def _check(store: ObjectStore, key: str, deep: bool) -> ObjectInfo | str:
         return "missing"
     except IntegrityFailure:
         return "corrupt"
-    except ArchiveError:
+    except StorageError:
         return "unreadable"
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS, AnyError, status_of
 
 log = logging.getLogger("archive.api")
 
@@ -26,10 +26,13 @@ def body(code: str, message: str, detail: object = None) -> dict[str, object]:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ArchiveError)
-    async def _archive_error(_: Request, exc: ArchiveError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+    async def _archive_error(_: Request, exc: AnyError) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
+
+    for base in ERRORS:  # archive's own errors and those of storage/, signing/, search/
+        app.add_exception_handler(base, _archive_error)  # type: ignore[arg-type]  # starlette types it for Exception
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

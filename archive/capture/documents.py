@@ -20,10 +20,11 @@ from archive.capture.cases import ensure_open
 from archive.capture.inspect import inspect
 from archive.capture.sniff import sniff
 from archive.catalogue.models import Case, Document
-from archive.checks.security import ScanFailed, scanner_from_settings
+from archive.checks.security import ScanFailed
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound, ServiceUnavailable
 from archive.permissions import Principal
+from archive.wiring import scanner_from_settings
 from signing.fixity import CHUNK, Hasher
 from storage.base import content_key
 

@@ -29,7 +29,7 @@ from archive.capture.sniff import PDF, TIFF, sniff
 from archive.catalogue.models import Case, ScanBatch, ScanPart
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
 from storage.base import content_key
@@ -84,7 +84,7 @@ def process(ctx: Context, batch_id: int) -> None:
                         batch.covers = list(covers)
                     batch.pages_done = number
             _attach_parts(ctx, batch_id, stack, covers)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         with ctx.catalogue.session() as s:
             batch = s.get(ScanBatch, batch_id)
             assert batch is not None

@@ -47,7 +47,7 @@ from archive.checks.base import (
 from archive.checks.security import ScanFailed, Scanner, database_age_days
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
 from storage.base import content_key
@@ -113,7 +113,7 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
     for d in docs:
         try:
             out.append(Original(d, ctx.store.get(d.original_key).read()))
-        except ArchiveError as exc:  # missing object, digest mismatch on read …
+        except ERRORS as exc:  # missing object, digest mismatch on read …
             out.append(Original(d, None, f"{exc.code}: {exc.message}"))
     return out
 
@@ -129,7 +129,7 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
     if item.rendition_key:
         try:
             rendition = ctx.store.get(item.rendition_key).read()
-        except ArchiveError:
+        except ERRORS:
             rendition = None
     parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)
     return FilingSubject(session, ctx, item.case, load_originals(ctx, active_documents(item.case)),
@@ -391,7 +391,7 @@ def archival_code(s: FilingSubject) -> Result:
     rule = s.ctx.code_rule
     try:
         differing = rule.check(s.code, s.parts)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return Result(F, exc.message, s.code)
     if differing:
         return Result(F, f"档号 {s.code} 与条目字段不一致：{'；'.join(differing)}", s.code, {"differing": differing})
@@ -439,7 +439,7 @@ def original_properties(s: FilingSubject) -> list[Result]:
 def _sniff(data: bytes, filename: str) -> str | None:
     try:
         return sniff(data[:2048], io.BytesIO(data), filename)
-    except ArchiveError:
+    except ERRORS:
         return None
 
 
@@ -467,7 +467,7 @@ def content_links(s: FilingSubject) -> list[Result]:
     for o in s.originals:
         try:
             info = s.ctx.store.stat(o.doc.original_key)
-        except ArchiveError as exc:
+        except ERRORS as exc:
             bad.append(Result(F, f"原件“{o.doc.filename}”的存储对象 {o.doc.original_key} 不存在：{exc.message}",
                               o.doc.filename))
             continue
@@ -479,7 +479,7 @@ def content_links(s: FilingSubject) -> list[Result]:
         try:
             if s.ctx.store.stat(s.rendition_key).sha256 != s.rendition_sha256:
                 bad.append(Result(F, "归档 PDF 的存储对象与目录登记的摘要不一致", "rendition"))
-        except ArchiveError as exc:
+        except ERRORS as exc:
             bad.append(Result(F, f"归档 PDF 的存储对象不存在：{exc.message}", "rendition"))
     return _summary(bad, "目录中的对象键均指向摘要一致的存储对象")
 
@@ -877,8 +877,8 @@ def recheck_item(ctx: Context, session: Session, actor: audit.Actor, archival_co
                  verify_signatures: bool = True) -> Any:
     """Re-run every GD item on a filed item and store the report, linked to the item."""
     from archive.checks.reports import save_report
-    from archive.checks.security import scanner_from_settings
     from archive.errors import NotFound
+    from archive.wiring import scanner_from_settings
 
     item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code.strip()))
     if item is None:

@@ -270,11 +270,11 @@ def _metadata(root: Any) -> dict[str, str]:
 
 def _inspect(f: FileFacts, body: bytes) -> None:
     from archive.capture.sniff import sniff
-    from archive.errors import ArchiveError
+    from archive.errors import ERRORS
     f.size, f.decoded = len(body), True  # content digests are YJ-1-1's (verify_eep against items.json)
     try:
         f.media = sniff(body[:2048], io.BytesIO(body), f.name)
-    except ArchiveError:
+    except ERRORS:
         f.media = None
     if f.media == "application/pdf":
         import pikepdf
@@ -306,7 +306,7 @@ def _inspect(f: FileFacts, body: bytes) -> None:
 
 def _scanner(settings: Any) -> tuple[Any, str | None]:
     """The ClamAV scanner of archive/checks/security.py when configured, else (None, why)."""
-    from archive.checks.security import scanner_from_settings
+    from archive.wiring import scanner_from_settings
 
     scanner = scanner_from_settings(settings)
     return (scanner, None) if scanner is not None else (
@@ -433,14 +433,14 @@ def metadata_characters(s: TransferSubject) -> Iterator[Result]:
 @check("YJ-1-7", "档号规范性检测", Y, AUTH, CheckObject.METADATA)
 def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
     from archive.archival_code import CodeParts, CodeRule
-    from archive.errors import ArchiveError
+    from archive.errors import ERRORS
 
     if not s.code_rule:
         yield _fail("目录文件没有给出档号规则（archival_code_rule）")
         return
     try:
         rule = CodeRule(s.code_rule)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         yield _fail(f"目录文件中的档号规则无效：{exc.message}")
         return
     retention_codes = {v: k for k, v in RETENTION_LABELS.items()}
@@ -460,7 +460,7 @@ def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
                                  category=str(entry.get("category") or m.get("机构或问题", "")),
                                  number=int(m.get("室编件号", "0") or 0))
             wrong = rule.check(e.code, expected)
-        except ArchiveError as exc:
+        except ERRORS as exc:
             wrong = [exc.message]
         except ValueError as exc:
             wrong = [f"档号组成项无法解析：{exc}"]

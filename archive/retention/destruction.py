@@ -40,7 +40,7 @@ from archive.catalogue.models import (
 from archive.catalogue.types import utcnow
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 from archive.retention.appraisal import title_of, today_in
@@ -235,9 +235,8 @@ def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
 
 def sign_list_pdf(ctx: Context, pdf: bytes) -> bytes:
     from signing.pades import sign_pdf
-    from signing.tsa import timestamper_from_settings
 
-    return sign_pdf(pdf, ctx.signer, timestamper=timestamper_from_settings(ctx.settings),
+    return sign_pdf(pdf, ctx.signer, timestamper=ctx.timestamper,
                     tsa_required=ctx.settings.tsa_required, reason="档案销毁清册审批", check_pdfa=False)
 
 
@@ -410,7 +409,7 @@ def _destroy(ctx: Context, session: Session, principal: Principal, number: str,
                 ctx.store.delete(key)
             except ObjectNotFound:
                 continue  # gone already: an earlier, interrupted run
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return {"code": exc.code, "message": f"删除存储对象失败：{exc.message}；请修复后重新执行本清册"}
     for sha in digests:
         images.evict(sha)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from archive.api.deps import context
 from archive.checks import alerts
 from archive.context import Context
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from archive.indexing import status as index_status
 
 router = APIRouter(tags=["health"])
@@ -46,7 +46,7 @@ def _probe(fn: Any) -> dict[str, Any]:
         info = dict(fn() or {})
         info.setdefault("ok", True)
         return info
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return {"ok": False, "code": exc.code, "detail": exc.message}
     except Exception as exc:  # a readiness probe reports, it never raises
         return {"ok": False, "code": "unavailable", "detail": type(exc).__name__}

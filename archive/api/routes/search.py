@@ -15,6 +15,7 @@ from archive.api.deps import UnitOfWork, actor_of, caller, context
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.identifiers import mask_id_number, mask_name
+from archive.indexing.documents import lookup, visibility_of
 from archive.permissions import Permission, Principal
 from search.base import (
     DEFAULT_PAGE_SIZE,
@@ -25,9 +26,7 @@ from search.base import (
     SearchDocument,
     SearchQuery,
     SearchResult,
-    Visibility,
 )
-from search.documents import lookup
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
@@ -153,7 +152,7 @@ def search(
     }
     query = SearchQuery(text=q, keys=keys, filters=filters, ranges=ranges, facets=facet, sort=sort,
                         page_size=page_size, cursor=cursor)
-    visibility = Visibility.of(principal)
+    visibility = visibility_of(principal)
     if query.keys and not query.text and not query.ranges and not query.facets:
         result: SearchResult = lookup(session, ctx.schedule, query, visibility, zone)
         source = "catalogue"

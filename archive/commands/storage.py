@@ -7,9 +7,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from archive.settings import get_settings
-from storage.factory import build_store
+from archive.wiring import build_store
 from storage.replicated import ReplicatedStore
 from storage.verify import verify as verify_store
 
@@ -41,7 +41,7 @@ def verify(
             task = progress.add_task(what, total=len(keys))
             findings = verify_store(store, keys=keys, deep=not quick, repair=repair,
                                     on_progress=lambda _key: progress.advance(task))
-    except ArchiveError as exc:
+    except ERRORS as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
     if not findings:

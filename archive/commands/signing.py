@@ -1,6 +1,6 @@
 """Commands ``archive tsa`` (local development TSA) and ``archive verify FILE`` (print a verification report).
 
-Mount with ``main_app.add_typer(signing.cli.app)`` or register ``tsa`` / ``verify`` as commands.
+archive/cli.py registers ``tsa`` and ``verify`` as top-level commands.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from archive.settings import get_settings
 from signing.certificates import ensure_dev_pki, load_certificates, load_trust_roots
 from signing.eep import verify_eep
@@ -35,7 +35,7 @@ def tsa(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     console = Console(stderr=True)
     try:
         server = LocalTsa(ensure_dev_pki(_pki_dir(pki_dir)), host, port)
-    except (ArchiveError, OSError) as exc:
+    except (*ERRORS, OSError) as exc:
         console.print(f"[red]无法启动时间戳服务：{getattr(exc, 'message', exc)}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"本地时间戳服务（仅供开发测试）: {server.url}  设置 ARCHIVE_TSA_URL={server.url}  按 Ctrl+C 停止")
@@ -82,7 +82,7 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
     console = Console()
     try:
         roots = [c for p in trust for c in load_certificates(p)] if trust else load_trust_roots(_pki_dir(pki_dir))
-    except ArchiveError as exc:
+    except ERRORS as exc:
         Console(stderr=True).print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
     data = file.read_bytes()
