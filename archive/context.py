@@ -18,11 +18,11 @@ from archive.classification import Schedule, load_schedule
 from archive.settings import Settings
 
 if TYPE_CHECKING:
-    from pyhanko.sign.signers import Signer
     from pyhanko.sign.timestamps import TimeStamper
 
     from archive.checks.security import Scanner
     from search.base import SearchIndex
+    from signing.certificates import KeySigner
     from storage.base import ObjectStore
 
 _UNSET = object()  # the timestamper and scanner may be None when not configured
@@ -35,7 +35,7 @@ class Context:
     schedule: Schedule
     code_rule: CodeRule
     _store: ObjectStore | None = field(default=None, repr=False)
-    _signer: Signer | None = field(default=None, repr=False)
+    _signer: KeySigner | None = field(default=None, repr=False)
     _index: SearchIndex | None = field(default=None, repr=False)
     _timestamper: object = field(default=_UNSET, repr=False)
     _scanner: object = field(default=_UNSET, repr=False)
@@ -56,7 +56,7 @@ class Context:
         return self._store
 
     @property
-    def signer(self) -> Signer:
+    def signer(self) -> KeySigner:
         """The center's signing key and certificate (signing/), loaded once."""
         if self._signer is None:
             from signing.certificates import load_pki_signer

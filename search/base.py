@@ -336,15 +336,14 @@ def matches(doc: SearchDocument, query: SearchQuery, visibility: Visibility) -> 
         if getattr(doc, name) not in values:
             return False
     for name, r in query.ranges.items():
-        value = getattr(doc, name)
-        if value is None:
+        got = getattr(doc, name)
+        if got is None:
             return False
+        lo, hi = r.gte, r.lt
         if name == "amount":
-            value, lo, hi = amount_cents(value), r.gte, r.lt
+            got = amount_cents(got)
             lo, hi = (None if lo is None else amount_cents(lo)), (None if hi is None else amount_cents(hi))
-        else:
-            lo, hi = r.gte, r.lt
-        if (lo is not None and value < lo) or (hi is not None and value >= hi):
+        if (lo is not None and got < lo) or (hi is not None and got >= hi):
             return False
     return True
 

@@ -12,6 +12,7 @@ indexes. Keys are ``keyword`` fields; ``dynamic: strict`` refuses any field the 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -95,6 +96,7 @@ def from_source(src: dict[str, Any]) -> SearchDocument:
     return SearchDocument(
         id=src["id"], serial=src["serial"], kind=src["kind"], category=src["category"],
         business_type=src["business_type"], business_type_name=src.get("business_type_name", ""),
+        # the ignore below: accepted_at is always set
         status=src["status"], branch=src["branch"], accepted_at=when("accepted_at"),  # type: ignore[arg-type]
         year=src["year"], archival_code=src.get("archival_code"), retention_code=src.get("retention_code"),
         applicant_name=src.get("applicant_name"), applicant_id_number=src.get("applicant_id_number"),
@@ -170,7 +172,7 @@ class ElasticsearchIndex(SearchIndex):
         self.url, self.prefix, self.refresh_policy = url, prefix, refresh
         self.alias = self.template = f"{prefix}-items"
         self.client = client or Elasticsearch(
-            url, basic_auth=(username, password) if username else None, ca_certs=ca_file,
+            url, basic_auth=(username, password) if username else None, ca_certs=ca_file,  # type: ignore[arg-type]  # None: no CA bundle
             request_timeout=timeout, max_retries=retries, retry_on_timeout=False)
         self._ready = False
 
@@ -284,7 +286,7 @@ class ElasticsearchIndex(SearchIndex):
         keep = set(old[-1:]) | {name}
         every = self._call(lambda: self.client.indices.get(index=f"{self.prefix}-items-*")).body
         for stale in sorted(set(every) - keep):
-            self._call(lambda stale=stale: self.client.indices.delete(index=stale))
+            self._call(functools.partial(self.client.indices.delete, index=stale))
         return counted
 
     # --- reads ----------------------------------------------------------------------------------

@@ -309,10 +309,11 @@ class EmbeddedIndex(SearchIndex):
             order = tantivy.Order.Desc if query.descending else tantivy.Order.Asc
             result = searcher.search(tq, limit, count=True, order_by_field=f"sort_{query.sort_field}", order=order)
         hits = [from_fields(searcher.doc(addr).to_dict()) for _, addr in result.hits]
-        total = result.count or 0
+        total = result.count or 0  # type: ignore[attr-defined]  # tantivy's stub lacks count (set with count=True)
         if query.after_key is not None or query.offset:
             without_cursor = SearchQuery(query.text, query.keys, query.filters, query.ranges, (), query.sort)
-            total = searcher.search(to_tantivy(without_cursor, visibility), 1, count=True).count or 0
+            counted = searcher.search(to_tantivy(without_cursor, visibility), 1, count=True)
+            total = counted.count or 0  # type: ignore[attr-defined]  # as above
         facets: dict[str, list[tuple[Any, int]]] = {}
         if query.facets:
             base = to_tantivy(SearchQuery(query.text, query.keys, query.filters, query.ranges, (), query.sort),

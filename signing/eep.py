@@ -206,7 +206,7 @@ def build_eep(record: EepRecord, files: Sequence[EepFile], signer: KeySigner, *,
         raise EepInvalid("封装包至少要有一个文件", code="eep_no_files")
     if not record.carriers or not record.agents or not record.actions:
         raise EepInvalid("封装包需要存储位置（脱机载体编号）、机构人员和业务行为", code="eep_incomplete")
-    signing_cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
+    signing_cert = signer.certificate
     check_signing_certificate(signing_cert)
     created = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
     root = etree.Element(_q("电子文件封装包"), nsmap={None: NAMESPACE})

@@ -88,8 +88,8 @@ def _seal_style(seal: Seal) -> StaticStampStyle:
         raise SigningConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
                                  detail={"reason": str(exc)}) from exc
     transparent = "A" in image.getbands() or "transparency" in image.info
-    image = image.convert("RGBA" if transparent else "RGB")
-    return StaticStampStyle(background=PdfImage(image), border_width=0, background_opacity=1.0,
+    converted = image.convert("RGBA" if transparent else "RGB")
+    return StaticStampStyle(background=PdfImage(converted), border_width=0, background_opacity=1.0,
                             background_layout=layout.SimpleBoxLayoutRule(
                                 x_align=layout.AxisAlignment.ALIGN_MID,
                                 y_align=layout.AxisAlignment.ALIGN_MID,
@@ -105,7 +105,8 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
     stamp_style: StaticStampStyle | None = None
     if seal is not None:
         page, box = _seal_box(pdf, seal)
-        field_spec = fields.SigFieldSpec(field_name, on_page=page, box=tuple(round(v) for v in box))
+        x1, y1, x2, y2 = (round(v) for v in box)
+        field_spec = fields.SigFieldSpec(field_name, on_page=page, box=(x1, y1, x2, y2))
         stamp_style = _seal_style(seal)
     pdf_signer = _PdfA2Signer(meta, signer, timestamper=timestamper, stamp_style=stamp_style,
                               new_field_spec=field_spec)

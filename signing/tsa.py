@@ -45,6 +45,7 @@ class _DevTimeStamper(DummyTimeStamper):
     def __init__(self, tsa_cert: x509.Certificate, tsa_key: rsa.RSAPrivateKey,
                  embed: list[x509.Certificate]) -> None:
         super().__init__(tsa_cert=to_asn1_certificate(tsa_cert), tsa_key=to_asn1_key(tsa_key),
+                         # the ignore below: pyhanko's annotation is narrower than the list it accepts at run time
                          certs_to_embed=[to_asn1_certificate(c) for c in embed])  # type: ignore[arg-type]
         self._key = tsa_key
 
@@ -109,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _TsaHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], stamper: TimeStamper) -> None:
+    def __init__(self, address: tuple[str, int], stamper: DummyTimeStamper) -> None:
         super().__init__(address, _Handler)
         self.stamper = stamper
 
@@ -124,7 +125,7 @@ class LocalTsa:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> LocalTsa:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-tsa", daemon=True)

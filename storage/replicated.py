@@ -175,7 +175,7 @@ def _verified_copy(store: ObjectStore, key: str) -> BinaryIO:
     except BaseException:
         spool.close()
         raise
-    return spool  # type: ignore[return-value]
+    return spool  # type: ignore[return-value]  # a SpooledTemporaryFile is a BinaryIO
 
 
 def _worst(errors: list[Exception]) -> Exception:

@@ -144,7 +144,7 @@ class S3Store(BackendStore):
     def _stat(self, key: str) -> ObjectInfo:
         with self._errors(key):
             st = self._client.stat_object(self.bucket, key)
-        meta = st.metadata
+        meta = st.metadata or {}
         sha256 = meta.get("x-amz-meta-sha256")
         if not sha256:
             raise IntegrityFailure(f"对象 {key} 缺少 SHA-256 元数据，不是经本系统写入的归档对象",
@@ -156,7 +156,9 @@ class S3Store(BackendStore):
                           media_type=st.content_type or "application/octet-stream")
 
     def _write_new(self, upload: Upload, info: ObjectInfo) -> ObjectInfo | None:
-        user = {"sha256": info.sha256} | ({"sm3": info.sm3} if info.sm3 else {})
+        user: dict[str, str | list[str] | tuple[str]] = {"sha256": info.sha256}
+        if info.sm3:
+            user["sm3"] = info.sm3
         retention = Retention(self.retention_mode, info.retain_until) if info.retain_until else None
         with self._errors(info.key):
             if info.size <= self.part_size:
@@ -214,7 +216,7 @@ class S3Store(BackendStore):
                 if exc.code == "InvalidRange":
                     raise range_not_satisfiable(key, offset) from None
                 raise
-        return _ResponseStream(response, self)  # type: ignore[return-value]
+        return _ResponseStream(response, self)  # type: ignore[return-value]  # duck-typed BinaryIO
 
     def _list(self, prefix: str) -> Iterator[str]:
         with self._errors():
@@ -224,7 +226,7 @@ class S3Store(BackendStore):
 
     def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
         with self._errors(info.key):
-            current = self._client.stat_object(self.bucket, info.key).metadata.get("x-amz-object-lock-mode")
+            current = (self._client.stat_object(self.bucket, info.key).metadata or {}).get("x-amz-object-lock-mode")
             mode = COMPLIANCE if current == COMPLIANCE else self.retention_mode  # never downgrade
             self._client.set_object_retention(self.bucket, info.key, Retention(mode, until))
 

@@ -52,6 +52,7 @@ def verify(store: ObjectStore, *, prefix: str = "", keys: Iterable[str] | None =
         else:
             state = _check(store, key, deep)
             if isinstance(state, str):
+                # the ignore below: str states are Problem literals
                 findings.append(Finding(key, state, _explain(state, store.backend)))  # type: ignore[arg-type]
         if on_progress:
             on_progress(key)
@@ -83,6 +84,7 @@ def _compare(store: ReplicatedStore, key: str, deep: bool, repair: bool) -> list
     for side, state in states.items():
         if isinstance(state, str):
             problem = f"{state}_in_{side}"
+            # the ignore below: str states are Problem literals
             found.append(Finding(key, problem, _explain(state, side)))  # type: ignore[arg-type]
     if primary == secondary == "missing":
         return [Finding(key, "missing_everywhere", _MEANING["missing_everywhere"])]

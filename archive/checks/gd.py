@@ -495,7 +495,7 @@ def _xmp(s: FilingSubject) -> dict[str, str] | Result:
     if s.rendition is None:
         return _no_rendition(s)
     try:
-        return s.memo("xmp", s.rendition, read_rendition_metadata)  # type: ignore[no-any-return]
+        return s.memo("xmp", s.rendition, read_rendition_metadata)
     except Exception as exc:  # pikepdf and XMP parsing raise several kinds
         return Result(F, f"归档 PDF 的元数据无法读取：{type(exc).__name__}: {exc}", "rendition")
 
@@ -503,7 +503,7 @@ def _xmp(s: FilingSubject) -> dict[str, str] | Result:
 def _outline(s: FilingSubject) -> list[str] | Result:
     if s.rendition is None:
         return _no_rendition(s)
-    return s.memo("outline", s.rendition, _read_outline)  # type: ignore[no-any-return]
+    return s.memo("outline", s.rendition, _read_outline)
 
 
 def _read_outline(data: bytes) -> list[str] | Result:
@@ -608,6 +608,7 @@ def process_trail(s: FilingSubject) -> Result:
     times = [_instant(step.get("at")) for step in trail]
     if any(t is None for t in times):
         return Result(F, "业务行为有缺少时间的步骤", "业务行为")
+    # the ignore below: no None left (returned above)
     unordered = any(b < a for a, b in itertools.pairwise(times))  # type: ignore[operator]
     if gaps or unordered:
         why = ([f"缺少{'、'.join(gaps)}步骤"] if gaps else []) + (["步骤时间先后颠倒"] if unordered else [])

@@ -27,4 +27,4 @@ def friendly(fn: F) -> F:
             err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature

@@ -94,7 +94,7 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         expected = Digests(sha256, sm3, size if size is not None else len(data))
     if data.lstrip()[:1] == b"<":  # a DA/T 48 encapsulation package
         report = verify_eep(data, roots)
-        check_fixity(report, report.digests, expected)  # type: ignore[arg-type]
+        check_fixity(report, report.digests, expected)  # type: ignore[arg-type]  # verify_eep sets digests
     else:
         report = verify_pdf(data, roots, expected, require_timestamp=require_timestamp)
     if as_json:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import tzinfo
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from archive.catalogue.db import Catalogue
@@ -59,7 +60,7 @@ def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDoc
     )
 
 
-def _with_relations():  # type: ignore[no-untyped-def]
+def _with_relations() -> Select[Any]:
     return select(Case).options(selectinload(Case.documents), selectinload(Case.item))
 
 

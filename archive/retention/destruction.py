@@ -16,6 +16,7 @@ documents marked destroyed, personal identifiers cleared; it leaves the search i
 
 from __future__ import annotations
 
+import builtins
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class RejectionIn(BaseModel):
 @dataclass
 class BuildReport:
     list: DestructionList
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: builtins.list[dict[str, str]] = field(default_factory=builtins.list)  # the field `list` shadows the type
 
 
 @dataclass
@@ -154,7 +155,8 @@ def _kept_as(session: Session, item_ids: list[int]) -> dict[int, str]:
                 select(AppraisalDecision.item_id, AppraisalDecision.retention_code)
                 .where(AppraisalDecision.item_id.in_(part), AppraisalDecision.decision == "keep")
                 .order_by(AppraisalDecision.id)):
-            out[item_id] = code
+            if code is not None:  # a keep decision always names its new period
+                out[item_id] = code
     return out
 
 
@@ -439,7 +441,7 @@ def _shared(session: Session, item_id: int, keys: set[str]) -> set[str]:
                                                                   & (ArchiveItem.status != "destroyed"))))
     renditions = session.scalars(select(ArchiveItem.rendition_key).where(
         ArchiveItem.rendition_key.in_(ks), ArchiveItem.id != item_id, ArchiveItem.status != "destroyed"))
-    return set(others) | set(renditions)
+    return set(others) | {key for key in renditions if key is not None}
 
 
 def _refuse(session: Session, principal: Principal, number: str, entry: DestructionEntry,

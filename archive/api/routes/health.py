@@ -23,9 +23,14 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="依赖就绪：目录数据库、对象存储、检索索引；另报存储检测未确认告警",
             responses={503: {"description": "某个依赖不可用"}})
+def _catalogue(ctx: Context) -> dict[str, Any]:
+    ctx.catalogue.check_schema()
+    return {"backend": ctx.catalogue.engine.dialect.name}
+
+
 def readyz(ctx: Context = Depends(context)) -> JSONResponse:
     parts: dict[str, dict[str, Any]] = {
-        "catalogue": _probe(lambda: (ctx.catalogue.check_schema(), {"backend": ctx.catalogue.engine.dialect.name})[1]),
+        "catalogue": _probe(lambda: _catalogue(ctx)),
         "object_store": _probe(lambda: ctx.store.health()),
         "index": _probe(lambda: index_status(ctx)),  # backend, ok, backlog, failed
         "storage_alerts": _probe(lambda: _alerts(ctx)),  # open findings of the storage sweeps (四性检测 BC)
