@@ -21,13 +21,13 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="依赖就绪：目录数据库、对象存储、检索索引；另报存储检测未确认告警",
-            responses={503: {"description": "某个依赖不可用"}})
 def _catalogue(ctx: Context) -> dict[str, Any]:
     ctx.catalogue.check_schema()
     return {"backend": ctx.catalogue.engine.dialect.name}
 
 
+@router.get("/readyz", summary="依赖就绪：目录数据库、对象存储、检索索引；另报存储检测未确认告警",
+            responses={503: {"description": "某个依赖不可用"}})
 def readyz(ctx: Context = Depends(context)) -> JSONResponse:
     parts: dict[str, dict[str, Any]] = {
         "catalogue": _probe(lambda: _catalogue(ctx)),
