@@ -175,3 +175,12 @@ def test_same_bytes_as_two_materials_is_accepted_with_a_warning(ctx: Context, cl
     client.post(f"/api/v1/cases/{S}/documents/{b}/remove", json={"reason": "误传"}, headers=core)
     after = client.get(f"/api/v1/cases/{S}/checklist", headers=core).json()["materials"]
     assert all(m["duplicates"] == [] for m in after)
+
+
+def test_split_of_a_document_with_a_very_long_name(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a scan whose file name fills the 255 characters, then the split documents' names still fit."""
+    source = attach(client, core, "扫" * 251 + ".pdf", samples.pdf(2))["document"]
+    r = split(client, core, source["id"], (1, 1, "application_form"), (2, 2, "id_proof"))
+    assert r.status_code == 201, r.text
+    assert all(len(d["filename"]) <= 255 and d["filename"].endswith("-p1-1.pdf") is (i == 0)
+               for i, d in enumerate(r.json()["documents"]))

@@ -213,7 +213,7 @@ def split(ctx: Context, session: Session, principal: Principal, case: Case, doc:
     ranges = sorted(ranges, key=lambda r: r.first_page)  # parts follow the pages
     for r in ranges:
         check_material(ctx, case, r.material_type)
-    stem = doc.filename.rsplit(".", 1)[0]
+    stem = doc.filename.rsplit(".", 1)[0][:MAX_FILENAME - 30]  # room for "-p<first>-<last>.pdf"
     made: list[Document] = []
     s = ctx.settings
     with open_stack(ctx.store.get(doc.original_key).read(), doc.media_type, s.scan_raster_dpi, s.max_pixels) as stack:
