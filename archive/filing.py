@@ -26,7 +26,7 @@ from archive import audit, indexing
 from archive.archival_code import allocate
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, ensure_visible
-from archive.capture.documents import missing_materials
+from archive.capture.documents import filing_order, missing_materials
 from archive.catalogue.models import ArchiveItem, Case
 from archive.catalogue.types import utcnow
 from archive.checks import gd
@@ -106,7 +106,7 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     parts = allocate(s, ctx.code_rule, settings.fonds_code, local_closed.year, bt.retention.value, bt.category)
     code = ctx.code_rule.format(parts)
 
-    docs = [d for d in case.documents if d.status == "active"]
+    docs = filing_order(ctx, case)  # the rendition lists the materials as the checklist does
     case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
     case.trail = [step.model_dump(mode="json") for step in data.trail]
     # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
@@ -143,7 +143,8 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
     lock = lock_until if lock_until > datetime.now(UTC) else None
     ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
                   retain_until=lock)
-    for d in docs:
+    split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from
+    for d in docs + split_sources:
         if lock is not None and (ctx.store.stat(d.original_key).retain_until or lock) <= lock:
             ctx.store.set_retention(d.original_key, lock)
 

@@ -124,3 +124,13 @@ def stack_tiff(pages: list[Image.Image], dpi: int = 200) -> bytes:
     buf = io.BytesIO()
     frames[0].save(buf, "TIFF", save_all=True, append_images=frames[1:], dpi=(dpi, dpi), compression="tiff_deflate")
     return buf.getvalue()
+
+
+def pdf_pages(pdf_bytes: bytes, dpi: int = 200) -> list[Image.Image]:
+    """Each page of a generated PDF (cover sheet, separator sheets) as printed and scanned at ``dpi``."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(pdf_bytes)
+    images = [doc[i].render(scale=dpi / 72, grayscale=True).to_pil() for i in range(len(doc))]
+    doc.close()
+    return images

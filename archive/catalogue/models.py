@@ -245,7 +245,7 @@ class ScanBatch(Base):
     pages_total: Mapped[int] = mapped_column(default=0)
     pages_done: Mapped[int] = mapped_column(default=0)
     material_type: Mapped[str] = mapped_column(String(40), default="other")  # given to every attached part
-    covers: Mapped[list[Any] | None]  # [[page, serial], …] found so far: a resumed run goes on from here
+    covers: Mapped[list[Any] | None]  # [[page, serial(, material)], …] sheets found so far; resumes from here
     error: Mapped[dict[str, Any] | None]
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
