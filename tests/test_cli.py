@@ -111,7 +111,7 @@ def test_help_does_not_import_the_heavy_stacks() -> None:
     import sys
 
     heavy = ["pyhanko", "pikepdf", "reportlab", "tantivy", "elasticsearch", "minio", "PIL", "zxingcpp",
-             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "signing.certificates", "storage.s3"]
+             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "alembic", "signing.certificates", "storage.s3"]
     script = ("import json, sys\n"
               "from typer.testing import CliRunner\n"
               "from archive.cli import app\n"
