@@ -68,6 +68,21 @@ def test_readiness_fails_without_a_signing_certificate_and_names_what_to_configu
     assert r.status_code == 200 and r.json()["signer"]["ok"] is True
 
 
+def test_readiness_fails_once_the_loaded_certificate_has_expired(ctx: Context, client: TestClient) -> None:
+    """Given a signer loaded while its certificate was valid, When the certificate has since expired and /readyz is
+    asked, Then 503 certificate_expired naming ARCHIVE_PKI_DIR (the process does not reload it by itself)."""
+    from datetime import UTC, datetime
+
+    from signing.certificates import DevPki, make_signer
+    from tests.signing.support import leaf_from_dev_ca
+
+    cert, key = leaf_from_dev_ca(DevPki(ctx.settings.pki_path), days=(-30, -1))
+    ctx._signer = make_signer(cert, key, at=datetime.now(UTC) - timedelta(days=10))  # type: ignore[arg-type]
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["code"] == "certificate_expired"
+    assert "过期" in r.json()["message"] and "ARCHIVE_PKI_DIR" in r.json()["message"]
+
+
 def test_readiness_needs_a_reachable_tsa_only_when_it_is_required(ctx: Context) -> None:
     """Given ARCHIVE_TSA_URL where nothing listens, When /readyz is asked with ARCHIVE_TSA_REQUIRED=true, Then 503
     tsa_unreachable naming ARCHIVE_TSA_URL; with ARCHIVE_TSA_REQUIRED=false ready, the TSA reported as not ok."""

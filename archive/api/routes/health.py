@@ -54,8 +54,18 @@ def readyz(request: Request, ctx: Context = Depends(context)) -> JSONResponse:
 
 
 def _signer(ctx: Context) -> dict[str, Any]:
-    cert = getattr(ctx.signer, "signing_cert", None)
-    return {"subject": cert.subject.human_friendly} if cert is not None else {}
+    """The signer loads, and its certificate (loaded at start, maybe long ago) is still valid for signing."""
+    from cryptography import x509
+
+    from signing.certificates import check_signing_certificate
+
+    cert = x509.load_der_x509_certificate(ctx.signer.signing_cert.dump())
+    try:
+        check_signing_certificate(cert)
+    except ArchiveError as exc:
+        raise ServiceUnavailable(f"{exc.message}（证书目录 ARCHIVE_PKI_DIR：{ctx.settings.pki_path}）",
+                                 code=exc.code, detail=exc.detail) from exc
+    return {"subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat()}
 
 
 def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
