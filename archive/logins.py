@@ -51,12 +51,12 @@ def login(ctx: Context, username: str, password: str, *, address: str | None, vi
     now = utcnow()
     where = {k: v for k, v in (("via", via), ("address", address)) if v is not None}
     with ctx.catalogue.session() as s:
-        refusal: ArchiveError | None = _refusal(s, ctx, username, address, now)
-        if refusal is None:
+        failure: ArchiveError | None = _refusal(s, ctx, username, address, now)
+        if failure is None:
             try:
                 token, expires, user = identity.login(s, username, password, hours)
             except Unauthenticated as exc:
-                refusal = exc
+                failure = exc
             else:
                 lock = s.get(LoginLock, username[:NAME_LEN])
                 if lock is not None and (lock.failures or lock.locked_until is not None):
@@ -65,10 +65,10 @@ def login(ctx: Context, username: str, password: str, *, address: str | None, vi
                              target_id=user.username, detail=where)
                 return token, expires, user
         audit.record(s, Actor("user", username), "auth.login.failed", target_type="user", target_id=username,
-                     outcome="failure", detail={**where, "code": refusal.code})
-        if isinstance(refusal, Unauthenticated):
-            refusal = _count_failure(s, ctx, username, address, now) or refusal
-    raise refusal
+                     outcome="failure", detail={**where, "code": failure.code})
+        if isinstance(failure, Unauthenticated):  # a wrong password (not a refusal): it counts
+            failure = _count_failure(s, ctx, username, address, now) or failure
+    raise failure
 
 
 def _window(ctx: Context) -> timedelta:
