@@ -104,6 +104,8 @@ def _count_failure(s: Session, ctx: Context, username: str, address: str | None,
         s.add(lock)
     if lock.locked_until is not None and lock.locked_until <= now:  # a lock served: count afresh
         lock.failures, lock.locked_until = 0, None
+    if lock.locked_until is not None:  # locked meanwhile by a concurrent attempt: once is enough
+        return _locked(ctx, lock.locked_until, now)
     lock.failures, lock.updated_at = lock.failures + 1, now
     if lock.failures < ctx.settings.login_max_failures:
         return None

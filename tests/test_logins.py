@@ -117,6 +117,37 @@ def test_two_api_processes_over_one_catalogue_share_the_lock(throttled: Context)
     assert actor == "admin01"
 
 
+def test_concurrent_wrong_passwords_lock_once(throttled: Context) -> None:
+    """Given eight wrong passwords for one name at the same moment (separate connections), When they are counted,
+    Then every one is refused and audited, and the name is locked exactly once after exactly three failures."""
+    import threading
+
+    from archive import logins
+    from archive.errors import ArchiveError
+
+    add_user(throttled, "clerk01", ["clerk"])
+    start, codes = threading.Barrier(8), []
+
+    def one() -> None:
+        start.wait()
+        try:
+            logins.login(throttled, "clerk01", WRONG, address="10.0.0.9", via="api", hours=1)
+        except ArchiveError as exc:
+            codes.append(exc.code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(codes) == 8 and set(codes) <= {"bad_credentials", "account_locked"} and "account_locked" in codes
+    assert len(events(throttled, "auth.login.failed")) == 8
+    assert len(events(throttled, "auth.account.locked")) == 1
+    with throttled.catalogue.sessions() as s:
+        lock = s.get(LoginLock, "clerk01")
+        assert lock is not None and lock.failures == 3 and lock.locked_until is not None
+
+
 def test_unlock_needs_the_administrator_and_names_an_existing_user(throttled: Context, client: TestClient) -> None:
     """Given a clerk and an administrator, When the clerk asks to unlock, Then 403; When the administrator unlocks
     an unknown name, Then 404 user_not_found; When the account is not locked, Then 200 and nothing is audited."""
