@@ -1,4 +1,8 @@
-"""The ``archive`` command (typer)."""
+"""The ``archive`` command (typer).
+
+Heavy modules (signing, storage clients, PDF, image and search libraries) are imported inside the commands that
+use them, so that ``archive --help`` and every other command start in well under a second.
+"""
 
 from __future__ import annotations
 
@@ -179,6 +183,18 @@ def user_add(username: str,
     with ctx.catalogue.session() as s:
         user = identity.add_user(s, _cli_actor(), username, pw, name, role, branch)
         out.print(f"已创建用户 {user.username}，角色：{', '.join(user.role_codes)}")
+
+
+@user_app.command("unlock")
+@friendly
+def user_unlock(username: str) -> None:
+    """Lift a user's login lock (after too many wrong passwords) and clear the count of failures."""
+    from archive import logins
+
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        lifted = logins.unlock(s, _cli_actor(), username)
+    out.print(f"已解除用户 {username} 的登录锁定" if lifted else f"用户 {username} 未被锁定，无需解锁")
 
 
 @client_app.command("add")

@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
+from archive.errors import ArchiveError, ServiceUnavailable
 from archive.settings import Settings
+
+SIGNER_MISSING = "签章证书未配置：运行 archive init 生成开发证书，或将中心的证书放入 ARCHIVE_PKI_DIR（当前：{}）"
 
 
 @dataclass
@@ -43,11 +46,23 @@ class Context:
 
     @property
     def signer(self) -> Any:
-        """The center's signing key and certificate (signing/), loaded once."""
+        """The center's signing key and certificate (signing/), loaded once it can be.
+
+        Without a usable certificate nothing can be filed until an administrator configures one: a 503
+        (ServiceUnavailable) naming the setting, the same answer `/readyz` gives.
+        """
         if self._signer is None:
             from signing.certificates import load_pki_signer
 
-            self._signer = load_pki_signer(self.settings.pki_path)
+            path = self.settings.pki_path
+            try:
+                self._signer = load_pki_signer(path)
+            except ArchiveError as exc:
+                if exc.code == "signer_missing":
+                    raise ServiceUnavailable(SIGNER_MISSING.format(path), code="signer_missing",
+                                             detail={"setting": "ARCHIVE_PKI_DIR", "pki_dir": str(path)}) from exc
+                raise ServiceUnavailable(f"签章证书不可用：{exc.message}；请更换 ARCHIVE_PKI_DIR 中的证书",
+                                         code=exc.code, detail=exc.detail) from exc
         return self._signer
 
     @property

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `archive serve` listens on.")
     port: int = Field(8000, description="Port `archive serve` listens on.")
     session_hours: int = Field(8, ge=1, le=24 * 30, description="Lifetime of a person's login token.")
+    login_max_failures: int = Field(5, ge=1, le=100, description="Consecutive wrong passwords after which a "
+                                    "user name is locked (429 account_locked) for login_lock_minutes.")
+    login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="How long a locked user name stays locked; "
+                                    "also the window of the per-address throttle. An administrator may unlock "
+                                    "earlier.")
+    login_max_failures_per_address: int = Field(20, ge=1, le=100_000, description="Failed logins from one client "
+                                                "address within login_lock_minutes after which that address is "
+                                                "refused (429 login_throttled) until the oldest ages out.")
 
     # --- capture (受理) ---
     max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest accepted file, in MB.")

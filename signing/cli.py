@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,11 +15,11 @@ from rich.table import Table
 
 from archive.errors import ArchiveError
 from archive.settings import get_settings
-from signing.certificates import ensure_dev_pki, load_certificates, load_trust_roots
-from signing.eep import verify_eep
-from signing.fixity import Digests
-from signing.tsa import LocalTsa
-from signing.validate import VerificationReport, check_fixity, verify_pdf
+
+if TYPE_CHECKING:
+    from signing.validate import VerificationReport
+
+# The signing stack (pyhanko, pikepdf, …) is imported inside the commands, so `archive --help` starts fast.
 
 app = typer.Typer(help="签章与验证 (signatures, time stamps, verification)", no_args_is_help=True)
 
@@ -32,6 +33,9 @@ def tsa(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
         port: int = typer.Option(3161, help="Port to listen on (0: any free port)."),
         pki_dir: Path | None = typer.Option(None, help="PKI directory; default <data_dir>/pki.")) -> None:
     """Serve a local RFC 3161 time-stamp authority for development and tests (not for production)."""
+    from signing.certificates import ensure_dev_pki
+    from signing.tsa import LocalTsa
+
     console = Console(stderr=True)
     try:
         server = LocalTsa(ensure_dev_pki(_pki_dir(pki_dir)), host, port)
@@ -79,6 +83,11 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            require_timestamp: bool = typer.Option(False, help="Fail a signature without an RFC 3161 time stamp."),
            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Verify a signed PDF (signature, chain, time stamp, coverage, PDF/A-2b, fixity) or an EEP. Exit 1 if not ok."""
+    from signing.certificates import load_certificates, load_trust_roots
+    from signing.eep import verify_eep
+    from signing.fixity import Digests
+    from signing.validate import check_fixity, verify_pdf
+
     console = Console()
     try:
         roots = [c for p in trust for c in load_certificates(p)] if trust else load_trust_roots(_pki_dir(pki_dir))

@@ -101,3 +101,22 @@ def test_user_and_client_commands(data_dir: Path) -> None:
 def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
     r = runner.invoke(app, ["schedule", "check"])
     assert r.exit_code == 0 and "贷款结清" in r.output and "默认值" in r.output
+
+
+def test_help_does_not_import_the_heavy_stacks() -> None:
+    """Given a fresh interpreter, When the CLI module is imported and `archive --help` runs, Then none of the
+    signing, PDF, image, storage-client or search libraries has been imported (they load in the commands)."""
+    import json
+    import subprocess
+    import sys
+
+    heavy = ["pyhanko", "pikepdf", "reportlab", "tantivy", "elasticsearch", "minio", "PIL", "zxingcpp",
+             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "alembic", "signing.certificates", "storage.s3"]
+    script = ("import json, sys\n"
+              "from typer.testing import CliRunner\n"
+              "from archive.cli import app\n"
+              "r = CliRunner().invoke(app, ['--help'])\n"
+              "assert r.exit_code == 0, r.output\n"
+              f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -157,6 +157,28 @@ def test_failed_signature_leaves_no_item_and_no_number(ctx: Context, client: Tes
     assert r.json()["item"]["archival_code"].endswith("-000001")
 
 
+def test_filing_without_a_signing_certificate_is_503_and_files_nothing(ctx: Context, client: TestClient,
+                                                                       core: dict[str, str]) -> None:
+    """Given a complete case and no signing certificate in ARCHIVE_PKI_DIR, When the case is closed, Then 503
+    signer_missing naming what to configure, the case stays open, no item, number or object is made, and the
+    refusal is audited."""
+    import shutil
+
+    complete_case(client, core)
+    objects_before = sorted(ctx.store.list_keys(""))
+    shutil.rmtree(ctx.settings.pki_path)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "signer_missing" and "ARCHIVE_PKI_DIR" in r.json()["message"]
+    assert client.get("/api/v1/cases/YW2026010500001", headers=core).json()["status"] == "open"
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+        filed = [(e.outcome, e.detail.get("code")) for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "item.file"))]
+    assert filed == [("refused", "signer_missing")]
+    assert sorted(ctx.store.list_keys("")) == objects_before
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({**CLOSE, "trail": []}, "invalid_request"),
     ({**CLOSE, "outcome": "maybe"}, "invalid_request"),

@@ -28,8 +28,11 @@ def body(code: str, message: str, detail: object = None) -> dict[str, object]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ArchiveError)
     async def _archive_error(_: Request, exc: ArchiveError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        retry_after = getattr(exc, "retry_after", None)  # 429 and 503 errors that know when to come back
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.errors import ConfigError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic is imported where it is used: every `archive` command imports this module, few need migrations.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -89,6 +91,8 @@ class Catalogue:
             raise unreachable(self.url, exc) from None
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         try:
             with self.engine.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
@@ -97,6 +101,8 @@ class Catalogue:
 
     def check_schema(self) -> None:
         """Stop start-up on an un-migrated or newer-than-code database, saying what to run."""
+        from alembic.script import ScriptDirectory
+
         current = self.current_revision()
         script = ScriptDirectory.from_config(alembic_config(self.url))
         head = script.get_current_head()
@@ -127,6 +133,8 @@ class Catalogue:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -189,6 +189,29 @@ class UserSession(Base):
     expires_at: Mapped[datetime]
 
 
+class LoginLock(Base):
+    """Consecutive failed logins under one user name and its lock (archive/logins.py).
+
+    Keyed by the name as typed, known or not, so a locked name answers alike whether or not the account exists.
+    """
+
+    __tablename__ = "login_lock"
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed login, kept for the throttle window to throttle its client address (the audit log keeps all)."""
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    username: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ApiClient(Base):
     """A business system calling the API with a scoped key (stored hashed)."""
 

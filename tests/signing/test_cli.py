@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from signing import cli
 from signing.certificates import DevPki
 from signing.fixity import digest_bytes
+from signing.tsa import LocalTsa
 
 runner = CliRunner()
 
@@ -81,11 +82,11 @@ def test_tsa_command_creates_the_dev_pki_and_announces_its_url(tmp_path: Path,
     Then the dev PKI exists and the URL is printed."""
     served = []
 
-    def serve_once(self: cli.LocalTsa) -> None:
+    def serve_once(self: LocalTsa) -> None:
         served.append(self.url)
         self.stop()
 
-    monkeypatch.setattr(cli.LocalTsa, "serve_forever", serve_once)
+    monkeypatch.setattr(LocalTsa, "serve_forever", serve_once)
     result = runner.invoke(cli.app, ["tsa", "--port", "0", "--pki-dir", str(tmp_path / "pki")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pki" / "tsa.pem").exists()
