@@ -129,7 +129,7 @@ ACTIVE_CONTENT = {
     "pdf_has_javascript": ("JavaScript 脚本", "请另存为不含脚本的 PDF 或打印为 PDF 后再提交"),
     "pdf_has_launch_action": ("启动外部程序的动作（Launch）", "请打印为 PDF 后再提交"),
     "pdf_has_submit_form": ("向外部地址提交表单的动作（SubmitForm）", "请打印为 PDF 后再提交"),
-    "pdf_has_external_link": ("指向外部文件的链接或数据导入动作（GoToR、GoToE、ImportData）",
+    "pdf_has_external_link": ("指向外部文件的链接或数据导入动作（GoToR、GoToE、ImportData 或非网页链接）",
                               "请打印为 PDF 后再提交"),
     "pdf_has_xfa": ("XFA 动态表单", "请在表单软件中填写后打印为 PDF 再提交"),
     "pdf_has_richmedia": ("多媒体内容（RichMedia、音视频）", "请打印为 PDF 后再提交"),
@@ -143,6 +143,8 @@ _ACTIONS = {"/Launch": "pdf_has_launch_action", "/SubmitForm": "pdf_has_submit_f
             "/GoTo3DView": "pdf_has_3d"}
 _SUBTYPES = {"/RichMedia": "pdf_has_richmedia", "/Movie": "pdf_has_richmedia", "/Sound": "pdf_has_richmedia",
              "/Screen": "pdf_has_richmedia", "/3D": "pdf_has_3d", "/FileAttachment": "pdf_has_embedded_files"}
+
+_WEB_LINK = re.compile(r"\s*(https?|mailto):", re.IGNORECASE)
 
 
 def _families(d: pikepdf.Dictionary) -> Iterator[str]:
@@ -158,6 +160,8 @@ def _families(d: pikepdf.Dictionary) -> Iterator[str]:
         value = d.get(key)
         if isinstance(value, pikepdf.Name) and str(value) in table:
             yield table[str(value)]
+    if d.get("/S") == pikepdf.Name.URI and not _WEB_LINK.match(str(d.get("/URI", ""))):
+        yield "pdf_has_external_link"  # file:, smb:, javascript: … dressed as a link
 
 
 def active_content(pdf: pikepdf.Pdf) -> list[str]:

@@ -156,9 +156,9 @@ def pdf_with_action(kind: str) -> bytes:
     elif kind == "3d":
         annot(Subtype=pikepdf.Name("/3D"), **{"3DD": doc.make_stream(b"U3D", Type=pikepdf.Name("/3D"),
                                                                       Subtype=name.U3D)})
-    elif kind == "uri":  # an ordinary web link: allowed
-        annot(Subtype=name.Link, A=pikepdf.Dictionary(S=name.URI, URI=pikepdf.String("https://www.gov.cn/")), F=4,
-              Border=[0, 0, 0])
+    elif kind in ("uri", "file-uri"):  # an ordinary web link is allowed; a file: link is not
+        target = "https://www.gov.cn/" if kind == "uri" else "file:///C:/Windows/System32/calc.exe"
+        annot(Subtype=name.Link, A=pikepdf.Dictionary(S=name.URI, URI=pikepdf.String(target)), F=4, Border=[0, 0, 0])
     buf = io.BytesIO()
     doc.save(buf)
     return buf.getvalue()

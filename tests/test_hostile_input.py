@@ -61,6 +61,7 @@ HOSTILE: list[tuple[str, Callable[[], bytes], str]] = [
     ("launch.pdf", lambda: samples.pdf_with_action("launch"), "pdf_has_launch_action"),
     ("submit.pdf", lambda: samples.pdf_with_action("submit"), "pdf_has_submit_form"),
     ("gotor.pdf", lambda: samples.pdf_with_action("gotor"), "pdf_has_external_link"),
+    ("file-link.pdf", lambda: samples.pdf_with_action("file-uri"), "pdf_has_external_link"),
     ("xfa.pdf", lambda: samples.pdf_with_action("xfa"), "pdf_has_xfa"),
     ("richmedia.pdf", lambda: samples.pdf_with_action("richmedia"), "pdf_has_richmedia"),
     ("model.pdf", lambda: samples.pdf_with_action("3d"), "pdf_has_3d"),

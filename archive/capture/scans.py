@@ -118,7 +118,9 @@ def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any
             try:
                 with s.begin_nested():
                     _attach(ctx, s, row, case, stack, batch.material_type, Actor.system("scanner"))
-            except InvalidInput as exc:  # e.g. a part over the page cap: it waits for a clerk, the rest goes on
+            except ArchiveError as exc:  # e.g. a part over the page cap: it waits for a clerk, the rest goes on
+                if exc.status >= 500:
+                    raise
                 log.info("scan batch %s part %s-%s refused: %s", batch_id, part.first_page, part.last_page, exc.code)
                 row.reason = exc.code[:32]
     with ctx.catalogue.session() as s:
