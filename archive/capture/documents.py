@@ -107,7 +107,8 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     if media_type != OFD:  # what filing will do with this original, done now: refused here, not at close
         found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data),
                                         max_pixels=s.max_pixels, max_pages=s.max_pages)
-    gd.check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+        gd.check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+    # (an OFD's GD-3-4 check is check_ofd, which inspect has just run)
     check_viruses(ctx, received)
     if replaces is None:
         same = session.scalar(select(Document).where(
