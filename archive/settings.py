@@ -54,6 +54,8 @@ class Settings(BaseSettings):
                             "larger is refused as a possible decompression bomb.")
     min_dpi: int = Field(200, ge=72, le=1200, description="Lowest scan resolution (DA/T 31: 200 dpi).")
     dpi_policy: Literal["refuse", "warn"] = Field("refuse", description="Below min_dpi: refuse the file or warn.")
+    max_pages: int = Field(500, ge=1, le=100_000, description="Most pages (or image frames) in one uploaded "
+                           "document; counted before decoding, for every format.")
     scan_page_cap: int = Field(1000, ge=1, le=20000, description="Most pages in one batch scan.")
     cjk_font: Path | None = Field(None, description="TrueType font (.ttf/.ttc) for Chinese text in generated "
                                   "PDFs; default: the first of Debian's fonts-wqy-zenhei / fonts-arphic-uming found.")

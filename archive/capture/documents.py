@@ -8,6 +8,7 @@ catalogue row with its audit event. A crash in between leaves an unreferenced ob
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -21,16 +22,46 @@ from archive.audit import Actor
 from archive.capture.cases import ensure_open
 from archive.capture.inspect import inspect
 from archive.capture.separation import open_stack
-from archive.capture.sniff import PDF, TIFF, sniff
+from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
+from archive.checks import gd
 from archive.checks.security import ScanFailed, scanner_from_settings
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound, ServiceUnavailable
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
+from signing.rendition import SourceDocument, check_source
 from storage.base import content_key
 
 MAX_FILENAME = 255
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
+
+
+def _invisible(c: str) -> bool:
+    """Control characters (NUL, newlines …), bidirectional overrides and other format characters, line
+    separators and lone surrogates: nothing a clerk types, and what spoofs a name (``发票\u202efdp.exe``)."""
+    kind = unicodedata.category(c)
+    return kind in ("Cc", "Cs", "Zl", "Zp") or (kind == "Cf" and c not in _JOINERS)
+
+
+def display_name(raw: str | None) -> str:
+    """A file name safe to show back: its last path segment without invisible characters."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if not _invisible(c)).strip()[:MAX_FILENAME] or "未命名文件"
+
+
+def clean_filename(raw: str | None) -> str:
+    """The stored name of an upload: NFC, last path segment, at most 255 characters. A name carrying control
+    or direction-override characters is refused (file_name_invalid), the same on every database."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    bad = sorted({c for c in name if _invisible(c)})
+    if bad:
+        shown = display_name(raw)
+        codes = "、".join(f"U+{ord(c):04X}" for c in bad[:5])
+        raise InvalidInput(f"文件名“{shown}”含有不可见的控制字符或文字方向控制符（{codes}），可能被用来伪装文件类型；"
+                           "请把文件重命名后重新上传", code="file_name_invalid",
+                           detail={"filename": shown, "characters": [f"U+{ord(c):04X}" for c in bad]})
+    return name.strip()[:MAX_FILENAME] or "未命名文件"
 
 
 @dataclass
@@ -44,7 +75,7 @@ class Received:
 
     @classmethod
     def read(cls, filename: str, stream: BinaryIO, max_bytes: int) -> Received:
-        name = (filename or "未命名文件").replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME] or "未命名文件"
+        name = clean_filename(filename)
         hasher, buf = Hasher(), io.BytesIO()
         while chunk := stream.read(CHUNK):
             if hasher.size + len(chunk) > max_bytes:
@@ -80,7 +111,12 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)
     s = ctx.settings
     found = inspect(received.data, media_type, received.filename, max_pixels=s.max_pixels, min_dpi=s.min_dpi,
-                    dpi_policy=s.dpi_policy)
+                    dpi_policy=s.dpi_policy, max_pages=s.max_pages)
+    if media_type != OFD:  # what filing will do with this original, done now: refused here, not at close
+        found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data),
+                                        max_pixels=s.max_pixels, max_pages=s.max_pages)
+        gd.check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+    # (an OFD's GD-3-4 check is check_ofd, which inspect has just run)
     check_viruses(ctx, received)
     if replaces is None:
         same = session.scalar(select(Document).where(

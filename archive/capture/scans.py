@@ -33,6 +33,7 @@ from archive.context import Context
 from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
+from signing.rendition import SourceDocument, open_source_pdf
 from storage.base import content_key
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
     if pages > ctx.settings.scan_page_cap:
         raise InvalidInput(f"扫描文件共 {pages} 页，超过单批上限 {ctx.settings.scan_page_cap} 页，请分批扫描",
                            code="scan_too_many_pages", detail={"pages": pages, "cap": ctx.settings.scan_page_cap})
+    if media_type == PDF:  # the rules of a single upload: polyglot, damage, every family of active content
+        open_source_pdf(received.data, SourceDocument(received.filename, PDF)).close()
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
@@ -130,8 +133,10 @@ def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any
                 with s.begin_nested():  # a refused part waits for a clerk; the rest of the stack goes on
                     _attach(ctx, s, row, case, stack, part.material_type or batch.material_type,
                             Actor.system("scanner"))
-            except InvalidInput as exc:
-                log.info("scan batch %s part at page %s refused: %s", batch_id, part.first_page, exc.code)
+            except ArchiveError as exc:  # e.g. a part over the page cap: it waits for a clerk
+                if exc.status >= 500:
+                    raise
+                log.info("scan batch %s part %s-%s refused: %s", batch_id, part.first_page, part.last_page, exc.code)
                 row.reason = exc.code[:32]
     with ctx.catalogue.session() as s:
         batch = s.get(ScanBatch, batch_id)

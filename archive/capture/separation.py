@@ -10,6 +10,7 @@ sheet, 材料分隔页), so the barcodes on receipts and invoices do not split t
 from __future__ import annotations
 
 import io
+import logging
 import re
 import tempfile
 import warnings
@@ -27,6 +28,8 @@ from PIL import Image, ImageSequence
 from archive.capture.cases import SERIAL
 from archive.capture.sniff import PDF, TIFF
 from archive.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 FORMATS = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
 TOP_STRIP = 0.25
@@ -88,7 +91,9 @@ class Stack:
             else:
                 raise InvalidInput("批量扫描只接受多页 PDF 或 TIFF 文件", code="scan_format_unsupported")
         except (pdfium.PdfiumError, OSError, Image.DecompressionBombError) as exc:
-            raise InvalidInput(f"扫描文件无法读取（文件损坏或被截断）：{exc}", code="scan_unreadable") from None
+            log.info("unreadable scan stack %s: %s", path, exc)
+            raise InvalidInput("扫描文件无法读取（文件损坏或被截断），请重新扫描后上传", code="scan_unreadable",
+                               detail={"reason": str(exc)[:200]}) from None
 
     def render(self, number: int) -> Image.Image:
         """Page ``number`` (1-based) as a greyscale image at the raster resolution."""

@@ -208,9 +208,9 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
     results: list[FileResult] = []
     limit = ctx.settings.max_upload_mb * 1024 * 1024
     for upload, mtype in zip(files, material_type, strict=True):
-        name = upload.filename or "未命名文件"
+        name = documents.display_name(upload.filename)  # never echo control characters back
         try:
-            received = documents.Received.read(name, upload.file, limit)
+            received = documents.Received.read(upload.filename or "", upload.file, limit)
             with session.begin_nested():  # one refused file does not undo the others
                 doc, created = documents.attach(ctx, session, principal, case, received, mtype)
             results.append(FileResult(filename=received.filename, material_type=mtype, accepted=True,
