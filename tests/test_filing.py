@@ -55,7 +55,7 @@ def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestC
     with ctx.catalogue.sessions() as s:
         stored = s.scalar(select(ArchiveItem))
         assert stored is not None and stored.rendition_key
-        rendition = ctx.store.get(stored.rendition_key).read()
+        rendition = ctx.store.read_bytes(stored.rendition_key)
         info = ctx.store.stat(stored.rendition_key)
         originals = [ctx.store.stat(d.original_key) for d in s.scalars(select(Document))]
         outbox = s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
