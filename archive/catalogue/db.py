@@ -23,6 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; ARCHIVE_DB_BUSY_TIMEOUT_SECONDS
 _PG_BUSY = {"55P03", "40001", "40P01"}  # lock_not_available (lock_timeout), serialization_failure, deadlock_detected
 _SQLITE_BUSY = {5, 6}  # SQLITE_BUSY (busy timeout ran out), SQLITE_LOCKED
+READ_ONLY = "archive_read_only"  # execution option of Catalogue.reading()'s connections
 
 
 def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: Any) -> Engine:
@@ -78,8 +79,9 @@ def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions (档号 allocation,
-        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade. Readers
+        # (Catalogue.reading) begin deferred: in WAL they neither wait for writers nor block them.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def safe_url(url: str) -> str:
@@ -96,12 +98,23 @@ class Catalogue:
         self.url = url
         self.engine = make_engine(url, busy_timeout, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), autoflush=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session for long work between short writes (filing renders and signs in one): it never
+        flushes and is always rolled back, and on SQLite it takes no write lock (a deferred transaction)."""
+        with self._readers() as s:
+            try:
+                yield s
+            finally:
+                s.rollback()
 
     def ping(self) -> None:
         try:
