@@ -33,7 +33,8 @@ class Context:
     def build(cls, settings: Settings) -> Context:
         schedule = load_schedule(settings.schedule)
         rule = CodeRule(settings.archival_code_template)
-        return cls(settings, Catalogue(settings.catalogue_url), schedule, rule)
+        catalogue = Catalogue(settings.catalogue_url, busy_timeout=settings.db_busy_timeout_seconds)
+        return cls(settings, catalogue, schedule, rule)
 
     @property
     def store(self) -> Any:

@@ -118,8 +118,7 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
             trail = [TrailStep(action="受理", person=case.clerk, at=accepted),
                      TrailStep(action="审批", person="chief01", at=closed - timedelta(hours=1), opinion="同意"),
                      TrailStep(action="办结", person=case.clerk, at=closed)]
-            with ctx.catalogue.session() as s:
-                close_case(ctx, s, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
+            close_case(ctx, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
     batch_note = _stack(ctx, system, stacked, rng) if stacked else ""
     filed_count = sum(1 for _, f in CASES if f) + len(EXPIRED)
     users = "、".join(u[0] for u in USERS)

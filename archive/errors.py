@@ -63,3 +63,18 @@ class ConfigError(ArchiveError):
 class ServiceUnavailable(ArchiveError):
     status = 503
     code = "unavailable"
+
+
+class Busy(ServiceUnavailable):
+    """Try again shortly (a lock another request holds did not come free in time); answered with Retry-After."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, code: str | None = None, detail: dict[str, Any] | None = None,
+                 retry_after: int = 5) -> None:
+        super().__init__(message, code=code, detail={**(detail or {}), "retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def catalogue_busy() -> Busy:
+    return Busy("系统繁忙：目录数据库正被其他操作占用，本次操作未执行，请稍后重试", code="catalogue_busy")

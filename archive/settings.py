@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the catalogue; default sqlite:///<data_dir>/catalogue.db. "
         "Production: postgresql+psycopg://user@host:5432/archive")
+    db_busy_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="How long a catalogue statement waits for a lock another transaction holds "
+        "(SQLite busy timeout, PostgreSQL lock_timeout) before the request answers 503 catalogue_busy.")
     schedule: Path | None = Field(
         None, description="A center's own classification schedule (TOML); default: the packaged schedule.")
 

@@ -8,9 +8,11 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from archive.errors import ArchiveError
+from archive.catalogue.db import is_busy
+from archive.errors import ArchiveError, catalogue_busy
 
 log = logging.getLogger("archive.api")
 
@@ -34,6 +36,15 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(retry_after)
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers or None)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        """A lock wait that ran out (SQLite busy timeout, PostgreSQL lock_timeout, deadlock, serialisation
+        conflict) is 503 with Retry-After: the transaction was rolled back and may simply be retried."""
+        if not is_busy(exc):
+            return _internal(request)
+        log.warning("catalogue busy on %s %s: %s", request.method, request.url.path, exc.orig)
+        return await _archive_error(request, catalogue_busy())
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
@@ -50,7 +61,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        ref = uuid.uuid4().hex[:12]
-        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
-        return JSONResponse(body("internal_error", f"系统内部错误，请稍后重试；如仍失败请将编号 {ref} 告知系统管理员",
-                                 {"reference": ref}), status_code=500)
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    """500 with a reference to quote; the traceback of the exception being handled goes to the log."""
+    ref = uuid.uuid4().hex[:12]
+    log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+    return JSONResponse(body("internal_error", f"系统内部错误，请稍后重试；如仍失败请将编号 {ref} 告知系统管理员",
+                             {"reference": ref}), status_code=500)

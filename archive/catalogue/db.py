@@ -22,8 +22,18 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL and write-locking transactions so writers queue, not fail."""
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; ARCHIVE_DB_BUSY_TIMEOUT_SECONDS
+_PG_BUSY = {"55P03", "40001", "40P01"}  # lock_not_available (lock_timeout), serialization_failure, deadlock_detected
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY (busy timeout ran out), SQLITE_LOCKED
+READ_ONLY = "archive_read_only"  # execution option of Catalogue.reading()'s connections
+
+
+def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL and write-locking transactions so writers queue, not fail.
+
+    A statement waits at most ``busy_timeout`` seconds for a lock another transaction holds (SQLite's busy
+    timeout, PostgreSQL's lock_timeout); then it fails with an error :func:`is_busy` recognises.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -34,32 +44,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs)
-        _sqlite_pragmas(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs)
+        _sqlite_pragmas(engine, busy_timeout)
         return engine
     # No pool_pre_ping: its extra round trip costs ~15% of a short filing transaction. A connection
     # broken by a server restart fails one transaction, after which SQLAlchemy invalidates the pool.
     kwargs.setdefault("pool_recycle", 600)
     if parsed.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        kwargs["connect_args"] = {"connect_timeout": 5, "options": f"-c lock_timeout={round(busy_timeout * 1000)}",
+                                  **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def is_busy(exc: BaseException) -> bool:
+    """A lock another transaction held did not come free in time (or a deadlock or serialisation conflict):
+    the same request may well succeed when retried."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) in _PG_BUSY:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY
+    return type(orig).__name__ == "OperationalError" and "database is locked" in str(orig)
+
+
+def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions (档号 allocation,
-        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade. Readers
+        # (Catalogue.reading) begin deferred: in WAL they neither wait for writers nor block them.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def safe_url(url: str) -> str:
@@ -72,16 +96,27 @@ def safe_url(url: str) -> str:
 class Catalogue:
     """The catalogue database: engine, session factory and schema check."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, busy_timeout, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), autoflush=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session for long work between short writes (filing renders and signs in one): it never
+        flushes and is always rolled back, and on SQLite it takes no write lock (a deferred transaction)."""
+        with self._readers() as s:
+            try:
+                yield s
+            finally:
+                s.rollback()
 
     def ping(self) -> None:
         try:

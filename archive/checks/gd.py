@@ -115,7 +115,7 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
     out = []
     for d in docs:
         try:
-            out.append(Original(d, ctx.store.get(d.original_key).read()))
+            out.append(Original(d, ctx.store.read_bytes(d.original_key)))
         except ArchiveError as exc:  # missing object, digest mismatch on read …
             out.append(Original(d, None, f"{exc.code}: {exc.message}"))
     return out
@@ -131,7 +131,7 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
     rendition: bytes | None = None
     if item.rendition_key:
         try:
-            rendition = ctx.store.get(item.rendition_key).read()
+            rendition = ctx.store.read_bytes(item.rendition_key)
         except ArchiveError:
             rendition = None
     parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)

@@ -657,10 +657,11 @@ def package_stream(ctx: Context, row: TransferPackage) -> Iterator[bytes]:
     if row.zip_key is None:
         raise Conflict("该信息包未通过移交检测，没有可下载的文件", code="transfer_not_released",
                        detail={"package_no": row.package_no, "status": row.status})
-    stream = ctx.store.get(row.zip_key)
+    key = row.zip_key
+    ctx.store.stat(key)  # a missing package is an error before the first byte, not in the middle
 
-    def chunks() -> Iterator[bytes]:
-        with stream:
+    def chunks() -> Iterator[bytes]:  # opens the stream only when read, so it is always closed
+        with ctx.store.get(key) as stream:
             while chunk := stream.read(CHUNK):
                 yield chunk
 

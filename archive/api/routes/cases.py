@@ -389,12 +389,13 @@ def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: S
     if not (principal.can(Permission.CASE_WRITE) or principal.can(Permission.FILING_OVERRIDE)):
         raise PermissionDenied("当前账号没有「受理与修改业务」权限，不能办结归档", code="permission_denied",
                                detail={"permission": Permission.CASE_WRITE.value})
+    session.commit()  # filing takes short transactions of its own; on SQLite this one would hold the write lock
     try:
         with audited(session, principal, "item.file", target_type="case", target_id=serial):
-            item = close_case(ctx, session, principal, serial, req)
+            close_case(ctx, principal, serial, req)
     except FilingChecksFailed as exc:
         keep_refusal(ctx, principal, serial, exc)
         raise
-    session.refresh(item.case)
-    return case_out(item.case, principal)
+    with ctx.catalogue.reading() as r:
+        return case_out(get_case(r, principal, serial), principal)
 

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
+from starlette.background import BackgroundTask
 
 from archive import access, images
 from archive.access import PURPOSE_HEADER, AccessEventOut, RateLimited, purpose_of, record_access
@@ -416,8 +417,9 @@ def _file_response(ctx: Context, request: Request, key: str, size: int, sha256: 
     if span is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     stream = ctx.store.get(key, offset=start, length=length) if length > 0 else None
+    # closed after the response even when the client left before the first chunk was read
     return StreamingResponse(_chunks(stream), status_code=206 if span is not None else 200, media_type=media_type,
-                             headers=headers)
+                             headers=headers, background=BackgroundTask(stream.close) if stream else None)
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:
