@@ -2,7 +2,7 @@
 
 The heavy work runs outside any write transaction, so a long filing (thousands of pages) never holds
 SQLite's database-wide write lock or a PostgreSQL row lock while it renders
-(docs/decisions/0012-filing-outside-write-transactions.md). In a read-only session (Catalogue.reading):
+(docs/decisions/0014-filing-outside-write-transactions.md). In a read-only session (Catalogue.reading):
 check the case and its materials, predict the 档号 (the 件号 the class's counter would give next; the
 rendition carries the 档号), run the catalogue record's GD checks, build and sign the PDF/A rendition, run
 the remaining GD checks, store the rendition. Then one short write transaction: lock the case, make sure
