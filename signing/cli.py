@@ -18,7 +18,7 @@ from signing.certificates import ensure_dev_pki, load_certificates, load_trust_r
 from signing.eep import verify_eep
 from signing.fixity import Digests
 from signing.tsa import LocalTsa
-from signing.validate import VerificationReport, check_fixity, verify_pdf
+from signing.validate import NO_TIMESTAMP, VerificationReport, check_fixity, verify_pdf
 
 app = typer.Typer(help="签章与验证 (signatures, time stamps, verification)", no_args_is_help=True)
 
@@ -53,7 +53,9 @@ def print_report(report: VerificationReport, console: Console, title: str) -> No
     table.add_column("说明")
     for check in report.checks:
         name = check.name if not check.signature else f"{check.name} [{check.signature}]"
-        table.add_row(name, "[green]通过[/green]" if check.passed else "[red]未通过[/red]", check.detail)
+        result = {"passed": "[green]通过[/green]", "absent": "[yellow]无[/yellow]"}.get(check.status,
+                                                                                     "[red]未通过[/red]")
+        table.add_row(name, result, check.detail)
     console.print(table)
     if report.level:
         console.print(f"签章级别 PAdES {report.level}；签章人：{report.signer}；"
@@ -62,7 +64,8 @@ def print_report(report: VerificationReport, console: Console, title: str) -> No
         d = report.digests
         console.print(f"SHA-256 {d.sha256}\nSM3     {d.sm3}\n大小    {d.size} 字节")
     if report.ok:
-        console.print("[bold green]验证通过[/bold green]")
+        note = "（PAdES B-B：" + NO_TIMESTAMP + "）" if report.level == "B-B" else ""
+        console.print("[bold green]验证通过[/bold green]" + note)
     else:
         console.print("[bold red]验证未通过：[/bold red]" + "、".join(c.name for c in report.failures))
 
