@@ -415,7 +415,7 @@ def _destroy(ctx: Context, session: Session, principal: Principal, number: str,
     for sha in digests:
         images.evict(sha)
     now = utcnow()
-    item.status = "destroyed"
+    item.status = case.status = "destroyed"  # one truthful status: the case record says so too
     for d in docs:
         d.status = "destroyed"
     case.applicant_id_number = case.applicant_mobile = case.personal_account = case.unit_account = None
