@@ -56,7 +56,7 @@ def report(report_id: int,
             data = reports.report_dict(row)
             if pdf is not None:
                 pdf.write_bytes(reports.report_pdf(row, fonds_name=ctx.settings.fonds_name,
-                                                   font_path=ctx.settings.cjk_font))
+                                                   font_path=ctx.settings.cjk_font, zone=ctx.zone))
                 out.print(f"已写出检测报告 PDF：{pdf}")
                 return
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pypdfium2 as pdfium
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -21,6 +22,7 @@ from archive.catalogue.models import (
 from archive.cli import app
 from archive.context import Context
 from archive.indexing import IndexWorker
+from archive.localtime import local_time
 from archive.permissions import Permission, Principal
 from archive.retention import destruction
 from search.base import SearchQuery, Visibility
@@ -112,6 +114,8 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
 
     r = client.get(f"/api/v1/destruction-lists/{list_id}/pdf", headers=people["head"])
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    text = "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(r.content))
+    assert f"编制时间：{local_time(dl.created_at, ctx.zone)}" in text and "（UTC+08:00）" in text  # zone shown
     report = verify_pdf(r.content, load_trust_roots(ctx.settings.pki_path), check_pdfa=False)
     assert report.ok, report.failures
     with ctx.catalogue.session() as s:
