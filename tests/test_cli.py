@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,11 @@ def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir
     assert (data_dir / "catalogue.db").exists()
     second = runner.invoke(app, ["init", "--demo"])
     assert second.exit_code == 0 and "已存在" in second.output
+    # the key is shown only once: the re-run says how to get a new one, and that command works
+    new_key = second.output[second.output.index("archive client add"):].split("（")[0].split()[3:]
+    assert not re.search(r"ak_[0-9a-f]{12}_", second.output) and new_key[0] == "demo-core-system-2"
+    added = runner.invoke(app, ["client", "add", *new_key])
+    assert added.exit_code == 0 and "ak_" in added.output, added.output
     verify = runner.invoke(app, ["audit", "verify"])
     assert verify.exit_code == 0 and "审计日志完整" in verify.output
     ctx = Context.build(load_settings(data_dir=data_dir))
