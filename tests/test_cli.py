@@ -55,10 +55,44 @@ def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir
 
 
 def test_serve_refuses_an_unmigrated_catalogue(data_dir: Path) -> None:
+    """Given an empty data directory, When `archive serve` runs, Then it stops saying what to run,
+    and leaves no empty catalogue.db behind (which `db status` would then report as 未初始化)."""
     r = runner.invoke(app, ["serve"])
     assert r.exit_code == 2
     assert "archive db upgrade" in r.output and "catalogue_not_migrated" in r.output
     assert "Traceback" not in r.output
+    assert not (data_dir / "catalogue.db").exists()
+
+
+@pytest.mark.parametrize("url", ["postgres://archive@127.0.0.1/archive", "mysql://archive@127.0.0.1/archive",
+                                 "postgresql://archive@127.0.0.1/archive"])
+def test_unsupported_database_url_is_a_message_not_a_traceback(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ARCHIVE_DATABASE_URL with a scheme the archive does not run on, When a command starts,
+    Then one line names the setting and the accepted forms (no traceback)."""
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    r = runner.invoke(app, ["db", "status"])
+    assert r.exit_code == 2 and "unsupported_database_url" in r.output, r.output
+    assert "ARCHIVE_DATABASE_URL" in r.output and "postgresql+psycopg://" in r.output and "sqlite:///" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_missing_postgresql_database_says_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a PostgreSQL server that answers but has no database of that name, When `archive db upgrade` runs,
+    Then the message says the database does not exist and how to create it, distinct from a server that is down."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    try:
+        _pg_admin().connect().close()
+    except Exception:
+        pytest.skip("PostgreSQL not reachable")
+    url = make_url(PG_ADMIN_URL).set(database="archive_no_such_db").render_as_string(hide_password=False)
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    r = runner.invoke(app, ["db", "upgrade"])
+    assert r.exit_code == 2 and "catalogue_database_missing" in r.output, r.output
+    assert "archive_no_such_db 不存在" in r.output and "CREATE DATABASE archive_no_such_db" in r.output
+    assert "catalogue_unreachable" not in r.output and "Traceback" not in r.output
 
 
 def test_db_upgrade_then_status(data_dir: Path) -> None:
