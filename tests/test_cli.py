@@ -141,3 +141,41 @@ def test_user_and_client_commands(data_dir: Path) -> None:
 def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
     r = runner.invoke(app, ["schedule", "check"])
     assert r.exit_code == 0 and "贷款结清" in r.output and "默认值" in r.output
+
+
+def test_user_add_help_names_every_role_and_is_not_cut_at_80_columns() -> None:
+    """Given `archive user add --help` read through a pipe (no terminal, no COLUMNS), When it prints,
+    Then every role, archive_head included, is named, and lines are not cut at 80 columns."""
+    import os
+    import subprocess
+    import sys
+
+    from archive.permissions import ROLE_NAMES
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    done = subprocess.run([sys.executable, "-c", "from archive.cli import main; main()", "user", "add", "--help"],
+                          capture_output=True, text=True, env=env, check=True)
+    assert all(role in done.stdout for role in ROLE_NAMES), done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) > 80 and "…" not in done.stdout
+
+
+def test_every_command_and_option_is_explained_in_chinese() -> None:
+    """Given every command and option of `archive`, When its help is read, Then it is in Chinese
+    (English only for the names of commands, options and values)."""
+    import re
+
+    import click
+    import typer
+
+    def walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        found = [(path, command)]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, f"{path} {name}")
+        return found
+
+    english = []
+    for path, command in walk(typer.main.get_command(app), "archive"):
+        helps = [("", command.help)] + [(p.name, getattr(p, "help", None)) for p in command.params]
+        english += [f"{path} {name}: {text}" for name, text in helps
+                    if name != "help" and text and not re.search(r"[\u4e00-\u9fff]", text)]
+    assert english == []
