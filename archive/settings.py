@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     fonds_code: str = Field("J001", description="全宗号 of this center.")
     fonds_name: str = Field("住房公积金管理中心", description="全宗名称.")
     archival_code_template: str = Field(DEFAULT_CODE_TEMPLATE, description="档号 template.")
-    timezone: str = Field("Asia/Shanghai", description="Local time zone: business dates and the 年度 of an item.")
+    timezone: str = Field("Asia/Shanghai", description="Local time zone: business dates, the 年度 of an item, and "
+                                                       "every time shown to people (with its offset).")
 
     # --- API ---
     host: str = Field("127.0.0.1", description="Address `archive serve` listens on.")

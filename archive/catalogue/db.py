@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import ConfigError, ServiceUnavailable
+from archive.errors import ArchiveError, ConfigError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -41,7 +41,14 @@ def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: 
             "ARCHIVE_DATABASE_URL 格式不正确，应形如 postgresql+psycopg://用户@主机:5432/库名 或 sqlite:///路径",
             code="invalid_database_url", detail={"setting": "ARCHIVE_DATABASE_URL"},
         ) from None
-    if parsed.get_backend_name() == "sqlite":
+    backend, _, driver = parsed.drivername.partition("+")  # not get_driver_name(): it loads the dialect
+    if backend not in ("sqlite", "postgresql") or (backend == "postgresql" and driver != "psycopg"):
+        raise ConfigError(
+            f"ARCHIVE_DATABASE_URL 的数据库类型 {parsed.drivername}:// 不受支持；"
+            "PostgreSQL 请写作 postgresql+psycopg://用户@主机:5432/库名，SQLite 请写作 sqlite:///路径",
+            code="unsupported_database_url", detail={"setting": "ARCHIVE_DATABASE_URL", "scheme": parsed.drivername},
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs)
@@ -125,7 +132,15 @@ class Catalogue:
         except OperationalError as exc:
             raise unreachable(self.url, exc) from None
 
+    def _missing_sqlite_file(self) -> bool:
+        """A SQLite catalogue whose file does not exist (connecting would create an empty one)."""
+        url = make_url(self.url)
+        return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:" \
+            and not Path(str(url.database)).exists()
+
     def current_revision(self) -> str | None:
+        if self._missing_sqlite_file():
+            return None
         from alembic.runtime.migration import MigrationContext
 
         try:
@@ -176,8 +191,19 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def unreachable(url: str, exc: Exception) -> ServiceUnavailable:
+def unreachable(url: str, exc: Exception) -> ArchiveError:
+    """The server is down or refuses us (ServiceUnavailable), or answers that the database does not exist."""
     reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    if "does not exist" in reason and "database" in reason:
+        parsed = make_url(url)
+        name, host = parsed.database or "", parsed.host or "localhost"
+        user = f" -U {parsed.username}" if parsed.username else ""
+        return ConfigError(
+            f"数据库服务器 {host} 可以连接，但目录数据库 {name} 不存在：请先创建它"
+            f"（例如 createdb -h {host}{user} {name}，或 SQL：CREATE DATABASE {name}），再运行 `archive init`",
+            code="catalogue_database_missing",
+            detail={"setting": "ARCHIVE_DATABASE_URL", "database": name, "reason": reason},
+        )
     return ServiceUnavailable(
         f"无法连接目录数据库 {safe_url(url)}，请检查 ARCHIVE_DATABASE_URL 和数据库服务是否运行",
         code="catalogue_unreachable", detail={"setting": "ARCHIVE_DATABASE_URL", "reason": reason},

@@ -56,7 +56,7 @@ class Case(Base):
     fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
     category: Mapped[str] = mapped_column(String(2), index=True)
     business_type: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open, filed, destroyed
     applicant_name: Mapped[str | None] = mapped_column(String(100))
     applicant_id_number: Mapped[str | None] = mapped_column(String(18), index=True)  # 证件号码
     applicant_mobile: Mapped[str | None] = mapped_column(String(11))

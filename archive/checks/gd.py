@@ -263,7 +263,8 @@ def fixity(s: FilingSubject) -> list[Result]:
             out.append(Result(F, f"归档 PDF 的电子签名验证未通过：{shown}", "rendition",
                               {"failures": [c.name for c in report.failures]}))
         else:
-            out.append(Result(P, f"电子签名有效（{report.level}，签署人 {report.signer}），摘要一致", "rendition",
+            level = "PAdES B-B，无时间戳" if report.level == "B-B" else f"PAdES {report.level}"
+            out.append(Result(P, f"电子签名有效（{level}，签署人 {report.signer}），摘要一致", "rendition",
                               {"level": report.level}))
     if not any(r.outcome == F for r in out):
         out.insert(0, Result(P, f"{len(s.originals)} 个原件的 SHA-256/SM3 摘要与登记值一致"))

@@ -85,7 +85,8 @@ def _visible_report(session: Session, principal: Principal, report_id: int) -> C
 
 
 def _pdf(ctx: Context, report: CheckReport) -> Response:
-    pdf = reports.report_pdf(report, fonds_name=ctx.settings.fonds_name, font_path=ctx.settings.cjk_font)
+    pdf = reports.report_pdf(report, fonds_name=ctx.settings.fonds_name, font_path=ctx.settings.cjk_font,
+                             zone=ctx.zone)
     name = quote(f"四性检测报告-{report.id}.pdf")
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f"inline; filename*=UTF-8''{name}"})

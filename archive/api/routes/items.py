@@ -302,6 +302,8 @@ class CheckOut(BaseModel):
     passed: bool
     detail: str
     signature: str | None
+    status: str = Field(description="passed 通过；failed 未通过；absent 无可检查之物（如 PAdES B-B 签章没有时间戳），"
+                                    "既非通过也非未通过")
 
 
 class VerificationOut(BaseModel):
