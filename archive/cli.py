@@ -195,7 +195,7 @@ def user_add(username: str,
 @user_app.command("unlock")
 @friendly
 def user_unlock(username: str) -> None:
-    """Lift a user's login lock (after too many wrong passwords) and clear the count of failures."""
+    """解除用户的登录锁定（因多次密码错误而锁定），并清零失败次数。"""
     from archive import logins
 
     ctx = _context()
