@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from archive.errors import ArchiveError
@@ -15,6 +16,7 @@ from archive.errors import ArchiveError
 log = logging.getLogger("archive.api")
 
 _HTTP_MESSAGES = {
+    400: ("malformed_request", "请求格式有误，无法读取请求内容；请检查 JSON 或上传表单（multipart）的格式后重试"),
     404: ("not_found", "请求的接口或资源不存在"),
     405: ("method_not_allowed", "该接口不支持此请求方法"),
     413: ("payload_too_large", "请求内容过大"),
@@ -41,9 +43,21 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body("invalid_request", f"请求内容有误：{text}", problems), status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        code, message = _HTTP_MESSAGES.get(exc.status_code, ("http_error", str(exc.detail)))
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code, message = _HTTP_MESSAGES.get(exc.status_code, ("http_error", f"请求无法处理（HTTP {exc.status_code}）"))
+        if exc.status_code not in (404, 405):  # the library's reason is for the log, not for the person
+            log.info("HTTP %s on %s %s: %s", exc.status_code, request.method, request.url.path, exc.detail)
         return JSONResponse(body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        """Safety net behind the bounded parameters: a value the database (or date arithmetic) cannot hold is
+        the caller's mistake, not a server error. The library text goes to the log only."""
+        log.warning("value out of range on %s %s: %s", request.method, request.url.path, type(exc).__name__,
+                    exc_info=exc)
+        return JSONResponse(body("value_out_of_range", "请求中的数值或日期超出系统可处理的范围，请核对后重新提交"),
+                            status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
