@@ -157,3 +157,16 @@ def test_an_unreadable_body_is_400_in_chinese(ctx: Context, client: TestClient, 
         assert body["code"] == "malformed_request" and body["message"].startswith("请求格式有误")
     assert "There was an error" not in r.text and "Invalid multipart" not in r.text
     assert _audit_count(ctx) == before
+
+
+@pytest.mark.parametrize("request_id", [2**31, 10**30, 0])
+def test_a_loan_naming_an_impossible_request_is_422(ctx: Context, client: TestClient, staff: dict[str, str],
+                                                    request_id: int) -> None:
+    """Given a paper loan whose request_id no catalogue row can have, When it is recorded, Then 422 names the
+    field (not a database error), and nothing is lent or audited."""
+    before = _audit_count(ctx)
+    r = client.post("/api/v1/lending/loans", headers=staff, json={
+        "borrower": "张三", "archival_codes": ["J001-YW·2026-D30-TQ-000001"], "due_date": "2026-12-20",
+        "request_id": request_id})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request" and "request_id" in r.json()["message"]
+    assert _audit_count(ctx) == before
