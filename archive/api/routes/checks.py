@@ -74,7 +74,7 @@ def get_report_pdf(report_id: Id, ctx: Context = Depends(context), session: Sess
     return _pdf(ctx, _visible_report(session, principal, report_id))
 
 
-def _visible_report(session: Session, principal: Principal, report_id: Id) -> CheckReport:
+def _visible_report(session: Session, principal: Principal, report_id: int) -> CheckReport:
     """The report, or 404 also when it concerns another branch's item, or no item and the caller is
     branch-limited (existence must not leak)."""
     report = reports.get_report(session, report_id)

@@ -146,7 +146,7 @@ def find_item(session: Session, principal: Principal, archival_code: str) -> Arc
     return item
 
 
-def find_document(session: Session, principal: Principal, document_id: Id) -> Document:
+def find_document(session: Session, principal: Principal, document_id: int) -> Document:
     doc = session.scalar(select(Document).where(Document.id == document_id)
                          .options(joinedload(Document.case).joinedload(Case.item)))
     if doc is None or not principal.sees_branch(doc.case.branch):
@@ -165,7 +165,7 @@ def granted_item(session: Session, principal: Principal, archival_code: str, wha
     return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
 
 
-def granted_document(session: Session, principal: Principal, document_id: Id, what: str, permission: Permission,
+def granted_document(session: Session, principal: Principal, document_id: int, what: str, permission: Permission,
                      ctx: Context) -> tuple[Document, int | None]:
     """The document, and the id of the lending grant on its item the caller reads it under, if any."""
     doc = session.scalar(select(Document).where(Document.id == document_id)
