@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, caller, context
-from archive.api.params import MAX_INT, Year, YearValue
+from archive.api.params import MAX_INT, MAX_YEAR, YearValue
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.identifiers import mask_id_number, mask_name
@@ -121,8 +121,8 @@ def search(
     closed_to: date | None = Query(None, description="办结日期止（含）"),
     expiry_from: date | None = Query(None, description="保管期满日期起（含）"),
     expiry_to: date | None = Query(None, description="保管期满日期止（含）"),
-    year_from: Year = None,
-    year_to: Year = None,
+    year_from: int | None = Query(None, ge=1, le=MAX_YEAR, description="年度起（含）"),
+    year_to: int | None = Query(None, ge=1, le=MAX_YEAR, description="年度止（含）"),
     amount_min: Decimal | None = Query(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="金额下限（元，含）"),
     amount_max: Decimal | None = Query(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="金额上限（元，含）"),
     facet: list[str] = Query([], description=f"分面统计字段，可重复：{', '.join(FACET_FIELDS)}"),
