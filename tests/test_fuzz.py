@@ -3,7 +3,7 @@
 Bounded and deterministic so that it can run in CI: a fixed number of examples per operation, hypothesis
 derandomized (the same requests every run), no example database, SQLite only. The catalogue holds the demo data
 and the callers are valid users and API clients, so the requests get past authentication into the handlers.
-Set ARCHIVE_TEST_FUZZ_EXAMPLES to fuzz harder locally (e.g. 200).
+Set ARCHIVE_TEST_FUZZ_EXAMPLES to fuzz harder locally (e.g. 200, with --timeout=0: the suite allows 300 s a test).
 """
 
 from __future__ import annotations
