@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -59,6 +60,8 @@ def test_a_number_past_64_bits_is_422_naming_the_field(ctx: Context, client: Tes
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["code"] == "invalid_request" and body["message"].startswith("请求内容有误")
+    assert re.search(r"不能大于 \d+", body["message"]), body["message"]  # in Chinese, with the bound
+    assert "Input should" not in body["message"] and body["detail"][0]["type"] == "less_than_equal"
     assert "OverflowError" not in r.text and "SQLite" not in r.text
     assert client.get("/healthz").json() == {"status": "ok"}
     assert _audit_count(ctx) == before
