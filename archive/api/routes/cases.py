@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
+from archive.api.params import Id, Offset
 from archive.capture import cover_sheet, documents
 from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
 from archive.catalogue.models import Case, Document
@@ -119,7 +120,7 @@ def case_out(case: Case, principal: Principal) -> CaseOut:
 @router.get("", response_model=list[CaseSummary], summary="业务列表（按网点权限过滤，个人信息按角色脱敏）")
 def list_cases(status: str | None = Query(None, max_length=16),
                business_type: str | None = Query(None, max_length=16),
-               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+               limit: int = Query(50, ge=1, le=500), offset: Offset = 0,
                session: Session = UnitOfWork,
                principal: Principal = Depends(require(Permission.CASE_READ))) -> list[CaseSummary]:
     q = select(Case).order_by(Case.accepted_at.desc(), Case.id.desc()).limit(limit).offset(offset)
@@ -239,14 +240,14 @@ class RemoveIn(BaseModel):
 
 @router.post("/{serial}/documents/{document_id}/remove", status_code=204,
              summary="撤下材料（仅未归档业务，须说明理由）")
-def remove_document(serial: str, document_id: int, req: RemoveIn, session: Session = UnitOfWork,
+def remove_document(serial: str, document_id: Id, req: RemoveIn, session: Session = UnitOfWork,
                     principal: Principal = Depends(require(Permission.CASE_WRITE))) -> None:
     case = get_case(session, principal, serial)
     documents.remove(session, principal, case, documents.find_document(session, case, document_id), req.reason)
 
 
 @router.put("/{serial}/documents/{document_id}", response_model=DocumentOut, summary="替换材料（仅未归档业务）")
-def replace_document(serial: str, document_id: int, file: Annotated[UploadFile, File()],
+def replace_document(serial: str, document_id: Id, file: Annotated[UploadFile, File()],
                      ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(require(Permission.CASE_WRITE))) -> DocumentOut:
     case = get_case(session, principal, serial)

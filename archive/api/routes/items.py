@@ -27,6 +27,7 @@ from starlette.background import BackgroundTask
 from archive import access, images
 from archive.access import PURPOSE_HEADER, AccessEventOut, RateLimited, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
+from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
 from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.context import Context
@@ -235,8 +236,8 @@ def lookup(req: LookupIn = Body(openapi_examples={"two": {"summary": "两个流�
                        422: {"description": "宽度超过上限（width_too_large）或格式不支持"}},
             summary="材料的页面图像（JPEG/PNG/WebP，指定宽度；缩略图用 w=200）",
             description="由原件渲染并缓存，再次请求直接读缓存。登记一条利用记录（what=page）。")
-def page_image(document_id: int, page: int, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
-               w: int = Query(images.DEFAULT_WIDTH, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
+def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
+               w: int = Query(images.DEFAULT_WIDTH, le=MAX_INT, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
                               examples=[1000, images.THUMBNAIL_WIDTH]),
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
@@ -271,7 +272,7 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
             responses={**_FILE_RESPONSES, 200: {"content": {"application/octet-stream": {}}}},
             summary="材料原件（按接收时原样），支持 Range",
             description="登记一条利用记录（what=original）。")
-def original(document_id: int, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def original(document_id: Id, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
              why: str | None = Depends(purpose),
              principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
     doc, grant = granted_document(session, principal, document_id, "original", Permission.FILE_READ, ctx)
@@ -369,7 +370,7 @@ def _register_reader(principal: Principal = Depends(caller)) -> Principal:
 def access_events(archival_code: str | None = Query(None, max_length=64, examples=[CODE_EXAMPLE]),
                   actor: str | None = Query(None, max_length=100, description="用户名或接入系统名称"),
                   since: datetime | None = Query(None), limit: int = Query(100, ge=1, le=1000),
-                  offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+                  offset: Offset = 0, session: Session = UnitOfWork,
                   _: Principal = Depends(_register_reader)) -> AccessPage:
     total, events = access.list_access(session, target=archival_code, actor=actor, since=since, limit=limit,
                                        offset=offset)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, context, require
+from archive.api.params import Id
 from archive.capture import scans
 from archive.capture.documents import Received
 from archive.catalogue.models import ScanBatch, ScanPart
@@ -76,7 +77,7 @@ def unassigned(limit: int = Query(100, ge=1, le=1000), session: Session = UnitOf
 
 
 @router.get("/{batch_id}", response_model=BatchOut, summary="批量扫描的进度与拆分结果")
-def read(batch_id: int, session: Session = UnitOfWork,
+def read(batch_id: Id, session: Session = UnitOfWork,
          _: Principal = Depends(require(Permission.CASE_WRITE))) -> BatchOut:
     batch = session.get(ScanBatch, batch_id)
     if batch is None:
@@ -90,7 +91,7 @@ class AssignIn(BaseModel):
 
 
 @router.post("/parts/{part_id}/assign", response_model=PartOut, summary="把待分配的扫描页归入某笔业务")
-def assign(part_id: int, req: AssignIn, ctx: Context = Depends(context),
+def assign(part_id: Id, req: AssignIn, ctx: Context = Depends(context),
            session: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> PartOut:
     return PartOut.model_validate(scans.assign(ctx, session, principal, part_id, req.serial, req.material_type),
