@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
-from archive.api.params import Id, Offset
+from archive.api.params import MAX_INT, Id, Offset
 from archive.capture import cover_sheet, documents
 from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
 from archive.catalogue.models import Case, Document
@@ -268,7 +268,7 @@ class DocumentChanged(DocumentOut):
 
 @router.patch("/{serial}/documents/{document_id}", response_model=DocumentChanged,
               summary="指定材料类型（仅未归档业务；如批量扫描的材料默认为“其他”）")
-def set_material_type(serial: str, document_id: int, req: MaterialTypeIn, ctx: Context = Depends(context),
+def set_material_type(serial: str, document_id: Id, req: MaterialTypeIn, ctx: Context = Depends(context),
                       session: Session = UnitOfWork,
                       principal: Principal = Depends(require(Permission.CASE_WRITE))) -> DocumentChanged:
     case = get_case(session, principal, serial)
@@ -278,8 +278,8 @@ def set_material_type(serial: str, document_id: int, req: MaterialTypeIn, ctx: C
 
 
 class SplitPartIn(BaseModel):
-    first_page: int = Field(description="起始页（从 1 起）", examples=[1])
-    last_page: int = Field(description="结束页（含）", examples=[2])
+    first_page: int = Field(le=MAX_INT, description="起始页（从 1 起）", examples=[1])
+    last_page: int = Field(le=MAX_INT, description="结束页（含）", examples=[2])
     material_type: str = Field(max_length=40, examples=["application_form"])
 
 
@@ -295,7 +295,7 @@ class SplitOut(BaseModel):
 @router.post("/{serial}/documents/{document_id}/split", response_model=SplitOut, status_code=201,
              summary="按页码拆分扫描材料，每段指定材料类型（仅未归档业务；原件保留）",
              responses={422: {"description": "页码段重叠、越界、为空或未覆盖全部页；材料类型不属于该业务"}})
-def split_document(serial: str, document_id: int, req: SplitIn, ctx: Context = Depends(context),
+def split_document(serial: str, document_id: Id, req: SplitIn, ctx: Context = Depends(context),
                    session: Session = UnitOfWork,
                    principal: Principal = Depends(require(Permission.CASE_WRITE))) -> SplitOut:
     case = get_case(session, principal, serial)
