@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -132,7 +133,19 @@ def allocate(session: Session, rule: CodeRule, fonds: str, year: int, retention:
         )
         .returning(seq.last_number)
     )
-    number = session.execute(stmt).scalar_one()
+    return _parts(rule, fonds, year, retention, category, session.execute(stmt).scalar_one())
+
+
+def peek(session: Session, rule: CodeRule, fonds: str, year: int, retention: str, category: str) -> CodeParts:
+    """The 件号 :func:`allocate` would take now, without taking it (nothing is locked or written)."""
+    RetentionCode(retention)
+    seq = ArchivalCodeSequence
+    last = session.scalar(select(seq.last_number).where(
+        seq.fonds_code == fonds, seq.year == year, seq.retention_code == retention, seq.category == category))
+    return _parts(rule, fonds, year, retention, category, (last or 0) + 1)
+
+
+def _parts(rule: CodeRule, fonds: str, year: int, retention: str, category: str, number: int) -> CodeParts:
     if rule.max_number is not None and number > rule.max_number:
         raise Conflict(
             f"{year} 年度 {retention}-{category} 的件号已用尽（上限 {rule.max_number}），请调整档号规则的件号位数",

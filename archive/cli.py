@@ -1,8 +1,14 @@
-"""The ``archive`` command (typer)."""
+"""The ``archive`` command (typer).
+
+Heavy modules (signing, storage clients, PDF, image and search libraries) are imported inside the commands that
+use them, so that ``archive --help`` and every other command start in well under a second.
+"""
 
 from __future__ import annotations
 
 import getpass
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -17,13 +23,16 @@ from archive.commands.console import err, friendly, out
 from archive.context import Context
 from archive.settings import get_settings
 
-app = typer.Typer(help="住房公积金电子业务档案系统 — electronic business archive.", no_args_is_help=True)
-db_app = typer.Typer(help="Catalogue database.", no_args_is_help=True)
-user_app = typer.Typer(help="People's accounts.", no_args_is_help=True)
-client_app = typer.Typer(help="Business systems calling the API.", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit log.", no_args_is_help=True)
-schedule_app = typer.Typer(help="Classification schedule.", no_args_is_help=True)
-scans_app = typer.Typer(help="Batch scans.", no_args_is_help=True)
+HELP_WIDTH = 120  # help read through a pipe, a pager or a file is not cut at 80 columns
+
+app = typer.Typer(help="住房公积金电子业务档案系统。", no_args_is_help=True, add_completion=False,
+                  context_settings={"max_content_width": HELP_WIDTH})
+db_app = typer.Typer(help="目录数据库：迁移与版本。", no_args_is_help=True)
+user_app = typer.Typer(help="用户账号。", no_args_is_help=True)
+client_app = typer.Typer(help="接入系统（调用 API 的业务系统）。", no_args_is_help=True)
+audit_app = typer.Typer(help="审计日志。", no_args_is_help=True)
+schedule_app = typer.Typer(help="分类方案。", no_args_is_help=True)
+scans_app = typer.Typer(help="批量扫描。", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (user_app, "user"), (client_app, "client"), (audit_app, "audit"),
                   (schedule_app, "schedule"), (scans_app, "scans")):
     app.add_typer(sub, name=name)
@@ -60,8 +69,8 @@ def _record_schedule(ctx: Context) -> None:
 
 @app.command()
 @friendly
-def init(demo: Annotated[bool, typer.Option(help="Also load demo users, a client and cases.")] = False) -> None:
-    """Create the data directory and catalogue, migrate it, and (with --demo) load demo data."""
+def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演示接入系统和演示业务。")] = False) -> None:
+    """创建数据目录和目录数据库并迁移到最新版本，生成开发用证书；加 --demo 时加载演示数据。"""
     ctx = _context(check=False)
     ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx.catalogue.upgrade()
@@ -85,7 +94,7 @@ def init(demo: Annotated[bool, typer.Option(help="Also load demo users, a client
 @app.command()
 @friendly
 def demo() -> None:
-    """Load demo users, a client, cases with generated scans (most filed) and one batch stack."""
+    """向已初始化的目录数据库加载演示数据：用户、接入系统、带扫描件的业务（大部分已归档）和一个批量扫描批次。"""
     from archive.demo import load_demo
 
     ctx = _context()
@@ -96,7 +105,7 @@ def demo() -> None:
 @db_app.command("upgrade")
 @friendly
 def db_upgrade() -> None:
-    """Migrate the catalogue to this version of the code."""
+    """把目录数据库迁移到本程序的版本。"""
     ctx = _context(check=False)
     before = ctx.catalogue.current_revision()
     ctx.catalogue.upgrade()
@@ -107,7 +116,7 @@ def db_upgrade() -> None:
 @db_app.command("status")
 @friendly
 def db_status() -> None:
-    """Show the catalogue's schema revision and whether it matches the code."""
+    """显示目录数据库的版本，以及是否与本程序一致。"""
     ctx = _context(check=False)
     out.print(f"当前版本：{ctx.catalogue.current_revision() or '（未初始化）'}")
     ctx.catalogue.check_schema()
@@ -116,9 +125,9 @@ def db_status() -> None:
 
 @app.command()
 @friendly
-def serve(host: Annotated[str | None, typer.Option(help="Default: ARCHIVE_HOST.")] = None,
-          port: Annotated[int | None, typer.Option(help="Default: ARCHIVE_PORT.")] = None) -> None:
-    """Run the API server (stops at once if the catalogue is not migrated)."""
+def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 ARCHIVE_HOST。")] = None,
+          port: Annotated[int | None, typer.Option(help="监听端口，默认 ARCHIVE_PORT。")] = None) -> None:
+    """运行 API 服务（目录数据库未迁移时立即停止并提示）。"""
     import uvicorn
 
     from archive.api.app import create_app
@@ -145,8 +154,8 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: ARCHIVE_HOST."
 
 @app.command()
 @friendly
-def worker(once: Annotated[bool, typer.Option("--once", help="Index what is pending, then exit.")] = False) -> None:
-    """Index catalogue changes from the outbox into the search index (production: one next to the API)."""
+def worker(once: Annotated[bool, typer.Option("--once", help="索引完当前待办后退出。")] = False) -> None:
+    """把目录数据库的变更（outbox）写入检索索引（生产环境在 API 旁运行一个）。"""
     import logging
     import threading
 
@@ -168,12 +177,14 @@ def worker(once: Annotated[bool, typer.Option("--once", help="Index what is pend
 @user_app.command("add")
 @friendly
 def user_add(username: str,
-             role: Annotated[list[str], typer.Option("--role", "-r", help="clerk, archivist, auditor, admin, "
-                                                     "security_officer; repeatable.")],
-             name: Annotated[str, typer.Option(help="Display name.")] = "",
-             branch: Annotated[str | None, typer.Option(help="Branch (网点) the user works at.")] = None,
-             password: Annotated[str | None, typer.Option(help="Omit to be prompted.")] = None) -> None:
-    """Create a user with roles."""
+             role: Annotated[list[str], typer.Option("--role", "-r", help="角色，可重复：clerk 柜员， "
+                                                     "archivist 档案管理员， archive_head 档案部门负责人， "
+                                                     "auditor 安全审计员， admin 系统管理员， "
+                                                     "security_officer 安全保密管理员")],
+             name: Annotated[str, typer.Option(help="姓名（显示名）。")] = "",
+             branch: Annotated[str | None, typer.Option(help="所在网点。")] = None,
+             password: Annotated[str | None, typer.Option(help="密码；不给则交互输入。")] = None) -> None:
+    """创建用户并授予角色。"""
     pw = password or typer.prompt("密码", hide_input=True, confirmation_prompt=True)
     ctx = _context()
     with ctx.catalogue.session() as s:
@@ -181,14 +192,26 @@ def user_add(username: str,
         out.print(f"已创建用户 {user.username}，角色：{', '.join(user.role_codes)}")
 
 
+@user_app.command("unlock")
+@friendly
+def user_unlock(username: str) -> None:
+    """解除用户的登录锁定（因多次密码错误而锁定），并清零失败次数。"""
+    from archive import logins
+
+    ctx = _context()
+    with ctx.catalogue.session() as s:
+        lifted = logins.unlock(s, _cli_actor(), username)
+    out.print(f"已解除用户 {username} 的登录锁定" if lifted else f"用户 {username} 未被锁定，无需解锁")
+
+
 @client_app.command("add")
 @friendly
 def client_add(name: str,
-               scope: Annotated[list[str], typer.Option("--scope", "-s", help="data.read, images.read, files.read, "
-                                                        "cases.write, pii.read; repeatable.")],
-               branch: Annotated[list[str] | None, typer.Option("--branch", help="Limit to branches.")] = None
+               scope: Annotated[list[str], typer.Option("--scope", "-s", help="权限范围：data.read、images.read、"
+                                                        "files.read、cases.write、pii.read；可重复。")],
+               branch: Annotated[list[str] | None, typer.Option("--branch", help="只能访问这些网点；可重复。")] = None
                ) -> None:
-    """Register a business system and print its API key (shown once)."""
+    """登记接入系统并显示其接入密钥（只显示这一次）。"""
     ctx = _context()
     with ctx.catalogue.session() as s:
         client, key = identity.add_client(s, _cli_actor(), name, scope, branch or None)
@@ -199,7 +222,7 @@ def client_add(name: str,
 @client_app.command("revoke")
 @friendly
 def client_revoke(name: str) -> None:
-    """Revoke a business system's key."""
+    """吊销接入系统的密钥。"""
     ctx = _context()
     with ctx.catalogue.session() as s:
         identity.revoke_client(s, _cli_actor(), name)
@@ -209,7 +232,7 @@ def client_revoke(name: str) -> None:
 @audit_app.command("verify")
 @friendly
 def audit_verify() -> None:
-    """Walk the audit chain and name the first broken link (exit 1 if broken)."""
+    """逐条核验审计日志的哈希链，指出第一个断点（被破坏时退出码 1）。"""
     ctx = _context()
     with ctx.catalogue.sessions() as s:
         report = audit.verify(s)
@@ -223,7 +246,7 @@ def audit_verify() -> None:
 @scans_app.command("resume")
 @friendly
 def scans_resume() -> None:
-    """Finish batch scans a crash or restart left unfinished (`archive serve` also does this at start)."""
+    """续处理因崩溃或重启而中断的批量扫描（`archive serve` 启动时也会做）。"""
     from archive.capture.scans import resume_all
 
     out.print(f"已续处理 {resume_all(_context())} 个扫描批次")
@@ -231,9 +254,9 @@ def scans_resume() -> None:
 
 @schedule_app.command("check")
 @friendly
-def schedule_check(file: Annotated[Path | None, typer.Argument(help="Default: ARCHIVE_SCHEDULE or the "
-                                                               "packaged schedule.")] = None) -> None:
-    """Load a classification schedule and print its business types."""
+def schedule_check(file: Annotated[Path | None, typer.Argument(help="分类方案文件；默认 ARCHIVE_SCHEDULE "
+                                                               "或内置方案。")] = None) -> None:
+    """加载分类方案并列出其业务类型。"""
     from archive.classification import load_schedule
 
     s = load_schedule(file or get_settings().schedule)
@@ -249,7 +272,7 @@ def schedule_check(file: Annotated[Path | None, typer.Argument(help="Default: AR
 @schedule_app.command("versions")
 @friendly
 def schedule_versions() -> None:
-    """Record the schedule in force (if new) and list every schedule version the catalogue has seen."""
+    """登记现行分类方案（如为新版本），并列出目录数据库用过的每个方案版本。"""
     from archive.retention import schedules
 
     ctx = _context()
@@ -266,16 +289,16 @@ def schedule_versions() -> None:
 @schedule_app.command("reapply")
 @friendly
 def schedule_reapply(
-    apply: Annotated[bool, typer.Option("--apply/--dry-run", help="--dry-run (default) lists the changes; "
-                                        "--apply makes them (needs --reason).")] = False,
-    reason: Annotated[str | None, typer.Option(help="Why the schedule in force is re-applied (audited).")] = None,
-    business_type: Annotated[list[str] | None, typer.Option("--type", help="Only these business types; "
-                                                            "repeatable.")] = None,
-    plan_digest: Annotated[str | None, typer.Option(help="The dry run's plan digest: refuse if the plan "
-                                                    "changed since.")] = None,
-    limit: Annotated[int, typer.Option(min=0, help="Changes to list.")] = 200,
+    apply: Annotated[bool, typer.Option("--apply/--dry-run", help="--dry-run（默认）只列出变更；"
+                                        "--apply 执行变更（须给 --reason）。")] = False,
+    reason: Annotated[str | None, typer.Option(help="重新适用现行方案的理由（记入审计日志）。")] = None,
+    business_type: Annotated[list[str] | None, typer.Option("--type", help="只处理这些业务类型；"
+                                                            "可重复。")] = None,
+    plan_digest: Annotated[str | None, typer.Option(help="预览给出的 plan_digest："
+                                                    "方案自预览后有变化则拒绝执行。")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="列出的变更条数。")] = 200,
 ) -> None:
-    """Re-apply the schedule in force to items filed under older versions (dry run first)."""
+    """对按旧版分类方案归档的档案重新适用现行方案（先预览）。"""
     from archive.retention import schedules
 
     ctx = _context()
@@ -298,10 +321,10 @@ def schedule_reapply(
 
 
 @friendly
-def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="Remove orphans seen at least this long "
-                                                          "ago.")] = 60,
-               dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False) -> None:
-    """Reclaim objects no catalogue row points at (left by a crash mid-write), in two passes."""
+def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="只删除至少这么多分钟前"
+                                                          "已发现的孤立对象。")] = 60,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="只报告，不删除。")] = False) -> None:
+    """回收目录数据库中没有记录的对象（写入中途崩溃遗留），分两轮：先标记，后删除。"""
     from datetime import timedelta
 
     from archive.gc import collect
@@ -352,4 +375,7 @@ _mount_feature_commands()
 
 
 def main() -> None:
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        # through a pipe or a pager rich assumes 80 columns and cuts the help; read when typer loads rich
+        os.environ.setdefault("TERMINAL_WIDTH", str(HELP_WIDTH))
     app()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
+from archive.errors import ERRORS, ServiceUnavailable
 from archive.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from storage.base import ObjectStore
 
 _UNSET = object()  # the timestamper and scanner may be None when not configured
+
+SIGNER_MISSING = "签章证书未配置：运行 archive init 生成开发证书，或将中心的证书放入 ARCHIVE_PKI_DIR（当前：{}）"
 
 
 @dataclass
@@ -44,7 +47,8 @@ class Context:
     def build(cls, settings: Settings) -> Context:
         schedule = load_schedule(settings.schedule)
         rule = CodeRule(settings.archival_code_template)
-        return cls(settings, Catalogue(settings.catalogue_url), schedule, rule)
+        catalogue = Catalogue(settings.catalogue_url, busy_timeout=settings.db_busy_timeout_seconds)
+        return cls(settings, catalogue, schedule, rule)
 
     @property
     def store(self) -> ObjectStore:
@@ -57,11 +61,23 @@ class Context:
 
     @property
     def signer(self) -> KeySigner:
-        """The center's signing key and certificate (signing/), loaded once."""
+        """The center's signing key and certificate (signing/), loaded once it can be.
+
+        Without a usable certificate nothing can be filed until an administrator configures one: a 503
+        (ServiceUnavailable) naming the setting, the same answer `/readyz` gives.
+        """
         if self._signer is None:
             from signing.certificates import load_pki_signer
 
-            self._signer = load_pki_signer(self.settings.pki_path)
+            path = self.settings.pki_path
+            try:
+                self._signer = load_pki_signer(path)
+            except ERRORS as exc:
+                if exc.code == "signer_missing":
+                    raise ServiceUnavailable(SIGNER_MISSING.format(path), code="signer_missing",
+                                             detail={"setting": "ARCHIVE_PKI_DIR", "pki_dir": str(path)}) from exc
+                raise ServiceUnavailable(f"签章证书不可用：{exc.message}；请更换 ARCHIVE_PKI_DIR 中的证书",
+                                         code=exc.code, detail=exc.detail) from exc
         return self._signer
 
     @property

@@ -36,6 +36,7 @@ USERS = [  # username, name, roles, branch
     ("admin", "系统管理员戊", ["admin"], None),
     ("secofficer", "安全保密员己", ["security_officer"], None),
 ]
+CLIENT_SCOPES = ["data.read", "images.read", "files.read", "cases.write"]
 SURNAMES, GIVEN = "王李张刘陈杨赵黄周吴", "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀"
 # business type, filed?  — a spread over the four business lines
 CASES = [("TQ01", True), ("TQ03", True), ("TQ07", False), ("GJ02", True), ("GJ09", True), ("GJ13", False),
@@ -86,11 +87,12 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
     system = Principal("user", 0, "demo", frozenset().union(*ROLE_PERMISSIONS.values()))
     with ctx.catalogue.session() as s:
         if s.scalar(select(User).where(User.username == "clerk01")):
-            return "演示数据已存在，未重复加载"
+            return ("演示数据已存在，未重复加载。演示接入系统 demo-core-system 的密钥只在首次加载时显示；如已遗失，"
+                    f"另发一个：archive client add demo-core-system-2 {' '.join('--scope ' + s for s in CLIENT_SCOPES)}"
+                    "（不再使用的可用 archive client revoke demo-core-system 吊销）")
         for username, name, roles, branch in USERS:
             identity.add_user(s, actor, username, DEMO_PASSWORD, name, roles, branch)
-        _, key = identity.add_client(s, actor, "demo-core-system",
-                                     ["data.read", "images.read", "files.read", "cases.write"])
+        _, key = identity.add_client(s, actor, "demo-core-system", CLIENT_SCOPES)
     stacked: list[tuple[str, list[str]]] = []
     recent = [(code, filed, datetime(2026, 3, 2, 1, 30, tzinfo=UTC) + timedelta(days=9 * i, minutes=41 * i))
               for i, (code, filed) in enumerate(CASES)]
@@ -118,8 +120,7 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
             trail = [TrailStep(action="受理", person=case.clerk, at=accepted),
                      TrailStep(action="审批", person="chief01", at=closed - timedelta(hours=1), opinion="同意"),
                      TrailStep(action="办结", person=case.clerk, at=closed)]
-            with ctx.catalogue.session() as s:
-                close_case(ctx, s, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
+            close_case(ctx, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
     batch_note = _stack(ctx, system, stacked, rng) if stacked else ""
     filed_count = sum(1 for _, f in CASES if f) + len(EXPIRED)
     users = "、".join(u[0] for u in USERS)

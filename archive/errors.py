@@ -3,7 +3,7 @@
 The API maps them to HTTP responses in one place (archive/api/errors.py); the CLI prints them.
 storage/, signing/ and search/ have their own error bases (they import nothing from archive/); each carries the same
 ``code``, ``message`` and ``detail`` plus a ``kind`` that :data:`KIND_STATUS` turns into an HTTP status. Catch
-:data:`ERRORS` wherever one of theirs may arrive too (docs/decisions/0012-package-boundaries.md).
+:data:`ERRORS` wherever one of theirs may arrive too (docs/decisions/0015-package-boundaries.md).
 """
 
 from __future__ import annotations
@@ -70,6 +70,21 @@ class ConfigError(ArchiveError):
 class ServiceUnavailable(ArchiveError):
     status = 503
     code = "unavailable"
+
+
+class Busy(ServiceUnavailable):
+    """Try again shortly (a lock another request holds did not come free in time); answered with Retry-After."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, code: str | None = None, detail: dict[str, Any] | None = None,
+                 retry_after: int = 5) -> None:
+        super().__init__(message, code=code, detail={**(detail or {}), "retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def catalogue_busy() -> Busy:
+    return Busy("系统繁忙：目录数据库正被其他操作占用，本次操作未执行，请稍后重试", code="catalogue_busy")
 
 
 PackageError = StorageError | SigningError | SearchError

@@ -1,20 +1,26 @@
 """Filing (归档): closing a case into a signed, stored, catalogued archive item with its 档号.
 
-One catalogue transaction does it all, in this order: lock the case, check the materials, take the
-档号 (row-locked), build and sign the PDF/A rendition, store it with object lock, set retention on the
-originals, write the item, the audit event and the outbox row. The 档号 is taken first because the
-rendition carries it; if anything after fails, the transaction (and so the number) rolls back, and the
-stored rendition is an orphan for `archive storage gc`. Filings of one class queue on the number's row
-lock for the length of a signature; that is the price of gap-free numbers.
+The heavy work runs outside any write transaction, so a long filing (thousands of pages) never holds
+SQLite's database-wide write lock or a PostgreSQL row lock while it renders
+(docs/decisions/0014-filing-outside-write-transactions.md). In a read-only session (Catalogue.reading):
+check the case and its materials, predict the 档号 (the 件号 the class's counter would give next; the
+rendition carries the 档号), run the catalogue record's GD checks, build and sign the PDF/A rendition, run
+the remaining GD checks, store the rendition. Then one short write transaction: lock the case, make sure
+nothing it was built from changed, take the 件号 (row-locked, gap-free) and file - the item, its retention
+locks, the GD report, the audit event and the outbox row. If another filing took the predicted 件号
+meanwhile (another process; filings of one class in this process queue on a lock) or the case changed,
+nothing is written and the filing starts again with the next number; the unused rendition, stored without
+a retention lock, is an orphan for `archive storage gc`.
 
-The filing-stage 四性检测 (GD, archive/checks/gd.py) run inside: the catalogue record's items before the
-rendition is built, the rest after signing and before storing; a blocking failure refuses the filing
-(409 filing_checks_failed) with nothing stored, and a filed item's report is saved with it.
+A blocking GD failure (archive/checks/gd.py) refuses the filing (409 filing_checks_failed) before anything
+is stored or numbered; a filed item's report is saved with it.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NoReturn
 
@@ -23,10 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import audit, indexing
-from archive.archival_code import allocate
+from archive.archival_code import CodeParts, allocate, peek
 from archive.audit import Actor
-from archive.capture.cases import ensure_open, ensure_visible
-from archive.capture.documents import missing_materials
+from archive.capture.cases import ensure_open, get_case
+from archive.capture.documents import filing_order, missing_materials
 from archive.catalogue.models import ArchiveItem, Case
 from archive.catalogue.types import utcnow
 from archive.checks import gd
@@ -34,17 +40,20 @@ from archive.checks.base import CheckItem, Result, Stage, blocking_failures, cod
 from archive.checks.reports import save_report
 from archive.classification import Trigger
 from archive.context import Context
-from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from archive.errors import Busy, Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
 from archive.retention.schedules import ensure_version
-from archive.wiring import scanner_from_settings, timestamper_from_settings
-from signing.fixity import digest_bytes
+from signing.fixity import Digests, digest_bytes
 from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
 PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items; extended before it runs out
+ATTEMPTS = 3  # builds of one filing whose predicted 件号 another process took first, before 503 filing_busy
+
+_class_locks: dict[tuple[str, int, str, str], threading.Lock] = {}
+_class_locks_guard = threading.Lock()
 
 
 class TrailStep(BaseModel):
@@ -64,26 +73,54 @@ class CloseIn(BaseModel):
     override_reason: str | None = Field(None, max_length=500, description="材料不全仍归档的理由（仅档案管理员）")
 
 
-def close_case(ctx: Context, s: Session, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
-    """File the case inside the caller's transaction (commit it to make the filing final)."""
+@dataclass(frozen=True)
+class _Built:
+    """A filing built and checked outside any write transaction, waiting to be committed."""
+
+    parts: CodeParts  # predicted: the 件号 must still be the next one when the filing commits
+    code: str
+    basis: tuple[Any, ...]  # what the rendition and the checks were built from (see _basis)
+    results: list[tuple[CheckItem, Result]]
+    key: str
+    digests: Digests
+    originals: list[str]  # keys of the active documents' originals
+    missing: list[str]
+    trigger_date: date | None
+    expiry: date | None
+    lock: datetime | None  # object-lock end; None for back-filed records already past their period
+    level: str  # B-T with a time stamp, else B-B
+
+
+class _Stale(Exception):
+    """The predicted 件号 was taken, or the case changed, while the filing was being built."""
+
+
+def close_case(ctx: Context, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
+    """File the case in transactions of its own (the caller must not hold one: on SQLite it would hold the
+    write lock the filing's commit needs). Returns the filed item, committed."""
     closed_at = data.closed_at or utcnow()
     for when, field in [(closed_at, "closed_at"), *((s.at, f"trail.{i}.at") for i, s in enumerate(data.trail))]:
         if when.tzinfo is None:
             raise InvalidInput("时间须带时区，例如 2026-01-05T16:30:00+08:00", code="naive_datetime",
                                detail={"field": field})
-    case = _lock_case(s, serial)
-    ensure_visible(principal, case)
-    ensure_open(case)
-    if closed_at < case.accepted_at:
-        raise InvalidInput("办结时间早于受理时间", code="closed_before_accepted", detail={"field": "closed_at"})
-    missing = missing_materials(ctx, case)
-    if missing and not data.override_reason:
-        names = "、".join(e.name for e in missing)
-        raise Conflict(f"材料不齐，不能归档：缺少{names}。请补齐材料，或由档案管理员说明理由后归档",
-                       code="materials_missing", detail={"missing": [e.material_type for e in missing]})
-    if missing and not principal.can(Permission.FILING_OVERRIDE):
-        raise PermissionDenied("材料不全时只有档案管理员可以说明理由后归档", code="override_not_allowed")
-    return _file(ctx, s, principal, case, data, closed_at, missing=[e.material_type for e in missing])
+    with ctx.catalogue.reading() as r:
+        bt = ctx.schedule.business_type(get_case(r, principal, serial).business_type)
+        klass = (ctx.settings.fonds_code, closed_at.astimezone(ctx.zone).year, bt.retention.value, bt.category)
+    with _class_lock(klass):  # filings of one class in this process take their numbers in turn
+        for _ in range(ATTEMPTS):
+            with ctx.catalogue.reading() as r:
+                built = _build(ctx, r, principal, serial, data, closed_at)
+            try:
+                with ctx.catalogue.session() as s:
+                    return _commit(ctx, s, principal, serial, data, closed_at, built)
+            except _Stale:
+                continue
+    raise Busy("同类业务正在集中归档，本次未归档，请稍后重试", code="filing_busy", detail={"serial": serial})
+
+
+def _class_lock(klass: tuple[str, int, str, str]) -> threading.Lock:
+    with _class_locks_guard:
+        return _class_locks.setdefault(klass, threading.Lock())
 
 
 def _lock_case(s: Session, serial: str) -> Case:
@@ -93,24 +130,42 @@ def _lock_case(s: Session, serial: str) -> Case:
     return case
 
 
-def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: CloseIn, closed_at: datetime,
-          missing: list[str]) -> ArchiveItem:
+def _basis(case: Case) -> tuple[Any, ...]:
+    """Everything of the case a filing is built from: its row and its documents."""
+    return (tuple(getattr(case, c.key) for c in Case.__table__.columns),
+            tuple((d.id, d.status, d.sha256, d.original_key, d.material_type, d.filename, d.media_type)
+                  for d in case.documents))
+
+
+def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: CloseIn,
+           closed_at: datetime) -> _Built:
+    """Check, render, sign and store, in the read-only session ``r`` (nothing here writes the catalogue)."""
     schedule, settings = ctx.schedule, ctx.settings
+    case = get_case(r, principal, serial)
+    ensure_open(case)
+    if closed_at < case.accepted_at:
+        raise InvalidInput("办结时间早于受理时间", code="closed_before_accepted", detail={"field": "closed_at"})
+    lacking = missing_materials(ctx, case)
+    missing = [e.material_type for e in lacking]
+    if missing and not data.override_reason:
+        names = "、".join(e.name for e in lacking)
+        raise Conflict(f"材料不齐，不能归档：缺少{names}。请补齐材料，或由档案管理员说明理由后归档",
+                       code="materials_missing", detail={"missing": missing})
+    if missing and not principal.can(Permission.FILING_OVERRIDE):
+        raise PermissionDenied("材料不全时只有档案管理员可以说明理由后归档", code="override_not_allowed")
+    basis = _basis(case)
     bt = schedule.business_type(case.business_type)
     local_closed = closed_at.astimezone(ctx.zone).date()
     trigger_date = _trigger_date(bt.trigger, local_closed)
-    counting = schedule.triggers[bt.trigger].counting
-    expiry = expiry_date(bt.retention, trigger_date, counting)
-    version = ensure_version(s, schedule)  # the item records the schedule content it was filed under
-    parts = allocate(s, ctx.code_rule, settings.fonds_code, local_closed.year, bt.retention.value, bt.category)
+    expiry = expiry_date(bt.retention, trigger_date, schedule.triggers[bt.trigger].counting)
+    parts = peek(r, ctx.code_rule, settings.fonds_code, local_closed.year, bt.retention.value, bt.category)
     code = ctx.code_rule.format(parts)
 
-    docs = [d for d in case.documents if d.status == "active"]
-    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
-    case.trail = [step.model_dump(mode="json") for step in data.trail]
+    docs = filing_order(ctx, case)  # the rendition lists the materials as the checklist does
+    _close(case, data, closed_at)  # in memory only, for the checks: this session never flushes
     # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
-    subject = gd.FilingSubject(s, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
-                               missing=missing, scanner=scanner_from_settings(settings), rendition_pending=True)
+    subject = gd.FilingSubject(r, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
+                               missing=missing, scanner=ctx.scanner, rendition_pending=True)
     results = gd.run_gd(subject, phase="metadata")
     if blocking_failures(results):
         _refuse(results)
@@ -127,44 +182,68 @@ def _file(ctx: Context, s: Session, principal: Principal, case: Case, data: Clos
         dates=(case.accepted_at.astimezone(ctx.zone).date(), local_closed), parties=parties,
         extra={"年度": str(parts.year), "办理网点": case.branch, "经办人": case.clerk},
     )
-    timestamper = timestamper_from_settings(settings)
+    timestamper = ctx.timestamper
     signed = sign_pdf(build_rendition(sources, meta, max_pixels=settings.max_pixels), ctx.signer,
                       timestamper=timestamper, tsa_required=settings.tsa_required)
     digests = digest_bytes(signed)
-    lock_until = _lock_until(expiry, bt.retention.years, local_closed)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
     subject.rendition_key, subject.rendition_pending = key, False
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
+    # Stored without a lock: the filing's commit sets it, so a rendition that is never filed can be reclaimed.
+    ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3)
     # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
-    lock = lock_until if lock_until > datetime.now(UTC) else None
-    ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
-                  retain_until=lock)
-    for d in docs:
-        if lock is not None and (ctx.store.stat(d.original_key).retain_until or lock) <= lock:
-            ctx.store.set_retention(d.original_key, lock)
+    lock_until = _lock_until(expiry, bt.retention.years, local_closed)
+    split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from
+    originals = [d.original_key for d in docs + split_sources]
+    return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date,
+                  expiry, lock_until if lock_until > datetime.now(UTC) else None, "B-T" if timestamper else "B-B")
 
+
+def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:
+    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
+    case.trail = [step.model_dump(mode="json") for step in data.trail]
+
+
+def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: CloseIn, closed_at: datetime,
+            b: _Built) -> ArchiveItem:
+    """The short write transaction: file what :func:`_build` built, or raise _Stale (nothing written)."""
+    case = _lock_case(s, serial)
+    ensure_open(case)  # a concurrent filing of the same case won: 409 case_not_open
+    if _basis(case) != b.basis:
+        raise _Stale
+    parts = allocate(s, ctx.code_rule, b.parts.fonds, b.parts.year, b.parts.retention, b.parts.category)
+    if parts != b.parts:
+        raise _Stale  # rolls the allocation back with the transaction
+    version = ensure_version(s, ctx.schedule)  # the item records the schedule content it was filed under
+    _close(case, data, closed_at)
+    if b.lock is not None:
+        ctx.store.set_retention(b.key, b.lock)
+        for key in b.originals:
+            if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
+                ctx.store.set_retention(key, b.lock)
+    bt = ctx.schedule.business_type(case.business_type)
     item = ArchiveItem(
-        case_id=case.id, archival_code=code, fonds_code=parts.fonds, year=parts.year,
+        case_id=case.id, archival_code=b.code, fonds_code=parts.fonds, year=parts.year,
         retention_code=parts.retention, category=parts.category, number=parts.number, trigger=bt.trigger.value,
-        trigger_date=trigger_date, expiry_date=expiry, schedule_version=version.ref, status="filed",
-        rendition_key=key, rendition_sha256=digests.sha256, rendition_sm3=digests.sm3,
-        signature={"level": "B-T" if timestamper else "B-B", "signer": _subject(ctx),
-                   "signed_at": utcnow().isoformat(), "format": "PAdES", "pdfa": "2b"},
+        trigger_date=b.trigger_date, expiry_date=b.expiry, schedule_version=version.ref, status="filed",
+        rendition_key=b.key, rendition_sha256=b.digests.sha256, rendition_sm3=b.digests.sm3,
+        signature={"level": b.level, "signer": _subject(ctx), "signed_at": utcnow().isoformat(), "format": "PAdES",
+                   "pdfa": "2b"},
     )
     s.add(item)
     s.flush()
-    report = save_report(s, Actor(principal.kind, principal.name), Stage.FILING, code, _ordered(results),
-                         item_id=item.id, serial=case.serial)
-    detail: dict[str, object] = {"serial": case.serial, "documents": len(docs), "rendition_sha256": digests.sha256,
-                                 "check_report": report.id, "check_outcome": report.outcome}
-    if missing:
-        detail |= {"missing": missing, "override_reason": data.override_reason}
-    audit.record(s, Actor(principal.kind, principal.name), "item.file", target_type="item", target_id=code,
-                 detail=detail)
-    indexing.enqueue(s, case.serial)
+    actor = Actor(principal.kind, principal.name)
+    report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
+    detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
+                                 "rendition_sha256": b.digests.sha256, "check_report": report.id,
+                                 "check_outcome": report.outcome}
+    if b.missing:
+        detail |= {"missing": b.missing, "override_reason": data.override_reason}
+    audit.record(s, actor, "item.file", target_type="item", target_id=b.code, detail=detail)
+    indexing.enqueue(s, serial)
     return item
 
 
@@ -181,7 +260,7 @@ class FilingChecksFailed(Conflict):
 
 
 def _refuse(results: list[tuple[CheckItem, Result]]) -> NoReturn:
-    """A blocking GD failure: the transaction rolls back, so the 档号 is not consumed."""
+    """A blocking GD failure: refused before the 件号 is taken, so the 档号 is not consumed."""
     ordered = _ordered(results)
     failed = gd.refusal_summary(ordered)
     shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:5])

@@ -134,20 +134,18 @@ def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> 
         return PageImage(hit[1], hit[0], media_type, cached=True)
     try:
         info = ctx.store.stat(key)
-        with ctx.store.get(key) as f:
-            data = f.read()
+        data = ctx.store.read_bytes(key)
         memory_cache.put(key, info.sha256, data)
         return PageImage(data, info.sha256, media_type, cached=True)
     except ObjectNotFound:
         pass
-    data = encode(render_page(ctx.store.get(doc.original_key).read(), doc.media_type, page, width), fmt)
+    data = encode(render_page(ctx.store.read_bytes(doc.original_key), doc.media_type, page, width), fmt)
     sha = hashlib.sha256(data).hexdigest()
     try:
         ctx.store.put(key, io.BytesIO(data), size=len(data), sha256=sha, media_type=media_type)
     except ObjectExists:  # a concurrent request rendered it first, with other bytes: serve the stored one
         info = ctx.store.stat(key)
-        with ctx.store.get(key) as f:
-            data = f.read()
+        data = ctx.store.read_bytes(key)
         sha = info.sha256
     memory_cache.put(key, sha, data)
     return PageImage(data, sha, media_type, cached=False)

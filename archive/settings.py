@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the catalogue; default sqlite:///<data_dir>/catalogue.db. "
         "Production: postgresql+psycopg://user@host:5432/archive")
+    db_busy_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="How long a catalogue statement waits for a lock another transaction holds "
+        "(SQLite busy timeout, PostgreSQL lock_timeout) before the request answers 503 catalogue_busy.")
     schedule: Path | None = Field(
         None, description="A center's own classification schedule (TOML); default: the packaged schedule.")
 
@@ -33,12 +36,21 @@ class Settings(BaseSettings):
     fonds_code: str = Field("J001", description="全宗号 of this center.")
     fonds_name: str = Field("住房公积金管理中心", description="全宗名称.")
     archival_code_template: str = Field(DEFAULT_CODE_TEMPLATE, description="档号 template.")
-    timezone: str = Field("Asia/Shanghai", description="Local time zone: business dates and the 年度 of an item.")
+    timezone: str = Field("Asia/Shanghai", description="Local time zone: business dates, the 年度 of an item, and "
+                                                       "every time shown to people (with its offset).")
 
     # --- API ---
     host: str = Field("127.0.0.1", description="Address `archive serve` listens on.")
     port: int = Field(8000, description="Port `archive serve` listens on.")
     session_hours: int = Field(8, ge=1, le=24 * 30, description="Lifetime of a person's login token.")
+    login_max_failures: int = Field(5, ge=1, le=100, description="Consecutive wrong passwords after which a "
+                                    "user name is locked (429 account_locked) for login_lock_minutes.")
+    login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="How long a locked user name stays locked; "
+                                    "also the window of the per-address throttle. An administrator may unlock "
+                                    "earlier.")
+    login_max_failures_per_address: int = Field(20, ge=1, le=100_000, description="Failed logins from one client "
+                                                "address within login_lock_minutes after which that address is "
+                                                "refused (429 login_throttled) until the oldest ages out.")
 
     # --- capture (受理) ---
     max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest accepted file, in MB.")
@@ -46,6 +58,8 @@ class Settings(BaseSettings):
                             "larger is refused as a possible decompression bomb.")
     min_dpi: int = Field(200, ge=72, le=1200, description="Lowest scan resolution (DA/T 31: 200 dpi).")
     dpi_policy: Literal["refuse", "warn"] = Field("refuse", description="Below min_dpi: refuse the file or warn.")
+    max_pages: int = Field(500, ge=1, le=100_000, description="Most pages (or image frames) in one uploaded "
+                           "document; counted before decoding, for every format.")
     scan_page_cap: int = Field(1000, ge=1, le=20000, description="Most pages in one batch scan.")
     cjk_font: Path | None = Field(None, description="TrueType font (.ttf/.ttc) for Chinese text in generated "
                                   "PDFs; default: the first of Debian's fonts-wqy-zenhei / fonts-arphic-uming found.")

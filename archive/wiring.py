@@ -1,6 +1,6 @@
 """The application's wiring: build the object store, search index, time-stamp client and virus scanner from the
 settings. storage/, signing/ and search/ take plain arguments and know nothing of the settings; this is the one
-place that reads them for those packages (docs/decisions/0012-package-boundaries.md). :class:`archive.context.Context`
+place that reads them for those packages (docs/decisions/0015-package-boundaries.md). :class:`archive.context.Context`
 builds each once, lazily.
 """
 

@@ -105,13 +105,18 @@ def _datetime(value: date | datetime) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
+# tantivy stores dates as i64 nanoseconds since 1970: a range bound outside them is no bound at all.
+_DATE_MIN = datetime(1678, 1, 1, tzinfo=UTC)
+_DATE_MAX = datetime(2262, 1, 1, tzinfo=UTC)
+
+
 def _bound(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name == "amount":
         return amount_cents(value)
     if isinstance(value, date):
-        return _datetime(value)
+        return min(max(_datetime(value), _DATE_MIN), _DATE_MAX)
     return value
 
 

@@ -37,8 +37,10 @@ class SigningConfigError(SigningError):
 class UnsupportedDocument(SigningError):
     """An original cannot go into an archival rendition.
 
-    Codes: pdf_encrypted, pdf_has_javascript, pdf_has_embedded_files, pdf_unreadable, image_undecodable,
-    image_too_many_pixels, media_type_unsupported, no_documents.
+    Codes: pdf_encrypted, pdf_unreadable, pdf_damaged, file_polyglot, document_too_many_pages, the
+    active-content families (pdf_has_javascript, pdf_has_launch_action, pdf_has_submit_form,
+    pdf_has_external_link, pdf_has_xfa, pdf_has_richmedia, pdf_has_3d, pdf_has_embedded_files),
+    image_undecodable, image_too_many_pixels, media_type_unsupported, no_documents.
     """
 
     kind = "invalid"

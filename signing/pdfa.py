@@ -13,7 +13,12 @@ incremental update was not written by qpdf.
 from __future__ import annotations
 
 import io
+import logging
 import re
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pikepdf
@@ -25,6 +30,8 @@ _R = "ISO_19005_2:"
 _F_INVISIBLE, _F_HIDDEN, _F_PRINT, _F_NOVIEW, _F_TOGGLE_NOVIEW = 1, 2, 4, 32, 256
 _HEADER = re.compile(rb"%PDF-1\.[0-7]")
 _EOF_TAIL = re.compile(rb"%%EOF(\r\n|\r|\n)?\Z")
+_ONE_CHECK = threading.Lock()
+log = logging.getLogger("signing.pdfa")
 
 
 def pdfa_problems(data: bytes) -> list[str]:
@@ -41,8 +48,38 @@ def pdfa_problems(data: bytes) -> list[str]:
         if "/AcroForm" in pdf.Root:
             problems += _form_problems(pdf, data)
             _strip_signature_form(pdf)
-        problems += [str(f) for f in pdfa.check(pdf, FLAVOUR).findings]
+        with _own_warnings_only():
+            problems += [str(f) for f in pdfa.check(pdf, FLAVOUR).findings]
     return problems
+
+
+@contextmanager
+def _own_warnings_only() -> Iterator[None]:
+    """Keep other threads' warnings out of pikepdf's check.
+
+    pikepdf denies a content stream its parser warned about, catching the warnings with
+    ``warnings.catch_warnings(record=True)``; before Python 3.14 that state is process-wide, so a warning
+    another thread raised meanwhile (a ResourceWarning for a file it left open, say) was recorded as this
+    PDF's violation. While the check runs, ``warnings._showwarnmsg`` - the hook through which the Python and
+    C warning machinery show or record every warning - hands warnings from other threads to the log
+    instead. One check at a time, so concurrent checks cannot swap the hook (or pikepdf's state) in turn.
+    """
+    owner = threading.get_ident()
+    with _ONE_CHECK:
+        show = warnings._showwarnmsg  # type: ignore[attr-defined]
+
+        def route(msg: warnings.WarningMessage) -> None:
+            if threading.get_ident() == owner:
+                show(msg)
+            else:
+                log.debug("warning from another thread during a PDF/A check: %s: %s", msg.category.__name__,
+                          msg.message)
+
+        warnings._showwarnmsg = route  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            warnings._showwarnmsg = show  # type: ignore[attr-defined]
 
 
 def _file_problems(data: bytes) -> list[str]:

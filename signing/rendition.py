@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -26,6 +28,8 @@ import pikepdf.pdfa as pdfa
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from signing.errors import RenditionFailed, UnsupportedDocument
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 100_000_000  # A3 at 600 dpi is 70 Mpx
 PDFA_FLAVOUR = "2b"
@@ -120,47 +124,107 @@ def _walk(obj: pikepdf.Object) -> Iterator[pikepdf.Dictionary]:
                 stack.append(child)
 
 
-def _active_content(pdf: pikepdf.Pdf) -> tuple[bool, bool]:
-    """(has JavaScript, has embedded files) anywhere in the document."""
+# Active content: each family is refused with its own code and a message naming what was found.
+ACTIVE_CONTENT = {
+    "pdf_has_javascript": ("JavaScript 脚本", "请另存为不含脚本的 PDF 或打印为 PDF 后再提交"),
+    "pdf_has_launch_action": ("启动外部程序的动作（Launch）", "请打印为 PDF 后再提交"),
+    "pdf_has_submit_form": ("向外部地址提交表单的动作（SubmitForm）", "请打印为 PDF 后再提交"),
+    "pdf_has_external_link": ("指向外部文件的链接或数据导入动作（GoToR、GoToE、ImportData 或非网页链接）",
+                              "请打印为 PDF 后再提交"),
+    "pdf_has_xfa": ("XFA 动态表单", "请在表单软件中填写后打印为 PDF 再提交"),
+    "pdf_has_richmedia": ("多媒体内容（RichMedia、音视频）", "请打印为 PDF 后再提交"),
+    "pdf_has_3d": ("三维模型（3D）", "请打印为 PDF 后再提交"),
+    "pdf_has_embedded_files": ("内嵌附件", "请把附件作为单独的文件提交"),
+}
+_ACTIONS = {"/Launch": "pdf_has_launch_action", "/SubmitForm": "pdf_has_submit_form",
+            "/GoToR": "pdf_has_external_link", "/GoToE": "pdf_has_external_link",
+            "/ImportData": "pdf_has_external_link", "/JavaScript": "pdf_has_javascript",
+            "/Rendition": "pdf_has_richmedia", "/Movie": "pdf_has_richmedia", "/Sound": "pdf_has_richmedia",
+            "/GoTo3DView": "pdf_has_3d"}
+_SUBTYPES = {"/RichMedia": "pdf_has_richmedia", "/Movie": "pdf_has_richmedia", "/Sound": "pdf_has_richmedia",
+             "/Screen": "pdf_has_richmedia", "/3D": "pdf_has_3d", "/FileAttachment": "pdf_has_embedded_files"}
+
+_WEB_LINK = re.compile(r"\s*(https?|mailto):", re.IGNORECASE)
+
+
+def _families(d: pikepdf.Dictionary) -> Iterator[str]:
+    if "/JS" in d:
+        yield "pdf_has_javascript"
+    if "/EF" in d or d.get("/Type") == pikepdf.Name.EmbeddedFile:
+        yield "pdf_has_embedded_files"
+    if "/XFA" in d:
+        yield "pdf_has_xfa"
+    if "/3DD" in d or d.get("/Type") == pikepdf.Name("/3D"):
+        yield "pdf_has_3d"
+    for key, table in (("/S", _ACTIONS), ("/Subtype", _SUBTYPES)):
+        value = d.get(key)
+        if isinstance(value, pikepdf.Name) and str(value) in table:
+            yield table[str(value)]
+    if d.get("/S") == pikepdf.Name.URI and not _WEB_LINK.match(str(d.get("/URI", ""))):
+        yield "pdf_has_external_link"  # file:, smb:, javascript: … dressed as a link
+
+
+def active_content(pdf: pikepdf.Pdf) -> list[str]:
+    """The active-content families (codes of ACTIVE_CONTENT) found anywhere in the document."""
+    found: set[str] = set()
     names = pdf.Root.get("/Names")
-    javascript = isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names
-    embedded = isinstance(names, pikepdf.Dictionary) and "/EmbeddedFiles" in names
+    if isinstance(names, pikepdf.Dictionary):
+        found |= {code for key, code in (("/JavaScript", "pdf_has_javascript"),
+                                         ("/EmbeddedFiles", "pdf_has_embedded_files")) if key in names}
     for obj in [pdf.trailer, *pdf.objects]:
         for d in _walk(obj):
-            if "/JS" in d or d.get("/S") == pikepdf.Name.JavaScript:
-                javascript = True
-            if "/EF" in d or d.get("/Type") == pikepdf.Name.EmbeddedFile or \
-                    d.get("/Subtype") == pikepdf.Name.FileAttachment:
-                embedded = True
-        if javascript and embedded:
-            break
-    return javascript, embedded
+            found.update(_families(d))
+    return [code for code in ACTIVE_CONTENT if code in found]
 
 
-def open_source_pdf(data: bytes, doc: SourceDocument) -> pikepdf.Pdf:
-    """Open an original PDF, refusing encrypted files and files with JavaScript or embedded files."""
+def open_source_pdf(data: bytes, doc: SourceDocument, *, max_pages: int | None = None) -> pikepdf.Pdf:
+    """Open an original PDF, refusing what filing cannot take: content before the header, encrypted or
+    damaged (repaired by qpdf) files, more than ``max_pages`` pages, and active content of every family."""
+    header = data.find(b"%PDF-", 0, 1024)
+    if header > 0 and data[:header].strip(b" \t\r\n\x00"):
+        raise _refuse("file_polyglot", f"PDF 文件“{doc.title}”在文件头之前夹带了其他内容（{header} 字节，"
+                      "可能是伪装成 PDF 的网页或脚本），不能归档；请从原系统重新导出 PDF", doc, offset=header)
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except pikepdf.PasswordError as exc:
         raise _refuse("pdf_encrypted", f"PDF 文件“{doc.title}”已加密（有打开密码），请提供未加密的原件",
                       doc) from exc
     except pikepdf.PdfError as exc:
-        raise _refuse("pdf_unreadable", f"PDF 文件“{doc.title}”已损坏或不是 PDF：{exc}", doc) from exc
-    if pdf.is_encrypted:
+        log.info("unreadable PDF %r: %s", doc.title, exc)
+        raise _refuse("pdf_unreadable", f"PDF 文件“{doc.title}”已损坏或不是 PDF，无法打开；"
+                      "请从原系统重新导出或重新扫描后提交", doc, reason=_reason(exc)) from None
+    try:
+        if pdf.is_encrypted:
+            raise _refuse("pdf_encrypted", f"PDF 文件“{doc.title}”已加密（有权限密码），请提供未加密的原件", doc)
+        pages = len(pdf.pages)
+        if max_pages is not None and pages > max_pages:
+            raise too_many_pages(doc.title, pages, max_pages)
+        found = active_content(pdf)  # resolves every object: qpdf's repairs show up below
+        if found:
+            what, fix = ACTIVE_CONTENT[found[0]]
+            others = "、".join(ACTIVE_CONTENT[c][0] for c in found[1:])
+            raise _refuse(found[0], f"PDF 文件“{doc.title}”含有{what}{f'（另有{others}）' if others else ''}，"
+                          f"不能归档；{fix}", doc, found=found)
+        if repairs := pdf.get_warnings():
+            log.info("damaged PDF %r repaired by qpdf: %s", doc.title, repairs[:5])
+            raise _refuse("pdf_damaged", f"PDF 文件“{doc.title}”结构已损坏（交叉引用表等需要修复才能打开），"
+                          "不同软件打开可能显示不同内容，不能归档；请从原系统重新导出或打印为 PDF 后再提交",
+                          doc, repairs=[_reason(r) for r in repairs[:5]])
+    except UnsupportedDocument:
         pdf.close()
-        raise _refuse("pdf_encrypted", f"PDF 文件“{doc.title}”已加密（有权限密码），请提供未加密的原件", doc)
-    javascript, embedded = _active_content(pdf)
-    if javascript:
-        pdf.close()
-        raise _refuse("pdf_has_javascript",
-                      f"PDF 文件“{doc.title}”含有 JavaScript 脚本，不能归档；"
-                      "请另存为不含脚本的 PDF 或打印为 PDF 后再提交", doc)
-    if embedded:
-        pdf.close()
-        raise _refuse("pdf_has_embedded_files",
-                      f"PDF 文件“{doc.title}”内嵌了附件，不能归档；请把附件作为单独的文件提交",
-                      doc)
+        raise
     return pdf
+
+
+def too_many_pages(title: str, pages: int, max_pages: int) -> UnsupportedDocument:
+    return UnsupportedDocument(f"文件“{title}”共 {pages} 页，超过单个文件 {max_pages} 页的上限；"
+                               "请分成多个文件提交", code="document_too_many_pages",
+                               detail={"title": title, "pages": pages, "max_pages": max_pages})
+
+
+def _reason(exc: object) -> str:
+    """Library text for the detail and the log (never for a message): without Python reprs."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "<data>", str(exc))[:300]
 
 
 def _open_image(data: bytes, doc: SourceDocument, max_pixels: int) -> Image.Image:
@@ -184,8 +248,9 @@ def _too_big(doc: SourceDocument, max_pixels: int, size: tuple[int, int] | None 
 
 
 def _undecodable(doc: SourceDocument, exc: BaseException) -> UnsupportedDocument:
-    return _refuse("image_undecodable", f"图像“{doc.title}”无法解码（文件损坏或格式不符）：{exc}", doc,
-                   reason=str(exc))
+    log.info("undecodable image %r: %s", doc.title, exc)
+    return _refuse("image_undecodable", f"图像“{doc.title}”无法解码（文件损坏、被截断或格式不符），"
+                   "请重新扫描或重新导出后提交", doc, reason=_reason(exc))
 
 
 def _frames(image: Image.Image, doc: SourceDocument, max_pixels: int, *, full: bool
@@ -228,12 +293,15 @@ def _normalised(frame: Image.Image) -> Image.Image:
 _KINDS = {"image/jpeg": {"JPEG", "MPO"}, "image/png": {"PNG"}, "image/tiff": {"TIFF"}}
 
 
-def _image_pdf(data: bytes, doc: SourceDocument, max_pixels: int) -> bytes:
+def _image_pdf(data: bytes, doc: SourceDocument, max_pixels: int, max_pages: int | None = None) -> bytes:
     """One PDF page per image frame; RGB or grey JPEGs pass through byte for byte."""
     image = _open_image(data, doc, max_pixels)
     kind = image.format
     if kind not in _KINDS[doc.media_type]:
-        raise _undecodable(doc, ValueError(f"内容是 {kind}，与声明的 {doc.media_type} 不符"))
+        raise _undecodable(doc, ValueError(f"content is {kind}, declared {doc.media_type}"))
+    count = frame_count(image)  # from the header / frame index: nothing decoded yet
+    if max_pages is not None and count > max_pages:
+        raise too_many_pages(doc.title, count, max_pages)
     frames = list(_frames(image, doc, max_pixels, full=kind != "JPEG"))
     if kind == "JPEG" and frames[0].mode in ("L", "RGB"):
         return _img2pdf([data], doc)  # pass-through: the JPEG bytes go into the PDF unchanged
@@ -252,6 +320,14 @@ def _image_pdf(data: bytes, doc: SourceDocument, max_pixels: int) -> bytes:
         _normalised(frame).save(buf, "PNG", **({"dpi": tuple(round(d) for d in dpi)} if dpi else {}))
         pages.append(buf.getvalue())
     return _img2pdf(pages, doc)
+
+
+def frame_count(image: Image.Image) -> int:
+    """Frames (pages) of an opened image, without decoding them; a broken frame index counts as one."""
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return 1  # decoding the frames reports the damage
 
 
 def _img2pdf(images: list[bytes], doc: SourceDocument) -> bytes:
@@ -301,7 +377,8 @@ def _write_navigation(pdf: pikepdf.Pdf, spans: list[tuple[SourceDocument, int, i
     """Page labels ``<n>-1, <n>-2 …`` per document and one bookmark per document."""
     nums = pikepdf.Array()
     for i, (_doc, first, _count) in enumerate(spans, 1):
-        nums.extend([first, pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{i}-"))])
+        nums.append(first)  # pikepdf converts the int
+        nums.append(pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{i}-")))
     pdf.Root.PageLabels = pikepdf.Dictionary(Nums=nums)
     with pdf.open_outline() as outline:
         for i, (doc, first, count) in enumerate(spans, 1):
@@ -326,17 +403,38 @@ def _flatten_form(pdf: pikepdf.Pdf) -> None:
         del pdf.Root.AcroForm
 
 
-def _source_pdf(data: bytes, doc: SourceDocument, max_pixels: int, stack: ExitStack) -> pikepdf.Pdf:
+def _source_pdf(data: bytes, doc: SourceDocument, max_pixels: int, stack: ExitStack,
+                max_pages: int | None = None) -> pikepdf.Pdf:
+    """One original as PDF pages, the way the rendition takes it (shared by filing and check_source)."""
     if doc.media_type == "application/pdf":
-        src = stack.enter_context(open_source_pdf(data, doc))
+        src = stack.enter_context(open_source_pdf(data, doc, max_pages=max_pages))
         if "/AcroForm" in src.Root:
             _flatten_form(src)
         return src
     if doc.media_type in _KINDS:
-        return stack.enter_context(pikepdf.open(io.BytesIO(_image_pdf(data, doc, max_pixels))))
+        return stack.enter_context(pikepdf.open(io.BytesIO(_image_pdf(data, doc, max_pixels, max_pages))))
     raise _refuse("media_type_unsupported",
                   f"文件“{doc.title}”的格式 {doc.media_type} 不能转为归档 PDF（支持 JPEG、PNG、TIFF、PDF）",
                   doc, media_type=doc.media_type)
+
+
+def check_source(doc: SourceDocument, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_pages: int | None = None
+                 ) -> int:
+    """Convert one original exactly as filing will (the same ``_source_pdf``) and validate the result against
+    PDF/A-2b, so what the counter accepts, filing accepts. Returns its page count in the rendition."""
+    with ExitStack() as stack:
+        src = _source_pdf(doc.read(), doc, max_pixels, stack, max_pages)
+        out = stack.enter_context(pikepdf.new())
+        out.pages.extend(src.pages)
+        try:
+            pdfa.save(out, io.BytesIO(), PDFA_FLAVOUR)
+        except pdfa.PdfaError as exc:
+            rules = [str(f) for f in exc.report.findings]
+            log.info("original %r does not convert to PDF/A: %s", doc.title, rules[:5])
+            raise RenditionFailed(f"文件“{doc.title}”无法转换为符合 PDF/A-2b 的归档文件（{len(rules)} 项规则未通过），"
+                                  "归档时会失败，未接收；请用原软件打印为 PDF 或重新扫描后提交",
+                                  detail={"title": doc.title, "stage": "source", "rules": rules}) from None
+        return len(out.pages)
 
 
 def build_rendition(documents: Sequence[SourceDocument], metadata: RenditionMetadata, *,

@@ -24,11 +24,12 @@ from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from signing.certificates import DevPki, load_private_key, to_asn1_certificate, to_asn1_key
-from signing.errors import CertificateProblem
+from signing.errors import CertificateProblem, TimestampUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+PROBE_TIMEOUT = 2.0
 MAX_REQUEST_BYTES = 64 * 1024
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -37,6 +38,25 @@ REPLY_TYPE = "application/timestamp-reply"
 def http_timestamper(url: str, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper:
     """An RFC 3161 client for ``url`` (HTTP POST, application/timestamp-query)."""
     return RequestsHTTPTimeStamper(url, timeout=timeout)
+
+
+def probe_tsa(url: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """A cheap reachability check that spends no time-stamp token: one HTTP GET with a short time-out.
+
+    Any answer below 500 means the service is there (an RFC 3161 endpoint usually answers a GET with 405);
+    a connection error or time-out is TimestampUnavailable ``tsa_unreachable``, a 5xx ``tsa_error``.
+    """
+    import requests
+
+    try:
+        status = requests.get(url, timeout=timeout, allow_redirects=False).status_code
+    except requests.RequestException as exc:
+        log.warning("TSA %s unreachable: %r", url, exc)
+        raise TimestampUnavailable("时间戳服务无法连接", code="tsa_unreachable",
+                                   detail={"reason": type(exc).__name__}) from exc
+    if status >= 500:
+        log.warning("TSA %s answered HTTP %s", url, status)
+        raise TimestampUnavailable(f"时间戳服务返回错误（HTTP {status}）", code="tsa_error", detail={"status": status})
 
 
 class _DevTimeStamper(DummyTimeStamper):

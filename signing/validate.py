@@ -37,12 +37,23 @@ _KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiatio
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
 
 
+#: What a check found: it passed, it failed, or there was nothing to check (a B-B signature has no
+#: time stamp: not a failure, but not a pass either).
+PASSED, FAILED, ABSENT = "passed", "failed", "absent"
+NO_TIMESTAMP = "无时间戳（PAdES B-B，仅证明签章时的完整性）"
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
     passed: bool
     detail: str
     signature: str | None = None  # the signature field the check is about
+    status: str = ""  # PASSED, FAILED or ABSENT; derived from ``passed`` when not given
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", PASSED if self.passed else FAILED)
 
 
 @dataclass
@@ -55,14 +66,18 @@ class VerificationReport:
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return bool(self.checks) and not self.failures
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.status == FAILED]
 
     def add(self, name: str, passed: bool, detail: str, signature: str | None = None) -> None:
         self.checks.append(Check(name, bool(passed), detail, signature))
+
+    def add_absent(self, name: str, detail: str, signature: str | None = None) -> None:
+        """Nothing to check (e.g. no time stamp): neither passed nor failed."""
+        self.checks.append(Check(name, False, detail, signature, ABSENT))
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "level": self.level, "signer": self.signer,
@@ -273,8 +288,10 @@ def _check_signature(report: VerificationReport, sig: EmbeddedPdfSignature, data
         report.add("timestamp", ok, "时间戳有效且可信" if ok else
                    f"时间戳无效（完整 {timestamp.intact}，签名 {timestamp.valid}，可信 {timestamp.trusted}）", name)
     elif sig.sig_object_type != "/DocTimeStamp":
-        report.add("timestamp", not require_timestamp,
-                   "没有时间戳（PAdES B-B）" + ("，但要求有时间戳" if require_timestamp else ""), name)
+        if require_timestamp:
+            report.add("timestamp", False, NO_TIMESTAMP + "，但要求有时间戳", name)
+        else:
+            report.add_absent("timestamp", NO_TIMESTAMP, name)
     if last:
         whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
         level = status.coverage.name if status.coverage else "未知"

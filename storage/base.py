@@ -277,6 +277,11 @@ class ObjectStore(ABC):
     def get(self, key: str, *, offset: int = 0, length: int | None = None) -> BinaryIO:
         """A readable stream of the object (or of ``length`` bytes from ``offset``); close it."""
 
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object, its stream closed (an unclosed stream warns when collected, in any thread)."""
+        with self.get(key) as stream:
+            return stream.read()
+
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo: ...
 

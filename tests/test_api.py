@@ -41,6 +41,80 @@ def test_readiness_fails_when_catalogue_is_not_migrated(ctx: Context, client: Te
                                      "detail": r.json()["catalogue"]["detail"]}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_readiness_fails_without_a_signing_certificate_and_names_what_to_configure(ctx: Context,
+                                                                                  client: TestClient) -> None:
+    """Given a PKI directory without the signing certificate, When /readyz is asked, Then 503 signer_missing with
+    a Chinese message naming ARCHIVE_PKI_DIR; And once the certificate is back, ready again without a restart."""
+    import shutil
+
+    moved = ctx.settings.pki_path.with_name("pki-away")
+    shutil.move(ctx.settings.pki_path, moved)
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["ready"] is False and body["code"] == "signer_missing" and body["signer"]["ok"] is False
+    assert "ARCHIVE_PKI_DIR" in body["message"] and "archive init" in body["message"]
+    assert body["catalogue"]["ok"] and body["object_store"]["ok"]
+    shutil.move(moved, ctx.settings.pki_path)
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["signer"]["ok"] is True
+
+
+def test_readiness_fails_once_the_loaded_certificate_has_expired(ctx: Context, client: TestClient) -> None:
+    """Given a signer loaded while its certificate was valid, When the certificate has since expired and /readyz is
+    asked, Then 503 certificate_expired naming ARCHIVE_PKI_DIR (the process does not reload it by itself)."""
+    from datetime import UTC, datetime
+
+    from signing.certificates import DevPki, make_signer
+    from tests.signing.support import leaf_from_dev_ca
+
+    cert, key = leaf_from_dev_ca(DevPki(ctx.settings.pki_path), days=(-30, -1))
+    ctx._signer = make_signer(cert, key, at=datetime.now(UTC) - timedelta(days=10))  # type: ignore[arg-type]
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["code"] == "certificate_expired"
+    assert "过期" in r.json()["message"] and "ARCHIVE_PKI_DIR" in r.json()["message"]
+
+
+def test_readiness_needs_a_reachable_tsa_only_when_it_is_required(ctx: Context) -> None:
+    """Given ARCHIVE_TSA_URL where nothing listens, When /readyz is asked with ARCHIVE_TSA_REQUIRED=true, Then 503
+    tsa_unreachable naming ARCHIVE_TSA_URL; with ARCHIVE_TSA_REQUIRED=false ready, the TSA reported as not ok."""
+    url = f"http://127.0.0.1:{_free_port()}/"
+    for required, status in ((True, 503), (False, 200)):
+        ctx.settings = ctx.settings.model_copy(update={"tsa_url": url, "tsa_required": required})
+        with TestClient(create_app(context=ctx), raise_server_exceptions=False) as c:
+            r = c.get("/readyz")
+        assert r.status_code == status, r.text
+        assert r.json()["tsa"]["ok"] is False and r.json()["tsa"]["code"] == "tsa_unreachable"
+        if required:
+            assert r.json()["code"] == "tsa_unreachable" and "ARCHIVE_TSA_URL" in r.json()["message"]
+
+
+def test_readiness_with_a_reachable_tsa_probes_it_once_per_interval(ctx: Context,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a running TSA, When /readyz is asked twice in a row, Then ready both times and the TSA probed once."""
+    import signing.tsa
+    from signing.certificates import DevPki
+
+    probes: list[str] = []
+    real = signing.tsa.probe_tsa
+    monkeypatch.setattr(signing.tsa, "probe_tsa", lambda url: (probes.append(url), real(url))[1])
+    with signing.tsa.LocalTsa(DevPki(ctx.settings.pki_path)) as tsa:
+        ctx.settings = ctx.settings.model_copy(update={"tsa_url": tsa.url, "tsa_required": True})
+        with TestClient(create_app(context=ctx), raise_server_exceptions=False) as c:
+            answers = [c.get("/readyz") for _ in range(2)]
+    assert [r.status_code for r in answers] == [200, 200], answers[0].text
+    assert answers[0].json()["tsa"] == {"ok": True, "configured": True, "required": True}
+    assert probes == [tsa.url]
+
+
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/healthz", "/readyz", "/api/v1/auth/login", "/api/v1/audit/verify", "/api/v1/cases"} <= set(spec["paths"])
@@ -83,9 +157,11 @@ def test_login_is_audited_both_ways_and_wrong_password_is_401(ctx: Context, clie
     me = client.get("/api/v1/auth/me", headers=headers).json()
     assert me["roles"] == ["clerk"] and me["role_names"] == ["柜员"] and me["branches"] == ["BR01"]
     with ctx.catalogue.sessions() as s:
-        logins = s.scalars(select(AuditEvent).where(AuditEvent.action == "auth.login").order_by(AuditEvent.seq))
-        outcomes = [(e.actor, e.outcome) for e in logins]
-    assert outcomes == [("clerk01", "failure"), ("nobody", "failure"), ("clerk01", "success")]
+        logins = s.scalars(select(AuditEvent).where(AuditEvent.action.startswith("auth.login"))
+                           .order_by(AuditEvent.seq))
+        outcomes = [(e.action, e.actor, e.outcome) for e in logins]
+    assert outcomes == [("auth.login.failed", "clerk01", "failure"), ("auth.login.failed", "nobody", "failure"),
+                        ("auth.login", "clerk01", "success")]
 
 
 def test_expired_or_logged_out_token_is_refused(ctx: Context, client: TestClient) -> None:

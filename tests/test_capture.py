@@ -127,7 +127,7 @@ def test_same_file_twice_is_one_document(ctx: Context, client: TestClient, core:
 
 @pytest.mark.parametrize(("name", "make", "code"), [
     ("empty.jpg", lambda: b"", "file_empty"),
-    ("truncated.jpg", lambda: samples.jpeg()[:30000], "image_undecodable"),
+    ("truncated.jpg", lambda: samples.jpeg()[:30000], "image_truncated"),
     ("encrypted.pdf", samples.encrypted_pdf, "pdf_encrypted"),
     ("script.pdf", samples.javascript_pdf, "pdf_has_javascript"),
     ("attachment.pdf", samples.embedded_file_pdf, "pdf_has_embedded_files"),

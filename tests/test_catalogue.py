@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from archive.catalogue.db import Catalogue
+from archive.catalogue.db import Catalogue, alembic_config
 from archive.catalogue.models import Base
+from archive.context import Context
 from archive.errors import ConfigError, ServiceUnavailable
 from archive.permissions import ROLE_NAMES
+from tests.search.support import add_case, file_case
 
 
 def test_migrations_produce_exactly_the_models(db_url: str) -> None:
@@ -69,3 +72,21 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     cat.upgrade()
     cat.check_schema()
     cat.dispose()
+
+
+def test_upgrade_marks_cases_of_destroyed_items_destroyed(ctx: Context) -> None:
+    """Given a catalogue from before revision 0010, where destruction marked only the item (the case still
+    said filed), When it is upgraded, Then the case says destroyed too and other filed cases stay filed."""
+    add_case(ctx, "YW2025030100001")
+    add_case(ctx, "YW2025030100002")
+    file_case(ctx, "YW2025030100001", 1)
+    file_case(ctx, "YW2025030100002", 2)
+    with ctx.catalogue.engine.begin() as conn:
+        cfg = alembic_config(ctx.catalogue.url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+        conn.execute(text("UPDATE archive_item SET status = 'destroyed' WHERE number = 1"))
+    ctx.catalogue.upgrade()
+    with ctx.catalogue.session() as s:
+        statuses = dict(s.execute(text('SELECT serial, status FROM "case" ORDER BY serial')).all())
+    assert statuses == {"YW2025030100001": "destroyed", "YW2025030100002": "filed"}

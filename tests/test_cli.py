@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,11 @@ def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir
     assert (data_dir / "catalogue.db").exists()
     second = runner.invoke(app, ["init", "--demo"])
     assert second.exit_code == 0 and "已存在" in second.output
+    # the key is shown only once: the re-run says how to get a new one, and that command works
+    new_key = second.output[second.output.index("archive client add"):].split("（")[0].split()[3:]
+    assert not re.search(r"ak_[0-9a-f]{12}_", second.output) and new_key[0] == "demo-core-system-2"
+    added = runner.invoke(app, ["client", "add", *new_key])
+    assert added.exit_code == 0 and "ak_" in added.output, added.output
     verify = runner.invoke(app, ["audit", "verify"])
     assert verify.exit_code == 0 and "审计日志完整" in verify.output
     ctx = Context.build(load_settings(data_dir=data_dir))
@@ -49,10 +55,44 @@ def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir
 
 
 def test_serve_refuses_an_unmigrated_catalogue(data_dir: Path) -> None:
+    """Given an empty data directory, When `archive serve` runs, Then it stops saying what to run,
+    and leaves no empty catalogue.db behind (which `db status` would then report as 未初始化)."""
     r = runner.invoke(app, ["serve"])
     assert r.exit_code == 2
     assert "archive db upgrade" in r.output and "catalogue_not_migrated" in r.output
     assert "Traceback" not in r.output
+    assert not (data_dir / "catalogue.db").exists()
+
+
+@pytest.mark.parametrize("url", ["postgres://archive@127.0.0.1/archive", "mysql://archive@127.0.0.1/archive",
+                                 "postgresql://archive@127.0.0.1/archive"])
+def test_unsupported_database_url_is_a_message_not_a_traceback(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ARCHIVE_DATABASE_URL with a scheme the archive does not run on, When a command starts,
+    Then one line names the setting and the accepted forms (no traceback)."""
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    r = runner.invoke(app, ["db", "status"])
+    assert r.exit_code == 2 and "unsupported_database_url" in r.output, r.output
+    assert "ARCHIVE_DATABASE_URL" in r.output and "postgresql+psycopg://" in r.output and "sqlite:///" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_missing_postgresql_database_says_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a PostgreSQL server that answers but has no database of that name, When `archive db upgrade` runs,
+    Then the message says the database does not exist and how to create it, distinct from a server that is down."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    try:
+        _pg_admin().connect().close()
+    except Exception:
+        pytest.skip("PostgreSQL not reachable")
+    url = make_url(PG_ADMIN_URL).set(database="archive_no_such_db").render_as_string(hide_password=False)
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", url)
+    r = runner.invoke(app, ["db", "upgrade"])
+    assert r.exit_code == 2 and "catalogue_database_missing" in r.output, r.output
+    assert "archive_no_such_db 不存在" in r.output and "CREATE DATABASE archive_no_such_db" in r.output
+    assert "catalogue_unreachable" not in r.output and "Traceback" not in r.output
 
 
 def test_db_upgrade_then_status(data_dir: Path) -> None:
@@ -101,3 +141,60 @@ def test_user_and_client_commands(data_dir: Path) -> None:
 def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
     r = runner.invoke(app, ["schedule", "check"])
     assert r.exit_code == 0 and "贷款结清" in r.output and "默认值" in r.output
+
+
+def test_help_does_not_import_the_heavy_stacks() -> None:
+    """Given a fresh interpreter, When the CLI module is imported and `archive --help` runs, Then none of the
+    signing, PDF, image, storage-client or search libraries has been imported (they load in the commands)."""
+    import json
+    import subprocess
+    import sys
+
+    heavy = ["pyhanko", "pikepdf", "reportlab", "tantivy", "elasticsearch", "minio", "PIL", "zxingcpp",
+             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "alembic", "signing.certificates", "storage.s3"]
+    script = ("import json, sys\n"
+              "from typer.testing import CliRunner\n"
+              "from archive.cli import app\n"
+              "r = CliRunner().invoke(app, ['--help'])\n"
+              "assert r.exit_code == 0, r.output\n"
+              f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_user_add_help_names_every_role_and_is_not_cut_at_80_columns() -> None:
+    """Given `archive user add --help` read through a pipe (no terminal, no COLUMNS), When it prints,
+    Then every role, archive_head included, is named, and lines are not cut at 80 columns."""
+    import os
+    import subprocess
+    import sys
+
+    from archive.permissions import ROLE_NAMES
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    done = subprocess.run([sys.executable, "-c", "from archive.cli import main; main()", "user", "add", "--help"],
+                          capture_output=True, text=True, env=env, check=True)
+    assert all(role in done.stdout for role in ROLE_NAMES), done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) > 80 and "…" not in done.stdout
+
+
+def test_every_command_and_option_is_explained_in_chinese() -> None:
+    """Given every command and option of `archive`, When its help is read, Then it is in Chinese
+    (English only for the names of commands, options and values)."""
+    import re
+
+    import click
+    import typer
+
+    def walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        found = [(path, command)]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, f"{path} {name}")
+        return found
+
+    english = []
+    for path, command in walk(typer.main.get_command(app), "archive"):
+        helps = [("", command.help)] + [(p.name, getattr(p, "help", None)) for p in command.params]
+        english += [f"{path} {name}: {text}" for name, text in helps
+                    if name != "help" and text and not re.search(r"[\u4e00-\u9fff]", text)]
+    assert english == []

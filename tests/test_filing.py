@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -9,8 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from archive.catalogue.models import ArchiveItem, AuditEvent, Document, OutboxMessage
+from archive.catalogue.models import (
+    ArchivalCodeSequence,
+    ArchiveItem,
+    AuditEvent,
+    Case,
+    CheckReport,
+    Document,
+    OutboxMessage,
+)
 from archive.context import Context
+from archive.permissions import ROLE_PERMISSIONS, Principal
 from signing.certificates import load_trust_roots
 from signing.fixity import Digests
 from signing.validate import verify_pdf
@@ -55,7 +65,7 @@ def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestC
     with ctx.catalogue.sessions() as s:
         stored = s.scalar(select(ArchiveItem))
         assert stored is not None and stored.rendition_key
-        rendition = ctx.store.get(stored.rendition_key).read()
+        rendition = ctx.store.read_bytes(stored.rendition_key)
         info = ctx.store.stat(stored.rendition_key)
         originals = [ctx.store.stat(d.original_key) for d in s.scalars(select(Document))]
         outbox = s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
@@ -157,6 +167,28 @@ def test_failed_signature_leaves_no_item_and_no_number(ctx: Context, client: Tes
     assert r.json()["item"]["archival_code"].endswith("-000001")
 
 
+def test_filing_without_a_signing_certificate_is_503_and_files_nothing(ctx: Context, client: TestClient,
+                                                                       core: dict[str, str]) -> None:
+    """Given a complete case and no signing certificate in ARCHIVE_PKI_DIR, When the case is closed, Then 503
+    signer_missing naming what to configure, the case stays open, no item, number or object is made, and the
+    refusal is audited."""
+    import shutil
+
+    complete_case(client, core)
+    objects_before = sorted(ctx.store.list_keys(""))
+    shutil.rmtree(ctx.settings.pki_path)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "signer_missing" and "ARCHIVE_PKI_DIR" in r.json()["message"]
+    assert client.get("/api/v1/cases/YW2026010500001", headers=core).json()["status"] == "open"
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+        filed = [(e.outcome, e.detail.get("code")) for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "item.file"))]
+    assert filed == [("refused", "signer_missing")]
+    assert sorted(ctx.store.list_keys("")) == objects_before
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({**CLOSE, "trail": []}, "invalid_request"),
     ({**CLOSE, "outcome": "maybe"}, "invalid_request"),
@@ -197,3 +229,173 @@ def test_back_filed_record_past_its_period_is_filed_unlocked_and_due_for_apprais
         item = s.scalars(select(ArchiveItem)).one()
         assert ctx.store.stat(item.rendition_key or "").retain_until is None
         assert [i.id for i in s.scalars(queue_query(today_in(ctx)))] == [item.id]
+
+
+# --- filing outside write transactions (issue 12, items 4 and 10) --------------------------------------------
+
+SYSTEM = Principal("user", 0, "test", frozenset().union(*ROLE_PERMISSIONS.values()))
+
+
+def _during_rendering(monkeypatch: pytest.MonkeyPatch, first: Callable[[], None]) -> list[int]:
+    """Run ``first`` while the first rendition is being built (later builds run plainly); returns the build count."""
+    import archive.filing
+
+    real, builds = archive.filing.build_rendition, []
+
+    def build(*args: Any, **kwargs: Any) -> bytes:
+        builds.append(1)
+        if len(builds) == 1:
+            first()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive.filing, "build_rendition", build)
+    return builds
+
+
+def test_an_unrelated_write_goes_through_while_a_filing_renders(ctx: Context, client: TestClient,
+                                                                core: dict[str, str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a filing busy rendering and signing, When another request writes the catalogue meanwhile (here it
+    registers a business system, waiting at most 0.5 s for locks), Then that write succeeds at once - the filing
+    holds no write lock (on SQLite: the whole database) while it renders - and the filing succeeds too."""
+    from archive import identity
+    from archive.audit import Actor
+    from archive.catalogue.db import Catalogue
+
+    complete_case(client, core)
+    other = Catalogue(ctx.settings.catalogue_url, busy_timeout=0.5)
+    failures: list[Exception] = []
+
+    def write() -> None:
+        try:
+            with other.session() as s:
+                identity.add_client(s, Actor.system("test"), "other-system", ["data.read"])
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    _during_rendering(monkeypatch, write)
+    try:
+        r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    finally:
+        other.dispose()
+    assert failures == []
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000001"
+
+
+def test_number_taken_by_another_process_while_rendering_is_filed_with_the_next(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given two filings of one class in different processes (no shared in-process lock), When the second files
+    while the first renders with its predicted 件号 000001, Then the first notices at commit, builds again and is
+    filed as 000002: both numbers used once, no gap; the unused first rendition is stored without a lock, so
+    `archive storage gc` can reclaim it."""
+    import threading
+
+    import archive.filing
+
+    complete_case(client, core, serial="YW2026010500001")
+    complete_case(client, core, serial="YW2026010500002")
+    monkeypatch.setattr(archive.filing, "_class_lock", lambda klass: threading.Lock())  # one per "process"
+
+    def other_process_files() -> None:
+        t = threading.Thread(target=archive.filing.close_case,
+                             args=(ctx, SYSTEM, "YW2026010500002", archive.filing.CloseIn.model_validate(CLOSE)))
+        t.start()
+        t.join()
+
+    builds = _during_rendering(monkeypatch, other_process_files)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    assert len(builds) == 3  # ours, the other process's, ours again
+    assert r.json()["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000002"
+    with ctx.catalogue.sessions() as s:
+        filed = {serial: code for serial, code in s.execute(select(Case.serial, ArchiveItem.archival_code).join(
+            ArchiveItem))}
+        assert filed == {"YW2026010500001": "J001-YW·2026-D30-TQ-000002",
+                         "YW2026010500002": "J001-YW·2026-D30-TQ-000001"}
+        assert s.scalar(select(ArchivalCodeSequence.last_number)) == 2
+        kept = set(s.scalars(select(ArchiveItem.rendition_key)))
+    stored = {k for k in ctx.store.list_keys("renditions/")}
+    [orphan] = stored - kept
+    assert ctx.store.stat(orphan).retain_until is None
+    assert all(ctx.store.stat(k).retain_until is not None for k in kept)
+
+
+def test_case_changed_while_rendering_is_built_again_from_the_change(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a filing busy rendering, When the case's record changes meanwhile (a corrected mobile number), Then
+    the filing is not committed from the stale record: it is built again and the item carries the change."""
+    from sqlalchemy import update
+
+    complete_case(client, core)
+
+    def correct_the_mobile() -> None:
+        with ctx.catalogue.session() as s:
+            s.execute(update(Case).values(applicant_mobile="13900139000"))
+
+    builds = _during_rendering(monkeypatch, correct_the_mobile)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    assert len(builds) == 2 and r.json()["item"]["archival_code"].endswith("-000001")
+    with ctx.catalogue.sessions() as s:
+        report = s.scalar(select(CheckReport).where(CheckReport.item_id.is_not(None)))
+        assert report is not None and report.passed
+
+
+def test_filing_that_keeps_losing_its_number_answers_503_and_files_nothing(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given every build's predicted 件号 is taken before it commits, When the case is closed, Then after a few
+    builds it answers 503 filing_busy with Retry-After, no number is consumed and the case stays open."""
+    import archive.filing
+
+    complete_case(client, core)
+    real = archive.filing.allocate
+
+    def taken_first(*args: Any) -> Any:
+        real(*args)  # another process's filing takes the predicted number just before this commit …
+        return real(*args)  # … so this one would get the next
+
+    monkeypatch.setattr(archive.filing, "allocate", taken_first)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 503 and r.json()["code"] == "filing_busy", r.text
+    assert int(r.headers["Retry-After"]) > 0 and "请稍后重试" in r.json()["message"]
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+        assert (s.scalar(select(func.max(ArchivalCodeSequence.last_number))) or 0) == 0
+        assert s.scalar(select(Case.status)) == "open"
+
+
+CONCURRENT_TYPES = {"TQ07": {}, "GJ05": {}, "ZJ03": {}, "DK03": {"loan_contract_no": "DK2026001"}}
+
+
+def test_concurrent_filings_of_several_classes_all_succeed_with_gap_free_numbers(
+        ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given 12 complete cases of four business classes, When 4 clients close them at the same time,
+    Then every filing succeeds (none refused as rendition_not_pdfa because of another request's warning, none
+    500 on a locked catalogue) and each class has the numbers 1-3 exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    serials = {}
+    for n in range(12):
+        code = list(CONCURRENT_TYPES)[n % 4]
+        serial = f"YW20260105{n:05d}"
+        body = case_body(serial=serial, business_type=code, **CONCURRENT_TYPES[code])
+        assert client.post("/api/v1/cases", json=body, headers=core).status_code == 201
+        files = [(f"{m}.jpg", samples.jpeg(text=f"{serial} {m}"), m) for m in ctx.schedule.business_type(code).required]
+        assert upload(client, core, serial, *files).status_code == 201
+        serials[serial] = code
+
+    def close(serial: str) -> tuple[str, int, str]:
+        r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
+        return serial, r.status_code, r.text
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(close, serials))
+    assert [(serial, status) for serial, status, _ in answers if status != 200] == [], answers
+    with ctx.catalogue.sessions() as s:
+        rows = s.execute(select(ArchiveItem.retention_code, ArchiveItem.category, ArchiveItem.number)).all()
+    by_class: dict[tuple[str, str], list[int]] = {}
+    for retention, category, number in rows:
+        by_class.setdefault((retention, category), []).append(number)
+    assert {k: sorted(v) for k, v in by_class.items()} == {
+        ("D30", "TQ"): [1, 2, 3], ("D30", "GJ"): [1, 2, 3], ("Y", "ZJ"): [1, 2, 3], ("D30", "DK"): [1, 2, 3]}

@@ -215,13 +215,16 @@ def test_original_and_rendition_downloads_support_single_ranges(ctx: Context, cl
 def test_verification_report_and_signed_package_of_an_item(ctx: Context, client: TestClient,
                                                            core: dict[str, str], filed: dict[str, int]) -> None:
     """Given a filed item, when its verification report and EEP package are fetched,
-    then the report passes every check and the package verifies and holds the rendition."""
+    then the report passes every check (the missing time stamp of a B-B item is "absent", not "passed")
+    and the package verifies and holds the rendition."""
     files = add_client(ctx, "dms", ["files.read", "data.read"])
     r = client.get(f"/api/v1/items/{URL_CODE}/verification", headers=files)
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["ok"] is True and report["archival_code"] == CODE
     assert {c["name"] for c in report["checks"]} >= {"fixity", "readable", "signature_present", "pdfa"}
+    stamp = next(c for c in report["checks"] if c["name"] == "timestamp")
+    assert report["level"] == "B-B" and stamp["status"] == "absent" and stamp["passed"] is False
     r = client.get(f"/api/v1/items/{URL_CODE}/package.eep", headers=files)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
     assert verify_eep(r.content, load_trust_roots(ctx.settings.pki_path)).ok

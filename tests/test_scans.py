@@ -72,16 +72,16 @@ def test_clerk_assigns_a_waiting_part(ctx: Context, client: TestClient, core: di
 def test_crash_mid_stack_resumes_without_duplicating_pages(ctx: Context, client: TestClient, core: dict[str, str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Given the worker dies on page 6, when resumed, then it goes on from page 6 and attaches each part once."""
-    real = scans.read_serial
+    real = scans.read_mark
     seen: list[int] = []
 
-    def dies_on_sixth(image: Any) -> str | None:
+    def dies_on_sixth(image: Any) -> Any:
         seen.append(1)
         if len(seen) == 6:
             raise RuntimeError("power cut")
         return real(image)
 
-    monkeypatch.setattr(scans, "read_serial", dies_on_sixth)
+    monkeypatch.setattr(scans, "read_mark", dies_on_sixth)
     with pytest.raises(RuntimeError):
         with ctx.catalogue.session() as s:
             from archive.capture.documents import Received
@@ -96,7 +96,7 @@ def test_crash_mid_stack_resumes_without_duplicating_pages(ctx: Context, client:
         scans.process(ctx, batch_id)
     state = client.get(f"/api/v1/scans/{batch_id}", headers=core).json()
     assert state["status"] == "running" and state["pages_done"] == 5
-    monkeypatch.setattr(scans, "read_serial", real)
+    monkeypatch.setattr(scans, "read_mark", real)
     assert scans.resume_all(ctx) == 1
     assert scans.resume_all(ctx) == 0
     state = client.get(f"/api/v1/scans/{batch_id}", headers=core).json()

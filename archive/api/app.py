@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from archive import __version__
-from archive.api import errors
+from archive.api import docs, errors
 from archive.api.routes import (
     admin,
     alerts,
@@ -47,9 +47,10 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
             ctx.close()
 
     app = FastAPI(title="住房公积金电子业务档案系统", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # docs.install: no CDN
     app.state.context = ctx
     errors.install(app)
+    docs.install(app)
     for module in (health, auth, admin, audit_log, reference, cases, items, scans, search,
                    events, retention, lending, transfer, checks, alerts):
         app.include_router(module.router)

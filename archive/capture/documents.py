@@ -8,8 +8,11 @@ catalogue row with its audit event. A crash in between leaves an unreferenced ob
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from typing import BinaryIO
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,17 +21,47 @@ from archive import audit, indexing
 from archive.audit import Actor
 from archive.capture.cases import ensure_open
 from archive.capture.inspect import inspect
-from archive.capture.sniff import sniff
+from archive.capture.separation import open_stack
+from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
+from archive.checks import gd
 from archive.checks.security import ScanFailed
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound, ServiceUnavailable
 from archive.permissions import Principal
-from archive.wiring import scanner_from_settings
-from signing.fixity import CHUNK, Hasher
+from signing.fixity import CHUNK, Hasher, digest_bytes
+from signing.rendition import SourceDocument, check_source
 from storage.base import content_key
 
 MAX_FILENAME = 255
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
+
+
+def _invisible(c: str) -> bool:
+    """Control characters (NUL, newlines …), bidirectional overrides and other format characters, line
+    separators and lone surrogates: nothing a clerk types, and what spoofs a name (``发票\u202efdp.exe``)."""
+    kind = unicodedata.category(c)
+    return kind in ("Cc", "Cs", "Zl", "Zp") or (kind == "Cf" and c not in _JOINERS)
+
+
+def display_name(raw: str | None) -> str:
+    """A file name safe to show back: its last path segment without invisible characters."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if not _invisible(c)).strip()[:MAX_FILENAME] or "未命名文件"
+
+
+def clean_filename(raw: str | None) -> str:
+    """The stored name of an upload: NFC, last path segment, at most 255 characters. A name carrying control
+    or direction-override characters is refused (file_name_invalid), the same on every database."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    bad = sorted({c for c in name if _invisible(c)})
+    if bad:
+        shown = display_name(raw)
+        codes = "、".join(f"U+{ord(c):04X}" for c in bad[:5])
+        raise InvalidInput(f"文件名“{shown}”含有不可见的控制字符或文字方向控制符（{codes}），可能被用来伪装文件类型；"
+                           "请把文件重命名后重新上传", code="file_name_invalid",
+                           detail={"filename": shown, "characters": [f"U+{ord(c):04X}" for c in bad]})
+    return name.strip()[:MAX_FILENAME] or "未命名文件"
 
 
 @dataclass
@@ -42,7 +75,7 @@ class Received:
 
     @classmethod
     def read(cls, filename: str, stream: BinaryIO, max_bytes: int) -> Received:
-        name = (filename or "未命名文件").replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME] or "未命名文件"
+        name = clean_filename(filename)
         hasher, buf = Hasher(), io.BytesIO()
         while chunk := stream.read(CHUNK):
             if hasher.size + len(chunk) > max_bytes:
@@ -66,14 +99,24 @@ def check_material(ctx: Context, case: Case, material_type: str) -> None:
 
 
 def attach(ctx: Context, session: Session, principal: Principal, case: Case, received: Received,
-           material_type: str, *, replaces: Document | None = None) -> tuple[Document, bool]:
-    """Check, store and catalogue one original. Returns (document, created); an identical re-upload is not new."""
+           material_type: str, *, replaces: Document | None = None,
+           origin: dict[str, Any] | None = None) -> tuple[Document, bool]:
+    """Check, store and catalogue one original. Returns (document, created); an identical re-upload is not new.
+
+    ``origin`` says where a file made by the system came from (scan batch pages, a split document's
+    pages); it goes into the document's ``detail`` and into the audit event.
+    """
     ensure_open(case)
     check_material(ctx, case, material_type)
     media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)
     s = ctx.settings
     found = inspect(received.data, media_type, received.filename, max_pixels=s.max_pixels, min_dpi=s.min_dpi,
-                    dpi_policy=s.dpi_policy)
+                    dpi_policy=s.dpi_policy, max_pages=s.max_pages)
+    if media_type != OFD:  # what filing will do with this original, done now: refused here, not at close
+        found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data),
+                                        max_pixels=s.max_pixels, max_pages=s.max_pages)
+        gd.check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+    # (an OFD's GD-3-4 check is check_ofd, which inspect has just run)
     check_viruses(ctx, received)
     if replaces is None:
         same = session.scalar(select(Document).where(
@@ -91,10 +134,11 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     doc = Document(case_id=case.id, sequence=sequence, material_type=material_type, filename=received.filename,
                    original_key=key, sha256=received.sha256, sm3=received.sm3, size=len(received.data),
                    media_type=media_type, page_count=found.page_count, created_by=principal.name,
-                   detail=found.detail())
+                   detail={**found.detail(), **(origin or {})})
     session.add(doc)
     session.flush()
-    detail = {"document_id": doc.id, "material_type": material_type, "sha256": doc.sha256, "size": doc.size}
+    detail = {"document_id": doc.id, "material_type": material_type, "sha256": doc.sha256, "size": doc.size,
+              **(origin or {})}
     if replaces is not None:
         replaces.status = "replaced"
         detail["replaces"] = replaces.id
@@ -108,7 +152,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
 def check_viruses(ctx: Context, received: Received) -> None:
     """Scan with the configured ClamAV before anything is stored (四性检测 GD-4-2 scans again at filing, with the
     signatures of that day). No scanner configured: nothing to do here."""
-    scanner = scanner_from_settings(ctx.settings)
+    scanner = ctx.scanner
     if scanner is None:
         return
     try:
@@ -140,12 +184,128 @@ def remove(session: Session, principal: Principal, case: Case, doc: Document, re
     indexing.enqueue(session, case.serial)
 
 
+def same_content(session: Session, doc: Document) -> list[Document]:
+    """The case's other active documents with the same bytes (same SHA-256)."""
+    return list(session.scalars(select(Document).where(
+        Document.case_id == doc.case_id, Document.sha256 == doc.sha256, Document.status == "active",
+        Document.id != doc.id).order_by(Document.sequence)))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning about an accepted change: stable code, message for the clerk."""
+
+    code: str
+    message: str
+    detail: dict[str, Any]
+
+
+def duplicate_notice(ctx: Context, session: Session, doc: Document) -> Notice | None:
+    """The same bytes are already in this case (usually as another material): accepted, but worth a look."""
+    others = same_content(session, doc)
+    if not others:
+        return None
+    names = "、".join(f"{ctx.schedule.materials.get(o.material_type, o.material_type)}（材料编号 {o.id}）"
+                     for o in others)
+    return Notice("duplicate_content",
+                  f"“{doc.filename}”与本业务已有的{names}内容完全相同，已接收；请核对材料类型是否选对，"
+                  "如是误传请撤下其中一份", {"document_id": doc.id, "same_as": [o.id for o in others]})
+
+
+def retype(ctx: Context, session: Session, principal: Principal, case: Case, doc: Document,
+           material_type: str) -> Document:
+    """Say which material a document is (a batch scan arrives as ``other``). The original is untouched."""
+    ensure_open(case)
+    check_material(ctx, case, material_type)
+    if doc.material_type == material_type:
+        return doc
+    before, doc.material_type = doc.material_type, material_type
+    audit.record(session, Actor(principal.kind, principal.name), "document.retype", target_type="case",
+                 target_id=case.serial, detail={"document_id": doc.id, "from": before, "to": material_type})
+    indexing.enqueue(session, case.serial)
+    return doc
+
+
+@dataclass(frozen=True)
+class PageRange:
+    first_page: int
+    last_page: int
+    material_type: str
+
+
+def split(ctx: Context, session: Session, principal: Principal, case: Case, doc: Document,
+          ranges: Sequence[PageRange]) -> list[Document]:
+    """Make one document per page range of a scanned PDF or TIFF, each typed as its material.
+
+    Each range is a new stored object derived from the original (PDF pages copied unchanged, TIFF frames
+    losslessly wrapped in PDF) whose ``detail.derived_from`` names the original and its pages. The original
+    document keeps its object and row, with status ``split``.
+    """
+    ensure_open(case)
+    if doc.media_type not in (PDF, TIFF):
+        raise InvalidInput(f"材料“{doc.filename}”不是多页 PDF 或 TIFF 扫描件，不能拆分；如只需更改材料类型，请直接修改",
+                           code="split_unsupported_format", detail={"document_id": doc.id})
+    check_ranges(doc, ranges)
+    ranges = sorted(ranges, key=lambda r: r.first_page)  # parts follow the pages
+    for r in ranges:
+        check_material(ctx, case, r.material_type)
+    stem = doc.filename.rsplit(".", 1)[0][:MAX_FILENAME - 30]  # room for "-p<first>-<last>.pdf"
+    made: list[Document] = []
+    s = ctx.settings
+    with open_stack(ctx.store.get(doc.original_key).read(), doc.media_type, s.scan_raster_dpi, s.max_pixels) as stack:
+        for r in ranges:
+            data = stack.extract(r.first_page, r.last_page)
+            d = digest_bytes(data)
+            origin = {"derived_from": {"document_id": doc.id, "sha256": doc.sha256,
+                                       "pages": [r.first_page, r.last_page]}}
+            part, _ = attach(ctx, session, principal, case,
+                             Received(f"{stem}-p{r.first_page}-{r.last_page}.pdf", data, d.sha256, d.sm3),
+                             r.material_type, origin=origin)
+            made.append(part)
+    doc.status = "split"
+    doc.detail = {**(doc.detail or {}), "split_into": [m.id for m in made]}
+    audit.record(session, Actor(principal.kind, principal.name), "document.split", target_type="case",
+                 target_id=case.serial, detail={
+                     "document_id": doc.id, "method": "derived_objects", "original_kept": doc.original_key,
+                     "parts": [{"document_id": m.id, "material_type": r.material_type,
+                                "pages": [r.first_page, r.last_page], "sha256": m.sha256}
+                               for m, r in zip(made, ranges, strict=True)]})
+    indexing.enqueue(session, case.serial)
+    return made
+
+
+def check_ranges(doc: Document, ranges: Sequence[PageRange]) -> None:
+    """At least two ranges, each within the document, none overlapping, every page in one."""
+    pages = doc.page_count
+    if len(ranges) < 2:
+        raise InvalidInput("拆分至少要分成两段页码；如只需更改材料类型，请直接修改材料类型", code="split_too_few_parts",
+                           detail={"field": "parts"})
+    for i, r in enumerate(ranges, 1):
+        if not 1 <= r.first_page <= r.last_page <= pages:
+            raise InvalidInput(f"第 {i} 段页码 {r.first_page}-{r.last_page} 无效：起始页不能大于结束页，"
+                               f"且页码须在 1-{pages} 之间（材料“{doc.filename}”共 {pages} 页）",
+                               code="split_range_invalid", detail={"field": f"parts.{i - 1}", "pages": pages})
+    ordered = sorted(enumerate(ranges, 1), key=lambda pair: pair[1].first_page)
+    for (i, a), (j, b) in pairwise(ordered):
+        if b.first_page <= a.last_page:
+            raise InvalidInput(f"第 {i} 段（{a.first_page}-{a.last_page} 页）与第 {j} 段（{b.first_page}-"
+                               f"{b.last_page} 页）页码重叠；每一页只能属于一段",
+                               code="split_ranges_overlap", detail={"field": "parts", "parts": [i - 1, j - 1]})
+    covered = {p for r in ranges for p in range(r.first_page, r.last_page + 1)}
+    left = [p for p in range(1, pages + 1) if p not in covered]
+    if left:
+        shown = "、".join(str(p) for p in left[:10]) + (" 等" if len(left) > 10 else "")
+        raise InvalidInput(f"第 {shown} 页没有分到任何一段；每一页都要指定材料类型（共 {pages} 页）",
+                           code="split_ranges_incomplete", detail={"field": "parts", "pages_left": left[:100]})
+
+
 @dataclass(frozen=True)
 class ChecklistEntry:
     material_type: str
     name: str
     required: bool
     documents: list[int]
+    duplicates: list[tuple[int, int]] = field(default_factory=list)  # (document, document with the same bytes)
 
     @property
     def present(self) -> bool:
@@ -153,15 +313,30 @@ class ChecklistEntry:
 
 
 def checklist(ctx: Context, case: Case) -> list[ChecklistEntry]:
-    """Required and optional materials of the business type, with the active documents of each."""
+    """Required and optional materials of the business type, with the active documents of each and any of
+    them whose bytes are also in another active document of the case."""
     bt = ctx.schedule.business_type(case.business_type)
+    active = [d for d in case.documents if d.status == "active"]
     by_type: dict[str, list[int]] = {}
-    for d in case.documents:
-        if d.status == "active":
-            by_type.setdefault(d.material_type, []).append(d.id)
-    return [ChecklistEntry(m, ctx.schedule.materials[m], m in bt.required, by_type.get(m, []))
+    for d in active:
+        by_type.setdefault(d.material_type, []).append(d.id)
+    twins: dict[str, list[tuple[int, int]]] = {}
+    for d in active:
+        twins.setdefault(d.material_type, []).extend(
+            (d.id, o.id) for o in active if o.id != d.id and o.sha256 == d.sha256)
+    return [ChecklistEntry(m, ctx.schedule.materials[m], m in bt.required, by_type.get(m, []), twins.get(m, []))
             for m in (*bt.required, *bt.optional)]
 
 
 def missing_materials(ctx: Context, case: Case) -> list[ChecklistEntry]:
     return [e for e in checklist(ctx, case) if e.required and not e.present]
+
+
+def filing_order(ctx: Context, case: Case) -> list[Document]:
+    """The active documents as the rendition lists them: in checklist order (required materials, then
+    optional ones, as the schedule lists them), by sequence within a material; any material the business
+    type no longer lists comes last."""
+    bt = ctx.schedule.business_type(case.business_type)
+    rank = {m: i for i, m in enumerate((*bt.required, *bt.optional))}
+    active = [d for d in case.documents if d.status == "active"]
+    return sorted(active, key=lambda d: (rank.get(d.material_type, len(rank)), d.sequence))

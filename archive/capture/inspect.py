@@ -1,4 +1,10 @@
-"""Checks on one received file before it is stored: decodes, pixel limit, scan resolution, PDF safety.
+"""Checks on one received file before it is stored: page cap, structure, decodes, pixel limit, scan
+resolution, PDF safety, OFD container safety.
+
+Pages and frames are counted from the file's index (PDF page tree, TIFF IFD chain, APNG/MPO header)
+before any is decoded, so a tiny file claiming thousands of pages is refused cheaply. JPEG and PNG must
+end at their end marker (EOI / IEND): a file cut short is refused (a decoder would pad it), and so is
+one carrying something after it (a ZIP or script appended: a polyglot).
 
 Scan resolution (DA/T 31-2017: at least 200 dpi): the resolution recorded in the image, except the
 meaningless defaults 72 and 96 that cameras and some tools write; then the pixels are measured against
@@ -8,16 +14,19 @@ an A4 page's short side (8.27 in), which is what a scanned business document is.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from archive.capture.ofd import check_ofd
 from archive.capture.sniff import JPEG, OFD, PDF, PNG, TIFF
 from archive.errors import InvalidInput
-from signing.rendition import SourceDocument, open_source_pdf
+from signing.rendition import SourceDocument, frame_count, open_source_pdf, too_many_pages
+
+log = logging.getLogger(__name__)
 
 A4_SHORT_INCHES = 8.27
 DEFAULT_DPI_TAGS = {72, 96}
@@ -35,28 +44,29 @@ class Inspection:
 
 
 def inspect(data: bytes, media_type: str, filename: str, *, max_pixels: int, min_dpi: int,
-            dpi_policy: str) -> Inspection:
+            dpi_policy: str, max_pages: int) -> Inspection:
     if media_type == PDF:
-        with open_source_pdf(data, SourceDocument(title=filename, media_type=PDF)) as pdf:
+        with open_source_pdf(data, SourceDocument(title=filename, media_type=PDF), max_pages=max_pages) as pdf:
             if len(pdf.pages) == 0:
                 raise _bad("pdf_no_pages", f"PDF 文件“{filename}”没有页面", filename)
             return Inspection(PDF, len(pdf.pages))
     if media_type == OFD:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            pages = sum(1 for n in z.namelist() if re.search(r"(^|/)Pages/Page_\d+/Content\.xml$", n))
-        return Inspection(OFD, max(pages, 1))
+        return Inspection(OFD, check_ofd(data, filename, max_pages=max_pages))
     if media_type in (JPEG, PNG, TIFF):
-        return _inspect_image(data, media_type, filename, max_pixels, min_dpi, dpi_policy)
+        return _inspect_image(data, media_type, filename, max_pixels, min_dpi, dpi_policy, max_pages)
     raise _bad("unsupported_format", f"文件“{filename}”的格式不受支持", filename)
 
 
 def _inspect_image(data: bytes, media_type: str, filename: str, max_pixels: int, min_dpi: int,
-                   dpi_policy: str) -> Inspection:
+                   dpi_policy: str, max_pages: int) -> Inspection:
     result = Inspection(media_type, 0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
             image = Image.open(io.BytesIO(data))
+            if (pages := frame_count(image)) > max_pages:
+                raise too_many_pages(filename, pages, max_pages)
+            check_structure(data, image.format or "", filename)
             for page, frame in enumerate(ImageSequence.Iterator(image), start=1):
                 if frame.width * frame.height > max_pixels:
                     raise _too_big(filename, page, frame.width * frame.height, max_pixels)
@@ -78,9 +88,78 @@ def _inspect_image(data: bytes, media_type: str, filename: str, max_pixels: int,
         found = re.search(r"\((\d+) pixels\)", str(exc))
         raise _too_big(filename, 1, int(found.group(1)) if found else None, max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        log.info("undecodable image %r: %s", filename, exc)
         raise _bad("image_undecodable", f"图像“{filename}”无法完整解码（文件损坏或被截断），请重新扫描或重新导出",
-                   filename, reason=str(exc)) from None
+                   filename) from None
     return result
+
+
+def check_structure(data: bytes, kind: str, filename: str) -> None:
+    """A JPEG or PNG ends at its end marker: nothing missing (truncated) and nothing after it (polyglot)."""
+    if kind in ("JPEG", "MPO"):
+        end = jpeg_end(data, 0)
+        while kind == "MPO" and end is not None and data.startswith(b"\xff\xd8\xff", end):
+            end = jpeg_end(data, end)  # a camera's multi-picture file: pictures follow one another
+        what = "JPEG 结束标记（EOI）"
+    elif kind == "PNG":
+        end, what = png_end(data), "PNG 结束块（IEND）"
+    else:
+        return
+    if end is None:
+        raise _bad("image_truncated", f"图像“{filename}”不完整（缺少{what}，文件被截断或传输中断），"
+                   "未接收；请重新扫描或重新导出后提交", filename)
+    if data[end:].strip(b"\x00"):
+        raise _bad("file_polyglot", f"图像“{filename}”在图像数据结束后还夹带了 {len(data) - end} 字节其他内容"
+                   "（可能附加了压缩包或脚本），未接收；原件不能修改，请重新扫描或重新导出后提交", filename,
+                   trailing_bytes=len(data) - end)
+
+
+def jpeg_end(data: bytes, start: int) -> int | None:
+    """Offset just after the EOI of the JPEG starting at ``start`` (None: no SOI, or no EOI before the end).
+    Marker segments are skipped by their length; entropy-coded data by its 0xFF stuffing rule."""
+    if not data.startswith(b"\xff\xd8", start):
+        return None
+    i, n = start + 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0xD9:
+            return i + 2
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length
+            i += 2
+        else:
+            if i + 4 > n:
+                return None
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+            if marker == 0xDA:  # scan data runs to the next marker that is not stuffing or a restart
+                while True:
+                    j = data.find(b"\xff", i)
+                    if j < 0 or j + 1 >= n:
+                        return None
+                    following = data[j + 1]
+                    if following == 0x00 or 0xD0 <= following <= 0xD7:
+                        i = j + 2
+                    elif following == 0xFF:
+                        i = j + 1
+                    else:
+                        i = j
+                        break
+    return None
+
+
+def png_end(data: bytes) -> int | None:
+    """Offset just after the IEND chunk (None: the chunks run past the end of the data)."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        i += 12 + length
+        if kind == b"IEND":
+            return i if i <= n else None
+    return None
 
 
 def scan_dpi(frame: Image.Image) -> int:

@@ -1,7 +1,8 @@
-"""Batch scans (批量扫描): a stack is stored as received, then split at its cover sheets into parts.
+"""Batch scans (批量扫描): a stack is stored as received, then split at its cover sheets into parts,
+and at material separator sheets (材料分隔页) into parts of one material type each.
 
 Processing is a resumable job. Each page's outcome is committed as it goes (``pages_done`` and the
-cover sheets found), so a crash resumes at the next page; parts are keyed by (batch, first page) and
+sheets found), so a crash resumes at the next page; parts are keyed by (batch, first page) and
 their PDFs are built deterministically, so a re-run attaches nothing twice.
 """
 
@@ -24,14 +25,15 @@ from archive.audit import Actor
 from archive.capture import documents
 from archive.capture.cases import get_case
 from archive.capture.documents import Received
-from archive.capture.separation import Stack, open_stack, read_serial, split
+from archive.capture.separation import Mark, Stack, open_stack, read_mark, split
 from archive.capture.sniff import PDF, TIFF, sniff
 from archive.catalogue.models import Case, ScanBatch, ScanPart
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound, status_of
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
+from signing.rendition import SourceDocument, open_source_pdf
 from storage.base import content_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
     if pages > ctx.settings.scan_page_cap:
         raise InvalidInput(f"扫描文件共 {pages} 页，超过单批上限 {ctx.settings.scan_page_cap} 页，请分批扫描",
                            code="scan_too_many_pages", detail={"pages": pages, "cap": ctx.settings.scan_page_cap})
+    if media_type == PDF:  # the rules of a single upload: polyglot, damage, every family of active content
+        open_source_pdf(received.data, SourceDocument(received.filename, PDF)).close()
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
@@ -75,12 +79,12 @@ def process(ctx: Context, batch_id: int) -> None:
     try:
         with _stored_stack(ctx, key, media_type) as stack:
             for number in range(start + 1, stack.pages + 1):
-                serial = read_serial(stack.render(number))
+                mark = read_mark(stack.render(number))
                 with ctx.catalogue.session() as s:
                     batch = s.get(ScanBatch, batch_id)
                     assert batch is not None
-                    if serial:
-                        covers.append([number, serial])
+                    if mark:
+                        covers.append(sheet_entry(number, mark))
                         batch.covers = list(covers)
                     batch.pages_done = number
             _attach_parts(ctx, batch_id, stack, covers)
@@ -93,8 +97,18 @@ def process(ctx: Context, batch_id: int) -> None:
                          outcome="failure", detail={"code": exc.code})
 
 
+def sheet_entry(page: int, mark: Mark) -> list[Any]:
+    """How a sheet is kept in ``ScanBatch.covers``: [page, serial] for a cover, [page, serial, material type]
+    for a separator."""
+    return [page, mark.serial] if mark.material_type is None else [page, mark.serial, mark.material_type]
+
+
+def sheet_marks(covers: list[list[Any]]) -> list[tuple[int, Mark]]:
+    return [(int(c[0]), Mark(str(c[1]), str(c[2]) if len(c) > 2 else None)) for c in covers]
+
+
 def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any]]) -> None:
-    for part in split(stack.pages, [(int(p), str(s)) for p, s in covers]):
+    for part in split(stack.pages, sheet_marks(covers)):
         with ctx.catalogue.session() as s:
             batch = s.get(ScanBatch, batch_id)
             assert batch is not None
@@ -107,12 +121,23 @@ def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any
                 s.flush()
             if row.status == "attached":
                 continue
+            if part.problem:
+                row.reason = part.problem
+                continue
             case = s.scalar(select(Case).where(Case.serial == part.serial)) if part.serial else None
             if case is None or case.status != "open":
                 row.reason = ("before_first_cover" if part.serial is None else
                               "unknown_serial" if case is None else "case_not_open")
                 continue
-            _attach(ctx, s, row, case, stack, batch.material_type, Actor.system("scanner"))
+            try:
+                with s.begin_nested():  # a refused part waits for a clerk; the rest of the stack goes on
+                    _attach(ctx, s, row, case, stack, part.material_type or batch.material_type,
+                            Actor.system("scanner"))
+            except ERRORS as exc:  # e.g. a part over the page cap: it waits for a clerk
+                if status_of(exc) >= 500:
+                    raise
+                log.info("scan batch %s part %s-%s refused: %s", batch_id, part.first_page, part.last_page, exc.code)
+                row.reason = exc.code[:32]
     with ctx.catalogue.session() as s:
         batch = s.get(ScanBatch, batch_id)
         assert batch is not None
@@ -128,8 +153,8 @@ def _attach(ctx: Context, s: Session, row: ScanPart, case: Case, stack: Any, mat
     d = digest_bytes(data)
     name = f"scan-{row.batch_id}-p{row.first_page}-{row.last_page}.pdf"
     principal = Principal(actor.kind, 0, actor.name, frozenset())
-    doc, _ = documents.attach(ctx, s, principal, case, Received(name, data, d.sha256, d.sm3), material_type)
-    doc.detail = {**(doc.detail or {}), "scan_batch": row.batch_id, "pages": [row.first_page, row.last_page]}
+    doc, _ = documents.attach(ctx, s, principal, case, Received(name, data, d.sha256, d.sm3), material_type,
+                              origin={"scan_batch": row.batch_id, "pages": [row.first_page, row.last_page]})
     row.document_id, row.status, row.serial, row.reason = doc.id, "attached", case.serial, None
 
 

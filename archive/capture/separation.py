@@ -1,20 +1,24 @@
-"""Batch-scan separation (分隔): find cover sheets in a scanned stack by their barcodes.
+"""Batch-scan separation (分隔): find cover sheets and material separator sheets in a scanned stack.
 
 Pages are rendered one at a time (bounded memory). Only the formats we print are read, Code128 and
-QR; the top strip, where the cover sheet's Code128 is, is tried before the whole page, and the QR
-still reads when the sheet went through the scanner askew. A barcode counts only when its text has
-the shape of a 业务流水号, so the barcodes on receipts and invoices do not split the stack.
+QR; the top strip, where the sheets' Code128 is, is tried before the whole page, and the QR still
+reads when the sheet went through the scanner askew. A barcode counts only when its text has the
+shape of a 业务流水号 (a cover sheet) or of ``SEP:<业务流水号>:<material type>`` (a material separator
+sheet, 材料分隔页), so the barcodes on receipts and invoices do not split the stack.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import re
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 import pypdfium2 as pdfium
@@ -26,22 +30,46 @@ from archive.capture.cases import SERIAL
 from archive.capture.sniff import PDF, TIFF
 from archive.errors import InvalidInput
 
-FORMATS = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
+log = logging.getLogger(__name__)
+
+# Any: zxing-cpp takes a tuple of formats, though its stubs ask for BarcodeFormats (whose | is deprecated).
+FORMATS: Any = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
 TOP_STRIP = 0.25
+SEPARATOR = re.compile(rf"SEP:({SERIAL.pattern}):([A-Za-z][A-Za-z0-9_]{{0,39}})")
 
 
-def read_serial(page: Image.Image) -> str | None:
-    """The 业务流水号 of a cover sheet, or None for an ordinary page."""
+def separator_text(serial: str, material_type: str) -> str:
+    """What a material separator sheet's barcodes carry; ':' never occurs in a 业务流水号."""
+    return f"SEP:{serial}:{material_type}"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A sheet that starts a part: a cover (material_type None) or a material separator."""
+
+    serial: str
+    material_type: str | None = None
+
+
+def read_mark(page: Image.Image) -> Mark | None:
+    """The cover sheet or separator sheet on ``page``, or None for an ordinary page."""
     width, height = page.size
-    # The whole-page pass runs on most pages (those without a cover), so at half scale: the QR's
+    # The whole-page pass runs on most pages (those without a sheet), so at half scale: the QR's
     # 1 mm modules still span ~4 px, and it is the QR that reads on a sheet fed in askew or turned.
     whole = page.resize((max(1, width // 2), max(1, height // 2)), Image.Resampling.BOX)
     for region in (page.crop((0, 0, width, int(height * TOP_STRIP))), whole):
         texts = [b.text for b in zxingcpp.read_barcodes(region, formats=FORMATS)]
-        serials = [t for t in texts if SERIAL.fullmatch(t)]
-        if serials:
-            return max(set(serials), key=serials.count)  # Code128 and QR agree on a real cover
+        marks = [Mark(m[1], m[2]) for t in texts if (m := SEPARATOR.fullmatch(t))]
+        marks += [Mark(t) for t in texts if SERIAL.fullmatch(t)]
+        if marks:
+            return max(set(marks), key=marks.count)  # Code128 and QR agree on a real sheet
     return None
+
+
+def read_serial(page: Image.Image) -> str | None:
+    """The 业务流水号 of a cover sheet, or None for any other page."""
+    mark = read_mark(page)
+    return mark.serial if mark is not None and mark.material_type is None else None
 
 
 class Stack:
@@ -65,7 +93,9 @@ class Stack:
             else:
                 raise InvalidInput("批量扫描只接受多页 PDF 或 TIFF 文件", code="scan_format_unsupported")
         except (pdfium.PdfiumError, OSError, Image.DecompressionBombError) as exc:
-            raise InvalidInput(f"扫描文件无法读取（文件损坏或被截断）：{exc}", code="scan_unreadable") from None
+            log.info("unreadable scan stack %s: %s", path, exc)
+            raise InvalidInput("扫描文件无法读取（文件损坏或被截断），请重新扫描后上传", code="scan_unreadable",
+                               detail={"reason": str(exc)[:200]}) from None
 
     def render(self, number: int) -> Image.Image:
         """Page ``number`` (1-based) as a greyscale image at the raster resolution."""
@@ -163,18 +193,29 @@ def open_stack(data: bytes | Path, media_type: str, raster_dpi: int, max_pixels:
 class Part:
     first_page: int
     last_page: int
-    serial: str | None  # None: pages before the first cover sheet
+    serial: str | None  # None: pages before the first sheet
+    material_type: str | None = None  # from the separator in front; None: the batch's material type
+    problem: str | None = None  # why it must wait for a clerk although it has a serial
 
 
-def split(pages: int, covers: list[tuple[int, str]]) -> list[Part]:
-    """Runs of pages between cover sheets; the cover pages themselves are not part of any run."""
+def split(pages: int, marks: Sequence[tuple[int, Mark]]) -> list[Part]:
+    """Runs of pages between sheets; the cover and separator pages themselves are not part of any run.
+
+    A separator types the pages behind it, up to the next sheet. A separator whose serial is not that
+    of the cover in front of it is reported (``separator_serial_mismatch``), never trusted.
+    """
     parts: list[Part] = []
-    starts = sorted(covers)
-    first_cover = starts[0][0] if starts else pages + 1
-    if first_cover > 1:
-        parts.append(Part(1, first_cover - 1, None))
-    for i, (page, serial) in enumerate(starts):
+    starts = sorted(marks, key=lambda m: m[0])
+    first_sheet = starts[0][0] if starts else pages + 1
+    if first_sheet > 1:
+        parts.append(Part(1, first_sheet - 1, None))
+    cover: str | None = None
+    for i, (page, mark) in enumerate(starts):
         end = starts[i + 1][0] - 1 if i + 1 < len(starts) else pages
+        if mark.material_type is None:
+            cover = mark.serial
+        problem = ("separator_serial_mismatch"
+                   if mark.material_type is not None and cover is not None and mark.serial != cover else None)
         if end > page:
-            parts.append(Part(page + 1, end, serial))
+            parts.append(Part(page + 1, end, mark.serial, mark.material_type, problem))
     return parts

@@ -5,23 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.errors import ConfigError, ServiceUnavailable
+from archive.errors import ArchiveError, ConfigError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic is imported where it is used: every `archive` command imports this module, few need migrations.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL and write-locking transactions so writers queue, not fail."""
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; ARCHIVE_DB_BUSY_TIMEOUT_SECONDS
+_PG_BUSY = {"55P03", "40001", "40P01"}  # lock_not_available (lock_timeout), serialization_failure, deadlock_detected
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY (busy timeout ran out), SQLITE_LOCKED
+READ_ONLY = "archive_read_only"  # execution option of Catalogue.reading()'s connections
+
+
+def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL and write-locking transactions so writers queue, not fail.
+
+    A statement waits at most ``busy_timeout`` seconds for a lock another transaction holds (SQLite's busy
+    timeout, PostgreSQL's lock_timeout); then it fails with an error :func:`is_busy` recognises.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -29,35 +41,56 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             "ARCHIVE_DATABASE_URL 格式不正确，应形如 postgresql+psycopg://用户@主机:5432/库名 或 sqlite:///路径",
             code="invalid_database_url", detail={"setting": "ARCHIVE_DATABASE_URL"},
         ) from None
-    if parsed.get_backend_name() == "sqlite":
+    backend, _, driver = parsed.drivername.partition("+")  # not get_driver_name(): it loads the dialect
+    if backend not in ("sqlite", "postgresql") or (backend == "postgresql" and driver != "psycopg"):
+        raise ConfigError(
+            f"ARCHIVE_DATABASE_URL 的数据库类型 {parsed.drivername}:// 不受支持；"
+            "PostgreSQL 请写作 postgresql+psycopg://用户@主机:5432/库名，SQLite 请写作 sqlite:///路径",
+            code="unsupported_database_url", detail={"setting": "ARCHIVE_DATABASE_URL", "scheme": parsed.drivername},
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs)
-        _sqlite_pragmas(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs)
+        _sqlite_pragmas(engine, busy_timeout)
         return engine
     # No pool_pre_ping: its extra round trip costs ~15% of a short filing transaction. A connection
     # broken by a server restart fails one transaction, after which SQLAlchemy invalidates the pool.
     kwargs.setdefault("pool_recycle", 600)
     if parsed.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        kwargs["connect_args"] = {"connect_timeout": 5, "options": f"-c lock_timeout={round(busy_timeout * 1000)}",
+                                  **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def is_busy(exc: BaseException) -> bool:
+    """A lock another transaction held did not come free in time (or a deadlock or serialisation conflict):
+    the same request may well succeed when retried."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) in _PG_BUSY:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY
+    return type(orig).__name__ == "OperationalError" and "database is locked" in str(orig)
+
+
+def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions (档号 allocation,
-        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # the audit chain) serialise instead of failing with SQLITE_BUSY on lock upgrade. Readers
+        # (Catalogue.reading) begin deferred: in WAL they neither wait for writers nor block them.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def safe_url(url: str) -> str:
@@ -70,16 +103,27 @@ def safe_url(url: str) -> str:
 class Catalogue:
     """The catalogue database: engine, session factory and schema check."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, busy_timeout, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), autoflush=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session for long work between short writes (filing renders and signs in one): it never
+        flushes and is always rolled back, and on SQLite it takes no write lock (a deferred transaction)."""
+        with self._readers() as s:
+            try:
+                yield s
+            finally:
+                s.rollback()
 
     def ping(self) -> None:
         try:
@@ -88,7 +132,17 @@ class Catalogue:
         except OperationalError as exc:
             raise unreachable(self.url, exc) from None
 
+    def _missing_sqlite_file(self) -> bool:
+        """A SQLite catalogue whose file does not exist (connecting would create an empty one)."""
+        url = make_url(self.url)
+        return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:" \
+            and not Path(str(url.database)).exists()
+
     def current_revision(self) -> str | None:
+        if self._missing_sqlite_file():
+            return None
+        from alembic.runtime.migration import MigrationContext
+
         try:
             with self.engine.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
@@ -97,6 +151,8 @@ class Catalogue:
 
     def check_schema(self) -> None:
         """Stop start-up on an un-migrated or newer-than-code database, saying what to run."""
+        from alembic.script import ScriptDirectory
+
         current = self.current_revision()
         script = ScriptDirectory.from_config(alembic_config(self.url))
         head = script.get_current_head()
@@ -127,14 +183,27 @@ class Catalogue:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def unreachable(url: str, exc: Exception) -> ServiceUnavailable:
+def unreachable(url: str, exc: Exception) -> ArchiveError:
+    """The server is down or refuses us (ServiceUnavailable), or answers that the database does not exist."""
     reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    if "does not exist" in reason and "database" in reason:
+        parsed = make_url(url)
+        name, host = parsed.database or "", parsed.host or "localhost"
+        user = f" -U {parsed.username}" if parsed.username else ""
+        return ConfigError(
+            f"数据库服务器 {host} 可以连接，但目录数据库 {name} 不存在：请先创建它"
+            f"（例如 createdb -h {host}{user} {name}，或 SQL：CREATE DATABASE {name}），再运行 `archive init`",
+            code="catalogue_database_missing",
+            detail={"setting": "ARCHIVE_DATABASE_URL", "database": name, "reason": reason},
+        )
     return ServiceUnavailable(
         f"无法连接目录数据库 {safe_url(url)}，请检查 ARCHIVE_DATABASE_URL 和数据库服务是否运行",
         code="catalogue_unreachable", detail={"setting": "ARCHIVE_DATABASE_URL", "reason": reason},

@@ -56,7 +56,7 @@ class Case(Base):
     fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
     category: Mapped[str] = mapped_column(String(2), index=True)
     business_type: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open, filed, destroyed
     applicant_name: Mapped[str | None] = mapped_column(String(100))
     applicant_id_number: Mapped[str | None] = mapped_column(String(18), index=True)  # 证件号码
     applicant_mobile: Mapped[str | None] = mapped_column(String(11))
@@ -189,6 +189,29 @@ class UserSession(Base):
     expires_at: Mapped[datetime]
 
 
+class LoginLock(Base):
+    """Consecutive failed logins under one user name and its lock (archive/logins.py).
+
+    Keyed by the name as typed, known or not, so a locked name answers alike whether or not the account exists.
+    """
+
+    __tablename__ = "login_lock"
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed login, kept for the throttle window to throttle its client address (the audit log keeps all)."""
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    username: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ApiClient(Base):
     """A business system calling the API with a scoped key (stored hashed)."""
 
@@ -245,7 +268,7 @@ class ScanBatch(Base):
     pages_total: Mapped[int] = mapped_column(default=0)
     pages_done: Mapped[int] = mapped_column(default=0)
     material_type: Mapped[str] = mapped_column(String(40), default="other")  # given to every attached part
-    covers: Mapped[list[Any] | None]  # [[page, serial], …] found so far: a resumed run goes on from here
+    covers: Mapped[list[Any] | None]  # [[page, serial(, material)], …] sheets found so far; resumes from here
     error: Mapped[dict[str, Any] | None]
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import re
 import unicodedata
 import zipfile
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from archive import audit
 from archive.archival_code import CodeParts
 from archive.capture.cases import NEEDS_APPLICANT
+from archive.capture.ofd import check_ofd
 from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document
 from archive.checks.base import (
@@ -47,11 +49,12 @@ from archive.checks.base import (
 from archive.checks.security import ScanFailed, Scanner, database_age_days
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ERRORS
+from archive.errors import ERRORS, InvalidInput
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
 from storage.base import content_key
 
+log = logging.getLogger(__name__)
 P, F, NA, MANUAL = Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE, Outcome.MANUAL
 AUTH, INTEG, USE, SEC = Dimension.AUTHENTICITY, Dimension.INTEGRITY, Dimension.USABILITY, Dimension.SECURITY
 META, CONTENT, PACKAGE = CheckObject.METADATA, CheckObject.CONTENT, CheckObject.PACKAGE
@@ -112,7 +115,7 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
     out = []
     for d in docs:
         try:
-            out.append(Original(d, ctx.store.get(d.original_key).read()))
+            out.append(Original(d, ctx.store.read_bytes(d.original_key)))
         except ERRORS as exc:  # missing object, digest mismatch on read …
             out.append(Original(d, None, f"{exc.code}: {exc.message}"))
     return out
@@ -128,7 +131,7 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
     rendition: bytes | None = None
     if item.rendition_key:
         try:
-            rendition = ctx.store.get(item.rendition_key).read()
+            rendition = ctx.store.read_bytes(item.rendition_key)
         except ERRORS:
             rendition = None
     parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)
@@ -260,7 +263,8 @@ def fixity(s: FilingSubject) -> list[Result]:
             out.append(Result(F, f"归档 PDF 的电子签名验证未通过：{shown}", "rendition",
                               {"failures": [c.name for c in report.failures]}))
         else:
-            out.append(Result(P, f"电子签名有效（{report.level}，签署人 {report.signer}），摘要一致", "rendition",
+            level = "PAdES B-B，无时间戳" if report.level == "B-B" else f"PAdES {report.level}"
+            out.append(Result(P, f"电子签名有效（{level}，签署人 {report.signer}），摘要一致", "rendition",
                               {"level": report.level}))
     if not any(r.outcome == F for r in out):
         out.insert(0, Result(P, f"{len(s.originals)} 个原件的 SHA-256/SM3 摘要与登记值一致"))
@@ -733,20 +737,30 @@ def readable(s: FilingSubject) -> list[Result]:
     for o in s.originals:
         if o.data is None:
             bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
-        elif problem := _unreadable(o.data, o.doc.media_type):
-            bad.append(Result(F, f"原件“{o.doc.filename}”无法正常打开：{problem}", o.doc.filename))
-    if s.rendition is not None and (problem := _unreadable(s.rendition, PDF)):
-        bad.append(Result(F, f"归档 PDF 无法正常打开：{problem}", "rendition"))
+        elif problem := _unreadable(o.data, o.doc.media_type, o.doc.filename):
+            bad.append(Result(F, f"原件{problem}", o.doc.filename))
+    if s.rendition is not None and (problem := _unreadable(s.rendition, PDF, "归档 PDF")):
+        bad.append(Result(F, problem, "rendition"))
     return _summary(bad, "原件与归档 PDF 均可正常打开")
 
 
-def _unreadable(data: bytes, media_type: str) -> str | None:
-    """Why a file does not open (None: it does). JPEGs decode at 1/8 scale: every byte is still read."""
+def _unreadable(data: bytes, media_type: str, filename: str) -> str | None:
+    """Why a file does not open (None: it does)."""
+    try:
+        check_readable(data, media_type, filename)
+    except InvalidInput as exc:
+        return exc.message
+    return None
+
+
+def check_readable(data: bytes, media_type: str, filename: str) -> None:
+    """GD-3-4 on one file, also run at upload so the counter refuses what filing would: it must open as its
+    format (JPEGs decode at 1/8 scale: every byte is still read; OFD: the defensive container check)."""
     try:
         if media_type == PDF:
             with pikepdf.open(io.BytesIO(data)) as pdf:
                 if len(pdf.pages) == 0:
-                    return "没有页面"
+                    raise InvalidInput(f"“{filename}”没有页面", code="pdf_no_pages", detail={"filename": filename})
         elif media_type in (JPEG, PNG, TIFF):
             with Image.open(io.BytesIO(data)) as img:
                 if media_type == JPEG:
@@ -754,14 +768,17 @@ def _unreadable(data: bytes, media_type: str) -> str | None:
                 for frame in ImageSequence.Iterator(img):
                     frame.load()
         elif media_type == OFD:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                if (bad := z.testzip()) is not None:
-                    return f"压缩包条目 {bad} 损坏"
+            check_ofd(data, filename)
         else:
-            return f"未知格式 {media_type}"
+            raise InvalidInput(f"“{filename}”的格式 {media_type} 未知", code="unsupported_format",
+                               detail={"filename": filename})
+    except InvalidInput:
+        raise
     except Exception as exc:  # every decoder has its own errors
-        return f"{type(exc).__name__}: {str(exc)[:200]}"
-    return None
+        log.info("GD-3-4: %r does not open: %s: %s", filename, type(exc).__name__, exc)
+        raise InvalidInput(f"“{filename}”无法正常打开（文件损坏、被截断或格式不符）", code="file_unreadable",
+                           detail={"filename": filename, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                           ) from None
 
 
 @check("GD-3-5", "软硬件环境合规性检测", Stage.FILING, USE, ENV)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -29,6 +29,7 @@ from archive.checks.base import (
     code_key,
 )
 from archive.errors import Conflict, InvalidInput, NotFound
+from archive.localtime import local_time
 
 _BAD = (Outcome.FAILED, Outcome.ERROR)
 
@@ -211,7 +212,7 @@ def stats(session: Session, zone: ZoneInfo, *, stage: Stage | None = None, perio
 # --- PDF --------------------------------------------------------------------------------------------
 
 
-def report_pdf(report: CheckReport, *, fonds_name: str, font_path: Path | None = None) -> bytes:
+def report_pdf(report: CheckReport, *, fonds_name: str, zone: tzinfo, font_path: Path | None = None) -> bytes:
     """The report as a printable A4 PDF (检测报告): header, totals, and every item with its detail."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
@@ -230,7 +231,7 @@ def report_pdf(report: CheckReport, *, fonds_name: str, font_path: Path | None =
     story: list[Any] = [
         Paragraph(f"{escape(fonds_name)} 电子档案四性检测报告（{data['stage_name']}）", head), Spacer(1, 4 * mm),
         Paragraph(f"报告编号：{data['id']}　检测对象：{escape(data['subject'])}　检测时间："
-                  f"{report.created_at:%Y-%m-%d %H:%M:%S} UTC　检测人：{escape(data['operator'])}", info),
+                  f"{local_time(report.created_at, zone)}　检测人：{escape(data['operator'])}", info),
         Paragraph(f"检测结论：{data['outcome_name']}　共 {c.get('total', 0)} 项：通过 {c.get('passed', 0)}，"
                   f"不通过 {c.get('failed', 0)}，不适用 {c.get('not_applicable', 0)}，人工待检 {c.get('manual', 0)}，"
                   f"检测出错 {c.get('error', 0)}　检测依据：DA/T 70-2018", info),
@@ -238,7 +239,7 @@ def report_pdf(report: CheckReport, *, fonds_name: str, font_path: Path | None =
     ]
     rows = [[Paragraph(h, body) for h in ("编号", "检测项目", "性质", "对象", "目标", "结果", "阻断", "说明")]]
     for r in data["results"]:
-        extra = f"（{r['recorded_by']} 人工登记）" if r["recorded_by"] else ""
+        extra = f"（{r['recorded_by']} 于 {local_time(r['recorded_at'], zone)} 人工登记）" if r["recorded_by"] else ""
         rows.append([Paragraph(escape(str(v)), body) for v in (
             r["code"], r["name"], r["dimension_name"], r["object_name"], r["target"] or "",
             r["outcome_name"], "是" if r["blocking"] else "否", r["detail"] + extra)])

@@ -211,8 +211,8 @@ class TransferSubject:
                   for c in (entry or {}).get("content", []) if isinstance(c, dict) and "name" in c}
         report = verify_eep(data, self.trust_roots, wanted or None)
         for c in report.checks:  # keep the first failure of each kind, else the pass
-            if c.name not in facts.checks or (facts.checks[c.name][0] and not c.passed):
-                facts.checks[c.name] = (c.passed, c.detail)
+            if c.name not in facts.checks or (facts.checks[c.name][0] and c.status == "failed"):
+                facts.checks[c.name] = (c.status != "failed", c.detail)
         try:
             root = parse_eep(data)
         except EepInvalid as exc:

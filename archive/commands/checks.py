@@ -43,9 +43,9 @@ def _print_report(data: dict[str, Any]) -> None:
 @check_app.command("report")
 @friendly
 def report(report_id: int,
-           pdf: Annotated[Path | None, typer.Option(help="Write the report as PDF to this file.")] = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
-    """Show a check report (检测报告), or write it as PDF."""
+           pdf: Annotated[Path | None, typer.Option(help="把报告以 PDF 写入此文件。")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出报告。")] = False) -> None:
+    """显示检测报告，或写出为 PDF。"""
     from archive.checks import reports
     from archive.cli import _context, out
 
@@ -56,7 +56,7 @@ def report(report_id: int,
             data = reports.report_dict(row)
             if pdf is not None:
                 pdf.write_bytes(reports.report_pdf(row, fonds_name=ctx.settings.fonds_name,
-                                                   font_path=ctx.settings.cjk_font))
+                                                   font_path=ctx.settings.cjk_font, zone=ctx.zone))
                 out.print(f"已写出检测报告 PDF：{pdf}")
                 return
     finally:
@@ -70,9 +70,9 @@ def report(report_id: int,
 @check_app.command("item")
 @friendly
 def item(archival_code: str,
-         skip_signature: Annotated[bool, typer.Option(help="Do not re-validate the signature (digests only).")]
+         skip_signature: Annotated[bool, typer.Option(help="不重新验证电子签名（只核验摘要）。")]
          = False) -> None:
-    """Re-run the filing checks (GD) on a filed item by its 档号 and store the report; exit 1 if it fails."""
+    """按档号对已归档的档案重新做归档环节检测（GD）并保存报告；未通过时退出码 1。"""
     from archive.checks import gd, reports
     from archive.cli import _cli_actor, _context
 
@@ -91,10 +91,10 @@ def item(archival_code: str,
 @check_app.command("manual")
 @friendly
 def manual(report_id: int, code: str,
-           outcome: Annotated[str, typer.Argument(help="passed, failed or not_applicable")],
-           detail: str, target: Annotated[str | None, typer.Option(help="Carrier number or other target.")] = None
+           outcome: Annotated[str, typer.Argument(help="passed 通过、failed 不通过 或 not_applicable 不适用")],
+           detail: str, target: Annotated[str | None, typer.Option(help="载体编号或其他检测对象。")] = None
            ) -> None:
-    """Record a manual item's result (载体外观、读取速度、光盘合格性) on a report."""
+    """在报告上登记人工检测项的结果（载体外观、读取速度、光盘合格性）。"""
     from archive.checks import reports
     from archive.checks.base import Outcome
     from archive.cli import _cli_actor, _context
@@ -113,9 +113,9 @@ def manual(report_id: int, code: str,
 
 @check_app.command("stats")
 @friendly
-def stats(stage: Annotated[str | None, typer.Option(help="gd, yj or bc")] = None,
-          period: Annotated[str, typer.Option(help="day, month or year")] = "month") -> None:
-    """Pass rates of the check items per period (检测通过率)."""
+def stats(stage: Annotated[str | None, typer.Option(help="环节：gd 归档、yj 移交 或 bc 长期保存")] = None,
+          period: Annotated[str, typer.Option(help="统计周期：day 日、month 月 或 year 年")] = "month") -> None:
+    """各检测项按周期的检测通过率。"""
     from rich.table import Column, Table
 
     from archive.checks import reports
@@ -156,9 +156,9 @@ def sweep_command(
         "--signature-every", min=1, help="每次检测核验 1/N 的归档版式文件签名（1 为全部）")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="计算摘要的线程数")] = None,
 ) -> None:
-    """Run the storage checks (长期保存环节, BC items) as a resumable, rate-limited sweep.
+    """长期保存环节检测（BC 项）：可断点续检、可限速地检查存储中的对象。
 
-    Exits 1 when the sweep found anything (each finding is an alert), so a scheduler notices.
+    发现问题时（每个问题都是一条告警）退出码 1，便于调度程序发觉。
     """
     import time
 
@@ -198,7 +198,7 @@ def alerts_list(
     severity: Annotated[str | None, typer.Option("--severity", help="critical 或 warning")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
 ) -> None:
-    """List alerts raised by storage checks (unacknowledged ones unless --all)."""
+    """列出长期保存环节检测产生的告警（默认只列未确认的，--all 列全部）。"""
     from rich.table import Table
 
     from archive.checks.alerts import SEVERITY_NAMES, query
@@ -220,7 +220,7 @@ def alerts_list(
 @alerts_app.command("ack")
 @friendly
 def alerts_ack(alert_id: int, note: Annotated[str | None, typer.Option("--note", help="处理说明")] = None) -> None:
-    """Acknowledge an alert (recorded in the audit log)."""
+    """确认一条告警（记入审计日志）。"""
     from archive.checks.alerts import acknowledge
     from archive.cli import _cli_actor, _context, out
 

@@ -94,18 +94,19 @@ def _loans_table(title: str, rows: list[LoanOut]) -> Table:
 @lending_app.command("request")
 @friendly
 def request(user: User, password: Password,
-            item: Annotated[list[str], typer.Option("--item", "-i", help="档号; repeatable.")],
-            purpose: Annotated[str, typer.Option(help="review 业务复核, audit 审计, judicial 司法协查, self 本人查询, "
-                                                 "other 其他.")],
-            mode: Annotated[str, typer.Option(help="online 在线查阅, download 下载, print 打印, paper 实体借出.")],
-            days: Annotated[int, typer.Option(help="Period in days.")],
-            text: Annotated[str | None, typer.Option("--text", help="Purpose in words (required for other).")] = None,
-            department: Annotated[str | None, typer.Option(help="单位/部门.")] = None,
-            authority: Annotated[str | None, typer.Option(help="External requester: court, police, discipline.")
-                                 ] = None,
-            unit: Annotated[str | None, typer.Option(help="Name of the external body.")] = None,
-            legal_basis: Annotated[str | None, typer.Option(help="Reference of the legal document.")] = None) -> None:
-    """Ask to use items (利用申请)."""
+            item: Annotated[list[str], typer.Option("--item", "-i", help="档号；可重复。")],
+            purpose: Annotated[str, typer.Option(help="利用目的：review 业务复核、audit 审计、"
+                                                 "judicial 司法协查、self 本人查询、other 其他。")],
+            mode: Annotated[str, typer.Option(help="利用方式：online 在线查阅、download 下载、"
+                                              "print 打印、paper 实体借出。")],
+            days: Annotated[int, typer.Option(help="期限（天）。")],
+            text: Annotated[str | None, typer.Option("--text", help="利用目的说明（目的为 other 时必填）。")] = None,
+            department: Annotated[str | None, typer.Option(help="单位/部门。")] = None,
+            authority: Annotated[str | None, typer.Option(help="外部申请机关：court 法院、police 公安、"
+                                                                    "discipline 纪检监察。")] = None,
+            unit: Annotated[str | None, typer.Option(help="外部申请单位名称。")] = None,
+            legal_basis: Annotated[str | None, typer.Option(help="法律文书编号。")] = None) -> None:
+    """提交利用申请。"""
     data = _valid(RequestIn, archival_codes=item, purpose=purpose, purpose_text=text, mode=mode, days=days,
                   department=department, authority=authority, external_unit=unit, legal_basis=legal_basis)
     with acting(user, password) as (s, p, settings, _):
@@ -118,7 +119,7 @@ def request(user: User, password: Password,
 @lending_app.command("mine")
 @friendly
 def mine(user: User, password: Password) -> None:
-    """My requests, newest first."""
+    """我的利用申请，最新的在前。"""
     with acting(user, password) as (s, p, _, zone):
         rows = [lending.request_out(r) for r in lending.my_requests(s, p)]
         out.print(_requests_table(f"{user} 的利用申请", rows, zone))
@@ -127,7 +128,7 @@ def mine(user: User, password: Password) -> None:
 @lending_app.command("pending")
 @friendly
 def pending(user: User, password: Password) -> None:
-    """Requests waiting for approval (not your own)."""
+    """待审批的利用申请（不含本人的）。"""
     with acting(user, password) as (s, p, _, zone):
         rows = [lending.request_out(r) for r in lending.pending_requests(s, p)]
         out.print(_requests_table("待审批的利用申请", rows, zone))
@@ -136,7 +137,7 @@ def pending(user: User, password: Password) -> None:
 @lending_app.command("show")
 @friendly
 def show(request_id: int, user: User, password: Password) -> None:
-    """One request: items, decision, legal basis, revocation."""
+    """一笔利用申请：档案、审批结果、法律依据、撤销情况。"""
     with acting(user, password) as (s, p, _, zone):
         r = lending.request_out(lending.visible_request(s, p, request_id))
         out.print(_requests_table(f"利用申请 {r.id}", [r], zone))
@@ -150,9 +151,9 @@ def show(request_id: int, user: User, password: Password) -> None:
 @lending_app.command("approve")
 @friendly
 def approve(request_id: int, user: User, password: Password,
-            days: Annotated[int | None, typer.Option(help="Fewer days than asked for.")] = None,
+            days: Annotated[int | None, typer.Option(help="批准的天数（可少于申请的天数）。")] = None,
             reason: Annotated[str | None, typer.Option(help="审批意见.")] = None) -> None:
-    """Approve a request (optionally for fewer days)."""
+    """批准利用申请（可缩短期限）。"""
     with acting(user, password) as (s, p, settings, zone):
         with audited(s, p, "lending.approve", target_type="lending_request", target_id=request_id,
                               detail={"days": days}):
@@ -163,8 +164,8 @@ def approve(request_id: int, user: User, password: Password,
 @lending_app.command("reject")
 @friendly
 def reject(request_id: int, user: User, password: Password,
-           reason: Annotated[str, typer.Option(help="Why (required).")]) -> None:
-    """Reject a request, with a reason."""
+           reason: Annotated[str, typer.Option(help="理由（必填）。")]) -> None:
+    """驳回利用申请，须说明理由。"""
     with acting(user, password) as (s, p, _, _zone):
         with audited(s, p, "lending.reject", target_type="lending_request", target_id=request_id):
             r = lending.reject(s, p, request_id, reason)
@@ -174,8 +175,8 @@ def reject(request_id: int, user: User, password: Password,
 @lending_app.command("revoke")
 @friendly
 def revoke(request_id: int, user: User, password: Password,
-           reason: Annotated[str, typer.Option(help="Why (required).")]) -> None:
-    """End an active grant early, with a reason."""
+           reason: Annotated[str, typer.Option(help="理由（必填）。")]) -> None:
+    """提前终止生效中的利用授权，须说明理由。"""
     with acting(user, password) as (s, p, _, _zone):
         with audited(s, p, "lending.revoke", target_type="lending_request", target_id=request_id):
             r = lending.revoke(s, p, request_id, reason)
@@ -185,7 +186,7 @@ def revoke(request_id: int, user: User, password: Password,
 @lending_app.command("views")
 @friendly
 def views(request_id: int, user: User, password: Password) -> None:
-    """Every read registered under a grant."""
+    """某项授权下登记的每一次查阅。"""
     with acting(user, password) as (s, p, _, zone):
         events = lending.grant_views(s, p, request_id)
         table = Table(title=f"利用授权 {request_id} 的查阅记录（{len(events)} 次）")
@@ -201,12 +202,12 @@ def views(request_id: int, user: User, password: Password) -> None:
 @lending_app.command("lend")
 @friendly
 def lend(user: User, password: Password, borrower: Annotated[str, typer.Option(help="借阅人.")],
-         item: Annotated[list[str], typer.Option("--item", "-i", help="档号; repeatable.")],
-         due: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Due date YYYY-MM-DD.")],
+         item: Annotated[list[str], typer.Option("--item", "-i", help="档号；可重复。")],
+         due: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="应还日期 YYYY-MM-DD。")],
          unit: Annotated[str | None, typer.Option(help="借阅人单位/部门.")] = None,
-         request_id: Annotated[int | None, typer.Option("--request", help="The approved paper request.")] = None
+         request_id: Annotated[int | None, typer.Option("--request", help="已批准的实体借出申请编号。")] = None
          ) -> None:
-    """Lend paper originals out (借出)."""
+    """实体档案借出。"""
     data = _valid(LoanIn, borrower=borrower, borrower_unit=unit, archival_codes=item, due_date=due.date(),
                   request_id=request_id)
     with acting(user, password) as (s, p, settings, zone):
@@ -220,8 +221,8 @@ def lend(user: User, password: Password, borrower: Annotated[str, typer.Option(h
 @lending_app.command("loans")
 @friendly
 def loans(user: User, password: Password,
-          status: Annotated[str | None, typer.Option(help="out or returned.")] = None) -> None:
-    """Paper loans, newest first."""
+          status: Annotated[str | None, typer.Option(help="out 借出中 或 returned 已归还。")] = None) -> None:
+    """实体借出记录，最新的在前。"""
     with acting(user, password) as (s, p, _, zone):
         today = _today(zone)
         rows = [lending.loan_out(x, today) for x in lending.list_loans(s, p, status)]
@@ -231,7 +232,7 @@ def loans(user: User, password: Password,
 @lending_app.command("overdue")
 @friendly
 def overdue(user: User, password: Password) -> None:
-    """Loans still out after their due date (催还清单)."""
+    """逾期未还的借出（催还清单）。"""
     with acting(user, password) as (s, p, _, zone):
         today = _today(zone)
         rows = [lending.loan_out(x, today) for x in lending.overdue_loans(s, p, today)]
@@ -243,7 +244,7 @@ def overdue(user: User, password: Password) -> None:
 def remind(loan_id: int, user: User, password: Password,
            note: Annotated[str | None, typer.Option(help="How, e.g. 电话催还.")] = None
            ) -> None:
-    """Record a reminder (催还)."""
+    """登记一次催还。"""
     with acting(user, password) as (s, p, _, zone):
         with audited(s, p, "lending.loan.remind", target_type="paper_loan", target_id=loan_id):
             loan = lending.remind(s, p, loan_id, _today(zone), zone, note)
@@ -253,8 +254,8 @@ def remind(loan_id: int, user: User, password: Password,
 @lending_app.command("return")
 @friendly
 def return_(loan_id: int, user: User, password: Password,
-            condition: Annotated[str, typer.Option(help="Condition found, e.g. 完好.")]) -> None:
-    """Record the return (归还) with the condition found."""
+            condition: Annotated[str, typer.Option(help="归还时的状况，例如 完好。")]) -> None:
+    """登记归还及归还时的状况。"""
     with acting(user, password) as (s, p, _, zone):
         with audited(s, p, "lending.loan.return", target_type="paper_loan", target_id=loan_id):
             loan = lending.return_loan(s, p, loan_id, condition, zone)

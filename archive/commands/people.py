@@ -10,10 +10,7 @@ from typing import Annotated
 
 import typer
 
-from archive import audit
-from archive.audit import Actor
 from archive.context import Context
-from archive.errors import Unauthenticated
 from archive.permissions import Principal
 
 User = Annotated[str, typer.Option("--user", "-u", "--as", help="以此账号操作（将提示输入密码）")]
@@ -21,19 +18,12 @@ Password = Annotated[str, typer.Option(prompt="密码", hide_input=True, help="�
 
 
 def person(ctx: Context, username: str, password: str) -> Principal:
-    """Check the password and resolve the person (the session token is discarded); both outcomes are audited."""
-    from archive import identity
+    """Check the password and resolve the person (the session token is discarded); both outcomes are audited and
+    wrong passwords count towards the account's lock (archive/logins.py), as at the API."""
+    from archive import identity, logins
 
-    try:
-        with ctx.catalogue.session() as s:
-            token, _, user = identity.login(s, username, password, 1)
-            principal = identity.principal_from_token(s, token)
-            identity.logout(s, token)
-            audit.record(s, Actor("user", user.username), "auth.login", target_type="user", target_id=user.username,
-                         detail={"via": "cli"})
-            return principal
-    except Unauthenticated:
-        with ctx.catalogue.session() as s:
-            audit.record(s, Actor("user", username), "auth.login", target_type="user", target_id=username,
-                         outcome="failure", detail={"via": "cli"})
-        raise
+    token, _, _ = logins.login(ctx, username, password, address=None, via="cli", hours=1)
+    with ctx.catalogue.session() as s:
+        principal = identity.principal_from_token(s, token)
+        identity.logout(s, token)
+    return principal

@@ -61,7 +61,7 @@ def hold_set(user: User, password: Password,
              branch: Annotated[str | None, typer.Option(help="按查询冻结：网点")] = None,
              filed_from: Annotated[str | None, typer.Option(help="按查询冻结：归档日期起 YYYY-MM-DD")] = None,
              filed_to: Annotated[str | None, typer.Option(help="按查询冻结：归档日期止 YYYY-MM-DD")] = None) -> None:
-    """Set a hold on 档号, 业务流水号, or the items a catalogue query matches now."""
+    """冻结：按档号、业务流水号，或按目录查询当前匹配的档案。"""
     from archive.retention.holds import HoldIn, HoldQuery, hold_codes, set_hold
 
     query = {k: v for k, v in {"business_type": business_type, "category": category, "year": year, "branch": branch,
@@ -83,7 +83,7 @@ def hold_set(user: User, password: Password,
 @friendly
 def hold_lift(hold_id: int, user: User, password: Password,
               reason: Annotated[str, typer.Option(help="解除理由")]) -> None:
-    """Lift a hold (with a reason); the store's legal hold stays where another hold covers."""
+    """解除冻结（须说明理由）；仍被其他冻结覆盖的对象保留存储的法律保全。"""
     from archive.retention.holds import lift_hold
 
     ctx = _ctx()
@@ -96,7 +96,7 @@ def hold_lift(hold_id: int, user: User, password: Password,
 @hold_app.command("list")
 @friendly
 def hold_list(status: Annotated[str | None, typer.Option(help="active 或 lifted")] = None) -> None:
-    """Holds, newest first."""
+    """冻结记录，最新的在前。"""
     from archive.retention.holds import list_holds
 
     ctx = _ctx()
@@ -118,7 +118,7 @@ def appraisal_queue(user: User, password: Password,
                     business_type: Annotated[str | None, typer.Option(help="业务类型")] = None,
                     year: Annotated[int | None, typer.Option(help="年度")] = None,
                     limit: Annotated[int, typer.Option(help="显示条数")] = 100) -> None:
-    """Items whose retention has expired and that await a decision."""
+    """保管期限已满、等待鉴定的档案。"""
     from archive.retention.appraisal import QueueFilter, queue, title_of
 
     ctx = _ctx()
@@ -143,7 +143,7 @@ def appraisal_decide(user: User, password: Password,
                      codes_file: Annotated[Path | None, typer.Option("--codes-file", help="档号清单文件")] = None,
                      retention: Annotated[str | None, typer.Option(help="继续保存时的新保管期限 Y/D30/D10")] = None
                      ) -> None:
-    """Record keep or destroy for the listed items (all or none), with a progress bar."""
+    """对所列档案登记鉴定意见：继续保存或拟销毁（全部成功或全部不做），显示进度。"""
     from archive.retention.appraisal import DecisionIn, decide
 
     codes = _codes(code, codes_file)
@@ -174,7 +174,7 @@ def destruction_build(user: User, password: Password,
                       code: Annotated[list[str] | None, typer.Option("--code", help="只列入这些档号")] = None,
                       codes_file: Annotated[Path | None, typer.Option("--codes-file", help="档号清单文件")] = None
                       ) -> None:
-    """Build a 销毁清册 from the proposed destroy decisions."""
+    """用拟销毁的鉴定意见编制销毁清册。"""
     from archive.retention.destruction import ListIn, build_list
 
     codes = _codes(code, codes_file)
@@ -191,7 +191,7 @@ def destruction_build(user: User, password: Password,
 @destruction_app.command("show")
 @friendly
 def destruction_show(list_id: int) -> None:
-    """A list with its lines, approvals and execution results."""
+    """一份销毁清册：条目、审批和执行结果。"""
     from archive.retention.destruction import approvals_of, entries_of, get_list
 
     ctx = _ctx()
@@ -212,7 +212,7 @@ def destruction_show(list_id: int) -> None:
 @destruction_app.command("list")
 @friendly
 def destruction_list(status: Annotated[str | None, typer.Option(help="pending、approved 或 executed")] = None) -> None:
-    """Destruction lists, newest first."""
+    """销毁清册，最新的在前。"""
     from archive.retention.destruction import check_status, list_lists
 
     check_status(status)
@@ -229,7 +229,7 @@ def destruction_list(status: Annotated[str | None, typer.Option(help="pending、
 @friendly
 def destruction_approve(list_id: int, user: User, password: Password,
                         opinion: Annotated[str | None, typer.Option(help="审批意见")] = None) -> None:
-    """Approve a list as this person; the second different approver makes it final and signs its PDF."""
+    """以本人身份审批清册；第二位不同的审批人通过后清册生效，并签章生成 PDF。"""
     from archive.retention.destruction import ApprovalIn, approve
 
     ctx = _ctx()
@@ -246,7 +246,7 @@ def destruction_approve(list_id: int, user: User, password: Password,
 @friendly
 def destruction_reject(list_id: int, user: User, password: Password,
                        reason: Annotated[str, typer.Option(help="驳回理由")]) -> None:
-    """Reject a pending list (驳回); its items go back to the appraisal queue."""
+    """驳回待审批的清册；其中的档案回到鉴定队列。"""
     from archive.retention.destruction import RejectionIn, reject
 
     ctx = _ctx()
@@ -259,7 +259,7 @@ def destruction_reject(list_id: int, user: User, password: Password,
 @destruction_app.command("execute")
 @friendly
 def destruction_execute(list_id: int, user: User, password: Password) -> None:
-    """Destroy the approved list's items, with a progress bar; refusals are listed with their reasons."""
+    """执行已批准清册中档案的销毁，显示进度；未能销毁的逐条列出原因。"""
     from archive.retention.destruction import execute
 
     ctx = _ctx()
@@ -277,7 +277,7 @@ def destruction_execute(list_id: int, user: User, password: Password) -> None:
 @destruction_app.command("pdf")
 @friendly
 def destruction_pdf(list_id: int, output: Annotated[Path, typer.Option("--output", "-o", help="保存到此文件")]) -> None:
-    """Save the approved, signed list PDF."""
+    """保存已批准并签章的销毁清册 PDF。"""
     from archive.retention.destruction import list_pdf
 
     ctx = _ctx()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,13 +15,13 @@ from rich.table import Table
 
 from archive.errors import ERRORS
 from archive.settings import get_settings
-from signing.certificates import ensure_dev_pki, load_certificates, load_trust_roots
-from signing.eep import verify_eep
-from signing.fixity import Digests
-from signing.tsa import LocalTsa
-from signing.validate import VerificationReport, check_fixity, verify_pdf
 
-app = typer.Typer(help="签章与验证 (signatures, time stamps, verification)", no_args_is_help=True)
+if TYPE_CHECKING:
+    from signing.validate import VerificationReport
+
+# The signing stack (pyhanko, pikepdf, …) is imported inside the commands, so `archive --help` starts fast.
+
+app = typer.Typer(help="签章与验证：时间戳服务、验证签章文件。", no_args_is_help=True)
 
 
 def _pki_dir(pki_dir: Path | None) -> Path:
@@ -28,10 +29,13 @@ def _pki_dir(pki_dir: Path | None) -> Path:
 
 
 @app.command()
-def tsa(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-        port: int = typer.Option(3161, help="Port to listen on (0: any free port)."),
-        pki_dir: Path | None = typer.Option(None, help="PKI directory; default <data_dir>/pki.")) -> None:
-    """Serve a local RFC 3161 time-stamp authority for development and tests (not for production)."""
+def tsa(host: str = typer.Option("127.0.0.1", help="监听地址。"),
+        port: int = typer.Option(3161, help="监听端口（0：任一空闲端口）。"),
+        pki_dir: Path | None = typer.Option(None, help="证书目录；默认 <data_dir>/pki。")) -> None:
+    """运行本地 RFC 3161 时间戳服务，仅供开发和测试（不可用于生产）。"""
+    from signing.certificates import ensure_dev_pki
+    from signing.tsa import LocalTsa
+
     console = Console(stderr=True)
     try:
         server = LocalTsa(ensure_dev_pki(_pki_dir(pki_dir)), host, port)
@@ -47,13 +51,17 @@ def tsa(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 
 def print_report(report: VerificationReport, console: Console, title: str) -> None:
     """Print a verification report as a table."""
+    from signing.validate import NO_TIMESTAMP
+
     table = Table(title=title, show_lines=False)
     table.add_column("检查项 check")
     table.add_column("结果")
     table.add_column("说明")
     for check in report.checks:
         name = check.name if not check.signature else f"{check.name} [{check.signature}]"
-        table.add_row(name, "[green]通过[/green]" if check.passed else "[red]未通过[/red]", check.detail)
+        result = {"passed": "[green]通过[/green]", "absent": "[yellow]无[/yellow]"}.get(check.status,
+                                                                                     "[red]未通过[/red]")
+        table.add_row(name, result, check.detail)
     console.print(table)
     if report.level:
         console.print(f"签章级别 PAdES {report.level}；签章人：{report.signer}；"
@@ -62,23 +70,29 @@ def print_report(report: VerificationReport, console: Console, title: str) -> No
         d = report.digests
         console.print(f"SHA-256 {d.sha256}\nSM3     {d.sm3}\n大小    {d.size} 字节")
     if report.ok:
-        console.print("[bold green]验证通过[/bold green]")
+        note = "（PAdES B-B：" + NO_TIMESTAMP + "）" if report.level == "B-B" else ""
+        console.print("[bold green]验证通过[/bold green]" + note)
     else:
         console.print("[bold red]验证未通过：[/bold red]" + "、".join(c.name for c in report.failures))
 
 
 @app.command()
 def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
-                                       help="Signed PDF, or DA/T 48 EEP package."),
+                                       help="签章的 PDF，或 DA/T 48 EEP 信息包。"),
            trust: list[Path] = typer.Option(
-               [], help="Trusted root certificate (PEM), repeatable; default: the PKI directory's roots."),
-           pki_dir: Path | None = typer.Option(None, help="PKI directory; default <data_dir>/pki."),
-           sha256: str | None = typer.Option(None, help="Expected SHA-256 from the catalogue."),
-           sm3: str | None = typer.Option(None, help="Expected SM3 from the catalogue."),
-           size: int | None = typer.Option(None, help="Expected size in bytes from the catalogue."),
-           require_timestamp: bool = typer.Option(False, help="Fail a signature without an RFC 3161 time stamp."),
-           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Verify a signed PDF (signature, chain, time stamp, coverage, PDF/A-2b, fixity) or an EEP. Exit 1 if not ok."""
+               [], help="信任的根证书（PEM），可重复；默认：证书目录中的根证书。"),
+           pki_dir: Path | None = typer.Option(None, help="证书目录；默认 <data_dir>/pki。"),
+           sha256: str | None = typer.Option(None, help="目录中登记的 SHA-256。"),
+           sm3: str | None = typer.Option(None, help="目录中登记的 SM3。"),
+           size: int | None = typer.Option(None, help="目录中登记的大小（字节）。"),
+           require_timestamp: bool = typer.Option(False, help="没有 RFC 3161 时间戳的签章判为不通过。"),
+           as_json: bool = typer.Option(False, "--json", help="以 JSON 输出报告。")) -> None:
+    """验证签章的 PDF（签名、证书链、时间戳、覆盖范围、PDF/A-2b、固定性）或 EEP 信息包；未通过时退出码 1。"""
+    from signing.certificates import load_certificates, load_trust_roots
+    from signing.eep import verify_eep
+    from signing.fixity import Digests
+    from signing.validate import check_fixity, verify_pdf
+
     console = Console()
     try:
         roots = [c for p in trust for c in load_certificates(p)] if trust else load_trust_roots(_pki_dir(pki_dir))

@@ -9,9 +9,8 @@ from rich.table import Table
 
 from archive.errors import ERRORS
 from archive.settings import get_settings
-from archive.wiring import build_store
-from storage.replicated import ReplicatedStore
-from storage.verify import verify as verify_store
+
+# The store clients (minio, …) are imported inside the commands, so `archive --help` starts fast.
 
 app = typer.Typer(help="对象存储：副本比对与完整性检查。", no_args_is_help=True)
 
@@ -31,6 +30,10 @@ def verify(
 
     退出码：0 全部一致完好；1 发现问题（已列出）；2 存储不可用或配置有误。
     """
+    from archive.wiring import build_store
+    from storage.replicated import ReplicatedStore
+    from storage.verify import verify as verify_store
+
     console = Console()
     try:
         store = build_store(get_settings())

@@ -37,7 +37,7 @@ def export(
     out: Annotated[Path | None, typer.Option(help="另存一份到此路径（zip 文件，或配合 --dir 的目录）")] = None,
     as_dir: Annotated[bool, typer.Option("--dir", help="以目录形式另存（BagIt 目录）")] = False,
 ) -> None:
-    """Export filed items as a transfer package (EEPs + 目录文件 + 移交登记表), run the YJ checks, keep it."""
+    """把已归档的档案导出为移交信息包（EEP + 目录文件 + 移交登记表），做移交环节检测（YJ）并保存。"""
     from pydantic import ValidationError
 
     from archive.cli import _cli_actor, _context, err, friendly
@@ -102,7 +102,7 @@ def _save(ctx: object, row: object, out: Path, as_dir: bool) -> None:
 
 @transfer_app.command("list")
 def list_packages(limit: Annotated[int, typer.Option(help="条数")] = 20) -> None:
-    """List transfer packages and receipts, newest first."""
+    """移交信息包和接收记录，最新的在前。"""
     from sqlalchemy import select
 
     from archive.catalogue.models import TransferPackage, TransferReceipt
@@ -135,7 +135,7 @@ def list_packages(limit: Annotated[int, typer.Option(help="条数")] = 20) -> No
 def download(package_id: Annotated[int, typer.Argument(help="信息包 id")],
              out: Annotated[Path, typer.Option(help="保存路径（zip 文件，或配合 --dir 的目录）")],
              as_dir: Annotated[bool, typer.Option("--dir", help="以目录形式保存")] = False) -> None:
-    """Save a released transfer package as a zip or a BagIt directory."""
+    """把已放行的移交信息包另存为 zip 文件或 BagIt 目录。"""
     from archive import audit
     from archive.cli import _cli_actor, _context, friendly
     from archive.cli import out as console
@@ -160,7 +160,7 @@ def receive(
     sender_sha256: Annotated[str | None, typer.Option(help="移交方提供的信息包 SHA-256")] = None,
     offline: Annotated[bool, typer.Option(help="来自离线载体（载体检测项需人工登记）")] = False,
 ) -> None:
-    """Verify a received package (BagIt manifests, EEP signatures and digests, YJ checks) and record the receipt."""
+    """校验接收的信息包（BagIt 清单、EEP 签名与摘要、移交环节检测）并登记接收。"""
     from archive.cli import _cli_actor, _context, err, friendly
     from archive.cli import out as console
     from archive.retention import refusals, transfer
@@ -190,7 +190,7 @@ def register(
     package_id: Annotated[int | None, typer.Option("--package", help="移交信息包 id：移交登记表")] = None,
     receipt_id: Annotated[int | None, typer.Option("--receipt", help="接收记录 id：移交与接收登记表")] = None,
 ) -> None:
-    """Write the 移交登记表 of a package, or the 移交与接收登记表 of a receipt, as PDF."""
+    """把信息包的移交登记表，或接收记录的移交与接收登记表，写出为 PDF。"""
     from archive.cli import _context, friendly
     from archive.cli import out as console
     from archive.errors import InvalidInput

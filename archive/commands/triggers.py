@@ -28,7 +28,7 @@ def report(
     id_number: Annotated[str | None, typer.Option(help="证件号码（账户销户）")] = None,
     uscc: Annotated[str | None, typer.Option(help="统一社会信用代码（单位注销）")] = None,
 ) -> None:
-    """Report a business event and start the clock on the items waiting for it (exit 2 if refused)."""
+    """登记业务事件，开始计算等待该事件的档案的保管期限（被拒绝时退出码 2）。"""
     from pydantic import ValidationError
 
     from archive.cli import _cli_actor, _context
@@ -58,10 +58,10 @@ def report(
 
 @event_app.command("pending")
 @friendly
-def pending(trigger: Annotated[str | None, typer.Option(help="LOAN_SETTLED、ACCOUNT_CLOSED …")] = None,
+def pending(trigger: Annotated[str | None, typer.Option(help="起算事件代码，例如 LOAN_SETTLED、ACCOUNT_CLOSED")] = None,
             limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
             offset: Annotated[int, typer.Option(min=0)] = 0) -> None:
-    """List items still waiting for their trigger event (no expiry yet)."""
+    """列出仍在等待起算事件（尚无到期日）的档案。"""
     from archive.cli import _context
     from archive.retention import triggers
 

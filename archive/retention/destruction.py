@@ -42,6 +42,7 @@ from archive.catalogue.types import utcnow
 from archive.classification import RetentionCode
 from archive.context import Context
 from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
+from archive.localtime import local_time
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 from archive.retention.appraisal import title_of, today_in
@@ -274,12 +275,12 @@ def render_pdf(ctx: Context, session: Session, dl: DestructionList) -> bytes:
     story: list[Any] = [
         Paragraph(escape(dl.title), head),
         Paragraph(escape(f"全宗：{ctx.settings.fonds_name}（{ctx.settings.fonds_code}）　清册编号：{dl.number}　"
-                         f"编制人：{dl.created_by}　编制时间：{dl.created_at.astimezone(zone):%Y-%m-%d %H:%M}"), text),
+                         f"编制人：{dl.created_by}　编制时间：{local_time(dl.created_at, zone)}"), text),
         Spacer(1, 4 * mm), table, Spacer(1, 4 * mm),
         Paragraph(escape(f"合计：{dl.item_count} 件，{dl.page_count} 页。"), text),
     ]
     for n, a in enumerate(approvals_of(session, dl.id), 1):
-        story.append(Paragraph(escape(f"审批人{n}：{a.approver}　时间：{a.approved_at.astimezone(zone):%Y-%m-%d %H:%M}"
+        story.append(Paragraph(escape(f"审批人{n}：{a.approver}　时间：{local_time(a.approved_at, zone)}"
                                       f"　意见：{a.opinion or '同意销毁'}"), text))
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
@@ -416,7 +417,7 @@ def _destroy(ctx: Context, session: Session, principal: Principal, number: str,
     for sha in digests:
         images.evict(sha)
     now = utcnow()
-    item.status = "destroyed"
+    item.status = case.status = "destroyed"  # one truthful status: the case record says so too
     for d in docs:
         d.status = "destroyed"
     case.applicant_id_number = case.applicant_mobile = case.personal_account = case.unit_account = None

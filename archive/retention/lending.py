@@ -82,7 +82,7 @@ class LoanIn(BaseModel):
     borrower_unit: str | None = Field(None, max_length=200, description="借阅人单位/部门")
     archival_codes: list[str] = Field(max_length=MAX_CODES, description="档号")
     due_date: date = Field(description="应还日期")
-    request_id: int | None = Field(None, description="已批准的实体借出申请编号（可选）")
+    request_id: int | None = Field(None, ge=1, le=2**31 - 1, description="已批准的实体借出申请编号（可选）")
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from archive.checks.base import CheckItem, Result
 from archive.context import Context
 from archive.eep_record import eep_record
 from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.localtime import local_time
 from signing.fixity import Digests, Hasher, digest_bytes, digest_stream
 
 BAGIT = "bagit.txt"
@@ -657,10 +658,11 @@ def package_stream(ctx: Context, row: TransferPackage) -> Iterator[bytes]:
     if row.zip_key is None:
         raise Conflict("该信息包未通过移交检测，没有可下载的文件", code="transfer_not_released",
                        detail={"package_no": row.package_no, "status": row.status})
-    stream = ctx.store.get(row.zip_key)
+    key = row.zip_key
+    ctx.store.stat(key)  # a missing package is an error before the first byte, not in the middle
 
-    def chunks() -> Iterator[bytes]:
-        with stream:
+    def chunks() -> Iterator[bytes]:  # opens the stream only when read, so it is always closed
+        with ctx.store.get(key) as stream:
             while chunk := stream.read(CHUNK):
                 yield chunk
 
@@ -727,12 +729,13 @@ def register_pdf(ctx: Context, register: dict[str, Any], results: list[dict[str,
         ("年度范围", f"{years[0]}—{years[1]}"),
         ("保管期限", "，".join(f"{labels.get(k, k)} {v} 件" for k, v in retention.items())),
         ("目录文件 SHA-256", str(digests.get("sha256", ""))[:64]), ("目录文件 SM3", str(digests.get("sm3", ""))[:64]),
-        ("制表时间", register.get("created_at", "")), ("制表人", register.get("created_by", "")),
+        ("制表时间", local_time(register.get("created_at"), ctx.zone)), ("制表人", register.get("created_by", "")),
     ]:
         line(label, value)
     if receipt is not None:
         y -= 4 * mm
-        for label, value in [("接收时间", receipt.get("received_at", "")), ("接收人", receipt.get("received_by", "")),
+        for label, value in [("接收时间", local_time(receipt.get("received_at"), ctx.zone)),
+                             ("接收人", receipt.get("received_by", "")),
                              ("接收结论", receipt.get("status_name", "")),
                              ("接收包 SHA-256", receipt.get("sha256", ""))]:
             line(label, value)

@@ -284,3 +284,26 @@ def test_recheck_of_a_filed_item_finds_a_tampered_catalogue(ctx: Context, client
     add_user(ctx, "arch", ["archivist"])
     listed = client.get(path, headers=login(client, "arch")).json()
     assert [r["outcome"] for r in listed] == ["warning", "warning", "failed"]  # filing, recheck, recheck
+
+
+def test_reading_an_item_back_closes_every_stored_object(ctx: Context, client: TestClient,
+                                                         core: dict[str, str]) -> None:
+    """Given a filed item, When its originals and rendition are read back for the GD checks and a page image is
+    rendered from an original, Then no stored object is left open (an unclosed one warns when collected, in
+    whatever thread happens to be running a PDF/A check)."""
+    import gc
+    import warnings
+
+    from archive import images
+
+    file_case(client, core)
+    with warnings.catch_warnings(record=True) as caught, ctx.catalogue.sessions() as s:
+        warnings.simplefilter("always", ResourceWarning)
+        item = s.scalar(select(ArchiveItem))
+        assert item is not None
+        subj = gd.item_subject(ctx, s, item, verify_signatures=False)
+        assert subj.rendition and all(o.data for o in subj.originals)
+        images.page_image(ctx, subj.originals[0].doc, 1, 400, "jpeg")
+        del subj
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -108,9 +108,18 @@ def test_branch_limited_reader_sees_only_reports_on_items_of_its_branches(
 
 
 def test_report_as_pdf(ctx: Context, client: TestClient, core: dict[str, str], archivist: dict[str, str]) -> None:
+    """Given a filing's check report, When fetched as PDF, Then it is titled, embeds Chinese glyphs and prints
+    its time in the center's zone with the zone shown (not UTC)."""
+    import pypdfium2 as pdfium
+
+    from archive.localtime import local_time
+
     file_case(client, core)
     with ctx.catalogue.sessions() as s:
-        report_id = s.scalar(select(CheckReport.id))
+        report_id, created = s.execute(select(CheckReport.id, CheckReport.created_at)).one()
+    text = "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(
+        client.get(f"/api/v1/checks/reports/{report_id}/pdf", headers=archivist).content))
+    assert f"检测时间：{local_time(created, ctx.zone)}" in text and "（UTC+08:00）" in text and " UTC" not in text
     for url in (f"/api/v1/checks/reports/{report_id}?format=pdf", f"/api/v1/checks/reports/{report_id}/pdf"):
         r = client.get(url, headers=archivist)
         assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"

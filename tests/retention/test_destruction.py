@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pypdfium2 as pdfium
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -21,6 +22,7 @@ from archive.catalogue.models import (
 from archive.cli import app
 from archive.context import Context
 from archive.indexing import IndexWorker
+from archive.localtime import local_time
 from archive.permissions import Permission, Principal
 from archive.retention import destruction
 from search.base import SearchQuery, Visibility
@@ -112,6 +114,8 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
 
     r = client.get(f"/api/v1/destruction-lists/{list_id}/pdf", headers=people["head"])
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    text = "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(r.content))
+    assert f"编制时间：{local_time(dl.created_at, ctx.zone)}" in text and "（UTC+08:00）" in text  # zone shown
     report = verify_pdf(r.content, load_trust_roots(ctx.settings.pki_path), check_pdfa=False)
     assert report.ok, report.failures
     with ctx.catalogue.session() as s:
@@ -125,6 +129,27 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
         assert r.status_code == 410 and r.json()["code"] == "item_destroyed", url
     record = client.get(f"/api/v1/items/{code}", headers=files)  # the tombstone still answers
     assert record.status_code == 200 and record.json()["item"]["status"] == "destroyed"
+
+
+def test_case_and_item_agree_on_destroyed(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a filed item whose retention ran out, When its 销毁清册 is executed,
+    Then GET /items/{档号} and GET /cases/{serial} both say destroyed, for the case and for its item,
+    and listing cases by status finds it under destroyed, no longer under filed."""
+    core = {"X-API-Key": _core_key(ctx)}
+    complete_case(client, core)
+    code = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).json()["item"]["archival_code"]
+    with ctx.catalogue.session() as s:
+        s.execute(update(ArchiveItem).values(expiry_date=date(2020, 1, 1)))
+    expire_locks(ctx, keys_of(ctx, code))
+    r = client.post(f"/api/v1/destruction-lists/{approved_list(client, people, code)}/execute", headers=people["arch"])
+    assert r.json()["destroyed"] == [code], r.text
+    by_code = client.get(f"/api/v1/items/{code}", headers=core).json()
+    by_serial = client.get("/api/v1/cases/YW2026010500001", headers=core).json()
+    for record in (by_code, by_serial):
+        assert (record["status"], record["item"]["status"]) == ("destroyed", "destroyed")
+    listed = {s: [c["serial"] for c in client.get(f"/api/v1/cases?status={s}", headers=people["arch"]).json()]
+              for s in ("filed", "destroyed")}
+    assert listed == {"filed": [], "destroyed": ["YW2026010500001"]}
 
 
 def _core_key(ctx: Context) -> str:

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from archive.commands import signing as cli
-from signing.certificates import DevPki
+from signing.certificates import DevPki, KeySigner
 from signing.fixity import digest_bytes
+from signing.tsa import LocalTsa
 
 runner = CliRunner()
 
@@ -81,13 +82,28 @@ def test_tsa_command_creates_the_dev_pki_and_announces_its_url(tmp_path: Path,
     Then the dev PKI exists and the URL is printed."""
     served = []
 
-    def serve_once(self: cli.LocalTsa) -> None:
+    def serve_once(self: LocalTsa) -> None:
         served.append(self.url)
         self.stop()
 
-    monkeypatch.setattr(cli.LocalTsa, "serve_forever", serve_once)
+    monkeypatch.setattr(LocalTsa, "serve_forever", serve_once)
     result = runner.invoke(cli.app, ["tsa", "--port", "0", "--pki-dir", str(tmp_path / "pki")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pki" / "tsa.pem").exists()
     assert served and served[0].startswith("http://127.0.0.1:")
     assert "ARCHIVE_TSA_URL=" in result.output
+
+
+def test_verify_bb_says_no_timestamp_rather_than_passed(tmp_path: Path, rendition: bytes, signer: KeySigner,
+                                                        pki: DevPki) -> None:
+    """Given a B-B signed file (no time stamp), When `verify` runs,
+    Then the timestamp row says 无 (not 通过) and the verdict names PAdES B-B."""
+    from signing.pades import sign_pdf
+
+    path = tmp_path / "bb.pdf"
+    path.write_bytes(sign_pdf(rendition, signer))
+    result = runner.invoke(cli.app, ["verify", str(path), "--pki-dir", str(pki.directory)])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "timestamp" in line)
+    assert "无" in row and "通过" not in row
+    assert "验证通过（PAdES B-B" in result.output

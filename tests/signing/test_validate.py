@@ -146,6 +146,21 @@ def test_bb_signature_fails_only_when_a_time_stamp_is_required(rendition: bytes,
     assert [c.name for c in report.failures] == ["timestamp"]
 
 
+def test_bb_timestamp_is_reported_absent_not_passed(rendition: bytes, signer: KeySigner, signed_bt: bytes,
+                                                     roots: list[x509.Certificate]) -> None:
+    """Given a B-B and a B-T signature, When verified,
+    Then the B-B report's timestamp check is "absent" (not passed, not a failure) and its level B-B,
+    while the B-T report's timestamp check passed."""
+    bb = verify_pdf(sign_pdf(rendition, signer), roots)
+    stamp = next(c for c in bb.checks if c.name == "timestamp")
+    assert (stamp.status, stamp.passed) == ("absent", False)
+    assert stamp.detail == "无时间戳（PAdES B-B，仅证明签章时的完整性）"
+    assert bb.ok and bb.level == "B-B" and stamp not in bb.failures
+    assert next(c for c in bb.to_dict()["checks"] if c["name"] == "timestamp")["status"] == "absent"
+    bt = verify_pdf(signed_bt, roots)
+    assert bt.level == "B-T" and next(c for c in bt.checks if c.name == "timestamp").status == "passed"
+
+
 def test_not_a_pdf_fails_readable(roots: list[x509.Certificate]) -> None:
     """Given bytes that are not a PDF, When verified, Then readable fails and fixity is still computed."""
     report = verify_pdf(b"hello", roots)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import identity
+from archive import identity, logins
 from archive.api.deps import UnitOfWork, actor_of, require
 from archive.catalogue.models import User
 from archive.permissions import Permission, Principal
@@ -31,6 +31,7 @@ class UserOut(BaseModel):
     roles: list[str]
     branch: str | None
     active: bool
+    locked_until: datetime | None = Field(None, description="登录失败过多而锁定时，锁定到何时")
 
 
 class RolesIn(BaseModel):
@@ -52,9 +53,9 @@ class ClientOut(BaseModel):
     key: str | None = Field(None, description="只在创建时返回一次，请妥善保存")
 
 
-def _user_out(u: User) -> UserOut:
+def _user_out(u: User, locked_until: datetime | None = None) -> UserOut:
     return UserOut(username=u.username, display_name=u.display_name, roles=u.role_codes, branch=u.branch,
-                   active=u.active)
+                   active=u.active, locked_until=locked_until)
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="新建用户（系统管理员）")
@@ -68,13 +69,22 @@ def create_user(req: UserIn, session: Session = UnitOfWork,
 
 @router.get("/users", response_model=list[UserOut], summary="用户列表")
 def list_users(session: Session = UnitOfWork, _: Principal = Depends(require(Permission.USER_READ))) -> list[UserOut]:
-    return [_user_out(u) for u in session.scalars(select(User).order_by(User.username))]
+    locked = logins.locks(session)
+    return [_user_out(u, locked.get(u.username)) for u in session.scalars(select(User).order_by(User.username))]
 
 
 @router.put("/users/{username}/roles", response_model=UserOut, summary="分配角色（安全保密管理员）")
 def set_roles(username: str, req: RolesIn, session: Session = UnitOfWork,
               p: Principal = Depends(require(Permission.ROLE_ASSIGN))) -> UserOut:
     return _user_out(identity.set_roles(session, actor_of(p), username, req.roles))
+
+
+@router.post("/users/{username}/unlock", response_model=UserOut, summary="解除登录锁定（系统管理员）",
+             responses={404: {"description": "用户不存在（user_not_found）"}})
+def unlock_user(username: str, session: Session = UnitOfWork,
+                p: Principal = Depends(require(Permission.USER_MANAGE))) -> UserOut:
+    logins.unlock(session, actor_of(p), username)
+    return _user_out(identity.get_user(session, username))
 
 
 @router.post("/clients", response_model=ClientOut, status_code=201, summary="登记业务系统并签发接入密钥")

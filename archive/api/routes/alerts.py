@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, context, require
+from archive.api.params import Id, Offset
 from archive.catalogue.models import StorageSweep
 from archive.checks import alerts
 from archive.context import Context
@@ -77,7 +78,7 @@ class SweepOut(BaseModel):
 def list_alerts(include_acknowledged: bool = Query(False, description="包括已确认的"),
                 severity: str | None = Query(None, description="critical 或 warning"),
                 code: str | None = Query(None, max_length=16, description="检测项编号，例如 BC-1-1"),
-                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
                 session: Session = UnitOfWork,
                 _: Principal = Depends(require(Permission.CHECK_READ))) -> list[AlertOut]:
     rows = alerts.query(session, include_acknowledged=include_acknowledged, severity=severity, code=code,
@@ -96,7 +97,7 @@ def summary(session: Session = UnitOfWork, _: Principal = Depends(require(Permis
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut, responses=_ERRORS,
              summary="确认告警（记入审计日志；同一问题再次发现时只更新最近发现时间）")
-def acknowledge(alert_id: int, body: AckIn | None = None, ctx: Context = Depends(context),
+def acknowledge(alert_id: Id, body: AckIn | None = None, ctx: Context = Depends(context),
                 session: Session = UnitOfWork,
                 principal: Principal = Depends(require(Permission.CHECK_RUN))) -> AlertOut:
     note = body.note if body else None
@@ -112,14 +113,14 @@ def acknowledge(alert_id: int, body: AckIn | None = None, ctx: Context = Depends
 
 
 @router.get("/sweeps", response_model=list[SweepOut], summary="存储检测（长期保存环节）记录，最新在前")
-def sweeps(limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+def sweeps(limit: int = Query(20, ge=1, le=500), offset: Offset = 0, session: Session = UnitOfWork,
            _: Principal = Depends(require(Permission.CHECK_READ))) -> list[SweepOut]:
     q = select(StorageSweep).order_by(StorageSweep.id.desc()).offset(offset).limit(limit)
     return [SweepOut.model_validate(s, from_attributes=True) for s in session.scalars(q)]
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepOut, responses=_ERRORS, summary="一次存储检测的进度与结果")
-def sweep(sweep_id: int, session: Session = UnitOfWork,
+def sweep(sweep_id: Id, session: Session = UnitOfWork,
           _: Principal = Depends(require(Permission.CHECK_READ))) -> SweepOut:
     row = session.get(StorageSweep, sweep_id)
     if row is None:

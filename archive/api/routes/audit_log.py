@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, require
+from archive.api.params import MAX_INT
 from archive.catalogue.models import AuditEvent
 from archive.permissions import Permission, Principal
 
@@ -39,7 +40,7 @@ class VerifyOut(BaseModel):
 
 
 @router.get("/events", response_model=list[EventOut], summary="审计事件（按序号分页）")
-def events(after: int = Query(0, ge=0, description="只返回序号大于此值的事件"),
+def events(after: int = Query(0, ge=0, le=MAX_INT, description="只返回序号大于此值的事件"),
            limit: int = Query(100, ge=1, le=1000), action: str | None = Query(None, max_length=64),
            session: Session = UnitOfWork, _: Principal = Depends(require(Permission.AUDIT_READ))) -> list[EventOut]:
     q = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from archive import audit, identity
+from archive import audit, identity, logins
 from archive.api.deps import UnitOfWork, _bearer, caller, context
 from archive.audit import Actor
 from archive.context import Context
-from archive.errors import Unauthenticated
 from archive.permissions import ROLE_NAMES, Principal
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -41,18 +40,14 @@ class Me(BaseModel):
 
 
 @router.post("/login", response_model=LoginResponse, summary="登录，取得令牌",
-             responses={401: {"description": "用户名或密码不正确"}})
-def login(req: LoginRequest, ctx: Context = Depends(context)) -> LoginResponse:
-    try:
-        with ctx.catalogue.session() as s:
-            token, expires, user = identity.login(s, req.username, req.password, ctx.settings.session_hours)
-            audit.record(s, Actor("user", user.username), "auth.login", target_type="user", target_id=user.username)
-            return LoginResponse(token=token, expires_at=expires, username=user.username, roles=user.role_codes)
-    except Unauthenticated:
-        with ctx.catalogue.session() as s:
-            audit.record(s, Actor("user", req.username), "auth.login", target_type="user",
-                         target_id=req.username, outcome="failure")
-        raise
+             responses={401: {"description": "用户名或密码不正确（bad_credentials）"},
+                        429: {"description": "连续登录失败过多，账号暂时锁定（account_locked），或该地址失败过多"
+                                             "（login_throttled）；响应头 Retry-After 给出等待秒数"}})
+def login(req: LoginRequest, request: Request, ctx: Context = Depends(context)) -> LoginResponse:
+    address = request.client.host if request.client else "unknown"
+    token, expires, user = logins.login(ctx, req.username, req.password, address=address, via="api",
+                                        hours=ctx.settings.session_hours)
+    return LoginResponse(token=token, expires_at=expires, username=user.username, roles=user.role_codes)
 
 
 @router.post("/logout", status_code=204, summary="注销令牌")

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
+from archive.api.params import MAX_INT, Id, Offset
 from archive.capture import cover_sheet, documents
-from archive.capture.cases import CaseIn, get_case, open_case
+from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
 from archive.errors import ERRORS, InvalidInput, PermissionDenied, status_of
@@ -119,7 +120,7 @@ def case_out(case: Case, principal: Principal) -> CaseOut:
 @router.get("", response_model=list[CaseSummary], summary="业务列表（按网点权限过滤，个人信息按角色脱敏）")
 def list_cases(status: str | None = Query(None, max_length=16),
                business_type: str | None = Query(None, max_length=16),
-               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+               limit: int = Query(50, ge=1, le=500), offset: Offset = 0,
                session: Session = UnitOfWork,
                principal: Principal = Depends(require(Permission.CASE_READ))) -> list[CaseSummary]:
     q = select(Case).order_by(Case.accepted_at.desc(), Case.id.desc()).limit(limit).offset(offset)
@@ -165,6 +166,17 @@ def read_case(serial: str, session: Session = UnitOfWork,
     return case_record(session, case, principal)
 
 
+class NoticeOut(BaseModel):
+    code: str = Field(description="稳定的英文代码，如 duplicate_content（与本业务已有材料内容完全相同）")
+    message: str
+    detail: dict[str, Any] | None = None
+
+
+def notices(ctx: Context, session: Session, doc: Document) -> list[NoticeOut]:
+    found = documents.duplicate_notice(ctx, session, doc)
+    return [NoticeOut(code=found.code, message=found.message, detail=found.detail)] if found else []
+
+
 class FileResult(BaseModel):
     filename: str
     material_type: str
@@ -173,6 +185,7 @@ class FileResult(BaseModel):
     document: DocumentOut | None = None
     code: str | None = None
     message: str | None = None
+    warnings: list[NoticeOut] = []
 
 
 class AttachOut(BaseModel):
@@ -196,13 +209,14 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
     results: list[FileResult] = []
     limit = ctx.settings.max_upload_mb * 1024 * 1024
     for upload, mtype in zip(files, material_type, strict=True):
-        name = upload.filename or "未命名文件"
+        name = documents.display_name(upload.filename)  # never echo control characters back
         try:
-            received = documents.Received.read(name, upload.file, limit)
+            received = documents.Received.read(upload.filename or "", upload.file, limit)
             with session.begin_nested():  # one refused file does not undo the others
                 doc, created = documents.attach(ctx, session, principal, case, received, mtype)
             results.append(FileResult(filename=received.filename, material_type=mtype, accepted=True,
-                                      duplicate=not created, document=document_out(doc)))
+                                      duplicate=not created, document=document_out(doc),
+                                      warnings=notices(ctx, session, doc)))
         except ERRORS as exc:
             if status_of(exc) >= 500 or exc.code == "case_not_open":
                 raise
@@ -226,14 +240,14 @@ class RemoveIn(BaseModel):
 
 @router.post("/{serial}/documents/{document_id}/remove", status_code=204,
              summary="撤下材料（仅未归档业务，须说明理由）")
-def remove_document(serial: str, document_id: int, req: RemoveIn, session: Session = UnitOfWork,
+def remove_document(serial: str, document_id: Id, req: RemoveIn, session: Session = UnitOfWork,
                     principal: Principal = Depends(require(Permission.CASE_WRITE))) -> None:
     case = get_case(session, principal, serial)
     documents.remove(session, principal, case, documents.find_document(session, case, document_id), req.reason)
 
 
 @router.put("/{serial}/documents/{document_id}", response_model=DocumentOut, summary="替换材料（仅未归档业务）")
-def replace_document(serial: str, document_id: int, file: Annotated[UploadFile, File()],
+def replace_document(serial: str, document_id: Id, file: Annotated[UploadFile, File()],
                      ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(require(Permission.CASE_WRITE))) -> DocumentOut:
     case = get_case(session, principal, serial)
@@ -243,12 +257,68 @@ def replace_document(serial: str, document_id: int, file: Annotated[UploadFile, 
     return document_out(doc)
 
 
+class MaterialTypeIn(BaseModel):
+    material_type: str = Field(max_length=40, description="材料类型代码（见业务类型的材料清单）",
+                               examples=["id_proof"])
+
+
+class DocumentChanged(DocumentOut):
+    notices: list[NoticeOut] = []
+
+
+@router.patch("/{serial}/documents/{document_id}", response_model=DocumentChanged,
+              summary="指定材料类型（仅未归档业务；如批量扫描的材料默认为“其他”）")
+def set_material_type(serial: str, document_id: Id, req: MaterialTypeIn, ctx: Context = Depends(context),
+                      session: Session = UnitOfWork,
+                      principal: Principal = Depends(require(Permission.CASE_WRITE))) -> DocumentChanged:
+    case = get_case(session, principal, serial)
+    doc = documents.retype(ctx, session, principal, case, documents.find_document(session, case, document_id),
+                           req.material_type)
+    return DocumentChanged(**document_out(doc).model_dump(), notices=notices(ctx, session, doc))
+
+
+class SplitPartIn(BaseModel):
+    first_page: int = Field(le=MAX_INT, description="起始页（从 1 起）", examples=[1])
+    last_page: int = Field(le=MAX_INT, description="结束页（含）", examples=[2])
+    material_type: str = Field(max_length=40, examples=["application_form"])
+
+
+class SplitIn(BaseModel):
+    parts: list[SplitPartIn] = Field(description="每段页码及其材料类型；各段不重叠，合起来覆盖全部页")
+
+
+class SplitOut(BaseModel):
+    source: DocumentOut = Field(description="被拆分的原材料：原件保留不变，状态为 split")
+    documents: list[DocumentChanged]
+
+
+@router.post("/{serial}/documents/{document_id}/split", response_model=SplitOut, status_code=201,
+             summary="按页码拆分扫描材料，每段指定材料类型（仅未归档业务；原件保留）",
+             responses={422: {"description": "页码段重叠、越界、为空或未覆盖全部页；材料类型不属于该业务"}})
+def split_document(serial: str, document_id: Id, req: SplitIn, ctx: Context = Depends(context),
+                   session: Session = UnitOfWork,
+                   principal: Principal = Depends(require(Permission.CASE_WRITE))) -> SplitOut:
+    case = get_case(session, principal, serial)
+    source = documents.find_document(session, case, document_id)
+    made = documents.split(ctx, session, principal, case, source,
+                           [documents.PageRange(p.first_page, p.last_page, p.material_type) for p in req.parts])
+    return SplitOut(source=document_out(source),
+                    documents=[DocumentChanged(**document_out(d).model_dump(), notices=notices(ctx, session, d))
+                               for d in made])
+
+
+class DuplicateOut(BaseModel):
+    document_id: int
+    same_as: int = Field(description="内容完全相同（SHA-256 一致）的另一份有效材料")
+
+
 class ChecklistLine(BaseModel):
     material_type: str
     name: str
     required: bool
     present: bool
     documents: list[int]
+    duplicates: list[DuplicateOut] = Field([], description="本类材料中与本业务其他材料内容完全相同的")
 
 
 class ChecklistOut(BaseModel):
@@ -267,7 +337,10 @@ def checklist(serial: str, ctx: Context = Depends(context), session: Session = U
     missing = [e.material_type for e in entries if e.required and not e.present]
     return ChecklistOut(serial=case.serial, business_type=case.business_type, complete=not missing, missing=missing,
                         materials=[ChecklistLine(material_type=e.material_type, name=e.name, required=e.required,
-                                                 present=e.present, documents=e.documents) for e in entries])
+                                                 present=e.present, documents=e.documents,
+                                                 duplicates=[DuplicateOut(document_id=a, same_as=b)
+                                                             for a, b in e.duplicates])
+                                   for e in entries])
 
 
 @router.get("/{serial}/cover-sheet.pdf", summary="打印扫描封面（条码为业务流水号）",
@@ -283,6 +356,33 @@ def cover(serial: str, ctx: Context = Depends(context), session: Session = UnitO
                     headers={"Content-Disposition": f'inline; filename="cover-{case.serial}.pdf"'})
 
 
+@router.get("/{serial}/separator-sheets.pdf", summary="打印材料分隔页（每种材料一张，条码为业务流水号和材料类型）",
+            description="默认打印全部必备材料；可用 material_type 参数（可重复）指定材料，包括可选材料。"
+                        "把每张分隔页放在对应材料前面，与扫描封面一起批量扫描，材料即自动归类。",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+def separator_sheets(serial: str,
+                     material_type: Annotated[list[str] | None, Query(description="材料类型代码；默认全部必备材料")]
+                     = None,
+                     ctx: Context = Depends(context), session: Session = UnitOfWork,
+                     principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
+    case = get_case(session, principal, serial)
+    ensure_open(case)
+    entries = documents.checklist(ctx, case)
+    for m in material_type or []:
+        documents.check_material(ctx, case, m)
+    wanted = set(material_type) if material_type else {e.material_type for e in entries if e.required}
+    sheets = [cover_sheet.SeparatorLine(e.material_type, e.name, e.required) for e in entries
+              if e.material_type in wanted]
+    if not sheets:
+        raise InvalidInput(f"{case.business_type} 业务没有必备材料；请用 material_type 参数指定要打印的材料",
+                           code="no_separator_sheets", detail={"field": "material_type"})
+    pdf = cover_sheet.render_separators(case.serial, ctx.schedule.business_type(case.business_type).name,
+                                        mask_name(case.applicant_name) or case.unit_name, sheets,
+                                        ctx.settings.fonds_name, ctx.settings.cjk_font)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="separators-{case.serial}.pdf"'})
+
+
 @router.post("/{serial}/close", response_model=CaseOut, summary="办结并归档：生成签章的 PDF/A 归档件和档号",
              responses={409: {"description": "材料不齐（detail.missing）或业务已归档"}})
 def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
@@ -290,12 +390,13 @@ def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: S
     if not (principal.can(Permission.CASE_WRITE) or principal.can(Permission.FILING_OVERRIDE)):
         raise PermissionDenied("当前账号没有「受理与修改业务」权限，不能办结归档", code="permission_denied",
                                detail={"permission": Permission.CASE_WRITE.value})
+    session.commit()  # filing takes short transactions of its own; on SQLite this one would hold the write lock
     try:
         with audited(session, principal, "item.file", target_type="case", target_id=serial):
-            item = close_case(ctx, session, principal, serial, req)
+            close_case(ctx, principal, serial, req)
     except FilingChecksFailed as exc:
         keep_refusal(ctx, principal, serial, exc)
         raise
-    session.refresh(item.case)
-    return case_out(item.case, principal)
+    with ctx.catalogue.reading() as r:
+        return case_out(get_case(r, principal, serial), principal)
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, actor_of, context, require
+from archive.api.params import Id
 from archive.capture.cases import ensure_visible
 from archive.catalogue.models import ArchiveItem, Case, CheckReport
 from archive.checks import gd, reports
@@ -59,7 +60,7 @@ def list_reports(stage: Stage | None = None, subject: str | None = Query(None, m
 
 
 @router.get("/reports/{report_id}", summary="检测报告：每个检测项的编号、名称、性质、结果与说明（format=pdf 取 PDF）")
-def get_report(report_id: int, format: Literal["json", "pdf"] = "json", ctx: Context = Depends(context),
+def get_report(report_id: Id, format: Literal["json", "pdf"] = "json", ctx: Context = Depends(context),
                session: Session = UnitOfWork, principal: Principal = Depends(require(P.CHECK_READ))) -> Any:
     report = _visible_report(session, principal, report_id)
     if format == "pdf":
@@ -68,7 +69,7 @@ def get_report(report_id: int, format: Literal["json", "pdf"] = "json", ctx: Con
 
 
 @router.get("/reports/{report_id}/pdf", summary="检测报告 PDF", response_class=Response)
-def get_report_pdf(report_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def get_report_pdf(report_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                    principal: Principal = Depends(require(P.CHECK_READ))) -> Response:
     return _pdf(ctx, _visible_report(session, principal, report_id))
 
@@ -85,14 +86,15 @@ def _visible_report(session: Session, principal: Principal, report_id: int) -> C
 
 
 def _pdf(ctx: Context, report: CheckReport) -> Response:
-    pdf = reports.report_pdf(report, fonds_name=ctx.settings.fonds_name, font_path=ctx.settings.cjk_font)
+    pdf = reports.report_pdf(report, fonds_name=ctx.settings.fonds_name, font_path=ctx.settings.cjk_font,
+                             zone=ctx.zone)
     name = quote(f"四性检测报告-{report.id}.pdf")
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f"inline; filename*=UTF-8''{name}"})
 
 
 @router.post("/reports/{report_id}/manual", summary="登记人工检测项目结果（载体外观、读取速度、光盘合格性）")
-def record_manual(report_id: int, req: ManualIn, session: Session = UnitOfWork,
+def record_manual(report_id: Id, req: ManualIn, session: Session = UnitOfWork,
                   principal: Principal = Depends(require(P.CHECK_RUN))) -> dict[str, Any]:
     _visible_report(session, principal, report_id)
     report = reports.record_manual(session, actor_of(principal), report_id, req.code.strip(), Outcome(req.outcome),

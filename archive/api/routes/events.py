@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, actor_of, caller, context, require
+from archive.api.params import Offset
 from archive.context import Context
 from archive.errors import PermissionDenied
 from archive.permissions import PERMISSION_NAMES, Permission, Principal
@@ -80,7 +81,7 @@ class PendingOut(BaseModel):
 @router.get("/api/v1/retention/pending", response_model=PendingOut,
             summary="待起算档案：尚未发生起算事件（如贷款未结清），没有到期日，不会进入到期鉴定")
 def pending(trigger: str | None = Query(None, max_length=20, description="LOAN_SETTLED、ACCOUNT_CLOSED …"),
-            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+            limit: int = Query(50, ge=1, le=500), offset: Offset = 0,
             ctx: Context = Depends(context), session: Session = UnitOfWork,
             principal: Principal = Depends(require(Permission.RETENTION_MANAGE))) -> Any:
     return triggers.pending(ctx, session, trigger, limit, offset, principal.branches,

@@ -22,10 +22,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
+from starlette.background import BackgroundTask
 
 from archive import access, images
 from archive.access import PURPOSE_HEADER, AccessEventOut, RateLimited, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
+from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
 from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.context import Context
@@ -234,8 +236,8 @@ def lookup(req: LookupIn = Body(openapi_examples={"two": {"summary": "两个流�
                        422: {"description": "宽度超过上限（width_too_large）或格式不支持"}},
             summary="材料的页面图像（JPEG/PNG/WebP，指定宽度；缩略图用 w=200）",
             description="由原件渲染并缓存，再次请求直接读缓存。登记一条利用记录（what=page）。")
-def page_image(document_id: int, page: int, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
-               w: int = Query(images.DEFAULT_WIDTH, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
+def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
+               w: int = Query(images.DEFAULT_WIDTH, le=MAX_INT, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
                               examples=[1000, images.THUMBNAIL_WIDTH]),
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
@@ -270,7 +272,7 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
             responses={**_FILE_RESPONSES, 200: {"content": {"application/octet-stream": {}}}},
             summary="材料原件（按接收时原样），支持 Range",
             description="登记一条利用记录（what=original）。")
-def original(document_id: int, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def original(document_id: Id, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
              why: str | None = Depends(purpose),
              principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
     doc, grant = granted_document(session, principal, document_id, "original", Permission.FILE_READ, ctx)
@@ -301,6 +303,8 @@ class CheckOut(BaseModel):
     passed: bool
     detail: str
     signature: str | None
+    status: str = Field(description="passed 通过；failed 未通过；absent 无可检查之物（如 PAdES B-B 签章没有时间戳），"
+                                    "既非通过也非未通过")
 
 
 class VerificationOut(BaseModel):
@@ -366,7 +370,7 @@ def _register_reader(principal: Principal = Depends(caller)) -> Principal:
 def access_events(archival_code: str | None = Query(None, max_length=64, examples=[CODE_EXAMPLE]),
                   actor: str | None = Query(None, max_length=100, description="用户名或接入系统名称"),
                   since: datetime | None = Query(None), limit: int = Query(100, ge=1, le=1000),
-                  offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+                  offset: Offset = 0, session: Session = UnitOfWork,
                   _: Principal = Depends(_register_reader)) -> AccessPage:
     total, events = access.list_access(session, target=archival_code, actor=actor, since=since, limit=limit,
                                        offset=offset)
@@ -416,8 +420,9 @@ def _file_response(ctx: Context, request: Request, key: str, size: int, sha256: 
     if span is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     stream = ctx.store.get(key, offset=start, length=length) if length > 0 else None
+    # closed after the response even when the client left before the first chunk was read
     return StreamingResponse(_chunks(stream), status_code=206 if span is not None else 200, media_type=media_type,
-                             headers=headers)
+                             headers=headers, background=BackgroundTask(stream.close) if stream else None)
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:

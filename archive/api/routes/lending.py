@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from archive.access import AccessEventOut
 from archive.api.deps import UnitOfWork, caller, context
+from archive.api.params import Id, Offset
 from archive.context import Context
 from archive.permissions import Principal
 from archive.retention import lending
@@ -49,21 +50,21 @@ def create_request(req: RequestIn, ctx: Context = Depends(context), session: Ses
 
 
 @router.get("/requests", response_model=list[RequestOut], summary="我的利用申请（最新在前）")
-def my_requests(limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+def my_requests(limit: int = Query(100, ge=1, le=500), offset: Offset = 0, session: Session = UnitOfWork,
                 principal: Principal = Depends(caller)) -> list[RequestOut]:
     return [lending.request_out(r) for r in lending.my_requests(session, principal, limit, offset)]
 
 
 @router.get("/requests/pending", response_model=list[RequestOut], responses=_ERRORS,
             summary="待审批的利用申请（不含本人提交的）")
-def pending(limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+def pending(limit: int = Query(100, ge=1, le=500), offset: Offset = 0, session: Session = UnitOfWork,
             principal: Principal = Depends(caller)) -> list[RequestOut]:
     return [lending.request_out(r) for r in lending.pending_requests(session, principal, limit, offset)]
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut, responses=_ERRORS,
             summary="利用申请详情（申请人本人、审批人、审计员可见）")
-def read_request(request_id: int, session: Session = UnitOfWork,
+def read_request(request_id: Id, session: Session = UnitOfWork,
                  principal: Principal = Depends(caller)) -> RequestOut:
     return lending.request_out(lending.visible_request(session, principal, request_id))
 
@@ -79,7 +80,7 @@ class ReasonIn(BaseModel):
 
 @router.post("/requests/{request_id}/approve", response_model=RequestOut, responses=_ERRORS,
              summary="批准（可缩短期限）；申请人不能审批本人的申请")
-def approve(request_id: int, req: ApproveIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def approve(request_id: Id, req: ApproveIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
             principal: Principal = Depends(caller)) -> RequestOut:
     with audited(session, principal, "lending.approve", target_type="lending_request", target_id=request_id,
                           detail={"days": req.days}):
@@ -89,7 +90,7 @@ def approve(request_id: int, req: ApproveIn, ctx: Context = Depends(context), se
 
 @router.post("/requests/{request_id}/reject", response_model=RequestOut, responses=_ERRORS,
              summary="驳回（须写明理由）")
-def reject(request_id: int, req: ReasonIn, session: Session = UnitOfWork,
+def reject(request_id: Id, req: ReasonIn, session: Session = UnitOfWork,
            principal: Principal = Depends(caller)) -> RequestOut:
     with audited(session, principal, "lending.reject", target_type="lending_request", target_id=request_id):
         r = lending.reject(session, principal, request_id, req.reason)
@@ -98,7 +99,7 @@ def reject(request_id: int, req: ReasonIn, session: Session = UnitOfWork,
 
 @router.post("/requests/{request_id}/revoke", response_model=RequestOut, responses=_ERRORS,
              summary="提前撤销有效的利用授权（须写明理由）")
-def revoke(request_id: int, req: ReasonIn, session: Session = UnitOfWork,
+def revoke(request_id: Id, req: ReasonIn, session: Session = UnitOfWork,
            principal: Principal = Depends(caller)) -> RequestOut:
     with audited(session, principal, "lending.revoke", target_type="lending_request", target_id=request_id):
         r = lending.revoke(session, principal, request_id, req.reason)
@@ -107,7 +108,7 @@ def revoke(request_id: int, req: ReasonIn, session: Session = UnitOfWork,
 
 @router.get("/requests/{request_id}/views", response_model=list[AccessEventOut], responses=_ERRORS,
             summary="该授权下的每一次查阅（利用登记），供档案管理员、审计员核查")
-def views(request_id: int, session: Session = UnitOfWork,
+def views(request_id: Id, session: Session = UnitOfWork,
           principal: Principal = Depends(caller)) -> list[AccessEventOut]:
     return lending.grant_views(session, principal, request_id)
 
@@ -127,7 +128,7 @@ def lend_out(req: LoanIn, ctx: Context = Depends(context), session: Session = Un
 
 @router.get("/loans", response_model=list[LoanOut], responses=_ERRORS, summary="借阅单列表（最新在前）")
 def loans(status: str | None = Query(None, pattern="^(out|returned)$", description="out 未还、returned 已还"),
-          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0), ctx: Context = Depends(context),
+          limit: int = Query(100, ge=1, le=500), offset: Offset = 0, ctx: Context = Depends(context),
           session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> list[LoanOut]:
     today = _today(ctx)
     return [lending.loan_out(x, today) for x in lending.list_loans(session, principal, status, limit, offset)]
@@ -142,7 +143,7 @@ def overdue(ctx: Context = Depends(context), session: Session = UnitOfWork,
 
 
 @router.get("/loans/{loan_id}", response_model=LoanOut, responses=_ERRORS, summary="借阅单详情")
-def read_loan(loan_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def read_loan(loan_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
               principal: Principal = Depends(caller)) -> LoanOut:
     lending.list_loans(session, principal, limit=1)  # the same permission as the list
     return lending.loan_out(lending.get_loan(session, loan_id), _today(ctx))
@@ -157,7 +158,7 @@ class ReturnIn(BaseModel):
 
 
 @router.post("/loans/{loan_id}/remind", response_model=LoanOut, responses=_ERRORS, summary="登记一次催还")
-def remind(loan_id: int, req: RemindIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def remind(loan_id: Id, req: RemindIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
            principal: Principal = Depends(caller)) -> LoanOut:
     with audited(session, principal, "lending.loan.remind", target_type="paper_loan", target_id=loan_id):
         loan = lending.remind(session, principal, loan_id, _today(ctx), ctx.zone, req.note)
@@ -166,7 +167,7 @@ def remind(loan_id: int, req: RemindIn, ctx: Context = Depends(context), session
 
 @router.post("/loans/{loan_id}/return", response_model=LoanOut, responses=_ERRORS,
              summary="归还：登记档案状况；已归还的借阅单不能再次归还")
-def return_loan(loan_id: int, req: ReturnIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def return_loan(loan_id: Id, req: ReturnIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
                 principal: Principal = Depends(caller)) -> LoanOut:
     with audited(session, principal, "lending.loan.return", target_type="paper_loan", target_id=loan_id):
         loan = lending.return_loan(session, principal, loan_id, req.condition_note, ctx.zone)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, caller, context
+from archive.api.params import Id, Offset, Year
 from archive.catalogue.models import ArchiveItem, DestructionEntry, DestructionList, Hold
 from archive.context import Context
 from archive.permissions import Permission, Principal
@@ -70,14 +71,14 @@ def create_hold(data: holds.HoldIn, ctx: Context = Depends(context), session: Se
 
 @router.get("/holds", response_model=list[HoldOut], responses=_ERRORS, summary="冻结列表")
 def list_holds(status: str | None = Query(None, description="active 或 lifted"), limit: int = Query(100, ge=1, le=1000),
-               offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+               offset: Offset = 0, session: Session = UnitOfWork,
                principal: Principal = Depends(caller)) -> list[HoldOut]:
     need(principal, Permission.HOLD_MANAGE)
     return [hold_out(h) for h in holds.list_holds(session, status, limit, offset)]
 
 
 @router.get("/holds/{hold_id}", response_model=HoldOut, responses=_ERRORS, summary="冻结详情与所冻结的档号")
-def get_hold(hold_id: int, limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0),
+def get_hold(hold_id: Id, limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0,
              session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> HoldOut:
     need(principal, Permission.HOLD_MANAGE)
     return hold_out(holds.get_hold(session, hold_id), holds.hold_codes(session, hold_id, limit, offset))
@@ -86,7 +87,7 @@ def get_hold(hold_id: int, limit: int = Query(1000, ge=1, le=10000), offset: int
 @router.post("/holds/{hold_id}/lift", response_model=HoldOut, responses={
     **_ERRORS, 404: {"description": "冻结不存在"}, 409: {"description": "冻结已解除（hold_not_active）"}},
     summary="解除冻结（须说明理由）")
-def lift_hold(hold_id: int, data: LiftIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def lift_hold(hold_id: Id, data: LiftIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
               principal: Principal = Depends(caller)) -> HoldOut:
     return hold_out(holds.lift_hold(ctx, session, principal, hold_id, data.reason))
 
@@ -121,9 +122,9 @@ def queue_item(ctx: Context, item: ArchiveItem) -> QueueItem:
 
 @router.get("/appraisal/queue", response_model=QueuePage, responses=_ERRORS,
             summary="鉴定队列：保管期限已到期、未冻结、尚无销毁意见的档案")
-def appraisal_queue(category: str | None = None, business_type: str | None = None, year: int | None = None,
+def appraisal_queue(category: str | None = None, business_type: str | None = None, year: Year = None,
                     expired_before: date | None = None, limit: int = Query(100, ge=1, le=1000),
-                    offset: int = Query(0, ge=0), ctx: Context = Depends(context), session: Session = UnitOfWork,
+                    offset: Offset = 0, ctx: Context = Depends(context), session: Session = UnitOfWork,
                     principal: Principal = Depends(caller)) -> QueuePage:
     f = appraisal.QueueFilter(category=category, business_type=business_type, year=year,
                               expired_before=expired_before)
@@ -218,7 +219,7 @@ def build_list(data: destruction.ListIn, ctx: Context = Depends(context), sessio
 
 @router.get("/destruction-lists", response_model=list[ListOut], responses=_ERRORS, summary="销毁清册列表")
 def list_lists(status: str | None = Query(None, description="pending、approved 或 executed"),
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0), session: Session = UnitOfWork,
+               limit: int = Query(100, ge=1, le=1000), offset: Offset = 0, session: Session = UnitOfWork,
                principal: Principal = Depends(caller)) -> list[ListOut]:
     _reader(principal)
     destruction.check_status(status)
@@ -227,7 +228,7 @@ def list_lists(status: str | None = Query(None, description="pending、approved 
 
 @router.get("/destruction-lists/{list_id}", response_model=ListOut, responses=_ERRORS,
             summary="销毁清册详情（条目、审批与执行结果）")
-def get_list(list_id: int, limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0),
+def get_list(list_id: Id, limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0,
              session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> ListOut:
     _reader(principal)
     dl = destruction.get_list(session, list_id)
@@ -237,7 +238,7 @@ def get_list(list_id: int, limit: int = Query(1000, ge=1, le=10000), offset: int
 @router.post("/destruction-lists/{list_id}/approvals", status_code=201, response_model=ListOut, responses={
     **_ERRORS, 409: {"description": "同一人重复审批（duplicate_approver）或清册已批准（list_not_pending）"}},
     summary="审批销毁清册（须两名不同的审批人）")
-def approve(list_id: int, data: destruction.ApprovalIn | None = None, ctx: Context = Depends(context),
+def approve(list_id: Id, data: destruction.ApprovalIn | None = None, ctx: Context = Depends(context),
             session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> ListOut:
     dl = destruction.approve(ctx, session, principal, list_id, data or destruction.ApprovalIn())
     return list_out(session, dl)
@@ -246,7 +247,7 @@ def approve(list_id: int, data: destruction.ApprovalIn | None = None, ctx: Conte
 @router.post("/destruction-lists/{list_id}/rejection", response_model=ListOut, responses={
     **_ERRORS, 409: {"description": "清册不是待审批状态（list_not_pending）"}},
     summary="驳回销毁清册：不再审批和执行，其中档案回到鉴定队列重新鉴定")
-def reject(list_id: int, data: destruction.RejectionIn, session: Session = UnitOfWork,
+def reject(list_id: Id, data: destruction.RejectionIn, session: Session = UnitOfWork,
            principal: Principal = Depends(caller)) -> ListOut:
     return list_out(session, destruction.reject(session, principal, list_id, data))
 
@@ -260,7 +261,7 @@ class ExecutionOut(BaseModel):
 @router.post("/destruction-lists/{list_id}/execute", response_model=ExecutionOut, responses={
     **_ERRORS, 409: {"description": "未经两人批准（destruction_not_approved）"}},
     summary="执行销毁：逐件删除原件、版式文件、缓存与副本；冻结、借阅中、贷款未结清或存储仍锁定的逐件拒绝")
-def execute(list_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def execute(list_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
             principal: Principal = Depends(caller)) -> ExecutionOut:
     session.commit()  # execution commits item by item in transactions of its own
     r = destruction.execute(ctx, principal, list_id)
@@ -270,7 +271,7 @@ def execute(list_id: int, ctx: Context = Depends(context), session: Session = Un
 @router.get("/destruction-lists/{list_id}/pdf", response_class=Response, responses={
     **_ERRORS, 200: {"content": {"application/pdf": {}}}, 409: {"description": "尚未批准，没有签章清册"}},
     summary="下载已批准的签章销毁清册（PDF）")
-def pdf(list_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def pdf(list_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
         principal: Principal = Depends(caller)) -> Response:
     _reader(principal)
     dl, data = destruction.list_pdf(ctx, session, list_id)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, context, require
+from archive.api.params import Id
 from archive.capture import scans
 from archive.capture.documents import Received
 from archive.catalogue.models import ScanBatch, ScanPart
@@ -38,7 +39,8 @@ class BatchOut(BaseModel):
     status: str
     pages_total: int
     pages_done: int
-    covers: list[Any]
+    covers: list[Any] = Field(description="扫描封面：[页码, 业务流水号]")
+    separators: list[Any] = Field([], description="材料分隔页：[页码, 业务流水号, 材料类型]")
     error: dict[str, Any] | None
     created_at: datetime
     finished_at: datetime | None
@@ -47,16 +49,18 @@ class BatchOut(BaseModel):
 
 def batch_out(b: ScanBatch) -> BatchOut:
     return BatchOut(id=b.id, filename=b.filename, status=b.status, pages_total=b.pages_total,
-                    pages_done=b.pages_done, covers=b.covers or [], error=b.error, created_at=b.created_at,
+                    pages_done=b.pages_done, covers=[c for c in b.covers or [] if len(c) == 2],
+                    separators=[c for c in b.covers or [] if len(c) > 2], error=b.error, created_at=b.created_at,
                     finished_at=b.finished_at,
                     parts=[PartOut.model_validate(p, from_attributes=True) for p in b.parts])
 
 
 @router.post("", response_model=BatchOut, status_code=202,
-             summary="上传批量扫描文件（多页 PDF/TIFF），按扫描封面自动拆分")
+             summary="上传批量扫描文件（多页 PDF/TIFF），按扫描封面拆分、按材料分隔页归类")
 def upload(file: Annotated[UploadFile, File(description="扫描仪输出的多页 PDF 或 TIFF")],
            background: BackgroundTasks,
-           material_type: Annotated[str, Form(description="拆分出的每一份材料的材料类型")] = "other",
+           material_type: Annotated[str, Form(description="拆分出的材料的材料类型（有材料分隔页的部分按分隔页）")]
+           = "other",
            ctx: Context = Depends(context), session: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> BatchOut:
     received = Received.read(file.filename or "", file.file, ctx.settings.max_upload_mb * 1024 * 1024)
@@ -73,7 +77,7 @@ def unassigned(limit: int = Query(100, ge=1, le=1000), session: Session = UnitOf
 
 
 @router.get("/{batch_id}", response_model=BatchOut, summary="批量扫描的进度与拆分结果")
-def read(batch_id: int, session: Session = UnitOfWork,
+def read(batch_id: Id, session: Session = UnitOfWork,
          _: Principal = Depends(require(Permission.CASE_WRITE))) -> BatchOut:
     batch = session.get(ScanBatch, batch_id)
     if batch is None:
@@ -87,7 +91,7 @@ class AssignIn(BaseModel):
 
 
 @router.post("/parts/{part_id}/assign", response_model=PartOut, summary="把待分配的扫描页归入某笔业务")
-def assign(part_id: int, req: AssignIn, ctx: Context = Depends(context),
+def assign(part_id: Id, req: AssignIn, ctx: Context = Depends(context),
            session: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> PartOut:
     return PartOut.model_validate(scans.assign(ctx, session, principal, part_id, req.serial, req.material_type),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, caller, context
+from archive.api.params import MAX_INT, MAX_YEAR, YearValue
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.identifiers import mask_id_number, mask_name
@@ -35,6 +36,7 @@ FILTER_PARAMS = ("category", "business_type", "retention_code", "status", "branc
 OTHER_PARAMS = ("q", "accepted_from", "accepted_to", "closed_from", "closed_to", "expiry_from", "expiry_to",
                 "year_from", "year_to", "amount_min", "amount_max", "facet", "sort", "page_size", "cursor")
 KNOWN_PARAMS = frozenset((*KEY_PARAMS, *FILTER_PARAMS, *OTHER_PARAMS))
+MAX_AMOUNT = 10**13  # 元: in cents still far inside the index's 64-bit integers
 LONG_NUMBER = re.compile(r"\d{10,}[\dXx]?")  # 证件号码, 手机号, 银行卡号 typed into the text box
 
 
@@ -89,7 +91,7 @@ def present(doc: SearchDocument, principal: Principal) -> Hit:
 
 
 def _day(day: date | None, zone: tzinfo, plus: int = 0) -> datetime | None:
-    if day is None:
+    if day is None or (plus and day == date.max):  # "up to 9999-12-31 inclusive" has no end
         return None
     return datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(days=plus)
 
@@ -110,7 +112,7 @@ def search(
     retention_code: list[str] = Query([], description="保管期限代码 Y/D30/D10，可重复"),
     status: list[str] = Query([], description="状态，可重复"),
     branch: list[str] = Query([], description="办理网点，可重复"),
-    year: list[int] = Query([], description="年度，可重复"),
+    year: list[YearValue] = Query([], description="年度，可重复"),
     kind: list[str] = Query([], description="case 未归档业务 / item 已归档"),
     accepted_from: date | None = Query(None, description="受理日期起（含）"),
     accepted_to: date | None = Query(None, description="受理日期止（含）"),
@@ -118,13 +120,13 @@ def search(
     closed_to: date | None = Query(None, description="办结日期止（含）"),
     expiry_from: date | None = Query(None, description="保管期满日期起（含）"),
     expiry_to: date | None = Query(None, description="保管期满日期止（含）"),
-    year_from: int | None = Query(None, description="年度起（含）"),
-    year_to: int | None = Query(None, description="年度止（含）"),
-    amount_min: Decimal | None = Query(None, description="金额下限（元，含）"),
-    amount_max: Decimal | None = Query(None, description="金额上限（元，含）"),
+    year_from: int | None = Query(None, ge=1, le=MAX_YEAR, description="年度起（含）"),
+    year_to: int | None = Query(None, ge=1, le=MAX_YEAR, description="年度止（含）"),
+    amount_min: Decimal | None = Query(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="金额下限（元，含）"),
+    amount_max: Decimal | None = Query(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="金额上限（元，含）"),
     facet: list[str] = Query([], description=f"分面统计字段，可重复：{', '.join(FACET_FIELDS)}"),
     sort: str = Query(DEFAULT_SORT, description="accepted_at / closed_at / expiry_date / relevance，前加 - 为降序"),
-    page_size: int = Query(DEFAULT_PAGE_SIZE, description=f"每页条数，最多 {MAX_PAGE_SIZE}"),
+    page_size: int = Query(DEFAULT_PAGE_SIZE, le=MAX_INT, description=f"每页条数，最多 {MAX_PAGE_SIZE}"),
     cursor: str | None = Query(None, description="上一页返回的 next_cursor"),
     ctx: Context = Depends(context),
     session: Session = UnitOfWork,
@@ -146,7 +148,8 @@ def search(
     ranges = {
         "accepted_at": Range(_day(accepted_from, zone), _day(accepted_to, zone, 1)),
         "closed_at": Range(_day(closed_from, zone), _day(closed_to, zone, 1)),
-        "expiry_date": Range(expiry_from, expiry_to + timedelta(days=1) if expiry_to else None),
+        "expiry_date": Range(expiry_from, expiry_to + timedelta(days=1) if expiry_to and expiry_to < date.max
+                             else None),
         "year": Range(year_from, year_to + 1 if year_to is not None else None),
         "amount": Range(amount_min, amount_max + Decimal("0.01") if amount_max is not None else None),
     }

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, context, require
+from archive.api.params import Id, Offset
 from archive.catalogue.models import TransferPackage, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items wherever the API lists check items)
 from archive.context import Context
@@ -129,20 +130,20 @@ def create_package(req: ExportIn, ctx: Context = Depends(context), session: Sess
 
 
 @router.get("/transfers", response_model=list[PackageOut], responses=_ERRORS, summary="移交信息包（最新在前）")
-def list_packages(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+def list_packages(limit: int = Query(50, ge=1, le=500), offset: Offset = 0,
                   session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> list[PackageOut]:
     rows = session.scalars(select(TransferPackage).order_by(TransferPackage.id.desc()).limit(limit).offset(offset))
     return [package_out(r) for r in rows]
 
 
 @router.get("/transfers/{package_id}", response_model=PackageOut, responses=_ERRORS, summary="移交信息包详情与检测结果")
-def read_package(package_id: int, session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> PackageOut:
+def read_package(package_id: Id, session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> PackageOut:
     return package_out(transfer.get_package(session, package_id))
 
 
 @router.get("/transfers/{package_id}/package.zip", response_class=StreamingResponse, responses={
     **_ERRORS, 200: {"content": {"application/zip": {}}}}, summary="下载移交信息包（zip，流式）")
-def download_package(package_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def download_package(package_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(_manage)) -> StreamingResponse:
     row = transfer.get_package(session, package_id)
     chunks = transfer.package_stream(ctx, row)
@@ -155,7 +156,7 @@ def download_package(package_id: int, ctx: Context = Depends(context), session: 
 
 @router.get("/transfers/{package_id}/register.pdf", response_class=Response, responses={
     **_ERRORS, 200: {"content": {"application/pdf": {}}}}, summary="移交登记表（PDF，含移交检测结果）")
-def package_register(package_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def package_register(package_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      _: Principal = Depends(_manage)) -> Response:
     row = transfer.get_package(session, package_id)
     pdf = transfer.register_pdf(ctx, row.register, row.check_results)
@@ -191,7 +192,7 @@ def receive_package(file: Annotated[UploadFile, File(description="移交信息�
 
 
 @router.get("/transfer-receipts", response_model=list[ReceiptOut], responses=_ERRORS, summary="接收记录（最新在前）")
-def list_receipts(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+def list_receipts(limit: int = Query(50, ge=1, le=500), offset: Offset = 0,
                   session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> list[ReceiptOut]:
     rows = session.scalars(select(TransferReceipt).order_by(TransferReceipt.id.desc()).limit(limit).offset(offset))
     return [receipt_out(r) for r in rows]
@@ -199,13 +200,13 @@ def list_receipts(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, g
 
 @router.get("/transfer-receipts/{receipt_id}", response_model=ReceiptOut, responses=_ERRORS,
             summary="接收记录详情：移交与接收登记表数据与检测结果")
-def read_receipt(receipt_id: int, session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> ReceiptOut:
+def read_receipt(receipt_id: Id, session: Session = UnitOfWork, _: Principal = Depends(_manage)) -> ReceiptOut:
     return receipt_out(transfer.get_receipt(session, receipt_id))
 
 
 @router.get("/transfer-receipts/{receipt_id}/register.pdf", response_class=Response, responses={
     **_ERRORS, 200: {"content": {"application/pdf": {}}}}, summary="移交与接收登记表（PDF）")
-def receipt_register(receipt_id: int, ctx: Context = Depends(context), session: Session = UnitOfWork,
+def receipt_register(receipt_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      _: Principal = Depends(_manage)) -> Response:
     row = transfer.get_receipt(session, receipt_id)
     pdf = transfer.receipt_pdf(ctx, row)
