@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ class CodeRule:
 
     def __init__(self, template: str) -> None:
         self.template = template
-        pattern, self._fields, self.width = "", [], None
+        pattern, self.width = "", None
+        self._fields: list[str] = []
         self._prefixes: list[tuple[str, re.Pattern[str]]] = []  # to name the first wrong segment
         try:
             parsed = list(string.Formatter().parse(template))
@@ -117,7 +119,8 @@ def allocate(session: Session, rule: CodeRule, fonds: str, year: int, retention:
     """Take the next 件号 inside the caller's transaction (row-locked upsert; no gaps, no duplicates)."""
     RetentionCode(retention)
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    inserts: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # both upsert
+    insert = inserts.get(dialect)
     if insert is None:
         raise ConfigError(f"不支持的数据库类型 {dialect}", code="unsupported_database")
     seq = ArchivalCodeSequence

@@ -337,22 +337,22 @@ def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="只删除
 
 
 def _mount_optional() -> None:
-    """Commands that live with their packages (storage/, signing/)."""
+    """Commands over storage/, search/ and signing/ (archive/commands/storage.py, index.py, signing.py)."""
     try:
-        from storage.cli import app as storage_app
+        from archive.commands.storage import app as storage_app
     except ImportError:
         pass
     else:
         storage_app.command("gc")(storage_gc)
         app.add_typer(storage_app, name="storage")
     try:
-        from search.cli import app as index_app
+        from archive.commands.index import app as index_app
     except ImportError:
         pass
     else:
         app.add_typer(index_app, name="index")
     try:
-        from signing.cli import app as signing_app
+        from archive.commands.signing import app as signing_app
     except ImportError:
         pass
     else:

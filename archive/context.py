@@ -1,20 +1,32 @@
-"""What a running system is built from: settings, catalogue, schedule, 档号 rule, object store.
+"""What a running system is built from: settings, catalogue, schedule, 档号 rule, and (built on first use, once)
+the object store, signer, search index, time-stamp client and virus scanner.
 
 Built once by the CLI or the API app factory; everything that can be wrong in configuration is
-found here, at start-up, as a ConfigError naming the setting or file.
+found here, at start-up, as a ConfigError naming the setting or file. The backends are built lazily
+so that a command that does not need them stays fast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
-from archive.errors import ArchiveError, ServiceUnavailable
+from archive.errors import ERRORS, ServiceUnavailable
 from archive.settings import Settings
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+
+    from archive.checks.security import Scanner
+    from search.base import SearchIndex
+    from signing.certificates import KeySigner
+    from storage.base import ObjectStore
+
+_UNSET = object()  # the timestamper and scanner may be None when not configured
 
 SIGNER_MISSING = "签章证书未配置：运行 archive init 生成开发证书，或将中心的证书放入 ARCHIVE_PKI_DIR（当前：{}）"
 
@@ -25,9 +37,11 @@ class Context:
     catalogue: Catalogue
     schedule: Schedule
     code_rule: CodeRule
-    _store: Any = field(default=None, repr=False)
-    _signer: Any = field(default=None, repr=False)
-    _index: Any = field(default=None, repr=False)
+    _store: ObjectStore | None = field(default=None, repr=False)
+    _signer: KeySigner | None = field(default=None, repr=False)
+    _index: SearchIndex | None = field(default=None, repr=False)
+    _timestamper: object = field(default=_UNSET, repr=False)
+    _scanner: object = field(default=_UNSET, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -37,16 +51,16 @@ class Context:
         return cls(settings, catalogue, schedule, rule)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> ObjectStore:
         """The object store (storage/), built on first use."""
         if self._store is None:
-            from storage.factory import build_store
+            from archive.wiring import build_store
 
             self._store = build_store(self.settings)
         return self._store
 
     @property
-    def signer(self) -> Any:
+    def signer(self) -> KeySigner:
         """The center's signing key and certificate (signing/), loaded once it can be.
 
         Without a usable certificate nothing can be filed until an administrator configures one: a 503
@@ -58,7 +72,7 @@ class Context:
             path = self.settings.pki_path
             try:
                 self._signer = load_pki_signer(path)
-            except ArchiveError as exc:
+            except ERRORS as exc:
                 if exc.code == "signer_missing":
                     raise ServiceUnavailable(SIGNER_MISSING.format(path), code="signer_missing",
                                              detail={"setting": "ARCHIVE_PKI_DIR", "pki_dir": str(path)}) from exc
@@ -67,13 +81,31 @@ class Context:
         return self._signer
 
     @property
-    def index(self) -> Any:
+    def index(self) -> SearchIndex:
         """The search index (search/), built on first use."""
         if self._index is None:
-            from search.factory import build_index
+            from archive.wiring import build_index
 
             self._index = build_index(self.settings)
         return self._index
+
+    @property
+    def timestamper(self) -> TimeStamper | None:
+        """The RFC 3161 client of ARCHIVE_TSA_URL, or None (signatures are then PAdES B-B); built once."""
+        if self._timestamper is _UNSET:
+            from archive.wiring import timestamper_from_settings
+
+            self._timestamper = timestamper_from_settings(self.settings)
+        return cast("TimeStamper | None", self._timestamper)
+
+    @property
+    def scanner(self) -> Scanner | None:
+        """The configured ClamAV, or None when no virus scanner is set; built once."""
+        if self._scanner is _UNSET:
+            from archive.wiring import scanner_from_settings
+
+            self._scanner = scanner_from_settings(self.settings)
+        return cast("Scanner | None", self._scanner)
 
     @property
     def zone(self) -> ZoneInfo:

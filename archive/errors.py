@@ -1,11 +1,18 @@
 """Typed errors: each carries a stable English code for machines and a Chinese message for people.
 
 The API maps them to HTTP responses in one place (archive/api/errors.py); the CLI prints them.
+storage/, signing/ and search/ have their own error bases (they import nothing from archive/); each carries the same
+``code``, ``message`` and ``detail`` plus a ``kind`` that :data:`KIND_STATUS` turns into an HTTP status. Catch
+:data:`ERRORS` wherever one of theirs may arrive too (docs/decisions/0015-package-boundaries.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from search.errors import SearchError
+from signing.errors import SigningError
+from storage.errors import StorageError
 
 
 class ArchiveError(Exception):
@@ -78,3 +85,26 @@ class Busy(ServiceUnavailable):
 
 def catalogue_busy() -> Busy:
     return Busy("系统繁忙：目录数据库正被其他操作占用，本次操作未执行，请稍后重试", code="catalogue_busy")
+
+
+PackageError = StorageError | SigningError | SearchError
+AnyError = ArchiveError | PackageError
+ERRORS = (ArchiveError, StorageError, SigningError, SearchError)
+"""Every error a person may see: ``except ERRORS as exc`` then read ``exc.code``, ``exc.message``, ``exc.detail``."""
+
+KIND_STATUS: dict[str, int] = {
+    "invalid": 422,
+    "out_of_range": 416,
+    "not_found": 404,
+    "conflict": 409,
+    "unavailable": 503,
+    "config": 500,
+    "failed": 500,
+}
+
+
+def status_of(exc: AnyError) -> int:
+    """The HTTP status of an error: its own for an ArchiveError, by ``kind`` for a storage/signing/search one."""
+    if isinstance(exc, ArchiveError):
+        return exc.status
+    return KIND_STATUS.get(exc.kind, 500)

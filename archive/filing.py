@@ -38,7 +38,6 @@ from archive.catalogue.types import utcnow
 from archive.checks import gd
 from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
 from archive.checks.reports import save_report
-from archive.checks.security import scanner_from_settings
 from archive.classification import Trigger
 from archive.context import Context
 from archive.errors import Busy, Conflict, InvalidInput, NotFound, PermissionDenied
@@ -48,7 +47,6 @@ from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
 from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
-from signing.tsa import timestamper_from_settings
 from storage.base import content_key
 
 PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items; extended before it runs out
@@ -167,7 +165,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     _close(case, data, closed_at)  # in memory only, for the checks: this session never flushes
     # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
     subject = gd.FilingSubject(r, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
-                               missing=missing, scanner=scanner_from_settings(settings), rendition_pending=True)
+                               missing=missing, scanner=ctx.scanner, rendition_pending=True)
     results = gd.run_gd(subject, phase="metadata")
     if blocking_failures(results):
         _refuse(results)
@@ -184,7 +182,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
         dates=(case.accepted_at.astimezone(ctx.zone).date(), local_closed), parties=parties,
         extra={"年度": str(parts.year), "办理网点": case.branch, "经办人": case.clerk},
     )
-    timestamper = timestamper_from_settings(settings)
+    timestamper = ctx.timestamper
     signed = sign_pdf(build_rendition(sources, meta, max_pixels=settings.max_pixels), ctx.signer,
                       timestamper=timestamper, tsa_required=settings.tsa_required)
     digests = digest_bytes(signed)

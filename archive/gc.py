@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, true, union
+from sqlalchemy import CompoundSelect, delete, select, true, union
 from sqlalchemy.orm import Session
 
 from archive import audit
@@ -34,9 +35,9 @@ class GcReport:
 
 
 def referenced(session: Session) -> set[str]:
-    q = union(select(Document.original_key), select(ScanBatch.original_key),
+    q: CompoundSelect[Any] = union(select(Document.original_key), select(ScanBatch.original_key),
               select(ArchiveItem.rendition_key).where(ArchiveItem.rendition_key.is_not(None)))
-    return set(session.scalars(q))
+    return {key for key in session.scalars(q) if key is not None}
 
 
 def collect(ctx: Context, actor: Actor, grace: timedelta, dry_run: bool = False) -> GcReport:

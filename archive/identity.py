@@ -75,7 +75,7 @@ def set_roles(session: Session, actor: Actor, username: str, roles: list[str]) -
     user = get_user(session, username)
     roles = check_roles(roles)
     before = user.role_codes
-    user.roles = [session.get(Role, r) for r in roles]  # type: ignore[misc]
+    user.roles = [session.get(Role, r) for r in roles]  # type: ignore[misc]  # check_roles: all exist
     audit.record(session, actor, "user.roles", target_type="user", target_id=username,
                  detail={"before": before, "after": roles})
     return user

@@ -12,9 +12,10 @@ def local_time(at: datetime | str | None, zone: tzinfo) -> str:
     """
     if isinstance(at, str):
         try:
-            at = datetime.fromisoformat(at)
+            parsed = datetime.fromisoformat(at)
         except ValueError:
             return at
+        return local_time(parsed, zone)
     if at is None:
         return ""
     if at.tzinfo is None:

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; a bad value is a ConfigError naming the ARCHIVE_ variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates each value
     except ValidationError as exc:
         problems = [f"ARCHIVE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("配置有误：" + "；".join(problems), code="invalid_setting", detail=problems) from exc

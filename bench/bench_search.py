@@ -179,7 +179,7 @@ def bench_catalogue(n: int, queries: int, workdir: Path, keys: list[tuple[str, s
 
     from archive.catalogue.db import Catalogue
     from archive.catalogue.models import Case, Fonds
-    from search.documents import lookup
+    from archive.indexing.documents import lookup
 
     cat = Catalogue(f"sqlite:///{workdir / 'catalogue.db'}")
     cat.upgrade()

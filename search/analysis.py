@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from archive.errors import InvalidInput
+from search.errors import SearchInvalid
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _RUNS = re.compile(rf"[{_CJK}]+|[0-9a-z]+")
@@ -75,7 +75,7 @@ class TextQuery:
 
 
 def parse_text(text: str) -> TextQuery:
-    """Parse the free-text query, or raise InvalidInput(code="invalid_query") saying what is wrong."""
+    """Parse the free-text query, or raise SearchInvalid(code="invalid_query") saying what is wrong."""
     if len(text) > MAX_QUERY_CHARS:
         raise _invalid(f"检索词过长：最多 {MAX_QUERY_CHARS} 个字符", text)
     if text.count('"') % 2:
@@ -99,5 +99,5 @@ def parse_text(text: str) -> TextQuery:
     return TextQuery(tuple(must), tuple(must_not))
 
 
-def _invalid(message: str, text: str) -> InvalidInput:
-    return InvalidInput(message, code="invalid_query", detail={"field": "q", "value": text})
+def _invalid(message: str, text: str) -> SearchInvalid:
+    return SearchInvalid(message, code="invalid_query", detail={"field": "q", "value": text})

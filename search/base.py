@@ -20,9 +20,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from archive.errors import InvalidInput
-from archive.permissions import Permission, Principal
 from search.analysis import TextQuery, parse_text
+from search.errors import SearchInvalid
 
 CHINA = timezone(timedelta(hours=8), "CST")  # business dates are Beijing dates; China has no DST
 
@@ -135,7 +134,10 @@ class Range:
 
 @dataclass(frozen=True)
 class Visibility:
-    """What a caller may see: branches (None: every branch) and kinds (unfiled cases, filed items)."""
+    """What a caller may see: branches (None: every branch) and kinds (unfiled cases, filed items).
+
+    The application builds it from its own notion of a caller (archive.indexing.documents.visibility_of).
+    """
 
     branches: frozenset[str] | None
     kinds: frozenset[str]
@@ -144,15 +146,6 @@ class Visibility:
     def everything(cls) -> Visibility:
         return cls(None, frozenset(KINDS))
 
-    @classmethod
-    def of(cls, principal: Principal) -> Visibility:
-        kinds: set[str] = set()
-        if principal.can(Permission.CASE_READ):
-            kinds |= {"case", "item"}
-        if principal.can(Permission.ITEM_READ):
-            kinds.add("item")
-        return cls(principal.branches, frozenset(kinds))
-
     @property
     def nothing(self) -> bool:
         return not self.kinds or (self.branches is not None and not self.branches)
@@ -160,7 +153,7 @@ class Visibility:
 
 @dataclass
 class SearchQuery:
-    """A validated query; constructing one with bad input raises InvalidInput with a stable code."""
+    """A validated query; constructing one with bad input raises SearchInvalid with a stable code."""
 
     text: str | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
@@ -179,17 +172,17 @@ class SearchQuery:
         self.ranges = self._check_ranges(self.ranges)
         unknown = [f for f in self.facets if f not in FACET_FIELDS]
         if unknown:
-            raise InvalidInput(f"不能按 {'、'.join(unknown)} 统计分面，可用字段：{'、'.join(FACET_FIELDS)}",
+            raise SearchInvalid(f"不能按 {'、'.join(unknown)} 统计分面，可用字段：{'、'.join(FACET_FIELDS)}",
                                code="unknown_facet_field", detail={"fields": unknown, "allowed": list(FACET_FIELDS)})
         self.facets = tuple(dict.fromkeys(self.facets))
         if not isinstance(self.page_size, int) or self.page_size < 1:
-            raise InvalidInput("每页条数至少为 1", code="invalid_page_size", detail={"field": "page_size"})
+            raise SearchInvalid("每页条数至少为 1", code="invalid_page_size", detail={"field": "page_size"})
         if self.page_size > MAX_PAGE_SIZE:
-            raise InvalidInput(f"每页条数最多 {MAX_PAGE_SIZE} 条，请减小 page_size 并用 cursor 翻页",
+            raise SearchInvalid(f"每页条数最多 {MAX_PAGE_SIZE} 条，请减小 page_size 并用 cursor 翻页",
                                code="page_size_too_large", detail={"field": "page_size", "max": MAX_PAGE_SIZE})
         if self.sort.lstrip("-") not in (*SORT_FIELDS, RELEVANCE):
             allowed = "、".join((*SORT_FIELDS, RELEVANCE))
-            raise InvalidInput(f"不能按 {self.sort} 排序，可用：{allowed}（前加 - 为降序）", code="invalid_sort",
+            raise SearchInvalid(f"不能按 {self.sort} 排序，可用：{allowed}（前加 - 为降序）", code="invalid_sort",
                                detail={"field": "sort", "value": self.sort})
         if self.sort.lstrip("-") == RELEVANCE:
             self.sort = RELEVANCE if self.parsed and self.parsed.must else DEFAULT_SORT
@@ -199,13 +192,13 @@ class SearchQuery:
     def _check_keys(keys: Mapping[str, str]) -> dict[str, str]:
         unknown = [k for k in keys if k not in KEY_FIELDS]
         if unknown:
-            raise InvalidInput(f"未知的检索键 {'、'.join(unknown)}，可用：{'、'.join(KEY_FIELDS)}",
+            raise SearchInvalid(f"未知的检索键 {'、'.join(unknown)}，可用：{'、'.join(KEY_FIELDS)}",
                                code="unknown_filter_field", detail={"fields": unknown, "allowed": list(KEY_FIELDS)})
         out = {}
         for k, v in keys.items():
             v = (v or "").strip()
             if not v or len(v) > 64:
-                raise InvalidInput(f"检索键 {k} 的值应为 1–64 个字符", code="invalid_key", detail={"field": k})
+                raise SearchInvalid(f"检索键 {k} 的值应为 1–64 个字符", code="invalid_key", detail={"field": k})
             out[k] = v.upper() if k in ("id_number", "uscc") else v
         return out
 
@@ -213,7 +206,7 @@ class SearchQuery:
     def _check_filters(filters: Mapping[str, Sequence[str | int]]) -> dict[str, tuple[str | int, ...]]:
         unknown = [f for f in filters if f not in FILTER_FIELDS]
         if unknown:
-            raise InvalidInput(f"未知的筛选字段 {'、'.join(unknown)}，可用：{'、'.join(FILTER_FIELDS)}",
+            raise SearchInvalid(f"未知的筛选字段 {'、'.join(unknown)}，可用：{'、'.join(FILTER_FIELDS)}",
                                code="unknown_filter_field",
                                detail={"fields": unknown, "allowed": list(FILTER_FIELDS)})
         out: dict[str, tuple[str | int, ...]] = {}
@@ -222,18 +215,18 @@ class SearchQuery:
             if not values:
                 continue
             if len(values) > MAX_FILTER_VALUES:
-                raise InvalidInput(f"筛选字段 {name} 最多 {MAX_FILTER_VALUES} 个值", code="too_many_values",
+                raise SearchInvalid(f"筛选字段 {name} 最多 {MAX_FILTER_VALUES} 个值", code="too_many_values",
                                    detail={"field": name})
             if name == "year":
                 try:
                     out[name] = tuple(sorted({int(v) for v in values}))
                 except ValueError:
-                    raise InvalidInput("年度应为四位数字", code="invalid_filter_value",
+                    raise SearchInvalid("年度应为四位数字", code="invalid_filter_value",
                                        detail={"field": name}) from None
             else:
                 out[name] = tuple(dict.fromkeys(str(v).strip() for v in values))
             if name == "kind" and not set(out[name]) <= set(KINDS):
-                raise InvalidInput("kind 只能是 case（未归档业务）或 item（已归档）", code="invalid_filter_value",
+                raise SearchInvalid("kind 只能是 case（未归档业务）或 item（已归档）", code="invalid_filter_value",
                                    detail={"field": name})
         return out
 
@@ -241,7 +234,7 @@ class SearchQuery:
     def _check_ranges(ranges: Mapping[str, Range]) -> dict[str, Range]:
         unknown = [r for r in ranges if r not in RANGE_FIELDS]
         if unknown:
-            raise InvalidInput(f"不能按 {'、'.join(unknown)} 限定范围，可用：{'、'.join(RANGE_FIELDS)}",
+            raise SearchInvalid(f"不能按 {'、'.join(unknown)} 限定范围，可用：{'、'.join(RANGE_FIELDS)}",
                                code="unknown_filter_field", detail={"fields": unknown, "allowed": list(RANGE_FIELDS)})
         out = {}
         for name, r in ranges.items():
@@ -253,9 +246,9 @@ class SearchQuery:
                   "int": lambda v: isinstance(v, int),
                   "amount": lambda v: isinstance(v, Decimal | int)}[kind]
             if not all(v is None or ok(v) for v in (r.gte, r.lt)):
-                raise InvalidInput(f"范围 {name} 的边界类型不正确", code="invalid_range", detail={"field": name})
+                raise SearchInvalid(f"范围 {name} 的边界类型不正确", code="invalid_range", detail={"field": name})
             if r.gte is not None and r.lt is not None and not r.gte < r.lt:
-                raise InvalidInput(f"范围 {name} 的起点应早于（小于）终点", code="invalid_range",
+                raise SearchInvalid(f"范围 {name} 的起点应早于（小于）终点", code="invalid_range",
                                    detail={"field": name})
             out[name] = r
         return out
@@ -304,10 +297,10 @@ def decode_cursor(cursor: str, sort: str) -> int:
     except (ValueError, TypeError, KeyError):
         ok = False
     if not ok:
-        raise InvalidInput("翻页游标无效或与排序方式不符，请从第一页重新查询", code="invalid_cursor",
+        raise SearchInvalid("翻页游标无效或与排序方式不符，请从第一页重新查询", code="invalid_cursor",
                            detail={"field": "cursor"})
     if sort == RELEVANCE and position >= MAX_RELEVANCE_DEPTH:
-        raise InvalidInput(f"按相关度排序最多翻到第 {MAX_RELEVANCE_DEPTH} 条，请增加检索条件",
+        raise SearchInvalid(f"按相关度排序最多翻到第 {MAX_RELEVANCE_DEPTH} 条，请增加检索条件",
                            code="page_too_deep", detail={"field": "cursor"})
     return int(position)
 
@@ -343,15 +336,14 @@ def matches(doc: SearchDocument, query: SearchQuery, visibility: Visibility) -> 
         if getattr(doc, name) not in values:
             return False
     for name, r in query.ranges.items():
-        value = getattr(doc, name)
-        if value is None:
+        got = getattr(doc, name)
+        if got is None:
             return False
+        lo, hi = r.gte, r.lt
         if name == "amount":
-            value, lo, hi = amount_cents(value), r.gte, r.lt
+            got = amount_cents(got)
             lo, hi = (None if lo is None else amount_cents(lo)), (None if hi is None else amount_cents(hi))
-        else:
-            lo, hi = r.gte, r.lt
-        if (lo is not None and value < lo) or (hi is not None and value >= hi):
+        if (lo is not None and got < lo) or (hi is not None and got >= hi):
             return False
     return True
 
@@ -365,7 +357,7 @@ class SearchIndex(ABC):
     def upsert(self, docs: Iterable[SearchDocument]) -> dict[str, str]:
         """Add or replace documents by serial; returns {serial: reason} for documents refused one by one.
 
-        Raises ServiceUnavailable(code="index_unavailable") when the index cannot be reached at all.
+        Raises SearchUnavailable(code="index_unavailable") when the index cannot be reached at all.
         """
 
     @abstractmethod
@@ -386,7 +378,7 @@ class SearchIndex(ABC):
 
     @abstractmethod
     def health(self) -> dict[str, Any]:
-        """Backend facts for /readyz and ``archive index status``; raises ServiceUnavailable when down."""
+        """Backend facts for /readyz and ``archive index status``; raises SearchUnavailable when down."""
 
     def refresh(self) -> None:  # noqa: B027 - optional hook
         """Make every write so far visible to searches (tests; both backends already do on write)."""

@@ -12,6 +12,7 @@ indexes. Keys are ``keyword`` fields; ``dynamic: strict`` refuses any field the 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -21,7 +22,6 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch, helpers
 
-from archive.errors import ArchiveError, ServiceUnavailable
 from search.analysis import index_text
 from search.base import (
     ALL_KINDS,
@@ -40,6 +40,7 @@ from search.base import (
     finish,
     flatten,
 )
+from search.errors import SearchError, SearchUnavailable
 
 SCHEMA_VERSION = 1
 ANALYZER = "archive_cjk_tokens"
@@ -95,6 +96,7 @@ def from_source(src: dict[str, Any]) -> SearchDocument:
     return SearchDocument(
         id=src["id"], serial=src["serial"], kind=src["kind"], category=src["category"],
         business_type=src["business_type"], business_type_name=src.get("business_type_name", ""),
+        # the ignore below: accepted_at is always set
         status=src["status"], branch=src["branch"], accepted_at=when("accepted_at"),  # type: ignore[arg-type]
         year=src["year"], archival_code=src.get("archival_code"), retention_code=src.get("retention_code"),
         applicant_name=src.get("applicant_name"), applicant_id_number=src.get("applicant_id_number"),
@@ -170,37 +172,37 @@ class ElasticsearchIndex(SearchIndex):
         self.url, self.prefix, self.refresh_policy = url, prefix, refresh
         self.alias = self.template = f"{prefix}-items"
         self.client = client or Elasticsearch(
-            url, basic_auth=(username, password) if username else None, ca_certs=ca_file,
+            url, basic_auth=(username, password) if username else None, ca_certs=ca_file,  # type: ignore[arg-type]  # None: no CA bundle
             request_timeout=timeout, max_retries=retries, retry_on_timeout=False)
         self._ready = False
 
     # --- plumbing -------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        """Run a client call; a cluster that is down or refuses us is ServiceUnavailable, with a reason."""
+        """Run a client call; a cluster that is down or refuses us is SearchUnavailable, with a reason."""
         try:
             return fn()
         except (AuthenticationException, AuthorizationException) as exc:
-            raise ServiceUnavailable(
+            raise SearchUnavailable(
                 "Elasticsearch 拒绝了访问，请检查 ARCHIVE_ES_USERNAME / ARCHIVE_ES_PASSWORD 及该用户的索引权限",
                 code="index_unavailable", detail={"url": self.url, "status": exc.meta.status}) from None
         except TransportError as exc:
-            raise ServiceUnavailable(
+            raise SearchUnavailable(
                 f"无法连接检索服务 Elasticsearch（{self.url}），请检查 ARCHIVE_ES_URL 与服务状态；归档不受影响，"
                 "索引积压将在服务恢复后自动补齐", code="index_unavailable",
                 detail={"url": self.url, "reason": type(exc).__name__}) from None
         except ApiError as exc:
             if "media_type_header_exception" in str(exc.message):  # a 9.x client talking to an 8.x server
-                raise ServiceUnavailable(
+                raise SearchUnavailable(
                     f"Elasticsearch（{self.url}）的版本与客户端不兼容：elasticsearch 客户端 9.x "
                     "需要 Elasticsearch 9.x 服务",
                     code="index_unavailable", detail={"url": self.url, "status": exc.meta.status}) from None
             if exc.meta.status >= 500 or exc.meta.status == 429:
-                raise ServiceUnavailable(f"检索服务 Elasticsearch 暂时不可用（HTTP {exc.meta.status}）",
+                raise SearchUnavailable(f"检索服务 Elasticsearch 暂时不可用（HTTP {exc.meta.status}）",
                                          code="index_unavailable",
                                          detail={"url": self.url, "status": exc.meta.status}) from None
-            raise ArchiveError(f"检索服务拒绝了请求（HTTP {exc.meta.status}）：{exc.message}", code="index_error",
-                               status=500, detail={"status": exc.meta.status, "error": str(exc.body)[:500]}) from None
+            raise SearchError(f"检索服务拒绝了请求（HTTP {exc.meta.status}）：{exc.message}", code="index_error",
+                              kind="failed", detail={"status": exc.meta.status, "error": str(exc.body)[:500]}) from None
 
     def _ensure(self) -> None:
         """Put the template, and create the first index behind the alias if there is none."""
@@ -212,12 +214,12 @@ class ElasticsearchIndex(SearchIndex):
             name = f"{self.prefix}-items-v{SCHEMA_VERSION}-initial"
             try:
                 self._call(lambda: self.client.indices.create(index=name, aliases={self.alias: {}}))
-            except ArchiveError as exc:  # another process created it first
+            except SearchError as exc:  # another process created it first
                 if "resource_already_exists" not in str(exc.detail):
                     raise
         live = self._live_indices()
         if not any(n.startswith(f"{self.prefix}-items-v{SCHEMA_VERSION}-") for n in live):
-            raise ServiceUnavailable(
+            raise SearchUnavailable(
                 f"Elasticsearch 索引 {', '.join(live)} 的结构版本与程序不符，请运行 `archive index rebuild`",
                 code="index_outdated", detail={"alias": self.alias, "indices": live})
         self._ready = True
@@ -273,8 +275,8 @@ class ElasticsearchIndex(SearchIndex):
             progress(counted % 1000)
         if failures:
             self._call(lambda: self.client.indices.delete(index=name))
-            raise ArchiveError(f"重建索引时有 {len(failures)} 件文档被拒绝，未切换到新索引",
-                               code="index_rebuild_failed", status=500, detail=dict(list(failures.items())[:20]))
+            raise SearchError(f"重建索引时有 {len(failures)} 件文档被拒绝，未切换到新索引",
+                               code="index_rebuild_failed", kind="failed", detail=dict(list(failures.items())[:20]))
         self._call(lambda: self.client.indices.put_settings(index=name, settings={"refresh_interval": None}))
         self._call(lambda: self.client.indices.refresh(index=name))
         old = self._live_indices()
@@ -284,7 +286,7 @@ class ElasticsearchIndex(SearchIndex):
         keep = set(old[-1:]) | {name}
         every = self._call(lambda: self.client.indices.get(index=f"{self.prefix}-items-*")).body
         for stale in sorted(set(every) - keep):
-            self._call(lambda stale=stale: self.client.indices.delete(index=stale))
+            self._call(functools.partial(self.client.indices.delete, index=stale))
         return counted
 
     # --- reads ----------------------------------------------------------------------------------

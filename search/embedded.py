@@ -24,7 +24,6 @@ from typing import Any
 
 import tantivy
 
-from archive.errors import ServiceUnavailable
 from search.analysis import index_text
 from search.base import (
     ALL_KINDS,
@@ -42,6 +41,7 @@ from search.base import (
     finish,
     flatten,
 )
+from search.errors import SearchUnavailable
 
 SCHEMA_VERSION = 1
 TOKENIZER = "archive_tokens"
@@ -199,14 +199,14 @@ class EmbeddedIndex(SearchIndex):
                 self._switch_to(current)
             if current != self._generation or self._index is None:
                 if not current.startswith(f"v{SCHEMA_VERSION}-"):
-                    raise ServiceUnavailable(
+                    raise SearchUnavailable(
                         f"嵌入式检索索引 {self.path} 的结构版本与程序不符，请运行 `archive index rebuild` 重建",
                         code="index_outdated", detail={"path": str(self.path), "generation": current})
                 self._drop_writer()
                 try:
                     index = tantivy.Index.open(str(self.path / current))
                 except (ValueError, OSError) as exc:
-                    raise ServiceUnavailable(
+                    raise SearchUnavailable(
                         f"无法打开嵌入式检索索引 {self.path / current}：{exc}；可运行 `archive index rebuild` 重建",
                         code="index_unavailable", detail={"path": str(self.path)}) from None
                 index.register_tokenizer(TOKENIZER, _analyzer())
@@ -229,7 +229,7 @@ class EmbeddedIndex(SearchIndex):
             try:
                 self._writer = index.writer(heap_size=self.heap_bytes, num_threads=self.threads)
             except ValueError as exc:
-                raise ServiceUnavailable(
+                raise SearchUnavailable(
                     "嵌入式检索索引正被另一个进程写入（同一数据目录只能运行一个索引进程："
                     "`archive serve` 自带的索引线程或 `archive worker`，二选一）",
                     code="index_locked", detail={"path": str(self.path), "reason": str(exc)}) from None
@@ -273,7 +273,7 @@ class EmbeddedIndex(SearchIndex):
             writer.commit()
         except (ValueError, OSError) as exc:
             self._drop_writer()
-            raise ServiceUnavailable(f"写入嵌入式检索索引失败：{exc}", code="index_unavailable",
+            raise SearchUnavailable(f"写入嵌入式检索索引失败：{exc}", code="index_unavailable",
                                      detail={"path": str(self.path)}) from None
         index.reload()
 
@@ -314,10 +314,11 @@ class EmbeddedIndex(SearchIndex):
             order = tantivy.Order.Desc if query.descending else tantivy.Order.Asc
             result = searcher.search(tq, limit, count=True, order_by_field=f"sort_{query.sort_field}", order=order)
         hits = [from_fields(searcher.doc(addr).to_dict()) for _, addr in result.hits]
-        total = result.count or 0
+        total = result.count or 0  # type: ignore[attr-defined]  # tantivy's stub lacks count (set with count=True)
         if query.after_key is not None or query.offset:
             without_cursor = SearchQuery(query.text, query.keys, query.filters, query.ranges, (), query.sort)
-            total = searcher.search(to_tantivy(without_cursor, visibility), 1, count=True).count or 0
+            counted = searcher.search(to_tantivy(without_cursor, visibility), 1, count=True)
+            total = counted.count or 0  # type: ignore[attr-defined]  # as above
         facets: dict[str, list[tuple[Any, int]]] = {}
         if query.facets:
             base = to_tantivy(SearchQuery(query.text, query.keys, query.filters, query.ranges, (), query.sort),

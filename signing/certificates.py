@@ -321,6 +321,7 @@ class KeySigner(SimpleSigner):
                          cert_registry=SimpleCertificateStore.from_certs(
                              [to_asn1_certificate(c) for c in chain]))
         self._key = key
+        self.certificate = cert  # the signing certificate, never None (pyhanko types signing_cert as optional)
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm).signature_algo

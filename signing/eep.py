@@ -23,10 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from lxml import etree
 
-from archive.errors import ArchiveError
 from signing.certificates import KeySigner, check_signing_certificate
 from signing.eep_schema import NAMESPACE, schema
-from signing.errors import CertificateProblem
+from signing.errors import CertificateProblem, EepInvalid
 from signing.fixity import Digests, digest_bytes
 from signing.validate import VerificationReport
 
@@ -105,11 +104,6 @@ class EepRecord:
     keywords: str = ""  # 关键词
     pages: int | None = None  # 页数
     notes: Sequence[str] = field(default_factory=tuple)  # 附注
-
-
-class EepInvalid(ArchiveError):
-    status = 422
-    code = "eep_invalid"
 
 
 # --- building --------------------------------------------------------------------------------------
@@ -212,7 +206,7 @@ def build_eep(record: EepRecord, files: Sequence[EepFile], signer: KeySigner, *,
         raise EepInvalid("封装包至少要有一个文件", code="eep_no_files")
     if not record.carriers or not record.agents or not record.actions:
         raise EepInvalid("封装包需要存储位置（脱机载体编号）、机构人员和业务行为", code="eep_incomplete")
-    signing_cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
+    signing_cert = signer.certificate
     check_signing_certificate(signing_cert)
     created = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
     root = etree.Element(_q("电子文件封装包"), nsmap={None: NAMESPACE})

@@ -1,11 +1,40 @@
-"""Typed errors of the signing package: stable English codes, Chinese messages a clerk can act on."""
+"""Typed errors of the signing package: a stable English ``code``, a Chinese ``message`` a clerk can act on, a
+``detail`` and a ``kind`` (invalid, unavailable, config, failed) that the application maps to its own answer (an HTTP
+status, a CLI exit). The package knows nothing of HTTP or of the application.
+"""
 
 from __future__ import annotations
 
-from archive.errors import ArchiveError, ConfigError, InvalidInput, ServiceUnavailable
+from typing import Any
 
 
-class UnsupportedDocument(InvalidInput):
+class SigningError(Exception):
+    """Base of every error the signing package raises on purpose."""
+
+    kind: str = "invalid"
+    code: str = "signing_error"
+
+    def __init__(self, message: str, *, code: str | None = None, detail: Any = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if kind is not None:
+            self.kind = kind
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+
+class SigningConfigError(SigningError):
+    """The signing key, certificate, seal image or TSA setting cannot be used."""
+
+    kind = "config"
+    code = "config_error"
+
+
+class UnsupportedDocument(SigningError):
     """An original cannot go into an archival rendition.
 
     Codes: pdf_encrypted, pdf_unreadable, pdf_damaged, file_polyglot, document_too_many_pages, the
@@ -14,32 +43,41 @@ class UnsupportedDocument(InvalidInput):
     image_undecodable, image_too_many_pixels, media_type_unsupported, no_documents.
     """
 
+    kind = "invalid"
     code = "unsupported_document"
 
 
-class RenditionFailed(ArchiveError):
+class RenditionFailed(SigningError):
     """The rendition (or the signed file) is not PDF/A-2b; ``detail`` lists the failed rules."""
 
-    status = 422
+    kind = "invalid"
     code = "rendition_not_pdfa"
 
 
-class CertificateProblem(ConfigError):
+class CertificateProblem(SigningConfigError):
     """The signing certificate cannot be used (codes: certificate_expired, certificate_not_yet_valid,
     certificate_wrong_usage, certificate_unreadable, certificate_key_mismatch)."""
 
     code = "certificate_problem"
 
 
-class TimestampUnavailable(ServiceUnavailable):
+class TimestampUnavailable(SigningError):
     """The time-stamp authority did not answer, or answered with an error (codes: tsa_unreachable,
     tsa_error)."""
 
+    kind = "unavailable"
     code = "tsa_unreachable"
 
 
-class SigningFailed(ArchiveError):
+class SigningFailed(SigningError):
     """The signature could not be applied (code: signing_failed)."""
 
-    status = 500
+    kind = "failed"
     code = "signing_failed"
+
+
+class EepInvalid(SigningError):
+    """A DA/T 48 encapsulation package cannot be read or does not verify."""
+
+    kind = "invalid"
+    code = "eep_invalid"

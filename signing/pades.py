@@ -28,9 +28,8 @@ from pyhanko.sign.signers.pdf_signer import _ensure_esic_ext
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 
-from archive.errors import ConfigError
 from signing.certificates import check_signing_certificate
-from signing.errors import SigningFailed, TimestampUnavailable
+from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
 from signing.pdfa import pdfa_problems
 from signing.rendition import rendition_failed
 
@@ -86,11 +85,11 @@ def _seal_style(seal: Seal) -> StaticStampStyle:
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
-                          detail={"reason": str(exc)}) from exc
+        raise SigningConfigError(f"签章图片无法读取：{exc}", code="seal_image_invalid",
+                                 detail={"reason": str(exc)}) from exc
     transparent = "A" in image.getbands() or "transparency" in image.info
-    image = image.convert("RGBA" if transparent else "RGB")
-    return StaticStampStyle(background=PdfImage(image), border_width=0, background_opacity=1.0,
+    converted = image.convert("RGBA" if transparent else "RGB")
+    return StaticStampStyle(background=PdfImage(converted), border_width=0, background_opacity=1.0,
                             background_layout=layout.SimpleBoxLayoutRule(
                                 x_align=layout.AxisAlignment.ALIGN_MID,
                                 y_align=layout.AxisAlignment.ALIGN_MID,
@@ -106,7 +105,8 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
     stamp_style: StaticStampStyle | None = None
     if seal is not None:
         page, box = _seal_box(pdf, seal)
-        field_spec = fields.SigFieldSpec(field_name, on_page=page, box=tuple(round(v) for v in box))
+        x1, y1, x2, y2 = (round(v) for v in box)
+        field_spec = fields.SigFieldSpec(field_name, on_page=page, box=(x1, y1, x2, y2))
         stamp_style = _seal_style(seal)
     pdf_signer = _PdfA2Signer(meta, signer, timestamper=timestamper, stamp_style=stamp_style,
                               new_field_spec=field_spec)

@@ -19,6 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pikepdf
 import pikepdf.pdfa as pdfa
@@ -100,7 +101,7 @@ def _version_problems(pdf: pikepdf.Pdf) -> list[str]:
     return problems
 
 
-def _terminal_fields(form: pikepdf.Dictionary) -> list[pikepdf.Dictionary]:
+def _terminal_fields(form: pikepdf.Object) -> list[pikepdf.Object]:
     fields, stack = [], list(form.get("/Fields", pikepdf.Array()))
     while stack:
         f = stack.pop()
@@ -112,15 +113,15 @@ def _terminal_fields(form: pikepdf.Dictionary) -> list[pikepdf.Dictionary]:
     return fields
 
 
-def _widgets(field: pikepdf.Dictionary) -> list[pikepdf.Dictionary]:
+def _widgets(field: pikepdf.Object) -> list[pikepdf.Object]:
     if field.get("/Subtype") == pikepdf.Name.Widget:
         return [field]
     return [k for k in field.get("/Kids", pikepdf.Array())]
 
 
-def _has_area(rect: object) -> bool:
+def _has_area(rect: Any) -> bool:
     try:
-        x1, y1, x2, y2 = (float(v) for v in rect)  # type: ignore[union-attr]
+        x1, y1, x2, y2 = (float(v) for v in rect)
     except (TypeError, ValueError):
         return True
     return x1 != x2 and y1 != y2
@@ -150,7 +151,7 @@ def _form_problems(pdf: pikepdf.Pdf, data: bytes) -> list[str]:
     return problems
 
 
-def _widget_problems(widget: pikepdf.Dictionary, where: str) -> list[str]:
+def _widget_problems(widget: pikepdf.Object, where: str) -> list[str]:
     problems = []
     if "/A" in widget or "/AA" in widget:
         problems.append(f"{_R}6.4.1-1 at {where} widget: a widget shall not contain /A or /AA")

@@ -377,7 +377,8 @@ def _write_navigation(pdf: pikepdf.Pdf, spans: list[tuple[SourceDocument, int, i
     """Page labels ``<n>-1, <n>-2 …`` per document and one bookmark per document."""
     nums = pikepdf.Array()
     for i, (_doc, first, _count) in enumerate(spans, 1):
-        nums.extend([first, pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{i}-"))])
+        nums.append(first)  # pikepdf converts the int
+        nums.append(pikepdf.Dictionary(S=pikepdf.Name.D, P=pikepdf.String(f"{i}-")))
     pdf.Root.PageLabels = pikepdf.Dictionary(Nums=nums)
     with pdf.open_outline() as outline:
         for i, (doc, first, count) in enumerate(spans, 1):

@@ -23,7 +23,6 @@ from pyhanko.sign.timestamps import DummyTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
-from archive.settings import Settings
 from signing.certificates import DevPki, load_private_key, to_asn1_certificate, to_asn1_key
 from signing.errors import CertificateProblem, TimestampUnavailable
 
@@ -39,11 +38,6 @@ REPLY_TYPE = "application/timestamp-reply"
 def http_timestamper(url: str, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper:
     """An RFC 3161 client for ``url`` (HTTP POST, application/timestamp-query)."""
     return RequestsHTTPTimeStamper(url, timeout=timeout)
-
-
-def timestamper_from_settings(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper | None:
-    """The configured TSA client, or None when no TSA URL is set (signatures are then PAdES B-B)."""
-    return http_timestamper(settings.tsa_url, timeout) if settings.tsa_url else None
 
 
 def probe_tsa(url: str, timeout: float = PROBE_TIMEOUT) -> None:
@@ -71,6 +65,7 @@ class _DevTimeStamper(DummyTimeStamper):
     def __init__(self, tsa_cert: x509.Certificate, tsa_key: rsa.RSAPrivateKey,
                  embed: list[x509.Certificate]) -> None:
         super().__init__(tsa_cert=to_asn1_certificate(tsa_cert), tsa_key=to_asn1_key(tsa_key),
+                         # the ignore below: pyhanko's annotation is narrower than the list it accepts at run time
                          certs_to_embed=[to_asn1_certificate(c) for c in embed])  # type: ignore[arg-type]
         self._key = tsa_key
 
@@ -135,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _TsaHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], stamper: TimeStamper) -> None:
+    def __init__(self, address: tuple[str, int], stamper: DummyTimeStamper) -> None:
         super().__init__(address, _Handler)
         self.stamper = stamper
 
@@ -150,7 +145,7 @@ class LocalTsa:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> LocalTsa:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-tsa", daemon=True)

@@ -89,8 +89,9 @@ class VerificationReport:
 def verify_pdf(data: bytes, trust_roots: Sequence[x509.Certificate], expected: Digests | None = None, *,
                require_timestamp: bool = False, check_pdfa: bool = True) -> VerificationReport:
     """Verify every signature of ``data`` against ``trust_roots``, its PDF/A-2b conformance and fixity."""
-    report = VerificationReport(digests=digest_bytes(data))
-    check_fixity(report, report.digests, expected)
+    digests = digest_bytes(data)
+    report = VerificationReport(digests=digests)
+    check_fixity(report, digests, expected)
     try:
         signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
     except Exception as exc:  # any parse failure means "not a readable PDF"

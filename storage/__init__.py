@@ -1,6 +1,7 @@
 """Object storage for archive objects: one interface, a filesystem and an S3 backend, replicas.
 
-Build the configured store with :func:`storage.factory.build_store`.
+The application builds the configured store from its settings (archive.wiring.build_store); this package
+imports nothing from the application and raises its own errors (storage.errors).
 """
 
 from storage.base import (

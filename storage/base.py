@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound, ServiceUnavailable
 from signing.fixity import Hasher
+from storage.errors import StorageConflict, StorageError, StorageInvalid, StorageNotFound, StorageUnavailable
 
 CHUNK = 1024 * 1024
 PIPELINE_CHUNK = 256 * 1024  # an upload is hashed and written in steps this big, overlapping
@@ -37,34 +37,34 @@ MAX_KEY_LENGTH = 512
 
 # --- errors -------------------------------------------------------------------------------------
 
-class ObjectNotFound(NotFound):
+class ObjectNotFound(StorageNotFound):
     code = "object_not_found"
 
 
-class ObjectLocked(Conflict):
+class ObjectLocked(StorageConflict):
     """Retention or a legal hold forbids the operation (delete, shortening retention)."""
 
     code = "object_locked"
 
 
-class ObjectExists(Conflict):
+class ObjectExists(StorageConflict):
     """A different object already lives under the key; objects are never overwritten."""
 
     code = "object_exists"
 
 
-class StoreUnavailable(ServiceUnavailable):
+class StoreUnavailable(StorageUnavailable):
     code = "store_unavailable"
 
 
-class IntegrityFailure(ArchiveError):
+class IntegrityFailure(StorageError):
     """The bytes do not match their declared size or digest."""
 
-    status = 422
+    kind = "invalid"
     code = "integrity_failure"
 
 
-class InvalidKey(InvalidInput):
+class InvalidKey(StorageInvalid):
     code = "invalid_object_key"
 
 
@@ -123,7 +123,7 @@ def check_prefix(prefix: str) -> str:
 def check_digest(value: str, name: str) -> str:
     value = value.lower() if isinstance(value, str) else value
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise InvalidInput(f"{name.upper()} 摘要 {value!r} 格式不对：应为 64 位十六进制字符串",
+        raise StorageInvalid(f"{name.upper()} 摘要 {value!r} 格式不对：应为 64 位十六进制字符串",
                            code="invalid_digest", detail={name: value})
     return value
 
@@ -141,27 +141,27 @@ def normalise_until(until: datetime | None) -> datetime | None:
     if until is None:
         return None
     if until.tzinfo is None or until.utcoffset() is None:
-        raise InvalidInput("保管期限截止时间必须带时区（例如 UTC）", code="invalid_retention",
+        raise StorageInvalid("保管期限截止时间必须带时区（例如 UTC）", code="invalid_retention",
                            detail={"retain_until": str(until)})
     until = until.astimezone(UTC)
     if until.microsecond:
         until = until.replace(microsecond=0) + timedelta(seconds=1)
     if until <= datetime.now(UTC):
-        raise InvalidInput(f"保管期限截止时间 {until:%Y-%m-%d %H:%M:%S} 已经过去；已到期的对象不需要设置保管期限",
+        raise StorageInvalid(f"保管期限截止时间 {until:%Y-%m-%d %H:%M:%S} 已经过去；已到期的对象不需要设置保管期限",
                            code="invalid_retention", detail={"retain_until": until.isoformat()})
     return until
 
 
 def check_range(key: str, offset: int, length: int | None) -> None:
     if offset < 0 or (length is not None and length < 1):
-        raise InvalidInput(f"读取对象 {key} 的范围不合法：起点不能为负，长度至少为 1",
+        raise StorageInvalid(f"读取对象 {key} 的范围不合法：起点不能为负，长度至少为 1",
                            code="invalid_range", detail={"key": key, "offset": offset, "length": length})
 
 
-def range_not_satisfiable(key: str, offset: int, size: int | None = None) -> InvalidInput:
-    return InvalidInput(f"读取起点 {offset} 超出对象 {key} 的大小" + (f"（{size} 字节）" if size is not None else ""),
-                        code="range_not_satisfiable", status=416,
-                        detail={"key": key, "offset": offset, "size": size})
+def range_not_satisfiable(key: str, offset: int, size: int | None = None) -> StorageInvalid:
+    return StorageInvalid(f"读取起点 {offset} 超出对象 {key} 的大小" + (f"（{size} 字节）" if size is not None else ""),
+                          code="range_not_satisfiable", kind="out_of_range",
+                          detail={"key": key, "offset": offset, "size": size})
 
 
 def ensure_deletable(info: ObjectInfo) -> None:
@@ -354,7 +354,7 @@ class BackendStore(ObjectStore):
         sm3 = check_digest(sm3, "sm3") if sm3 is not None else None
         check_content_key(key, sha256)
         if not isinstance(size, int) or size < 0:
-            raise InvalidInput(f"对象 {key} 的大小 {size!r} 不合法", code="invalid_size", detail={"size": size})
+            raise StorageInvalid(f"对象 {key} 的大小 {size!r} 不合法", code="invalid_size", detail={"size": size})
         until = normalise_until(retain_until)
         self._ready()
         info = self._stat_or_none(key)
@@ -406,7 +406,7 @@ class BackendStore(ObjectStore):
         key = check_key(key)
         new = normalise_until(until)
         if new is None:
-            raise InvalidInput("请给出保管期限截止时间", code="invalid_retention")
+            raise StorageInvalid("请给出保管期限截止时间", code="invalid_retention")
         self._ready()
         with self._locked():
             info = self._stat(key)

@@ -191,7 +191,7 @@ class FilesystemStore(BackendStore):
                 f.close()
                 raise range_not_satisfiable(key, offset, size)
             f.seek(offset)
-        return Window(f, length)  # type: ignore[return-value]
+        return Window(f, length)  # type: ignore[return-value]  # duck-typed BinaryIO
 
     def _list(self, prefix: str) -> Iterator[str]:
         head = prefix.rpartition("/")[0]

@@ -26,10 +26,10 @@ from storage.base import (
     CHUNK,
     DEFAULT_MEDIA_TYPE,
     IntegrityFailure,
-    InvalidInput,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
+    StorageInvalid,
     StoreUnavailable,
     check_key,
     check_range,
@@ -123,7 +123,7 @@ class ReplicatedStore(ObjectStore):
     def set_retention(self, key: str, until: datetime) -> ObjectInfo:
         new = normalise_until(until)
         if new is None:
-            raise InvalidInput("请给出保管期限截止时间", code="invalid_retention")
+            raise StorageInvalid("请给出保管期限截止时间", code="invalid_retention")
         copies = self._both(key)
         for _, info in copies:
             ensure_not_shortened(info, new)
@@ -175,7 +175,7 @@ def _verified_copy(store: ObjectStore, key: str) -> BinaryIO:
     except BaseException:
         spool.close()
         raise
-    return spool  # type: ignore[return-value]
+    return spool  # type: ignore[return-value]  # a SpooledTemporaryFile is a BinaryIO
 
 
 def _worst(errors: list[Exception]) -> Exception:

@@ -32,7 +32,6 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import check_bucket_name, genheaders
 from minio.retention import COMPLIANCE, GOVERNANCE, Retention
 
-from archive.errors import ConfigError
 from storage.base import (
     BackendStore,
     IntegrityFailure,
@@ -43,6 +42,7 @@ from storage.base import (
     not_found,
     range_not_satisfiable,
 )
+from storage.errors import StorageConfigError
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
@@ -59,10 +59,10 @@ class S3Store(BackendStore):
                  connect_timeout: float = 3.0, read_timeout: float = 60.0, retries: int = 3,
                  backoff: float = 0.2) -> None:
         if retention_mode not in (COMPLIANCE, GOVERNANCE):
-            raise ConfigError(f"对象锁定模式 {retention_mode!r} 不支持，应为 COMPLIANCE 或 GOVERNANCE",
+            raise StorageConfigError(f"对象锁定模式 {retention_mode!r} 不支持，应为 COMPLIANCE 或 GOVERNANCE",
                               code="invalid_setting")
         if part_size < MIN_PART_SIZE:
-            raise ConfigError(f"分片大小至少 {MIN_PART_SIZE} 字节（S3 的下限）", code="invalid_setting")
+            raise StorageConfigError(f"分片大小至少 {MIN_PART_SIZE} 字节（S3 的下限）", code="invalid_setting")
         self.endpoint, self.bucket, self.secure = endpoint, bucket, secure
         self.retention_mode, self.part_size = retention_mode, part_size
         http = urllib3.PoolManager(
@@ -78,7 +78,7 @@ class S3Store(BackendStore):
                                  secure=secure, region=region, http_client=http)
             check_bucket_name(bucket, strict=True)
         except ValueError as exc:
-            raise ConfigError(
+            raise StorageConfigError(
                 f"对象存储配置有误（ARCHIVE_S3_ENDPOINT={endpoint!r}，ARCHIVE_S3_BUCKET={bucket!r}）：{exc}",
                 code="invalid_setting") from exc
         self._bucket_ready = False
@@ -134,7 +134,7 @@ class S3Store(BackendStore):
             except S3Error as exc:
                 if exc.code != "ObjectLockConfigurationNotFoundError":
                     raise
-                raise ConfigError(
+                raise StorageConfigError(
                     f"存储桶 {self.bucket} 未启用对象锁定（object lock），不能存放归档对象；"
                     "请换一个桶名让系统新建，或由管理员新建启用对象锁定的桶",
                     code="bucket_without_object_lock", detail={"bucket": self.bucket}) from exc
@@ -144,7 +144,7 @@ class S3Store(BackendStore):
     def _stat(self, key: str) -> ObjectInfo:
         with self._errors(key):
             st = self._client.stat_object(self.bucket, key)
-        meta = st.metadata
+        meta = st.metadata or {}
         sha256 = meta.get("x-amz-meta-sha256")
         if not sha256:
             raise IntegrityFailure(f"对象 {key} 缺少 SHA-256 元数据，不是经本系统写入的归档对象",
@@ -156,7 +156,9 @@ class S3Store(BackendStore):
                           media_type=st.content_type or "application/octet-stream")
 
     def _write_new(self, upload: Upload, info: ObjectInfo) -> ObjectInfo | None:
-        user = {"sha256": info.sha256} | ({"sm3": info.sm3} if info.sm3 else {})
+        user: dict[str, str | list[str] | tuple[str]] = {"sha256": info.sha256}
+        if info.sm3:
+            user["sm3"] = info.sm3
         retention = Retention(self.retention_mode, info.retain_until) if info.retain_until else None
         with self._errors(info.key):
             if info.size <= self.part_size:
@@ -214,7 +216,7 @@ class S3Store(BackendStore):
                 if exc.code == "InvalidRange":
                     raise range_not_satisfiable(key, offset) from None
                 raise
-        return _ResponseStream(response, self)  # type: ignore[return-value]
+        return _ResponseStream(response, self)  # type: ignore[return-value]  # duck-typed BinaryIO
 
     def _list(self, prefix: str) -> Iterator[str]:
         with self._errors():
@@ -224,7 +226,7 @@ class S3Store(BackendStore):
 
     def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
         with self._errors(info.key):
-            current = self._client.stat_object(self.bucket, info.key).metadata.get("x-amz-object-lock-mode")
+            current = (self._client.stat_object(self.bucket, info.key).metadata or {}).get("x-amz-object-lock-mode")
             mode = COMPLIANCE if current == COMPLIANCE else self.retention_mode  # never downgrade
             self._client.set_object_retention(self.bucket, info.key, Retention(mode, until))
 
@@ -252,7 +254,7 @@ class S3Store(BackendStore):
     def health(self) -> dict[str, Any]:
         try:
             self._ready()
-        except (StoreUnavailable, ConfigError) as exc:
+        except (StoreUnavailable, StorageConfigError) as exc:
             return {"ok": False, "backend": self.backend, "detail": exc.message}
         return {"ok": True, "backend": self.backend,
                 "detail": f"{self.location}（对象锁定已启用，模式 {self.retention_mode}）"}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from archive.errors import ArchiveError
 from signing.fixity import digest_stream
 from storage.base import IntegrityFailure, ObjectInfo, ObjectNotFound, ObjectStore
+from storage.errors import StorageError
 from storage.replicated import ReplicatedStore, copy_object
 
 Problem = Literal[
@@ -52,6 +52,7 @@ def verify(store: ObjectStore, *, prefix: str = "", keys: Iterable[str] | None =
         else:
             state = _check(store, key, deep)
             if isinstance(state, str):
+                # the ignore below: str states are Problem literals
                 findings.append(Finding(key, state, _explain(state, store.backend)))  # type: ignore[arg-type]
         if on_progress:
             on_progress(key)
@@ -72,7 +73,7 @@ def _check(store: ObjectStore, key: str, deep: bool) -> ObjectInfo | str:
         return "missing"
     except IntegrityFailure:
         return "corrupt"
-    except ArchiveError:
+    except StorageError:
         return "unreadable"
 
 
@@ -83,6 +84,7 @@ def _compare(store: ReplicatedStore, key: str, deep: bool, repair: bool) -> list
     for side, state in states.items():
         if isinstance(state, str):
             problem = f"{state}_in_{side}"
+            # the ignore below: str states are Problem literals
             found.append(Finding(key, problem, _explain(state, side)))  # type: ignore[arg-type]
     if primary == secondary == "missing":
         return [Finding(key, "missing_everywhere", _MEANING["missing_everywhere"])]

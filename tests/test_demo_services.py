@@ -84,7 +84,7 @@ def test_demo_filings_are_bt_and_the_tsa_stops_with_the_demo(tmp_path: Path, mon
 def test_private_clamd_scans_and_stops_with_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Given clamd and a (one-signature) database, When the demo's services start, Then ARCHIVE_CLAMD_SOCKET points
     at a clamd that finds EICAR; When the demo stops, Then the socket no longer answers."""
-    from archive.checks.security import scanner_from_settings
+    from archive.wiring import scanner_from_settings
 
     db = tmp_path / "db"
     db.mkdir()

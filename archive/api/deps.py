@@ -19,7 +19,8 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="业务�
 
 
 def context(request: Request) -> Context:
-    return request.app.state.context  # type: ignore[no-any-return]
+    ctx: Context = request.app.state.context
+    return ctx
 
 
 def db(ctx: Context = Depends(context)) -> Iterator[Session]:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
 from archive.catalogue.db import is_busy
-from archive.errors import ArchiveError, catalogue_busy
+from archive.errors import ERRORS, AnyError, catalogue_busy, status_of
 
 log = logging.getLogger("archive.api")
 
@@ -61,13 +61,16 @@ def body(code: str, message: str, detail: object = None) -> dict[str, object]:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ArchiveError)
-    async def _archive_error(_: Request, exc: ArchiveError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    async def _archive_error(_: Request, exc: AnyError) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         retry_after = getattr(exc, "retry_after", None)  # 429 and 503 errors that know when to come back
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers or None)
+        return JSONResponse(exc.to_dict(), status_code=status, headers=headers or None)
+
+    for base in ERRORS:  # archive's own errors and those of storage/, signing/, search/
+        app.add_exception_handler(base, _archive_error)  # type: ignore[arg-type]  # starlette types it for Exception
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:

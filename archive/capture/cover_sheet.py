@@ -113,8 +113,8 @@ def render(serial: str, business_type: str, applicant: str | None, branch: str,
     if applicant:
         lines.append(f"申请人：{applicant}")
     y = y0 - 34 * mm
-    for line in lines:
-        c.drawString(25 * mm, y, line)
+    for text in lines:
+        c.drawString(25 * mm, y, text)
         y -= 8 * mm
 
     draw_qr(c, serial, width - 25 * mm, y0 - 67 * mm)

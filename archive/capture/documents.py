@@ -25,7 +25,7 @@ from archive.capture.separation import open_stack
 from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
 from archive.checks import gd
-from archive.checks.security import ScanFailed, scanner_from_settings
+from archive.checks.security import ScanFailed
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound, ServiceUnavailable
 from archive.permissions import Principal
@@ -152,7 +152,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
 def check_viruses(ctx: Context, received: Received) -> None:
     """Scan with the configured ClamAV before anything is stored (四性检测 GD-4-2 scans again at filing, with the
     signatures of that day). No scanner configured: nothing to do here."""
-    scanner = scanner_from_settings(ctx.settings)
+    scanner = ctx.scanner
     if scanner is None:
         return
     try:

@@ -30,7 +30,7 @@ from archive.capture.sniff import PDF, TIFF, sniff
 from archive.catalogue.models import Case, ScanBatch, ScanPart
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound, status_of
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
 from signing.rendition import SourceDocument, open_source_pdf
@@ -88,7 +88,7 @@ def process(ctx: Context, batch_id: int) -> None:
                         batch.covers = list(covers)
                     batch.pages_done = number
             _attach_parts(ctx, batch_id, stack, covers)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         with ctx.catalogue.session() as s:
             batch = s.get(ScanBatch, batch_id)
             assert batch is not None
@@ -133,8 +133,8 @@ def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any
                 with s.begin_nested():  # a refused part waits for a clerk; the rest of the stack goes on
                     _attach(ctx, s, row, case, stack, part.material_type or batch.material_type,
                             Actor.system("scanner"))
-            except ArchiveError as exc:  # e.g. a part over the page cap: it waits for a clerk
-                if exc.status >= 500:
+            except ERRORS as exc:  # e.g. a part over the page cap: it waits for a clerk
+                if status_of(exc) >= 500:
                     raise
                 log.info("scan batch %s part %s-%s refused: %s", batch_id, part.first_page, part.last_page, exc.code)
                 row.reason = exc.code[:32]

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 import pypdfium2 as pdfium
@@ -31,7 +32,8 @@ from archive.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-FORMATS = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
+# Any: zxing-cpp takes a tuple of formats, though its stubs ask for BarcodeFormats (whose | is deprecated).
+FORMATS: Any = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
 TOP_STRIP = 0.25
 SEPARATOR = re.compile(rf"SEP:({SERIAL.pattern}):([A-Za-z][A-Za-z0-9_]{{0,39}})")
 

@@ -145,6 +145,7 @@ def signatures(subject: StorageSubject) -> list[Result]:
 def _readable_copy(subject: StorageSubject, e: Expected) -> bytes | None:
     """The bytes of the first copy matching the catalogue, else of the first copy present."""
     present = [(c, s) for c, s in subject.copies if (p := subject.probes.get((c, e.key))) and p.digests]
+    # the ignore below: filtered on digests above
     present.sort(key=lambda cs: subject.probes[(cs[0], e.key)].digests.sha256 != e.sha256)  # type: ignore[union-attr]
     for _, store in present:
         try:
@@ -229,7 +230,7 @@ def _catalogue_totals(s: Session) -> tuple[dict[str, str], dict[str, int]]:
     """Live items' rendition keys by 档号, and live originals' sizes by key (each object once)."""
     live = ArchiveItem.status != DESTROYED
     q = select(ArchiveItem.archival_code, ArchiveItem.rendition_key).where(live, ArchiveItem.rendition_key.is_not(None))
-    items = {code: key for code, key in s.execute(q)}
+    items = {code: key for code, key in s.execute(q) if key is not None}
     destroyed_cases = select(ArchiveItem.case_id).where(ArchiveItem.status == DESTROYED)
     docs = s.execute(select(Document.original_key, func.max(Document.size))
                      .where(Document.case_id.not_in(destroyed_cases)).group_by(Document.original_key))
@@ -344,7 +345,7 @@ def load_expected(s: Session, tiers: tuple[str, ...]) -> dict[str, Expected]:
         q = select(ArchiveItem.rendition_key, ArchiveItem.rendition_sha256, ArchiveItem.rendition_sm3,
                    ArchiveItem.archival_code, ArchiveItem.status, ArchiveItem.signature).where(
             ArchiveItem.rendition_key.is_not(None))
-        for key, sha, sm3, code, status, sig in s.execute(q):
+        for key, sha, sm3, code, status, sig in s.execute(q):  # type: ignore[misc]  # SQLAlchemy 2.1 stubs miscount a 6-column row
             add(Expected(key, "rendition", sha or "", sm3, None, status == DESTROYED, (code,), code,
                          (sig or {}).get("level") == "B-T"))
     return {key: _merge(es) for key, es in rows.items()}

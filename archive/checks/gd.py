@@ -49,7 +49,7 @@ from archive.checks.base import (
 from archive.checks.security import ScanFailed, Scanner, database_age_days
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ArchiveError, InvalidInput
+from archive.errors import ERRORS, InvalidInput
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
 from storage.base import content_key
@@ -116,7 +116,7 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
     for d in docs:
         try:
             out.append(Original(d, ctx.store.read_bytes(d.original_key)))
-        except ArchiveError as exc:  # missing object, digest mismatch on read …
+        except ERRORS as exc:  # missing object, digest mismatch on read …
             out.append(Original(d, None, f"{exc.code}: {exc.message}"))
     return out
 
@@ -132,7 +132,7 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
     if item.rendition_key:
         try:
             rendition = ctx.store.read_bytes(item.rendition_key)
-        except ArchiveError:
+        except ERRORS:
             rendition = None
     parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)
     return FilingSubject(session, ctx, item.case, load_originals(ctx, active_documents(item.case)),
@@ -395,7 +395,7 @@ def archival_code(s: FilingSubject) -> Result:
     rule = s.ctx.code_rule
     try:
         differing = rule.check(s.code, s.parts)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return Result(F, exc.message, s.code)
     if differing:
         return Result(F, f"档号 {s.code} 与条目字段不一致：{'；'.join(differing)}", s.code, {"differing": differing})
@@ -443,7 +443,7 @@ def original_properties(s: FilingSubject) -> list[Result]:
 def _sniff(data: bytes, filename: str) -> str | None:
     try:
         return sniff(data[:2048], io.BytesIO(data), filename)
-    except ArchiveError:
+    except ERRORS:
         return None
 
 
@@ -471,7 +471,7 @@ def content_links(s: FilingSubject) -> list[Result]:
     for o in s.originals:
         try:
             info = s.ctx.store.stat(o.doc.original_key)
-        except ArchiveError as exc:
+        except ERRORS as exc:
             bad.append(Result(F, f"原件“{o.doc.filename}”的存储对象 {o.doc.original_key} 不存在：{exc.message}",
                               o.doc.filename))
             continue
@@ -483,7 +483,7 @@ def content_links(s: FilingSubject) -> list[Result]:
         try:
             if s.ctx.store.stat(s.rendition_key).sha256 != s.rendition_sha256:
                 bad.append(Result(F, "归档 PDF 的存储对象与目录登记的摘要不一致", "rendition"))
-        except ArchiveError as exc:
+        except ERRORS as exc:
             bad.append(Result(F, f"归档 PDF 的存储对象不存在：{exc.message}", "rendition"))
     return _summary(bad, "目录中的对象键均指向摘要一致的存储对象")
 
@@ -499,7 +499,7 @@ def _xmp(s: FilingSubject) -> dict[str, str] | Result:
     if s.rendition is None:
         return _no_rendition(s)
     try:
-        return s.memo("xmp", s.rendition, read_rendition_metadata)  # type: ignore[no-any-return]
+        return s.memo("xmp", s.rendition, read_rendition_metadata)
     except Exception as exc:  # pikepdf and XMP parsing raise several kinds
         return Result(F, f"归档 PDF 的元数据无法读取：{type(exc).__name__}: {exc}", "rendition")
 
@@ -507,7 +507,7 @@ def _xmp(s: FilingSubject) -> dict[str, str] | Result:
 def _outline(s: FilingSubject) -> list[str] | Result:
     if s.rendition is None:
         return _no_rendition(s)
-    return s.memo("outline", s.rendition, _read_outline)  # type: ignore[no-any-return]
+    return s.memo("outline", s.rendition, _read_outline)
 
 
 def _read_outline(data: bytes) -> list[str] | Result:
@@ -612,6 +612,7 @@ def process_trail(s: FilingSubject) -> Result:
     times = [_instant(step.get("at")) for step in trail]
     if any(t is None for t in times):
         return Result(F, "业务行为有缺少时间的步骤", "业务行为")
+    # the ignore below: no None left (returned above)
     unordered = any(b < a for a, b in itertools.pairwise(times))  # type: ignore[operator]
     if gaps or unordered:
         why = ([f"缺少{'、'.join(gaps)}步骤"] if gaps else []) + (["步骤时间先后颠倒"] if unordered else [])
@@ -894,8 +895,8 @@ def recheck_item(ctx: Context, session: Session, actor: audit.Actor, archival_co
                  verify_signatures: bool = True) -> Any:
     """Re-run every GD item on a filed item and store the report, linked to the item."""
     from archive.checks.reports import save_report
-    from archive.checks.security import scanner_from_settings
     from archive.errors import NotFound
+    from archive.wiring import scanner_from_settings
 
     item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code.strip()))
     if item is None:

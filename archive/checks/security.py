@@ -1,7 +1,7 @@
 """Virus scanning (病毒检测) with ClamAV: clamd over its socket, or clamscan as a subprocess.
 
-The security items (GD-4-1 杀毒软件, GD-4-2 病毒感染) use :func:`scanner_from_settings`; with neither
-ARCHIVE_CLAMD_SOCKET nor ARCHIVE_CLAMSCAN set there is no scanner and those items say so. A scan that
+The security items (GD-4-1 杀毒软件, GD-4-2 病毒感染) use the scanner of :func:`archive.wiring.scanner_from_settings`;
+with neither ARCHIVE_CLAMD_SOCKET nor ARCHIVE_CLAMSCAN set there is no scanner and those items say so. A scan that
 cannot run raises :class:`ScanFailed` (the check becomes an ``error`` result: fail closed).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -19,8 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-
-from archive.settings import Settings
 
 CHUNK = 1 << 20
 
@@ -166,15 +163,6 @@ def _describe_database(path: Path) -> str:
     newest = max((p.stat().st_mtime for p in files), default=0)
     when = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d")
     return f"本地签名库 {path.name}（{len(files)} 个文件，sha256 {digest}，{when}）"
-
-
-def scanner_from_settings(settings: Settings) -> Scanner | None:
-    if settings.clamd_socket:
-        return Clamd(settings.clamd_socket, settings.clamav_timeout)
-    if settings.clamscan:
-        binary = shutil.which(str(settings.clamscan)) or str(settings.clamscan)
-        return Clamscan(Path(binary), settings.clamav_database, settings.clamav_timeout)
-    return None
 
 
 def database_age_days(info: EngineInfo, now: datetime | None = None) -> float | None:

@@ -35,7 +35,7 @@ from archive.catalogue.types import utcnow
 from archive.checks import alerts, bc
 from archive.checks.base import CheckItem, Outcome, Result, Stage, items_of, run_items
 from archive.context import Context
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from signing.fixity import CHUNK, Hasher
 from storage.base import ObjectNotFound, ObjectStore
 from storage.replicated import ReplicatedStore
@@ -123,7 +123,7 @@ def probe(store: ObjectStore, key: str, limiter: RateLimiter) -> bc.Probe:
         return bc.Probe(h.digests())
     except ObjectNotFound:
         return bc.Probe(None, "missing")
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return bc.Probe(None, "unreadable", exc.message)
     except OSError as exc:
         return bc.Probe(None, "unreadable", exc.strerror or str(exc))

@@ -270,11 +270,11 @@ def _metadata(root: Any) -> dict[str, str]:
 
 def _inspect(f: FileFacts, body: bytes) -> None:
     from archive.capture.sniff import sniff
-    from archive.errors import ArchiveError
+    from archive.errors import ERRORS
     f.size, f.decoded = len(body), True  # content digests are YJ-1-1's (verify_eep against items.json)
     try:
         f.media = sniff(body[:2048], io.BytesIO(body), f.name)
-    except ArchiveError:
+    except ERRORS:
         f.media = None
     if f.media == "application/pdf":
         import pikepdf
@@ -306,7 +306,7 @@ def _inspect(f: FileFacts, body: bytes) -> None:
 
 def _scanner(settings: Any) -> tuple[Any, str | None]:
     """The ClamAV scanner of archive/checks/security.py when configured, else (None, why)."""
-    from archive.checks.security import scanner_from_settings
+    from archive.wiring import scanner_from_settings
 
     scanner = scanner_from_settings(settings)
     return (scanner, None) if scanner is not None else (
@@ -410,9 +410,9 @@ def metadata_plausible(s: TransferSubject) -> Iterator[Result]:
             problems.append((e.code, f"年度 {e.meta['年度']} 与日期 {d} 的年份不一致"))
     by_code = {e.code: e for e in s.eeps}
     for entry in s.listing[0]:
-        e = by_code.get(str(entry.get("archival_code")))
-        if e is not None and str(entry.get("year")) != e.meta.get("年度"):
-            problems.append((e.code, f"目录文件年度 {entry.get('year')} 与封装包年度 {e.meta.get('年度')} 不一致"))
+        eep = by_code.get(str(entry.get("archival_code")))
+        if eep is not None and str(entry.get("year")) != eep.meta.get("年度"):
+            problems.append((eep.code, f"目录文件年度 {entry.get('year')} 与封装包年度 {eep.meta.get('年度')} 不一致"))
     yield from _each(problems, "元数据项取值合理")
 
 
@@ -433,14 +433,14 @@ def metadata_characters(s: TransferSubject) -> Iterator[Result]:
 @check("YJ-1-7", "档号规范性检测", Y, AUTH, CheckObject.METADATA)
 def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
     from archive.archival_code import CodeParts, CodeRule
-    from archive.errors import ArchiveError
+    from archive.errors import ERRORS
 
     if not s.code_rule:
         yield _fail("目录文件没有给出档号规则（archival_code_rule）")
         return
     try:
         rule = CodeRule(s.code_rule)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         yield _fail(f"目录文件中的档号规则无效：{exc.message}")
         return
     retention_codes = {v: k for k, v in RETENTION_LABELS.items()}
@@ -450,7 +450,8 @@ def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
         m, entry = e.meta, entries.get(e.code, {})
         # the 档号 keeps the filed 保管期限; the EEP carries the one in force (re-appraisal may have changed it)
         in_force = retention_codes.get(m.get("保管期限", ""), m.get("保管期限", ""))
-        filed = entry.get("retention_code") if isinstance(entry.get("retention_code"), str) else in_force
+        listed = entry.get("retention_code")
+        filed = listed if isinstance(listed, str) else in_force
         effective = entry.get("effective_retention")
         if effective is not None and effective != in_force:
             problems.append((e.code, f"封装包保管期限“{m.get('保管期限', '')}”与目录文件的现行保管期限"
@@ -460,7 +461,7 @@ def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
                                  category=str(entry.get("category") or m.get("机构或问题", "")),
                                  number=int(m.get("室编件号", "0") or 0))
             wrong = rule.check(e.code, expected)
-        except ArchiveError as exc:
+        except ERRORS as exc:
             wrong = [exc.message]
         except ValueError as exc:
             wrong = [f"档号组成项无法解析：{exc}"]
@@ -575,7 +576,7 @@ def item_count(s: TransferSubject) -> Iterator[Result]:
     if "Item-Count" in s.bag_info:
         counts["bag-info.txt"] = int(s.bag_info["Item-Count"]) if s.bag_info["Item-Count"].isdigit() else -1
     if len(set(counts.values())) != 1:
-        yield _fail("总件数不一致：" + "，".join(f"{k} {v}" for k, v in counts.items()), **counts)
+        yield Result(Outcome.FAILED, "总件数不一致：" + "，".join(f"{k} {v}" for k, v in counts.items()), data=counts)
     else:
         yield _ok(f"总件数 {len(s.eeps)} 与移交登记表一致", **counts)
 

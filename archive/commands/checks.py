@@ -168,6 +168,7 @@ def sweep_command(
     if sweep_id is not None and not resume:
         raise typer.BadParameter("--sweep 须与 --resume 同用")
     which: bool | int = sweep_id if sweep_id is not None else resume
+    # the ignore below: pydantic validates
     options = SweepOptions(scope=store, tier=tier, limit=limit, rate_mb=rate, workers=workers,  # type: ignore[arg-type]
                            signature_every=signature_every)
 

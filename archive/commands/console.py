@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -17,14 +17,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Print an ArchiveError as its Chinese message and code, exit 2; never a traceback."""
+    """Print an error (archive/, storage/, signing/, search/) as its Chinese message and code, exit 2; no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ArchiveError as exc:
+        except ERRORS as exc:
             err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,6 +19,9 @@ from archive.commands.console import friendly, out
 from archive.commands.people import Password, User, person
 from archive.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from archive.context import Context
+
 hold_app = typer.Typer(help="冻结：法律或审计冻结的设置与解除。", no_args_is_help=True)
 appraisal_app = typer.Typer(help="鉴定：到期档案的鉴定队列与处理意见。", no_args_is_help=True)
 destruction_app = typer.Typer(help="销毁：销毁清册、双人审批与执行。", no_args_is_help=True)
@@ -26,7 +29,7 @@ destruction_app = typer.Typer(help="销毁：销毁清册、双人审批与执�
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"hold": hold_app, "appraisal": appraisal_app, "destruction": destruction_app}
 
-def _ctx():  # type: ignore[no-untyped-def]
+def _ctx() -> Context:
     from archive.cli import _context
 
     return _context()
@@ -148,7 +151,7 @@ def appraisal_decide(user: User, password: Password,
         raise InvalidInput("鉴定意见只能是 keep（继续保存）或 destroy（拟销毁）", code="invalid_decision")
     if not codes:
         raise InvalidInput("请用 --code 或 --codes-file 给出档号", code="archival_codes_required")
-    data = DecisionIn(archival_codes=codes, decision=decision, reason=reason,  # type: ignore[arg-type]
+    data = DecisionIn(archival_codes=codes, decision=decision, reason=reason,
                       retention_code=retention)
     ctx = _ctx()
     principal = person(ctx, user, password)

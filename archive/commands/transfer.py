@@ -79,7 +79,7 @@ def export(
 def _save(ctx: object, row: object, out: Path, as_dir: bool) -> None:
     from archive.retention import transfer
 
-    chunks = transfer.package_stream(ctx, row)  # type: ignore[arg-type]
+    chunks = transfer.package_stream(ctx, row)  # type: ignore[arg-type]  # typed object to defer imports
     if not as_dir:
         with out.open("wb") as f:
             for chunk in chunks:

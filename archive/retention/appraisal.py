@@ -219,7 +219,7 @@ def _check_decidable(session: Session, items: list[ArchiveItem], today: date) ->
 
 def _keep(ctx: Context, session: Session, item: ArchiveItem, code: RetentionCode, today: date) -> date | None:
     """The new expiry of a kept item; the store's retention of its objects is extended to match."""
-    rule = ctx.schedule.triggers.get(item.trigger)  # type: ignore[call-overload]
+    rule = ctx.schedule.triggers.get(item.trigger)  # type: ignore[call-overload]  # a filed item always has a trigger
     new_expiry = expiry_date(code, item.trigger_date, rule.counting if rule else "next_year")
     if new_expiry is not None and new_expiry <= today:
         raise InvalidInput(f"档号 {item.archival_code} 按新的保管期限（{code.label}）计算，"

@@ -16,6 +16,7 @@ documents marked destroyed, personal identifiers cleared; it leaves the search i
 
 from __future__ import annotations
 
+import builtins
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from archive.catalogue.models import (
 from archive.catalogue.types import utcnow
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from archive.localtime import local_time
 from archive.permissions import Permission, Principal
 from archive.retention import lending
@@ -71,7 +72,7 @@ class RejectionIn(BaseModel):
 @dataclass
 class BuildReport:
     list: DestructionList
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: builtins.list[dict[str, str]] = field(default_factory=builtins.list)  # the field `list` shadows the type
 
 
 @dataclass
@@ -155,7 +156,8 @@ def _kept_as(session: Session, item_ids: list[int]) -> dict[int, str]:
                 select(AppraisalDecision.item_id, AppraisalDecision.retention_code)
                 .where(AppraisalDecision.item_id.in_(part), AppraisalDecision.decision == "keep")
                 .order_by(AppraisalDecision.id)):
-            out[item_id] = code
+            if code is not None:  # a keep decision always names its new period
+                out[item_id] = code
     return out
 
 
@@ -236,9 +238,8 @@ def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
 
 def sign_list_pdf(ctx: Context, pdf: bytes) -> bytes:
     from signing.pades import sign_pdf
-    from signing.tsa import timestamper_from_settings
 
-    return sign_pdf(pdf, ctx.signer, timestamper=timestamper_from_settings(ctx.settings),
+    return sign_pdf(pdf, ctx.signer, timestamper=ctx.timestamper,
                     tsa_required=ctx.settings.tsa_required, reason="档案销毁清册审批", check_pdfa=False)
 
 
@@ -411,7 +412,7 @@ def _destroy(ctx: Context, session: Session, principal: Principal, number: str,
                 ctx.store.delete(key)
             except ObjectNotFound:
                 continue  # gone already: an earlier, interrupted run
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return {"code": exc.code, "message": f"删除存储对象失败：{exc.message}；请修复后重新执行本清册"}
     for sha in digests:
         images.evict(sha)
@@ -441,7 +442,7 @@ def _shared(session: Session, item_id: int, keys: set[str]) -> set[str]:
                                                                   & (ArchiveItem.status != "destroyed"))))
     renditions = session.scalars(select(ArchiveItem.rendition_key).where(
         ArchiveItem.rendition_key.in_(ks), ArchiveItem.id != item_id, ArchiveItem.status != "destroyed"))
-    return set(others) | set(renditions)
+    return set(others) | {key for key in renditions if key is not None}
 
 
 def _refuse(session: Session, principal: Principal, number: str, entry: DestructionEntry,

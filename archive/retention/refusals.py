@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.audit import Actor
-from archive.errors import ArchiveError, PermissionDenied
+from archive.errors import ERRORS, AnyError, PermissionDenied
 from archive.permissions import PERMISSION_NAMES, Permission, Principal
 
 
@@ -28,7 +28,7 @@ def audited(session: Session, principal: Principal, action: str, *, target_type:
     """
     try:
         yield
-    except ArchiveError as exc:
+    except ERRORS as exc:
         session.rollback()  # also releases SQLite's write lock for the event's own transaction
         with Session(bind=session.get_bind()) as own, own.begin():
             audit.record(own, actor_of(principal), action, target_type=target_type, target_id=target_id,
@@ -44,15 +44,15 @@ def need(principal: Principal, permission: Permission) -> None:
 
 
 @contextmanager
-def answered(session: Session, actor: Actor, action: str, source: str) -> Iterator[list[ArchiveError]]:
+def answered(session: Session, actor: Actor, action: str, source: str) -> Iterator[list[AnyError]]:
     """Like :func:`audited`, for steps whose caller answers a refusal instead of raising it (transfers): the step
     runs in a savepoint; a refusal rolls the step back, leaves a ``refused`` audit event in the caller's own
     transaction and is handed back in the yielded list, so the caller commits the event and answers the error."""
-    refused: list[ArchiveError] = []
+    refused: list[AnyError] = []
     try:
         with session.begin_nested():
             yield refused
-    except ArchiveError as exc:
+    except ERRORS as exc:
         audit.record(session, actor, action, target_type="transfer", target_id=None, outcome="refused",
                      detail={"code": exc.code, "message": exc.message, "source": source[-255:]})
         refused.append(exc)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
@@ -148,7 +148,7 @@ class _ZipSink:
         self.stamp = when.timetuple()[:6]
 
     def add(self, rel: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(self.prefix + rel, date_time=self.stamp)  # type: ignore[arg-type]
+        info = zipfile.ZipInfo(self.prefix + rel, date_time=self.stamp)
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o644 << 16
         self.archive.writestr(info, data, compresslevel=1)
@@ -432,7 +432,7 @@ def open_bag(path: Path, settings: Any) -> Bag:
     except BaseException:
         z.close()
         raise
-    return Bag(files, lambda rel: z.open(prefix + rel), encrypted, z.close, kind="zip")
+    return Bag(files, lambda rel: cast(BinaryIO, z.open(prefix + rel)), encrypted, z.close, kind="zip")
 
 
 def _open_dir(root: Path, max_entries: int, limit: int) -> Bag:

@@ -168,7 +168,7 @@ def report(ctx: Context, session: Session, actor: Actor, data: EventIn,
 
     if not _known(session, ev, branches):
         spec = ev.spec
-        body = {"code": spec.unknown_code,
+        body: dict[str, Any] = {"code": spec.unknown_code,
                 "message": f"{KEY_NAMES[ev.key_kind]} {ev.shown_key()} 在档案系统中没有对应的{spec.unknown_what}业务，"
                            f"{spec.name}事件已登记但未生效；请核对{KEY_NAMES[ev.key_kind]}",
                 "detail": {"event_id": ev.event_id, "record_id": row.id, "event_type": ev.event_type,
@@ -257,7 +257,7 @@ def pending(ctx: Context, session: Session, trigger: str | None = None, limit: i
     base: list[ColumnElement[bool]] = [ArchiveItem.trigger_date.is_(None), ArchiveItem.status.not_in(ENDED)]
     if branches is not None:
         base.append(Case.branch.in_(branches))
-    counts: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
+    counts: dict[str, int] = dict(session.execute(
         select(ArchiveItem.trigger, func.count()).join(Case, Case.id == ArchiveItem.case_id).where(*base)
         .group_by(ArchiveItem.trigger)).all())
     if trigger:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from archive.catalogue.models import ArchiveItem, CheckReport, Document
 from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _parse_version, database_age_days
 from archive.context import Context
+from archive.wiring import scanner_from_settings
 from tests import samples
 from tests.helpers import add_client
 from tests.test_capture import case_body, upload
@@ -125,6 +126,7 @@ def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestC
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2) + b"\n% " + eicar() + b"\n")
     ctx.settings.clamd_socket = clamd_socket
+    ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 409, r.text
     [failed] = [f for f in r.json()["detail"]["failed"] if f["code"] == "GD-4-2"]
@@ -136,6 +138,7 @@ def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestC
 @needs_clamd
 def test_clean_filing_records_engine_and_database(ctx: Context, client: TestClient, clamd_socket: str) -> None:
     ctx.settings.clamd_socket = clamd_socket
+    ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2))
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
@@ -154,6 +157,7 @@ def test_scanner_configured_but_down_refuses_filing(ctx: Context, client: TestCl
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2))
     ctx.settings.clamd_socket = str(tmp_path / "down.sock")
+    ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 409, r.text
     failed = {f["code"]: f for f in r.json()["detail"]["failed"]}
@@ -169,6 +173,7 @@ def test_eicar_upload_is_refused_at_capture_and_not_stored(ctx: Context, client:
     """Given a configured scanner, when a clerk uploads a clean scan and an infected PDF together, then the clean
     one is accepted, the infected one is refused by name (virus_found) and never reaches the object store."""
     ctx.settings.clamd_socket = clamd_socket
+    ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     assert client.post("/api/v1/cases", json=case_body(), headers=core).status_code == 201
     infected = samples.pdf(2) + b"\n% " + eicar() + b"\n"
@@ -183,6 +188,7 @@ def test_eicar_upload_is_refused_at_capture_and_not_stored(ctx: Context, client:
 def test_capture_with_the_scanner_down_stores_nothing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
     """Fail closed at the counter too: 503 saying the virus check is unavailable, and no document is kept."""
     ctx.settings.clamd_socket = str(tmp_path / "down.sock")
+    ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     assert client.post("/api/v1/cases", json=case_body(), headers=core).status_code == 201
     r = upload(client, core, "YW2026010500001", ("申请表.jpg", samples.jpeg(), "application_form"))

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from archive.errors import InvalidInput
 from storage.base import (
     IntegrityFailure,
     InvalidKey,
@@ -21,6 +20,7 @@ from storage.base import (
     ObjectStore,
     content_key,
 )
+from storage.errors import StorageInvalid
 from tests.storage.support import FAR, FARTHER, blob, put, read_all
 
 
@@ -60,10 +60,10 @@ def test_ranged_get_beyond_the_end_is_refused(store: ObjectStore) -> None:
     """Given a 10 kB object, When reading from offset 20 000, Then a 416 typed error names the key."""
     b = blob(10_000)
     put(store, b)
-    with pytest.raises(InvalidInput) as exc:
+    with pytest.raises(StorageInvalid) as exc:
         read_all(store, b.key, offset=20_000, length=10)
-    assert exc.value.code == "range_not_satisfiable" and exc.value.status == 416
-    with pytest.raises(InvalidInput):
+    assert exc.value.code == "range_not_satisfiable" and exc.value.kind == "out_of_range"
+    with pytest.raises(StorageInvalid):
         read_all(store, b.key, offset=-1)
 
 
@@ -174,12 +174,12 @@ def test_retention_cannot_be_shortened(store: ObjectStore) -> None:
 
 
 def test_retention_needs_an_aware_future_time(store: ObjectStore) -> None:
-    """Given a stored object, When retention is naive or in the past, Then InvalidInput."""
+    """Given a stored object, When retention is naive or in the past, Then StorageInvalid."""
     b = blob()
     put(store, b)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(StorageInvalid):
         store.set_retention(b.key, datetime(2056, 1, 1))
-    with pytest.raises(InvalidInput):
+    with pytest.raises(StorageInvalid):
         store.set_retention(b.key, datetime.now(UTC) - timedelta(days=1))
     assert store.stat(b.key).retain_until is None
 
@@ -223,7 +223,7 @@ def test_delete_without_retention_removes_the_object(store: ObjectStore) -> None
     store.delete(b.key)
     with pytest.raises(ObjectNotFound) as exc:
         read_all(store, b.key)
-    assert exc.value.status == 404 and b.key in exc.value.message
+    assert exc.value.kind == "not_found" and b.key in exc.value.message
     put(store, b)  # the same bytes can be stored again
     assert read_all(store, b.key) == b.data
 
@@ -243,7 +243,7 @@ def test_traversal_and_malformed_keys_are_refused(store: ObjectStore, key: str) 
     for operation in operations:
         with pytest.raises(InvalidKey) as exc:
             operation()
-        assert exc.value.code == "invalid_object_key" and exc.value.status == 422
+        assert exc.value.code == "invalid_object_key" and exc.value.kind == "invalid"
     with pytest.raises(InvalidKey):
         list(store.list_keys("../"))
 

@@ -14,10 +14,10 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig, Transport
 from elasticsearch import Elasticsearch
 
-from archive.errors import ServiceUnavailable
 from search.base import Range, SearchQuery, Visibility, encode_cursor
 from search.elasticsearch import ElasticsearchIndex, from_source, index_template, to_dsl, to_source
 from search.embedded import to_fields
+from search.errors import SearchUnavailable
 from tests.search.support import BJ, corpus, serial
 
 EVERYTHING = Visibility.everything()
@@ -226,14 +226,14 @@ def test_rebuild_fills_a_new_index_then_moves_the_alias_in_one_call(es: Elastics
 
 
 def test_a_cluster_that_is_down_is_index_unavailable_quickly() -> None:
-    """Given no Elasticsearch listening, When searching or writing, Then ServiceUnavailable(index_unavailable)
+    """Given no Elasticsearch listening, When searching or writing, Then SearchUnavailable(index_unavailable)
     names the setting to check, within a second."""
     index = ElasticsearchIndex("http://127.0.0.1:9", retries=0, timeout=1)
     started = time.monotonic()
     for call in (lambda: index.search(SearchQuery(text="提取"), EVERYTHING), lambda: index.upsert(corpus()[:1])):
-        with pytest.raises(ServiceUnavailable) as caught:
+        with pytest.raises(SearchUnavailable) as caught:
             call()
-        assert caught.value.code == "index_unavailable" and caught.value.status == 503
+        assert caught.value.code == "index_unavailable" and caught.value.kind == "unavailable"
         assert "ARCHIVE_ES_URL" in caught.value.message
     assert time.monotonic() - started < 2
     index.close()
@@ -263,6 +263,6 @@ def test_an_elasticsearch_8_server_is_reported_as_incompatible_not_as_a_crash() 
     """Given an 8.x server, When the 9.x client talks to it, Then index_unavailable says a 9.x server is needed."""
     client = Elasticsearch("http://localhost:9200", _transport=_Version8())  # type: ignore[arg-type]
     index = ElasticsearchIndex("http://localhost:9200", client=client)
-    with pytest.raises(ServiceUnavailable) as caught:
+    with pytest.raises(SearchUnavailable) as caught:
         index.search(SearchQuery(text="提取"), EVERYTHING)
     assert caught.value.code == "index_unavailable" and "Elasticsearch 9.x" in caught.value.message

@@ -14,9 +14,9 @@ from sqlalchemy import func, select, update
 from archive import indexing
 from archive.catalogue.models import Case, Document, OutboxMessage
 from archive.context import Context
-from archive.errors import ServiceUnavailable
 from search.base import SearchDocument, SearchIndex, SearchQuery, SearchResult, Visibility
 from search.elasticsearch import ElasticsearchIndex
+from search.errors import SearchUnavailable
 from tests.search.support import ID_ZHANG_SAN, add_case, file_case, remove_case
 
 EVERYTHING = Visibility.everything()
@@ -76,7 +76,7 @@ def test_filing_succeeds_while_the_index_is_down_and_the_backlog_drains_later(ct
     _down(ctx)
     add_case(ctx, "YW000001")
     add_case(ctx, "YW000002", name="李四", id_number="110105199002020046")
-    with pytest.raises(ServiceUnavailable) as caught:
+    with pytest.raises(SearchUnavailable) as caught:
         indexing.IndexWorker(ctx).run_once()
     assert caught.value.code == "index_unavailable"
     rows = _outbox(ctx)

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from archive.errors import InvalidInput
+from archive.indexing.documents import visibility_of
 from archive.permissions import Permission, Principal
 from search.analysis import index_tokens, parse_text, word_terms
 from search.base import MAX_PAGE_SIZE, Range, SearchDocument, SearchQuery, Visibility, decode_cursor, encode_cursor
+from search.errors import SearchInvalid
 
 
 def test_cjk_text_is_indexed_as_unigrams_and_bigrams_and_latin_as_words() -> None:
@@ -39,10 +40,10 @@ def test_query_syntax_groups_words_and_exclusions() -> None:
 @pytest.mark.parametrize("text", ['"提取', "提取 -", "，。！", "字" * 201, " ".join(["提取"] * 21)],
                          ids=["unbalanced quote", "bare minus", "punctuation only", "too long", "too many words"])
 def test_query_syntax_errors_are_invalid_query(text: str) -> None:
-    """Given malformed free text, When building a query, Then InvalidInput(invalid_query) says what is wrong."""
-    with pytest.raises(InvalidInput) as caught:
+    """Given malformed free text, When building a query, Then SearchInvalid(invalid_query) says what is wrong."""
+    with pytest.raises(SearchInvalid) as caught:
         SearchQuery(text=text)
-    assert caught.value.code == "invalid_query" and caught.value.status == 422
+    assert caught.value.code == "invalid_query" and caught.value.kind == "invalid"
     assert caught.value.message
 
 
@@ -65,10 +66,10 @@ def test_query_syntax_errors_are_invalid_query(text: str) -> None:
     ({"keys": {"serial": " "}}, "invalid_key"),
 ])
 def test_bad_query_input_is_refused_with_a_stable_code(kwargs: dict[str, Any], code: str) -> None:
-    """Given one bad part of a query, When building it, Then InvalidInput carries that part's stable code."""
-    with pytest.raises(InvalidInput) as caught:
+    """Given one bad part of a query, When building it, Then SearchInvalid carries that part's stable code."""
+    with pytest.raises(SearchInvalid) as caught:
         SearchQuery(**kwargs)
-    assert caught.value.code == code and caught.value.status == 422
+    assert caught.value.code == code and caught.value.kind == "invalid"
 
 
 def test_keys_are_normalised_and_relevance_without_words_falls_back_to_newest_first() -> None:
@@ -83,7 +84,7 @@ def test_keys_are_normalised_and_relevance_without_words_falls_back_to_newest_fi
 def test_cursor_round_trips_and_relevance_depth_is_limited() -> None:
     """Given an encoded cursor, When decoded, Then the position returns; past 10,000 relevance hits it is refused."""
     assert decode_cursor(encode_cursor("-closed_at", 123), "-closed_at") == 123
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(SearchInvalid) as caught:
         decode_cursor(encode_cursor("relevance", 10_000), "relevance")
     assert caught.value.code == "page_too_deep"
 
@@ -108,9 +109,9 @@ def test_visibility_follows_branches_and_read_permissions() -> None:
                       branches=frozenset({"BR01"}))
     reader = Principal("client", 2, "r", frozenset({Permission.ITEM_READ}))
     auditor = Principal("user", 3, "a", frozenset({Permission.AUDIT_READ}))
-    assert Visibility.of(clerk) == Visibility(frozenset({"BR01"}), frozenset({"case", "item"}))
-    assert Visibility.of(reader) == Visibility(None, frozenset({"item"}))
-    assert Visibility.of(auditor).nothing
+    assert visibility_of(clerk) == Visibility(frozenset({"BR01"}), frozenset({"case", "item"}))
+    assert visibility_of(reader) == Visibility(None, frozenset({"item"}))
+    assert visibility_of(auditor).nothing
 
 
 def test_amount_ranges_take_yuan_with_cents() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from signing import cli
+from archive.commands import signing as cli
 from signing.certificates import DevPki, KeySigner
 from signing.fixity import digest_bytes
 from signing.tsa import LocalTsa

@@ -140,7 +140,7 @@ def test_cli_verify_accepts_an_eep(package: bytes, pki: DevPki, tmp_path) -> Non
     with the title edited, Then exit 1 naming signature_valid."""
     from typer.testing import CliRunner
 
-    from signing import cli
+    from archive.commands import signing as cli
 
     path = tmp_path / "item.eep"
     path.write_bytes(package)

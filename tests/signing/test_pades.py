@@ -11,9 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image, ImageDraw
 
-from archive.errors import ConfigError
 from signing.certificates import DevPki, KeySigner, load_certificates, make_signer
-from signing.errors import CertificateProblem, RenditionFailed, SigningFailed, TimestampUnavailable
+from signing.errors import CertificateProblem, RenditionFailed, SigningConfigError, SigningFailed, TimestampUnavailable
 from signing.pades import Seal, sign_pdf
 from signing.pdfa import pdfa_problems
 from signing.tsa import LocalTsa, http_timestamper
@@ -90,8 +89,8 @@ def test_seal_can_be_placed_on_a_chosen_page_and_box(rendition: bytes, signer: K
 
 
 def test_undecodable_seal_image_is_a_configuration_error(rendition: bytes, signer: KeySigner) -> None:
-    """Given seal bytes that are not an image, When signing visibly, Then ConfigError seal_image_invalid."""
-    with pytest.raises(ConfigError) as err:
+    """Given seal bytes that are not an image, When signing visibly, Then SigningConfigError seal_image_invalid."""
+    with pytest.raises(SigningConfigError) as err:
         sign_pdf(rendition, signer, seal=Seal(b"not an image"))
     assert err.value.code == "seal_image_invalid"
 
@@ -140,7 +139,7 @@ def test_unreachable_tsa_is_an_error_when_time_stamps_are_required(rendition: by
     with pytest.raises(TimestampUnavailable) as err:
         sign_pdf(rendition, signer, timestamper=http_timestamper(closed_port_url, timeout=2))
     assert err.value.code == "tsa_unreachable"
-    assert err.value.status == 503
+    assert err.value.kind == "unavailable"
     assert closed_port_url in err.value.message
     assert err.value.detail["tsa_url"] == closed_port_url
 

@@ -151,7 +151,7 @@ def test_a_pdf_with_an_unembedded_font_fails_with_the_rule_named() -> None:
     with pytest.raises(RenditionFailed) as err:
         build_rendition([doc], metadata())
     assert err.value.code == "rendition_not_pdfa"
-    assert err.value.status == 422
+    assert err.value.kind == "invalid"
     assert any("6.2.11.4.1" in rule for rule in err.value.detail["rules"])
     assert "PDF/A-2b" in err.value.message
 
@@ -169,7 +169,7 @@ def test_unsafe_or_unreadable_pdfs_are_refused(make, code: str) -> None:  # type
     with pytest.raises(UnsupportedDocument) as err:
         build_rendition([SourceDocument("来件", "application/pdf", data=make())], metadata())
     assert err.value.code == code
-    assert err.value.status == 422
+    assert err.value.kind == "invalid"
     assert "来件" in err.value.message
     assert err.value.detail["title"] == "来件"
 

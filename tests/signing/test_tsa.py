@@ -11,8 +11,9 @@ from asn1crypto import algos, tsp
 from cryptography import x509
 
 from archive.settings import load_settings
+from archive.wiring import timestamper_from_settings
 from signing.certificates import DevPki, load_certificates
-from signing.tsa import QUERY_TYPE, REPLY_TYPE, LocalTsa, serve_tsa, timestamper_from_settings
+from signing.tsa import QUERY_TYPE, REPLY_TYPE, LocalTsa, serve_tsa
 
 
 def _query(data: bytes = b"archive") -> bytes:

@@ -8,7 +8,7 @@ import pytest
 
 from archive.errors import ConfigError
 from archive.settings import load_settings
-from storage.factory import build_store
+from archive.wiring import build_store
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
 from storage.s3 import S3Store

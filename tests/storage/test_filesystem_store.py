@@ -62,7 +62,7 @@ def test_a_write_that_fails_on_disk_leaves_no_file(fs: FilesystemStore, monkeypa
     b = blob(seed=1)
     with pytest.raises(StoreUnavailable) as exc:
         put(fs, b)
-    assert str(fs.root) in exc.value.message and exc.value.status == 503
+    assert str(fs.root) in exc.value.message and exc.value.kind == "unavailable"
     monkeypatch.undo()
     assert _files(fs.root) == before
     assert not fs.exists(b.key)

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from minio.error import S3Error
 
-from archive.errors import ConfigError
 from storage.base import IntegrityFailure, StoreUnavailable
+from storage.errors import StorageConfigError
 from storage.s3 import MIN_PART_SIZE, S3Store
 from tests.storage.support import FAR, FARTHER, blob, moto_endpoint, new_s3_store, put, read_all
 
@@ -192,7 +192,7 @@ def test_a_store_that_is_down_is_reported_quickly_and_clearly() -> None:
     with pytest.raises(StoreUnavailable) as exc:
         put(store, blob())
     assert time.monotonic() - started < 5
-    assert exc.value.code == "store_unavailable" and exc.value.status == 503
+    assert exc.value.code == "store_unavailable" and exc.value.kind == "unavailable"
     assert endpoint in exc.value.message and "ARCHIVE_S3_ENDPOINT" in exc.value.message
     health = store.health()
     assert health["ok"] is False and endpoint in health["detail"]
@@ -271,18 +271,18 @@ def test_tls_with_the_centres_ca_file_works_and_without_it_fails_clearly(tmp_pat
 
 def test_a_bucket_without_object_lock_is_refused() -> None:
     """Given an existing bucket created without object lock, When the store is used,
-    Then a ConfigError explains that archive objects need object lock."""
+    Then a StorageConfigError explains that archive objects need object lock."""
     store = new_s3_store()
     store._client.make_bucket(store.bucket)
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(StorageConfigError) as exc:
         put(store, blob())
     assert exc.value.code == "bucket_without_object_lock" and store.bucket in exc.value.message
     assert store.health()["ok"] is False
 
 
 def test_bad_settings_are_a_config_error() -> None:
-    """Given an invalid bucket name or a too-small part size, When the store is built, Then ConfigError."""
-    with pytest.raises(ConfigError):
+    """Given an invalid bucket name or a too-small part size, When the store is built, Then StorageConfigError."""
+    with pytest.raises(StorageConfigError):
         S3Store(moto_endpoint(), "k", "s", "Not_A_Bucket", secure=False)
-    with pytest.raises(ConfigError):
+    with pytest.raises(StorageConfigError):
         S3Store(moto_endpoint(), "k", "s", "archive", secure=False, part_size=1024)

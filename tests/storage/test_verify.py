@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from archive.settings import get_settings
+from archive.wiring import build_store
 from storage.base import ObjectStore
-from storage.factory import build_store
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
 from storage.verify import verify
@@ -115,7 +115,7 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReplicatedSto
 def test_the_command_exits_0_when_all_copies_agree(configured: ReplicatedStore) -> None:
     """Given a configured replicated store with intact copies, When `archive storage verify` runs,
     Then it exits 0 and says all objects are intact."""
-    from storage.cli import app
+    from archive.commands.storage import app
 
     put(configured, blob())
     result = CliRunner().invoke(app, ["verify"])
@@ -126,7 +126,7 @@ def test_the_command_exits_0_when_all_copies_agree(configured: ReplicatedStore) 
 def test_the_command_prints_findings_and_exits_1(configured: ReplicatedStore) -> None:
     """Given a copy missing from the replica, When `archive storage verify` runs,
     Then it prints the key and problem and exits 1."""
-    from storage.cli import app
+    from archive.commands.storage import app
 
     b = blob()
     put(configured, b)
@@ -138,7 +138,7 @@ def test_the_command_prints_findings_and_exits_1(configured: ReplicatedStore) ->
 
 def test_the_command_exits_2_on_a_configuration_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Given replicated storage without a replica path, When the command runs, Then exit 2 naming the setting."""
-    from storage.cli import app
+    from archive.commands.storage import app
 
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ARCHIVE_STORAGE", "replicated")

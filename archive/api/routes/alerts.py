@@ -16,7 +16,7 @@ from archive.api.params import Id, Offset
 from archive.catalogue.models import StorageSweep
 from archive.checks import alerts
 from archive.context import Context
-from archive.errors import ArchiveError, NotFound
+from archive.errors import ERRORS, NotFound
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -103,7 +103,7 @@ def acknowledge(alert_id: Id, body: AckIn | None = None, ctx: Context = Depends(
     note = body.note if body else None
     try:
         alert = alerts.acknowledge(session, actor_of(principal), alert_id, note)
-    except ArchiveError as exc:  # the refusal is kept in the audit log; nothing else changes
+    except ERRORS as exc:  # the refusal is kept in the audit log; nothing else changes
         session.rollback()  # ends the request's transaction (on SQLite: frees the write lock) first
         with ctx.catalogue.session() as s:
             audit.record(s, actor_of(principal), "alert.acknowledge", target_type="alert", target_id=alert_id,

@@ -18,7 +18,7 @@ from archive.capture import cover_sheet, documents
 from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
-from archive.errors import ArchiveError, InvalidInput, PermissionDenied
+from archive.errors import ERRORS, InvalidInput, PermissionDenied, status_of
 from archive.filing import CloseIn, FilingChecksFailed, close_case, keep_refusal
 from archive.identifiers import mask_id_number, mask_mobile, mask_name
 from archive.permissions import Permission, Principal
@@ -217,8 +217,8 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
             results.append(FileResult(filename=received.filename, material_type=mtype, accepted=True,
                                       duplicate=not created, document=document_out(doc),
                                       warnings=notices(ctx, session, doc)))
-        except ArchiveError as exc:
-            if exc.status >= 500 or exc.code == "case_not_open":
+        except ERRORS as exc:
+            if status_of(exc) >= 500 or exc.code == "case_not_open":
                 raise
             results.append(FileResult(filename=name, material_type=mtype, accepted=False, code=exc.code,
                                       message=exc.message))

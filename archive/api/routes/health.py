@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from archive.api.deps import context
 from archive.checks import alerts
 from archive.context import Context
-from archive.errors import ArchiveError, ServiceUnavailable
+from archive.errors import ERRORS, ServiceUnavailable
 from archive.indexing import status as index_status
 from archive.settings import Settings
 
@@ -28,13 +28,18 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _catalogue(ctx: Context) -> dict[str, Any]:
+    ctx.catalogue.check_schema()
+    return {"backend": ctx.catalogue.engine.dialect.name}
+
+
 @router.get("/readyz", summary="依赖就绪：目录数据库、对象存储、签章证书、时间戳服务（必需时）、检索索引；"
                                "另报存储检测未确认告警",
             responses={503: {"description": "某个依赖不可用或未配置；code 与 message 说明要配置什么"
                                             "（如 signer_missing、tsa_unreachable）"}})
 def readyz(request: Request, ctx: Context = Depends(context)) -> JSONResponse:
     parts: dict[str, dict[str, Any]] = {
-        "catalogue": _probe(lambda: (ctx.catalogue.check_schema(), {"backend": ctx.catalogue.engine.dialect.name})[1]),
+        "catalogue": _probe(lambda: _catalogue(ctx)),
         "object_store": _probe(lambda: ctx.store.health()),
         "signer": _probe(lambda: _signer(ctx)),  # filing signs every rendition
         "tsa": _tsa(request, ctx.settings),
@@ -55,14 +60,12 @@ def readyz(request: Request, ctx: Context = Depends(context)) -> JSONResponse:
 
 def _signer(ctx: Context) -> dict[str, Any]:
     """The signer loads, and its certificate (loaded at start, maybe long ago) is still valid for signing."""
-    from cryptography import x509
-
     from signing.certificates import check_signing_certificate
 
-    cert = x509.load_der_x509_certificate(ctx.signer.signing_cert.dump())
+    cert = ctx.signer.certificate
     try:
         check_signing_certificate(cert)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         raise ServiceUnavailable(f"{exc.message}（证书目录 ARCHIVE_PKI_DIR：{ctx.settings.pki_path}）",
                                  code=exc.code, detail=exc.detail) from exc
     return {"subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat()}
@@ -86,7 +89,7 @@ def _reach_tsa(url: str) -> None:
 
     try:
         probe_tsa(url)
-    except ArchiveError as exc:
+    except ERRORS as exc:
         raise ServiceUnavailable(f"{exc.message}：请检查网络与时间戳服务，或更正 ARCHIVE_TSA_URL"
                                  "（ARCHIVE_TSA_REQUIRED=true 时没有时间戳不能签章）", code=exc.code) from exc
 
@@ -102,7 +105,7 @@ def _probe(fn: Any) -> dict[str, Any]:
         info = dict(fn() or {})
         info.setdefault("ok", True)
         return info
-    except ArchiveError as exc:
+    except ERRORS as exc:
         return {"ok": False, "code": exc.code, "detail": exc.message}
     except Exception as exc:  # a readiness probe reports, it never raises
         log.warning("readiness probe failed", exc_info=True)

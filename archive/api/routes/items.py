@@ -117,7 +117,7 @@ async def sqlite_turn(request: Request) -> AsyncIterator[None]:
         yield
 
 
-def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., Principal]:
+def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """The caller: rate limited (API clients), then checked for ``permission`` (403 otherwise).
 
     ``grantable``: a person may instead hold a lending grant (利用授权) for the item, which the handler checks.

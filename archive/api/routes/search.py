@@ -16,6 +16,7 @@ from archive.api.params import MAX_INT, MAX_YEAR, YearValue
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.identifiers import mask_id_number, mask_name
+from archive.indexing.documents import lookup, visibility_of
 from archive.permissions import Permission, Principal
 from search.base import (
     DEFAULT_PAGE_SIZE,
@@ -26,9 +27,7 @@ from search.base import (
     SearchDocument,
     SearchQuery,
     SearchResult,
-    Visibility,
 )
-from search.documents import lookup
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
@@ -37,7 +36,7 @@ FILTER_PARAMS = ("category", "business_type", "retention_code", "status", "branc
 OTHER_PARAMS = ("q", "accepted_from", "accepted_to", "closed_from", "closed_to", "expiry_from", "expiry_to",
                 "year_from", "year_to", "amount_min", "amount_max", "facet", "sort", "page_size", "cursor")
 KNOWN_PARAMS = frozenset((*KEY_PARAMS, *FILTER_PARAMS, *OTHER_PARAMS))
-MAX_AMOUNT = Decimal(10**13)  # 元: in cents still far inside the index's 64-bit integers
+MAX_AMOUNT = 10**13  # 元: in cents still far inside the index's 64-bit integers
 LONG_NUMBER = re.compile(r"\d{10,}[\dXx]?")  # 证件号码, 手机号, 银行卡号 typed into the text box
 
 
@@ -156,7 +155,7 @@ def search(
     }
     query = SearchQuery(text=q, keys=keys, filters=filters, ranges=ranges, facets=facet, sort=sort,
                         page_size=page_size, cursor=cursor)
-    visibility = Visibility.of(principal)
+    visibility = visibility_of(principal)
     if query.keys and not query.text and not query.ranges and not query.facets:
         result: SearchResult = lookup(session, ctx.schedule, query, visibility, zone)
         source = "catalogue"

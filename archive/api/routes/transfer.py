@@ -21,7 +21,7 @@ from archive.api.params import Id, Offset
 from archive.catalogue.models import TransferPackage, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items wherever the API lists check items)
 from archive.context import Context
-from archive.errors import ArchiveError, InvalidInput
+from archive.errors import AnyError, InvalidInput, status_of
 from archive.permissions import Permission, Principal
 from archive.retention import refusals, transfer
 from archive.retention.transfer import Selection
@@ -214,9 +214,9 @@ def receipt_register(receipt_id: Id, ctx: Context = Depends(context), session: S
                     headers={"Content-Disposition": _attachment(f"接收登记表-{row.id}.pdf")})
 
 
-def _refusal(exc: ArchiveError) -> JSONResponse:
+def _refusal(exc: AnyError) -> JSONResponse:
     """The refusal's audit event is in this request's transaction, so answer instead of raising."""
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    return JSONResponse(exc.to_dict(), status_code=status_of(exc))
 
 
 def _save_upload(file: UploadFile, path: Path, limit_mb: int) -> None:

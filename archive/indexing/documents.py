@@ -1,16 +1,19 @@
-"""Search documents built from the catalogue, and exact-key lookups answered by the catalogue itself."""
+"""Search documents built from the catalogue (the projection of a case), the caller's visibility built from a
+Principal, and exact-key lookups answered by the catalogue itself."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import tzinfo
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from archive.catalogue.db import Catalogue
 from archive.catalogue.models import ArchiveItem, Case
 from archive.classification import Schedule
+from archive.permissions import Permission, Principal
 from search.base import (
     CHINA,
     SearchDocument,
@@ -22,6 +25,16 @@ from search.base import (
 )
 
 MAX_LOOKUP_ROWS = 1000
+
+
+def visibility_of(principal: Principal) -> Visibility:
+    """What ``principal`` may see in the index: its branches, and unfiled cases only with CASE_READ."""
+    kinds: set[str] = set()
+    if principal.can(Permission.CASE_READ):
+        kinds |= {"case", "item"}
+    if principal.can(Permission.ITEM_READ):
+        kinds.add("item")
+    return Visibility(principal.branches, frozenset(kinds))
 
 
 def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDocument:
@@ -47,7 +60,7 @@ def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDoc
     )
 
 
-def _with_relations():  # type: ignore[no-untyped-def]
+def _with_relations() -> Select[Any]:
     return select(Case).options(selectinload(Case.documents), selectinload(Case.item))
 
 

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from archive.settings import get_settings
 
 # The store clients (minio, …) are imported inside the commands, so `archive --help` starts fast.
@@ -30,7 +30,7 @@ def verify(
 
     退出码：0 全部一致完好；1 发现问题（已列出）；2 存储不可用或配置有误。
     """
-    from storage.factory import build_store
+    from archive.wiring import build_store
     from storage.replicated import ReplicatedStore
     from storage.verify import verify as verify_store
 
@@ -44,7 +44,7 @@ def verify(
             task = progress.add_task(what, total=len(keys))
             findings = verify_store(store, keys=keys, deep=not quick, repair=repair,
                                     on_progress=lambda _key: progress.advance(task))
-    except ArchiveError as exc:
+    except ERRORS as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
     if not findings:

@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session
 from archive.catalogue.models import OutboxMessage
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.errors import ArchiveError, ServiceUnavailable
-from search.documents import count_cases, iter_documents, load_documents
+from archive.errors import ERRORS
+from archive.indexing.documents import count_cases, iter_documents, load_documents
+from search.errors import SearchUnavailable
 
-log = logging.getLogger("archive.indexing")
+log = logging.getLogger("archive.indexing")  # the name operators filter on, kept from before the split
 
 TOPIC = "index"
 BATCH_SIZE = 200
@@ -104,7 +105,7 @@ class IndexWorker:
             refused = self.ctx.index.upsert(present) if present else {}
             if gone:
                 self.ctx.index.delete(gone)
-        except ArchiveError as exc:  # the index as a whole: retried without limit, so the backlog drains later
+        except ERRORS as exc:  # the index as a whole: retried without limit, so the backlog drains later
             self._failed([r[0] for r in rows], f"{exc.code}: {exc.message}", count=False)
             raise
         failed_ids = {i for serial in refused for i in by_serial.get(serial, [])}
@@ -145,7 +146,7 @@ class IndexWorker:
             while not stop.is_set():
                 try:
                     report = self.run_once()
-                except ServiceUnavailable as exc:
+                except SearchUnavailable as exc:
                     failures += 1
                     delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 6))
                     log.warning("index unavailable (%s), retrying in %.0f s: %s", exc.code, delay, exc.message)
@@ -244,6 +245,6 @@ def status(ctx: Context) -> dict[str, Any]:
     try:
         out.update(ctx.index.health())
         out["ok"] = True
-    except ArchiveError as exc:
+    except ERRORS as exc:
         out.update(ok=False, code=exc.code, detail=exc.message)
     return out

@@ -1,6 +1,6 @@
 """Commands ``archive tsa`` (local development TSA) and ``archive verify FILE`` (print a verification report).
 
-Mount with ``main_app.add_typer(signing.cli.app)`` or register ``tsa`` / ``verify`` as commands.
+archive/cli.py registers ``tsa`` and ``verify`` as top-level commands.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from archive.errors import ArchiveError
+from archive.errors import ERRORS
 from archive.settings import get_settings
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def tsa(host: str = typer.Option("127.0.0.1", help="监听地址。"),
     console = Console(stderr=True)
     try:
         server = LocalTsa(ensure_dev_pki(_pki_dir(pki_dir)), host, port)
-    except (ArchiveError, OSError) as exc:
+    except (*ERRORS, OSError) as exc:
         console.print(f"[red]无法启动时间戳服务：{getattr(exc, 'message', exc)}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"本地时间戳服务（仅供开发测试）: {server.url}  设置 ARCHIVE_TSA_URL={server.url}  按 Ctrl+C 停止")
@@ -96,7 +96,7 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
     console = Console()
     try:
         roots = [c for p in trust for c in load_certificates(p)] if trust else load_trust_roots(_pki_dir(pki_dir))
-    except ArchiveError as exc:
+    except ERRORS as exc:
         Console(stderr=True).print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
     data = file.read_bytes()
@@ -108,7 +108,7 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         expected = Digests(sha256, sm3, size if size is not None else len(data))
     if data.lstrip()[:1] == b"<":  # a DA/T 48 encapsulation package
         report = verify_eep(data, roots)
-        check_fixity(report, report.digests, expected)  # type: ignore[arg-type]
+        check_fixity(report, report.digests, expected)  # type: ignore[arg-type]  # verify_eep sets digests
     else:
         report = verify_pdf(data, roots, expected, require_timestamp=require_timestamp)
     if as_json:

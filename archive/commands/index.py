@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from archive.context import Context
-from archive.errors import ArchiveError
+from archive.errors import ERRORS, AnyError
 from archive.settings import get_settings
 
 app = typer.Typer(help="检索索引：重建与状态。", no_args_is_help=True)
@@ -27,7 +27,7 @@ def _context() -> Context:
     return ctx
 
 
-def _fail(exc: ArchiveError) -> typer.Exit:
+def _fail(exc: AnyError) -> typer.Exit:
     err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
     return typer.Exit(2)
 
@@ -45,7 +45,7 @@ def rebuild() -> None:
             n = rebuild_index(ctx, progress=lambda k: progress.advance(task, k),
                               on_total=lambda total: progress.update(task, total=total))
         ctx.close()
-    except ArchiveError as exc:
+    except ERRORS as exc:
         raise _fail(exc) from None
     out.print(f"检索索引已重建并切换（{ctx.settings.index}）：{n} 件")
 
@@ -59,7 +59,7 @@ def status() -> None:
         ctx = _context()
         info = index_status(ctx)
         ctx.close()
-    except ArchiveError as exc:
+    except ERRORS as exc:
         raise _fail(exc) from None
     table = Table(title="检索索引", show_header=False)
     table.add_column("项目")

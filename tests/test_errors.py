@@ -1,0 +1,72 @@
+"""Errors of storage/, signing/ and search/ reach people exactly like archive's own: the same HTTP status, body and
+CLI line, though those packages know nothing of HTTP or of archive/."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from archive.api.errors import install
+from archive.commands.console import friendly
+from archive.errors import ERRORS, KIND_STATUS, AnyError, InvalidInput, status_of
+from search.errors import SearchError, SearchInvalid, SearchUnavailable
+from signing.errors import CertificateProblem, SigningFailed, TimestampUnavailable, UnsupportedDocument
+from storage.base import IntegrityFailure, ObjectExists, ObjectNotFound, StoreUnavailable, range_not_satisfiable
+
+CASES: list[tuple[AnyError, int]] = [
+    (ObjectNotFound("对象 k 不存在", detail={"key": "k"}), 404),
+    (ObjectExists("对象已存在"), 409),
+    (StoreUnavailable("存储不可用"), 503),
+    (IntegrityFailure("摘要不符"), 422),
+    (range_not_satisfiable("k", 10, 5), 416),
+    (UnsupportedDocument("PDF 已加密", code="pdf_encrypted"), 422),
+    (CertificateProblem("证书已过期", code="certificate_expired"), 500),
+    (TimestampUnavailable("时间戳服务无响应"), 503),
+    (SigningFailed("签章失败"), 500),
+    (SearchInvalid("检索式有误", code="invalid_query"), 422),
+    (SearchUnavailable("检索服务不可用", code="index_unavailable"), 503),
+    (SearchError("检索服务拒绝了请求", code="index_error", kind="failed"), 500),
+    (InvalidInput("输入有误"), 422),
+]
+
+
+@pytest.mark.parametrize(("error", "status"), CASES, ids=[type(e).__name__ + ":" + e.code for e, _ in CASES])
+def test_each_package_error_gets_the_status_of_its_kind(error: AnyError, status: int) -> None:
+    """Given an error of any package, When the API answers it, Then the status is the one its kind (or, for archive's
+    own, its status) names, and the body is its code, Chinese message and detail, never a traceback."""
+    app = FastAPI()
+    install(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise error
+
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert status_of(error) == status and response.status_code == status
+    assert response.json() == {"code": error.code, "message": error.message, "detail": error.detail}
+
+
+def test_every_kind_has_a_status_and_every_base_is_caught() -> None:
+    """Given the kinds the package errors use, When mapped, Then each has a status; ERRORS holds all four bases."""
+    kinds = {e.kind for e, _ in CASES if not isinstance(e, InvalidInput)}
+    assert kinds <= set(KIND_STATUS)
+    assert all(isinstance(e, ERRORS) for e, _ in CASES)
+
+
+def test_cli_prints_a_package_error_as_one_chinese_line() -> None:
+    """Given a command failing with a storage error, When run, Then it prints the Chinese message and the code and
+    exits 2, with no traceback."""
+    app = typer.Typer()
+
+    @app.command()
+    @friendly
+    def fail() -> None:
+        raise StoreUnavailable("对象存储暂时不可用，请稍后重试", code="store_unavailable")
+
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 2
+    assert "对象存储暂时不可用，请稍后重试" in result.output and "store_unavailable" in result.output
+    assert "Traceback" not in result.output
