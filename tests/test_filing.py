@@ -25,8 +25,8 @@ from signing.certificates import load_trust_roots
 from signing.fixity import Digests
 from signing.validate import verify_pdf
 from tests import samples
+from tests.capture.test_cases import case_body, upload
 from tests.helpers import add_client, add_user, login
-from tests.test_capture import case_body, upload
 
 TRAIL = [{"action": "受理", "person": "clerk01", "at": "2026-01-05T09:30:00+08:00"},
          {"action": "审批", "person": "chief01", "at": "2026-01-05T15:00:00+08:00", "opinion": "同意"},

@@ -17,9 +17,9 @@ from archive.cli import app
 from archive.context import Context
 from archive.retention import holds, schedules
 from tests import samples
+from tests.capture.test_cases import case_body, upload
 from tests.helpers import add_client, add_user, login
 from tests.retention.test_triggers import close_body, count, event, file_loan, item_row
-from tests.test_capture import case_body, upload
 from tests.test_filing import complete_case
 
 TQ01 = '[types.TQ01]\ncategory = "TQ"\nname = "购买自住住房提取"\nretention = "D30"'

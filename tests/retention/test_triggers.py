@@ -16,8 +16,8 @@ from archive.classification import load_schedule
 from archive.cli import app
 from archive.context import Context
 from tests import samples
+from tests.capture.test_cases import ID, case_body, upload
 from tests.helpers import add_client, add_user, login
-from tests.test_capture import ID, case_body, upload
 
 USCC = "91350100M000100Y43"
 LOAN = "DK2024001"

@@ -354,6 +354,6 @@ def test_purpose_header_accepts_url_encoded_and_raw_utf8() -> None:
 
 
 def _case_body(serial: str) -> dict[str, Any]:
-    from tests.test_capture import case_body
+    from tests.capture.test_cases import case_body
 
     return case_body(serial=serial)

@@ -12,8 +12,8 @@ from archive.capture import scans
 from archive.catalogue.models import Document, ScanPart
 from archive.context import Context
 from tests import samples
+from tests.capture.test_cases import case_body
 from tests.helpers import add_client
-from tests.test_capture import case_body
 
 A, B = "YW2026010500001", "YW2026010500002"
 
