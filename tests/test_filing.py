@@ -25,29 +25,13 @@ from signing.certificates import load_trust_roots
 from signing.fixity import Digests
 from signing.validate import verify_pdf
 from tests import samples
-from tests.capture.test_cases import case_body, upload
+from tests.factories import CLOSE, TRAIL, case_body, complete_case, upload
 from tests.helpers import add_client, add_user, login
-
-TRAIL = [{"action": "受理", "person": "clerk01", "at": "2026-01-05T09:30:00+08:00"},
-         {"action": "审批", "person": "chief01", "at": "2026-01-05T15:00:00+08:00", "opinion": "同意"},
-         {"action": "办结", "person": "clerk01", "at": "2026-01-05T16:00:00+08:00"}]
-CLOSE = {"outcome": "approved", "closed_at": "2026-01-05T16:00:00+08:00", "trail": TRAIL}
-TQ01_FILES = [("申请表.jpg", "application_form"), ("身份证.png", "id_proof"), ("婚姻.tif", "marriage_proof"),
-              ("合同.pdf", "house_contract")]
 
 
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def complete_case(client: TestClient, headers: dict[str, str], serial: str = "YW2026010500001",
-                  **over: Any) -> None:
-    assert client.post("/api/v1/cases", json=case_body(serial=serial, **over), headers=headers).status_code == 201
-    makers = {"application_form": samples.jpeg, "id_proof": samples.png, "marriage_proof": lambda: samples.tiff(2),
-              "house_contract": lambda: samples.pdf(2)}
-    files = [(name, makers[m](), m) for name, m in TQ01_FILES]
-    assert upload(client, headers, serial, *files).status_code == 201
 
 
 def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestClient, core: dict[str, str]) -> None:

@@ -42,13 +42,12 @@ def test_young_orphans_and_catalogued_objects_stay(ctx: Context) -> None:
     from fastapi.testclient import TestClient
 
     from archive.api.app import create_app
+    from tests.factories import file_case  # a real filed case
     from tests.helpers import add_client
-    from tests.test_filing import CLOSE, complete_case  # a real filed case
 
     with TestClient(create_app(context=ctx)) as client:
         headers = add_client(ctx, "core", ["cases.write", "data.read"])
-        complete_case(client, headers)
-        assert client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=headers).status_code == 200
+        file_case(client, headers)
     before = set(ctx.store.list_keys(""))
     young = put(ctx, b"an upload still in flight")
     collect(ctx, ACTOR, timedelta(hours=1))

@@ -13,29 +13,14 @@ from sqlalchemy import func, select
 from archive.catalogue.models import AuditEvent, Document
 from archive.context import Context
 from tests import samples
+from tests.factories import ID, case_body, upload
 from tests.helpers import add_client, add_user, login
-
-ID = "11010519491231002X"
-
-
-def case_body(serial: str = "YW2026010500001", business_type: str = "TQ01", **over: Any) -> dict[str, Any]:
-    body = {"serial": serial, "business_type": business_type,
-            "applicant": {"name": "张三", "id_number": ID, "mobile": "13800138000"},
-            "branch": "BR01", "clerk": "clerk01", "accepted_at": "2026-01-05T09:30:00+08:00"}
-    body.update(over)
-    return body
 
 
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     """A business system allowed to open cases and read them, with personal data."""
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def upload(client: TestClient, headers: dict[str, str], serial: str, *files: tuple[str, bytes, str]) -> Any:
-    return client.post(f"/api/v1/cases/{serial}/documents", headers=headers,
-                       files=[("files", (name, data, "application/octet-stream")) for name, data, _ in files],
-                       data={"material_type": [m for _, _, m in files]})
 
 
 def events(ctx: Context, action: str) -> int:

@@ -16,7 +16,8 @@ from archive.context import Context
 from signing.errors import RenditionFailed
 from signing.rendition import SourceDocument, build_rendition
 from tests import samples
-from tests.capture.test_cases import case_body, events, upload
+from tests.capture.test_cases import events
+from tests.factories import case_body, upload
 from tests.signing.support import metadata
 
 SERIAL = "YW2026010500001"

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from archive.catalogue.models import AuditEvent, Document
 from archive.context import Context
 from tests import samples
-from tests.capture.test_cases import case_body, events, upload
+from tests.capture.test_cases import events
+from tests.factories import CLOSE, case_body, upload
 from tests.helpers import add_client
-from tests.test_filing import CLOSE
 
 S = "YW2026010700001"
 

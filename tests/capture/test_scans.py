@@ -12,7 +12,7 @@ from archive.capture import scans
 from archive.catalogue.models import Document, ScanPart
 from archive.context import Context
 from tests import samples
-from tests.capture.test_cases import case_body
+from tests.factories import case_body
 from tests.helpers import add_client
 
 A, B = "YW2026010500001", "YW2026010500002"

@@ -14,9 +14,8 @@ from archive.capture.separation import Mark, read_mark, split
 from archive.catalogue.models import ArchiveItem
 from archive.context import Context
 from tests import samples
-from tests.capture.test_cases import case_body, upload
+from tests.factories import CLOSE, case_body, upload
 from tests.helpers import add_client
-from tests.test_filing import CLOSE
 
 A, B = "YW2026010700001", "YW2026010700002"
 

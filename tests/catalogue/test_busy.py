@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from archive.catalogue.models import Case
 from archive.context import Context
 from archive.settings import Settings, load_settings
-from tests.capture.test_cases import case_body
+from tests.factories import case_body
 from tests.helpers import add_client
 
 

@@ -15,7 +15,7 @@ from archive.catalogue.models import Base
 from archive.context import Context
 from archive.errors import ConfigError, ServiceUnavailable
 from archive.permissions import ROLE_NAMES
-from tests.search.support import add_case, file_case
+from tests.factories import add_case, file_case_row
 
 
 def test_migrations_produce_exactly_the_models(db_url: str) -> None:
@@ -79,8 +79,8 @@ def test_upgrade_marks_cases_of_destroyed_items_destroyed(ctx: Context) -> None:
     said filed), When it is upgraded, Then the case says destroyed too and other filed cases stay filed."""
     add_case(ctx, "YW2025030100001")
     add_case(ctx, "YW2025030100002")
-    file_case(ctx, "YW2025030100001", 1)
-    file_case(ctx, "YW2025030100002", 2)
+    file_case_row(ctx, "YW2025030100001", 1)
+    file_case_row(ctx, "YW2025030100002", 2)
     with ctx.catalogue.engine.begin() as conn:
         cfg = alembic_config(ctx.catalogue.url)
         cfg.attributes["connection"] = conn

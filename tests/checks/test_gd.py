@@ -23,9 +23,9 @@ from archive.checks import gd
 from archive.checks.base import REGISTRY, Outcome, Stage, items_of, run_items
 from archive.context import Context
 from tests import samples
+from tests.factories import CLOSE, complete_case, file_case
 from tests.helpers import add_client, add_user, login
 from tests.test_audit import _disable_guard
-from tests.test_filing import CLOSE, complete_case
 
 CODE = "J001-YW·2026-D30-TQ-000001"
 
@@ -33,13 +33,6 @@ CODE = "J001-YW·2026-D30-TQ-000001"
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def file_case(client: TestClient, core: dict[str, str], serial: str = "YW2026010500001", **over: object) -> str:
-    complete_case(client, core, serial, **over)
-    r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-    assert r.status_code == 200, r.text
-    return str(r.json()["item"]["archival_code"])
 
 
 def outcomes(results: list[tuple[object, object]], code: str) -> list[Outcome]:

@@ -20,7 +20,7 @@ from archive.checks.base import REGISTRY, Outcome, Result, Stage
 from archive.cli import app as cli_app
 from archive.context import Context
 from archive.settings import get_settings
-from tests.checks.test_gd import file_case
+from tests.factories import file_case
 from tests.helpers import add_client, add_user, login
 
 

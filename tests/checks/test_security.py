@@ -21,9 +21,8 @@ from archive.catalogue.models import ArchiveItem, CheckReport, Document
 from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _parse_version, database_age_days
 from archive.context import Context
 from tests import samples
-from tests.capture.test_cases import case_body, upload
+from tests.factories import CLOSE, TQ01_FILES, case_body, upload
 from tests.helpers import add_client
-from tests.test_filing import CLOSE, TQ01_FILES
 
 CLAMSCAN, CLAMD = shutil.which("clamscan"), shutil.which("clamd") or (
     "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)

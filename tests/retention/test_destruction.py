@@ -30,9 +30,9 @@ from signing.certificates import load_trust_roots
 from signing.validate import verify_pdf
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
+from tests.factories import file_case
 from tests.helpers import PASSWORD, add_client, add_user, login
 from tests.retention.test_holds import HOLD, add_people, events, expire_locks, keys_of, make_item
-from tests.test_filing import CLOSE, complete_case
 
 LOCKED = datetime.now(UTC) + timedelta(days=3650)
 
@@ -69,8 +69,7 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
     listed, approved by two people and executed, then its originals, rendition and cached images are gone, the
     catalogue keeps a tombstone, the index no longer finds it, and the signed list PDF is downloadable."""
     core = {"X-API-Key": _core_key(ctx)}
-    complete_case(client, core)
-    code = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).json()["item"]["archival_code"]
+    code = file_case(client, core)
     doc_id = client.get("/api/v1/cases/YW2026010500001", headers=core).json()["documents"][0]["id"]
     add_user(ctx, "viewer", ["clerk"])
     assert client.get(f"/api/v1/documents/{doc_id}/pages/1?w=200",
@@ -136,8 +135,7 @@ def test_case_and_item_agree_on_destroyed(ctx: Context, client: TestClient, peop
     Then GET /items/{档号} and GET /cases/{serial} both say destroyed, for the case and for its item,
     and listing cases by status finds it under destroyed, no longer under filed."""
     core = {"X-API-Key": _core_key(ctx)}
-    complete_case(client, core)
-    code = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).json()["item"]["archival_code"]
+    code = file_case(client, core)
     with ctx.catalogue.session() as s:
         s.execute(update(ArchiveItem).values(expiry_date=date(2020, 1, 1)))
     expire_locks(ctx, keys_of(ctx, code))

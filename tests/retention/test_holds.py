@@ -2,64 +2,36 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import itertools
+import os
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, Hold
+from archive.catalogue.models import ArchiveItem, AuditEvent, Document, Hold
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.retention.holds import held_item_ids
-from storage.base import content_key
+from tests.factories import stored_item
 from tests.helpers import add_user, login
 
-_numbers = itertools.count(1)
 PAST = date(2020, 1, 1)
-
-
-def put_object(ctx: Context, prefix: str, data: bytes, retain_until: datetime | None = None) -> str:
-    sha = hashlib.sha256(data).hexdigest()
-    key = content_key(prefix, sha)
-    ctx.store.put(key, io.BytesIO(data), size=len(data), sha256=sha, retain_until=retain_until)
-    return key
 
 
 def make_item(ctx: Context, *, serial: str | None = None, business_type: str = "TQ01", category: str = "TQ",
               expiry: date | None = PAST, trigger_date: date | None = date(2009, 6, 1), branch: str = "BR01",
               retain_until: datetime | None = None, year: int = 2009, documents: int = 2,
               shared: bytes | None = None, trigger: str = "BUSINESS_CLOSED") -> str:
-    """A filed item straight into the catalogue and store (no rendition signing): returns its 档号."""
-    n = next(_numbers)
-    serial = serial or f"YW{year}0101{n:05d}"
-    code = f"J001-YW·{year}-D30-{category}-{n:06d}"
-    rendition = put_object(ctx, "renditions", f"rendition {code}".encode(), retain_until)
-    originals = [put_object(ctx, "originals", f"original {code} {i}".encode(), retain_until)
-                 for i in range(documents)]
+    """A filed item whose retention has run out (by default), straight into the catalogue and store: its 档号."""
+    originals = [f"original {serial} {year} {i}".encode() + os.urandom(8) for i in range(documents)]
     if shared is not None:
-        originals.append(put_object(ctx, "originals", shared, retain_until))
-    with ctx.catalogue.session() as s:
-        case = Case(serial=serial, fonds_id=1, category=category, business_type=business_type, status="filed",
-                    applicant_name="张三", applicant_id_number="110101199003071234", applicant_mobile="13800138000",
-                    branch=branch, clerk="clerk01", accepted_at=datetime(year, 1, 1, tzinfo=UTC),
-                    closed_at=datetime(year, 1, 2, tzinfo=UTC), outcome="approved")
-        s.add(case)
-        s.flush()
-        for i, key in enumerate(originals, 1):
-            s.add(Document(case_id=case.id, sequence=i, material_type="other", filename=f"{i}.pdf", original_key=key,
-                           sha256=key.rsplit("/", 1)[1], sm3="0" * 64, size=10, media_type="application/pdf",
-                           page_count=2, created_by="clerk01"))
-        s.add(ArchiveItem(case_id=case.id, archival_code=code, fonds_code="J001", year=year, retention_code="D30",
-                          category=category, number=n, trigger=trigger, trigger_date=trigger_date,
-                          expiry_date=expiry, schedule_version="test", status="filed", rendition_key=rendition,
-                          rendition_sha256=rendition.rsplit("/", 1)[1]))
-    return code
+        originals.append(shared)
+    return stored_item(ctx, serial=serial, year=year, category=category, business_type=business_type,
+                       branch=branch, originals=originals, trigger=trigger, trigger_date=trigger_date,
+                       expiry=expiry, retain_until=retain_until).archival_code
 
 
 def keys_of(ctx: Context, code: str) -> list[str]:

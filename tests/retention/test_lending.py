@@ -17,8 +17,8 @@ from archive.catalogue.models import ArchiveItem, AuditEvent, LendingRequest, Pa
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.retention.lending import items_with_open_lending
+from tests.factories import file_cases
 from tests.helpers import PASSWORD, add_client, add_user, login
-from tests.test_filing import CLOSE, complete_case
 
 SERIALS = ("YW2026010500001", "YW2026010500002")
 
@@ -26,14 +26,7 @@ SERIALS = ("YW2026010500001", "YW2026010500002")
 @pytest.fixture
 def codes(ctx: Context, client: TestClient) -> list[str]:
     """Two items filed at branch BR01 through the real pipeline."""
-    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-    out = []
-    for serial in SERIALS:
-        complete_case(client, core, serial=serial)
-        r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-        assert r.status_code == 200, r.text
-        out.append(r.json()["item"]["archival_code"])
-    return out
+    return file_cases(client, add_client(ctx, "core", ["cases.write", "data.read", "pii.read"]), SERIALS)
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from archive.cli import app
 from archive.context import Context
 from archive.retention import holds, schedules
 from tests import samples
-from tests.capture.test_cases import case_body, upload
+from tests.factories import case_body, close_body, close_case, complete_case, upload
 from tests.helpers import add_client, add_user, login
-from tests.retention.test_triggers import close_body, count, event, file_loan, item_row
-from tests.test_filing import complete_case
+from tests.retention.test_triggers import count, event, file_loan, item_row
 
 TQ01 = '[types.TQ01]\ncategory = "TQ"\nname = "购买自住住房提取"\nretention = "D30"'
 TQ03 = '[types.TQ03]\ncategory = "TQ"\nname = "离休、退休提取"\nretention = "D30"'
@@ -51,9 +50,7 @@ def file_tq(client: TestClient, headers: dict[str, str], serial: str, business_t
         assert upload(client, headers, serial, ("申请表.jpg", samples.jpeg(text=serial), "application_form"),
                       ("身份证.png", samples.png(), "id_proof"),
                       ("退休证.jpg", samples.jpeg(text="退休"), "retirement_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body("2024-01-05"), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body("2024-01-05"))["item"]
 
 
 def locks(ctx: Context, code: str) -> list[datetime | None]:

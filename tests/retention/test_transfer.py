@@ -27,8 +27,8 @@ from archive.retention.transfer import Selection
 from signing.certificates import load_trust_roots
 from signing.eep import verify_eep
 from signing.fixity import digest_bytes
+from tests.factories import file_cases
 from tests.helpers import add_client, add_user, login
-from tests.test_filing import CLOSE, complete_case
 
 ARCHIVIST = Actor("user", "arch")
 SERIALS = ("YW2026010500001", "YW2026010500002", "YW2026010500003")
@@ -36,14 +36,7 @@ SERIALS = ("YW2026010500001", "YW2026010500002", "YW2026010500003")
 
 def file_items(client: TestClient, ctx: Context, n: int = 3) -> list[str]:
     """File ``n`` 提取 cases through the API; their 档号 in order."""
-    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-    codes = []
-    for serial in SERIALS[:n]:
-        complete_case(client, core, serial=serial)
-        r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-        assert r.status_code == 200, r.text
-        codes.append(r.json()["item"]["archival_code"])
-    return codes
+    return file_cases(client, add_client(ctx, "core", ["cases.write", "data.read", "pii.read"]), SERIALS[:n])
 
 
 @pytest.fixture

@@ -16,18 +16,11 @@ from archive.classification import load_schedule
 from archive.cli import app
 from archive.context import Context
 from tests import samples
-from tests.capture.test_cases import ID, case_body, upload
+from tests.factories import ID, case_body, close_body, close_case, upload
 from tests.helpers import add_client, add_user, login
 
 USCC = "91350100M000100Y43"
 LOAN = "DK2024001"
-
-
-def close_body(day: str) -> dict[str, Any]:
-    """Closing on ``day`` (YYYY-MM-DD), Beijing time."""
-    trail = [{"action": "受理", "person": "clerk01", "at": f"{day}T09:30:00+08:00"},
-             {"action": "办结", "person": "clerk01", "at": f"{day}T16:00:00+08:00"}]
-    return {"outcome": "approved", "closed_at": f"{day}T16:00:00+08:00", "trail": trail}
 
 
 def file_loan(client: TestClient, headers: dict[str, str], serial: str, loan: str = LOAN,
@@ -39,9 +32,7 @@ def file_loan(client: TestClient, headers: dict[str, str], serial: str, loan: st
     assert r.status_code == 201, r.text
     assert upload(client, headers, serial, ("结清.jpg", samples.jpeg(text=serial), "settlement_proof"),
                   ("身份证.png", samples.png(), "id_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body(day), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body(day))["item"]
 
 
 def file_unit(client: TestClient, headers: dict[str, str], serial: str, day: str = "2024-01-05") -> dict[str, Any]:
@@ -53,9 +44,7 @@ def file_unit(client: TestClient, headers: dict[str, str], serial: str, day: str
     assert upload(client, headers, serial, ("申请.jpg", samples.jpeg(text=serial), "application_form"),
                   ("执照.png", samples.png(), "unit_license"),
                   ("经办人.png", samples.png(), "agent_id_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body(day), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body(day))["item"]
 
 
 def event(event_id: str = "EVT-0001", **over: Any) -> dict[str, Any]:
