@@ -125,6 +125,8 @@ def test_a_separator_is_not_read_as_a_cover_and_receipts_are_ignored(ctx: Contex
 ])
 def test_bad_separator_sheet_requests(ctx: Context, client: TestClient, core: dict[str, str], serial: str,
                                       params: dict[str, str] | None, status: int, code: str) -> None:
+    """Given an unknown case or bad parameters, when separator sheets are asked, then the status and code of that
+    case with a message."""
     r = client.get(f"/api/v1/cases/{serial}/separator-sheets.pdf", headers=core, params=params)
     assert r.status_code == status and r.json()["code"] == code, r.text
     assert r.json()["message"]

@@ -173,6 +173,9 @@ def test_execution_without_two_approvals_is_refused(ctx: Context, client: TestCl
 
 def test_the_same_person_approving_twice_is_refused(ctx: Context, client: TestClient,
                                                     people: dict[str, Any]) -> None:
+    """Given a list approved once by the archive head, when the head approves again from a new session, then 409
+    duplicate_approver (同一人), the list stays pending with one approval and the refusal is audited; a clerk gets
+    403."""
     a = make_item(ctx)
     propose(client, people["arch"], a)
     list_id = client.post("/api/v1/destruction-lists", json={}, headers=people["arch"]).json()["id"]
@@ -240,6 +243,8 @@ def test_item_held_after_approval_is_refused_at_execution(ctx: Context, client: 
 
 def test_store_retention_refuses_and_keeps_the_item(ctx: Context, client: TestClient,
                                                     people: dict[str, Any]) -> None:
+    """Given an approved list whose item's objects are still locked in the store, when it is executed, then the item
+    is refused with store_locked (保管期限), every object is still there and the item stays filed."""
     a = make_item(ctx, retain_until=LOCKED)
     list_id = approved_list(client, people, a)
     r = client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"])
@@ -287,6 +292,9 @@ def test_shared_original_survives_and_replicas_are_deleted(ctx: Context, client:
 
 def test_replica_still_locked_refuses(ctx: Context, client: TestClient, people: dict[str, Any],
                                       tmp_path: Any) -> None:
+    """Given a replicated store where one object of an approved item is still locked on the secondary only, when the
+    list is executed, then the item is refused with store_locked naming the secondary and nothing is deleted from
+    the primary."""
     replica = FilesystemStore(tmp_path / "replica")
     ctx._store = ReplicatedStore(FilesystemStore(tmp_path / "primary"), replica)
     a = make_item(ctx)
@@ -299,6 +307,9 @@ def test_replica_still_locked_refuses(ctx: Context, client: TestClient, people: 
 
 def test_nothing_to_list_and_held_items_are_left_out(ctx: Context, client: TestClient,
                                                      people: dict[str, Any]) -> None:
+    """Given no proposal, when a list is built, then 409 nothing_to_list; given two proposed items one of which is
+    then held, when a list is built, then it holds the free one only, numbered XH-, and names the held one as
+    skipped."""
     r = client.post("/api/v1/destruction-lists", json={}, headers=people["arch"])
     assert r.status_code == 409 and r.json()["code"] == "nothing_to_list"
     a, b = make_item(ctx), make_item(ctx)
@@ -321,7 +332,9 @@ def cli_env(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_runs_every_step(ctx: Context, client: TestClient, people: dict[str, Any], cli_env: None) -> None:
-    """The whole workflow from the command line, each step as a named person with a password."""
+    """Given an expired item, when each step runs from the command line as a named person with a password (queue,
+    decide, build, approvals by two people, execute), then each prints its Chinese summary; executing before
+    approval, approving twice, an unknown 档号 and a wrong password each exit 2 with their code."""
     a = make_item(ctx)
     runner = CliRunner()
 

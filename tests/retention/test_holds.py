@@ -100,6 +100,8 @@ def test_hold_on_items_sets_store_legal_hold_and_blocks(ctx: Context, client: Te
 
 
 def test_hold_on_cases_by_serial(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a filed item, when the archive head holds its case by serial, then 201 with scope cases and the item's
+    档号 listed."""
     code = make_item(ctx, serial="YW2009010199999")
     r = client.post("/api/v1/holds", json={**HOLD, "serials": ["YW2009010199999"]}, headers=people["head"])
     assert r.status_code == 201, r.text
@@ -123,6 +125,9 @@ def test_hold_on_query_records_items_matched_at_the_time(ctx: Context, client: T
 
 
 def test_empty_query_and_no_scope_are_refused(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a hold request with an empty query, with no scope at all, or with a query that matches nothing, when it
+    is sent, then 422 empty_hold_query, 422 hold_scope_required and 409 hold_matches_nothing, each refusal
+    audited."""
     r = client.post("/api/v1/holds", json={**HOLD, "query": {}}, headers=people["arch"])
     assert r.status_code == 422 and r.json()["code"] == "empty_hold_query"
     r = client.post("/api/v1/holds", json=HOLD, headers=people["arch"])
@@ -149,6 +154,8 @@ def test_unknown_archival_code_refuses_the_whole_hold(ctx: Context, client: Test
 
 
 def test_setting_a_hold_needs_the_role(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a filed item, when a clerk tries to hold it, then 403 permission_denied, no object gets a legal hold and
+    the refusal is audited under the clerk's name."""
     a = make_item(ctx)
     r = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["clerk"])
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
@@ -158,6 +165,8 @@ def test_setting_a_hold_needs_the_role(ctx: Context, client: TestClient, people:
 
 def test_lifting_without_the_role_is_refused_and_audited(ctx: Context, client: TestClient,
                                                          people: dict[str, Any]) -> None:
+    """Given an active hold, when a clerk tries to lift it, then 403 saying 冻结与解除冻结 is needed, the hold stays
+    active, its objects keep their legal hold and the refusal is audited against the hold."""
     a = make_item(ctx)
     hold_id = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"]).json()["id"]
     r = client.post(f"/api/v1/holds/{hold_id}/lift", json={"reason": "结案"}, headers=people["clerk"])
@@ -169,6 +178,7 @@ def test_lifting_without_the_role_is_refused_and_audited(ctx: Context, client: T
 
 
 def test_lifting_needs_a_reason(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given an active hold, when an archivist lifts it with a blank reason, then 422 reason_required."""
     a = make_item(ctx)
     hold_id = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"]).json()["id"]
     r = client.post(f"/api/v1/holds/{hold_id}/lift", json={"reason": "  "}, headers=people["arch"])
@@ -204,6 +214,8 @@ def test_lifting_keeps_store_hold_where_another_hold_covers(ctx: Context, client
 
 
 def test_hold_list_and_unknown_hold(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given one active hold, when an archivist lists active holds, then it is listed with its item count; a clerk
+    may not list (403) and lifting an unknown hold is 404 hold_not_found."""
     a = make_item(ctx)
     client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"])
     r = client.get("/api/v1/holds?status=active", headers=people["arch"])
