@@ -17,6 +17,8 @@ RULE = CodeRule(DEFAULT_CODE_TEMPLATE)
 
 
 def test_default_template_formats_and_parses_back() -> None:
+    """Given the default template, when the parts of an item are formatted, then J001-YW·2024-D30-TQ-000123, which
+    parses back to the same parts."""
     parts = CodeParts("J001", 2024, "D30", "TQ", 123)
     code = RULE.format(parts)
     assert code == "J001-YW·2024-D30-TQ-000123"
@@ -41,6 +43,8 @@ def test_malformed_code_names_the_wrong_part(code: str, part: str) -> None:
 
 
 def test_check_lists_parts_that_disagree_with_the_item() -> None:
+    """Given a 档号, when it is checked against the item's own parts, then nothing if they agree, else one problem
+    per disagreeing part (年度, 保管期限)."""
     code = "J001-YW·2024-D30-TQ-000123"
     assert RULE.check(code, CodeParts("J001", 2024, "D30", "TQ", 123)) == []
     problems = RULE.check(code, CodeParts("J001", 2025, "D10", "TQ", 123))
@@ -54,18 +58,23 @@ def test_check_lists_parts_that_disagree_with_the_item() -> None:
     ("{全宗号}-{年度}-{保管期限}-{类别}-{件号", "ARCHIVE_ARCHIVAL_CODE_TEMPLATE"),
 ])
 def test_bad_template_is_a_config_error_naming_the_setting(template: str, reason: str) -> None:
+    """Given a malformed archival code template, when a rule is made from it, then ConfigError saying why and naming
+    ARCHIVE_ARCHIVAL_CODE_TEMPLATE."""
     with pytest.raises(ConfigError) as e:
         CodeRule(template)
     assert reason in e.value.message and e.value.detail["setting"] == "ARCHIVE_ARCHIVAL_CODE_TEMPLATE"
 
 
 def test_template_without_padding_accepts_any_width() -> None:
+    """Given a template with an unpadded 件号, when numbers are formatted and parsed, then any width goes both ways."""
     rule = CodeRule("{全宗号}-{类别}-{年度}-{保管期限}-{件号}")
     assert rule.format(CodeParts("J9", 2024, "Y", "DK", 7)) == "J9-DK-2024-Y-7"
     assert rule.parse("J9-DK-2024-Y-1234567").number == 1234567
 
 
 def test_numbers_run_per_fonds_year_retention_and_category(ctx: Context) -> None:
+    """Given an empty catalogue, when numbers are allocated, then they run 1, 2, 3 within one fonds, year, period and
+    category, and start again at 1 for another period or year."""
     with ctx.catalogue.session() as s:
         got = [allocate(s, RULE, "J001", 2024, "D30", "TQ").number for _ in range(3)]
         other = allocate(s, RULE, "J001", 2024, "D10", "TQ").number
@@ -83,6 +92,8 @@ def test_rolled_back_filing_leaves_no_gap(ctx: Context) -> None:
 
 
 def test_number_exhaustion_is_a_clear_conflict(ctx: Context) -> None:
+    """Given a one-digit 件号 whose nine numbers are used, when a tenth is allocated, then Conflict
+    archival_number_exhausted."""
     rule = CodeRule("{全宗号}-{年度}-{保管期限}-{类别}-{件号:01d}")
     with ctx.catalogue.session() as s:
         for _ in range(9):

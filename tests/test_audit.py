@@ -35,6 +35,8 @@ def _disable_guard(ctx: Context) -> None:
 
 
 def test_intact_chain_verifies(ctx: Context) -> None:
+    """Given five events written after the fixture's fonds.create, when the chain is verified, then it is intact with
+    six events checked."""
     _write(ctx, 5)
     with ctx.catalogue.sessions() as s:
         report = audit.verify(s)
@@ -53,6 +55,7 @@ def test_event_written_in_a_rolled_back_transaction_disappears_with_it(ctx: Cont
 
 
 def test_database_refuses_to_update_or_delete_an_event(ctx: Context) -> None:
+    """Given stored audit events, when one is updated or deleted in SQL, then the database refuses (append-only)."""
     _write(ctx, 2)
     for sql in ("UPDATE audit_event SET actor = 'someone' WHERE seq = 2", "DELETE FROM audit_event WHERE seq = 2"):
         with pytest.raises(DBAPIError, match="append-only"), ctx.catalogue.session() as s:
@@ -72,6 +75,9 @@ def test_edited_event_breaks_the_chain_at_exactly_that_event(ctx: Context) -> No
 
 
 def test_removed_event_and_truncated_tail_are_found(ctx: Context) -> None:
+    """Given the append-only guard removed, when the last event is deleted, then verification breaks at it saying the
+    tail (末尾) is gone; when one in the middle is deleted, then it breaks there saying an event is missing
+    (缺失)."""
     _write(ctx, 6)
     _disable_guard(ctx)
     with ctx.catalogue.session() as s:
@@ -108,6 +114,8 @@ def test_concurrent_writers_keep_one_unbroken_chain(ctx: Context) -> None:
 
 
 def test_cli_verify_exits_nonzero_and_names_the_broken_event(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an intact log, when `archive audit verify` runs, then it exits 0 counting the events (4 条); after event
+    2 is edited behind the guard, then it exits 1 naming 事件 2."""
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     _write(ctx, 3)

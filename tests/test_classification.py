@@ -23,6 +23,8 @@ def test_packaged_schedule_covers_the_four_business_lines_and_is_marked_as_defau
 
 
 def test_loan_files_wait_for_settlement_and_funds_for_fiscal_year_end() -> None:
+    """Given the packaged schedule, when it is loaded, then every DK type waits for 贷款结清, ZJ02 is kept ten years
+    and the fiscal-year-end trigger counts from the next day."""
     s = load_schedule()
     assert {t.trigger for t in s.types.values() if t.category == "DK"} == {Trigger.LOAN_SETTLED}
     assert s.business_type("ZJ02").retention is RetentionCode.YEARS_10
@@ -30,6 +32,8 @@ def test_loan_files_wait_for_settlement_and_funds_for_fiscal_year_end() -> None:
 
 
 def test_unknown_business_type_is_a_clear_input_error() -> None:
+    """Given the packaged schedule, when an unknown business type is looked up, then InvalidInput
+    unknown_business_type naming it."""
     with pytest.raises(InvalidInput) as e:
         load_schedule().business_type("XX99")
     assert e.value.code == "unknown_business_type" and "XX99" in e.value.message
@@ -66,6 +70,8 @@ def test_broken_schedule_names_file_field_and_reason(tmp_path: Path, old: str, n
 
 
 def test_schedule_that_is_not_toml_or_missing(tmp_path: Path) -> None:
+    """Given a schedule file that is not TOML, or one that does not exist, when it is loaded, then ConfigError saying
+    TOML or cannot read."""
     bad = tmp_path / "bad.toml"
     bad.write_text("schema = 1\nversion = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="TOML"):
@@ -75,5 +81,6 @@ def test_schedule_that_is_not_toml_or_missing(tmp_path: Path) -> None:
 
 
 def test_center_schedule_with_its_own_version_is_used(tmp_path: Path) -> None:
+    """Given a center's own schedule with its own version label, when it is loaded, then that version is used."""
     path = _broken(tmp_path, 'version = "2026.1-default"', 'version = "center-2027"')
     assert load_schedule(path).version == "center-2027"

@@ -16,6 +16,8 @@ def _compose() -> dict:  # type: ignore[type-arg]
 
 
 def test_compose_has_the_production_services() -> None:
+    """Given deploy/compose.yaml, when it is parsed, then it has the production services, the worker runs `archive
+    worker`, and the API waits for the migration to complete."""
     services = _compose()["services"]
     assert {"postgres", "minio", "elasticsearch", "migrate", "api", "worker"} <= set(services)
     assert services["worker"]["command"] == ["archive", "worker"]
@@ -23,6 +25,8 @@ def test_compose_has_the_production_services() -> None:
 
 
 def test_compose_sets_only_known_settings_and_production_backends() -> None:
+    """Given deploy/compose.yaml, when its archive environment is read, then every variable is a known setting, and
+    it uses PostgreSQL, S3 (or replicated) storage and Elasticsearch."""
     env = _compose()["x-archive-env"]
     known = {f"ARCHIVE_{name.upper()}" for name in Settings.model_fields}
     assert set(env) - known == set()
@@ -32,6 +36,8 @@ def test_compose_sets_only_known_settings_and_production_backends() -> None:
 
 
 def test_elasticsearch_server_matches_the_client_major_version() -> None:
+    """Given the compose file's Elasticsearch image, when its version is compared with the installed client, then the
+    major versions match."""
     from importlib.metadata import version
 
     image = _compose()["services"]["elasticsearch"]["image"]
@@ -39,6 +45,7 @@ def test_elasticsearch_server_matches_the_client_major_version() -> None:
 
 
 def test_dockerfile_installs_every_top_level_package() -> None:
+    """Given deploy/Dockerfile, when it is read, then it copies each of archive, storage, signing and search."""
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     for package in ("archive", "storage", "signing", "search"):
         assert f"COPY {package} ./{package}" in text

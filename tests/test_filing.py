@@ -25,29 +25,13 @@ from signing.certificates import load_trust_roots
 from signing.fixity import Digests
 from signing.validate import verify_pdf
 from tests import samples
+from tests.factories import CLOSE, TRAIL, case_body, complete_case, upload
 from tests.helpers import add_client, add_user, login
-from tests.test_capture import case_body, upload
-
-TRAIL = [{"action": "受理", "person": "clerk01", "at": "2026-01-05T09:30:00+08:00"},
-         {"action": "审批", "person": "chief01", "at": "2026-01-05T15:00:00+08:00", "opinion": "同意"},
-         {"action": "办结", "person": "clerk01", "at": "2026-01-05T16:00:00+08:00"}]
-CLOSE = {"outcome": "approved", "closed_at": "2026-01-05T16:00:00+08:00", "trail": TRAIL}
-TQ01_FILES = [("申请表.jpg", "application_form"), ("身份证.png", "id_proof"), ("婚姻.tif", "marriage_proof"),
-              ("合同.pdf", "house_contract")]
 
 
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def complete_case(client: TestClient, headers: dict[str, str], serial: str = "YW2026010500001",
-                  **over: Any) -> None:
-    assert client.post("/api/v1/cases", json=case_body(serial=serial, **over), headers=headers).status_code == 201
-    makers = {"application_form": samples.jpeg, "id_proof": samples.png, "marriage_proof": lambda: samples.tiff(2),
-              "house_contract": lambda: samples.pdf(2)}
-    files = [(name, makers[m](), m) for name, m in TQ01_FILES]
-    assert upload(client, headers, serial, *files).status_code == 201
 
 
 def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
@@ -80,6 +64,8 @@ def test_closing_a_complete_case_files_a_signed_item(ctx: Context, client: TestC
 
 
 def test_filed_case_is_read_only(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a filed case, when a document is uploaded, a document removed or the case closed again, then 409 each
+    (case_not_open): a filed case never changes."""
     complete_case(client, core)
     client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     r = upload(client, core, "YW2026010500001", ("late.jpg", samples.jpeg(text="late"), "other"))
@@ -94,6 +80,9 @@ def test_filed_case_is_read_only(ctx: Context, client: TestClient, core: dict[st
 
 def test_incomplete_case_is_refused_naming_what_is_missing(ctx: Context, client: TestClient,
                                                            core: dict[str, str]) -> None:
+    """Given a case with only its application form, when it is closed, then 409 materials_missing lists the missing
+    materials (身份证明 …); a business system's override reason is 403 override_not_allowed; nothing is filed and
+    both refusals are audited with their code."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     upload(client, core, "YW2026010500001", ("a.jpg", samples.jpeg(), "application_form"))
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
@@ -113,6 +102,8 @@ def test_incomplete_case_is_refused_naming_what_is_missing(ctx: Context, client:
 
 def test_archivist_may_file_an_incomplete_case_with_a_reason(ctx: Context, client: TestClient,
                                                              core: dict[str, str]) -> None:
+    """Given a case with only its application form, when an archivist closes it with an override reason, then it is
+    filed and the item.file event keeps the reason and what was missing."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     upload(client, core, "YW2026010500001", ("a.jpg", samples.jpeg(), "application_form"))
     add_user(ctx, "arch", ["archivist"])
@@ -138,6 +129,7 @@ def test_loan_file_waits_for_settlement(ctx: Context, client: TestClient, core: 
 
 
 def test_numbers_follow_each_other_without_gaps(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given three complete cases, when they are filed one after the other, then their 件号 are 1, 2 and 3."""
     codes = []
     for n in range(1, 4):
         serial = f"YW202601050000{n}"
@@ -198,6 +190,7 @@ def test_filing_without_a_signing_certificate_is_503_and_files_nothing(ctx: Cont
 ])
 def test_bad_close_requests(ctx: Context, client: TestClient, core: dict[str, str], body: dict[str, Any],
                             code: str) -> None:
+    """Given a complete case, when a malformed close request is sent, then 422 with its code."""
     complete_case(client, core)
     r = client.post("/api/v1/cases/YW2026010500001/close", json=body, headers=core)
     assert r.status_code == 422 and r.json()["code"] == code
@@ -205,6 +198,7 @@ def test_bad_close_requests(ctx: Context, client: TestClient, core: dict[str, st
 
 def test_closing_needs_write_permission_and_writes_nothing_without_it(ctx: Context, client: TestClient,
                                                                       core: dict[str, str]) -> None:
+    """Given a complete case, when a system with data.read only closes it, then 403; closing an unknown case is 404."""
     complete_case(client, core)
     reader = add_client(ctx, "reader", ["data.read"])
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=reader)

@@ -39,16 +39,17 @@ def test_orphan_is_marked_then_removed_after_the_grace_period(ctx: Context) -> N
 
 
 def test_young_orphans_and_catalogued_objects_stay(ctx: Context) -> None:
+    """Given a filed case and an orphan upload younger than the grace period, when two passes run, then nothing is
+    removed; with no grace period, then the orphan goes and every catalogued object stays."""
     from fastapi.testclient import TestClient
 
     from archive.api.app import create_app
+    from tests.factories import file_case  # a real filed case
     from tests.helpers import add_client
-    from tests.test_filing import CLOSE, complete_case  # a real filed case
 
     with TestClient(create_app(context=ctx)) as client:
         headers = add_client(ctx, "core", ["cases.write", "data.read"])
-        complete_case(client, headers)
-        assert client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=headers).status_code == 200
+        file_case(client, headers)
     before = set(ctx.store.list_keys(""))
     young = put(ctx, b"an upload still in flight")
     collect(ctx, ACTOR, timedelta(hours=1))
@@ -59,6 +60,8 @@ def test_young_orphans_and_catalogued_objects_stay(ctx: Context) -> None:
 
 
 def test_locked_orphan_is_reported_not_removed(ctx: Context) -> None:
+    """Given an orphan rendition under object lock, when two passes run with no grace period, then it is reported as
+    locked and kept."""
     from datetime import UTC, datetime
 
     data = b"orphan rendition under object lock"
@@ -71,6 +74,8 @@ def test_locked_orphan_is_reported_not_removed(ctx: Context) -> None:
 
 
 def test_cli_dry_run_changes_nothing(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an orphan object, when `archive storage gc --dry-run` runs, then it reports 孤立对象 1 个 and keeps it;
+    two real passes then remove it and name its key."""
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     key = put(ctx, b"orphan")

@@ -51,12 +51,15 @@ def test_uscc_check_character() -> None:
 
 @pytest.mark.parametrize("value", ["91350100M000100Y44", "91350100M000100Y4", "91350100M000100YI3"])
 def test_invalid_uscc_is_refused(value: str) -> None:
+    """Given a malformed 统一社会信用代码, when it is validated, then InvalidInput invalid_uscc."""
     with pytest.raises(InvalidInput) as e:
         validate_uscc(value)
     assert e.value.code == "invalid_uscc"
 
 
 def test_mobile_numbers() -> None:
+    """Given a mobile number with +86 and dashes, when it is validated, then its eleven digits; one starting 12, one
+    digit short or not digits at all is refused."""
     assert validate_mobile("+86 138-0013-8000") == "13800138000"
     for bad in ["12800138000", "1380013800", "abc"]:
         with pytest.raises(InvalidInput):
@@ -64,6 +67,8 @@ def test_mobile_numbers() -> None:
 
 
 def test_masking_keeps_only_what_a_list_may_show() -> None:
+    """Given a 证件号码, mobile number, bank card and names, when they are masked, then only the parts a list may
+    show are kept, and None stays None."""
     assert mask_id_number("110105199001011234") == "110105********1234"
     assert mask_mobile("13800138000") == "138****8000"
     assert mask_bank_card("6222021234567890123") == "6222***********0123"

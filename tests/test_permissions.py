@@ -30,6 +30,8 @@ def _events(ctx: Context) -> int:
 
 
 def test_the_three_officers_hold_disjoint_powers() -> None:
+    """Given the role table, when the three officers' permissions are compared (三员分立), then none holds another's
+    power, the auditor only reads audit and check records, and none of them reads business records."""
     admin, sec, auditor = (ROLE_PERMISSIONS[r] for r in ("admin", "security_officer", "auditor"))
     assert Permission.AUDIT_READ not in admin | sec
     assert Permission.ROLE_ASSIGN not in admin | auditor
@@ -40,6 +42,8 @@ def test_the_three_officers_hold_disjoint_powers() -> None:
 @pytest.mark.parametrize(("user", "allowed"), [("auditor", True), ("admin", False), ("sec", False),
                                                ("clerk", False), ("archivist", False)])
 def test_only_the_auditor_reads_the_audit_log(client: TestClient, user: str, allowed: bool) -> None:
+    """Given each role, when it reads the audit log or verifies it, then only the auditor gets 200 (and an intact
+    chain); every other role gets 403 permission_denied naming 审计日志."""
     headers = login(client, user)
     for path in ("/api/v1/audit/events", "/api/v1/audit/verify"):
         r = client.get(path, headers=headers)
@@ -52,6 +56,9 @@ def test_only_the_auditor_reads_the_audit_log(client: TestClient, user: str, all
 
 def test_admin_creates_accounts_without_roles_and_security_officer_grants_them(ctx: Context,
                                                                                client: TestClient) -> None:
+    """Given the three officers, when the auditor creates an account or the admin creates one with roles, then 403
+    and nothing changes; the admin creates it without roles, only the security officer grants them, each success
+    is audited and the password is kept as an argon2 hash."""
     admin, sec, auditor = login(client, "admin"), login(client, "sec"), login(client, "auditor")
     body = {"username": "newclerk", "password": "long-enough-1", "display_name": "新柜员", "branch": "BR03"}
     before = _events(ctx)
@@ -71,11 +78,15 @@ def test_admin_creates_accounts_without_roles_and_security_officer_grants_them(c
 
 
 def test_one_person_cannot_hold_two_of_the_three_officer_roles(client: TestClient) -> None:
+    """Given the security officer, when they give one person the admin and auditor roles, then 422
+    separation_of_duties."""
     r = client.put("/api/v1/users/admin/roles", json={"roles": ["admin", "auditor"]}, headers=login(client, "sec"))
     assert r.status_code == 422 and r.json()["code"] == "separation_of_duties"
 
 
 def test_unknown_role_and_duplicate_user_are_clear_errors(client: TestClient) -> None:
+    """Given existing users, when an unknown role is granted, an existing user created again or roles given to an
+    unknown user, then 422 unknown_role, 409 user_exists and 404."""
     sec, admin = login(client, "sec"), login(client, "admin")
     r = client.put("/api/v1/users/clerk/roles", json={"roles": ["superuser"]}, headers=sec)
     assert r.status_code == 422 and r.json()["code"] == "unknown_role"
@@ -86,6 +97,8 @@ def test_unknown_role_and_duplicate_user_are_clear_errors(client: TestClient) ->
 
 
 def test_clients_are_issued_and_revoked_by_the_admin_with_hashed_keys(ctx: Context, client: TestClient) -> None:
+    """Given the admin, when a clerk tries to issue a client key, then 403; the admin's key works and only its hash
+    is stored, an unknown scope is 422 unknown_scope, and after revocation the key is 401 revoked_api_key."""
     admin = login(client, "admin")
     assert client.post("/api/v1/clients", json={"name": "core", "scopes": ["data.read"]},
                        headers=login(client, "clerk")).status_code == 403
@@ -104,6 +117,7 @@ def test_clients_are_issued_and_revoked_by_the_admin_with_hashed_keys(ctx: Conte
 
 
 def test_client_scope_limits_what_it_can_do(ctx: Context, client: TestClient) -> None:
+    """Given a client with images.read only, when it lists cases, then 403 saying it may not 查看业务."""
     admin = login(client, "admin")
     key = client.post("/api/v1/clients", json={"name": "images-only", "scopes": ["images.read"]},
                       headers=admin).json()["key"]

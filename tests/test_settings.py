@@ -11,6 +11,8 @@ from archive.settings import load_settings
 
 
 def test_no_configuration_means_embedded_defaults() -> None:
+    """Given no ARCHIVE_* variable, when settings are loaded, then the embedded defaults: SQLite and filesystem
+    storage under archive-data and the default code template."""
     s = load_settings()
     assert s.catalogue_url == "sqlite:///archive-data/catalogue.db"
     assert s.storage == "filesystem" and s.objects_path == Path("archive-data/objects")
@@ -18,6 +20,8 @@ def test_no_configuration_means_embedded_defaults() -> None:
 
 
 def test_environment_overrides_with_archive_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Given ARCHIVE_DATA_DIR and ARCHIVE_FONDS_CODE set, when settings are loaded, then the catalogue moves into
+    that directory and the fonds code is taken."""
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ARCHIVE_FONDS_CODE", "J123")
     s = load_settings()
@@ -27,6 +31,8 @@ def test_environment_overrides_with_archive_prefix(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(("var", "value"), [("ARCHIVE_STORAGE", "floppy"), ("ARCHIVE_PORT", "eighty"),
                                             ("ARCHIVE_FONDS_CODE", "../etc"), ("ARCHIVE_API_RATE", "0")])
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    """Given an ARCHIVE_* variable with a bad value, when settings are loaded, then ConfigError invalid_setting
+    naming the variable."""
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as e:
         load_settings()
@@ -34,6 +40,8 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: st
 
 
 def test_list_settings_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a comma-separated list setting with spaces and a trailing comma, when settings are loaded, then the
+    trimmed names, and unset numbers stay None."""
     monkeypatch.setenv("ARCHIVE_WATERMARK_CLIENTS", " branch-portal, wechat ,")
     monkeypatch.setenv("ARCHIVE_API_RATE", "50")
     s = load_settings()
@@ -41,6 +49,7 @@ def test_list_settings_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
+    """Given the settings model, when README.md is searched, then every ARCHIVE_* variable is documented."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     from archive.settings import Settings
 

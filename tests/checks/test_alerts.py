@@ -32,6 +32,9 @@ def damaged_store(ctx: Context) -> tuple[str, str]:
 
 
 def test_the_same_finding_again_moves_last_seen_instead_of_adding_a_row(ctx: Context) -> None:
+    """Given a store with a damaged original and a stray object, when two sweeps find the same two problems, then
+    each stays one alert whose occurrences and last_seen move on (first_seen kept, sweep_id the latest) and
+    alert.raise is audited once, for the first sweep only."""
     damaged, stray = damaged_store(ctx)
     first = run_sweep(ctx, ACTOR, SweepOptions(signature_every=1))
     with ctx.catalogue.sessions() as s:
@@ -49,6 +52,9 @@ def test_the_same_finding_again_moves_last_seen_instead_of_adding_a_row(ctx: Con
 
 def test_alerts_are_listed_for_check_readers_only(ctx: Context, client: TestClient,
                                                   people: dict[str, dict[str, str]]) -> None:
+    """Given a sweep that found a critical and a warning problem, when an auditor lists alerts, then both are listed
+    with severity, code and a Chinese message and filters narrow them; when a clerk or nobody asks, then 403/401;
+    an unknown severity is a 422 invalid_severity saying 告警级别."""
     damaged, stray = damaged_store(ctx)
     run_sweep(ctx, ACTOR)
     r = client.get("/api/v1/alerts", headers=people["audit01"])
@@ -68,6 +74,10 @@ def test_alerts_are_listed_for_check_readers_only(ctx: Context, client: TestClie
 
 def test_acknowledging_an_alert_is_audited_and_refusals_change_nothing(ctx: Context, client: TestClient,
                                                                        people: dict[str, dict[str, str]]) -> None:
+    """Given open alerts from a sweep, when the auditor tries to acknowledge one, then 403; when an archivist does,
+    then the note and who are kept, it leaves the open list and the summary, and a second acknowledgement, an
+    unknown id or an over-long note are refused; every attempt is audited, and the next sweep seeing the same
+    damage does not reopen it."""
     damaged, _ = damaged_store(ctx)
     run_sweep(ctx, ACTOR)
     summary = client.get("/api/v1/alerts/summary", headers=people["audit01"]).json()
@@ -106,6 +116,8 @@ def test_acknowledging_an_alert_is_audited_and_refusals_change_nothing(ctx: Cont
 
 
 def test_sweeps_are_visible_in_the_api(ctx: Context, client: TestClient, people: dict[str, dict[str, str]]) -> None:
+    """Given one finished sweep, when an auditor lists sweeps and reads one, then its status, object count and report
+    are shown; an unknown sweep is sweep_not_found and a clerk gets 403."""
     add_item(ctx, 1)
     done = run_sweep(ctx, ACTOR)
     listed = client.get("/api/v1/sweeps", headers=people["audit01"])
@@ -117,8 +129,9 @@ def test_sweeps_are_visible_in_the_api(ctx: Context, client: TestClient, people:
 
 
 def test_readyz_reports_open_storage_alerts_without_going_unready(ctx: Context, client: TestClient) -> None:
-    """Given a clean store, /readyz says no open alerts; after a sweep finds damage it reports them, and the
-    system stays ready (counter work does not depend on a clean sweep)."""
+    """Given a clean store, when /readyz is asked, then it reports no open storage alerts; when a sweep then finds
+    damage, then /readyz reports the open alerts by severity and still answers ready (counter work does not depend
+    on a clean sweep)."""
     clean = client.get("/readyz").json()
     assert clean["storage_alerts"]["ok"] is True and clean["storage_alerts"]["open"] == 0
     damaged_store(ctx)

@@ -57,11 +57,15 @@ def replicated(settings: Settings, pki_template: Path, tmp_path: Path) -> Iterat
 
 
 def test_the_bc_items_are_registered_for_the_storage_stage() -> None:
+    """Given the check registry, when its storage-stage items are listed, then every BC item the sweep relies on is
+    there."""
     codes = {c for c, i in REGISTRY.items() if i.stage is Stage.STORAGE}
     assert {"BC-1-1", "BC-1-2", "BC-2-1", "BC-2-2", "BC-2-3", "BC-4-1", "BC-4-2"} <= codes
 
 
 def test_an_intact_store_passes_every_item_and_the_report_says_so(ctx: Context) -> None:
+    """Given three intact items with two originals each, when a sweep runs, then it reads all nine objects, raises no
+    alert, and stores a passed bc report (BC-4-1 not applicable: one store, no replica)."""
     for n in range(1, 4):
         add_item(ctx, n, originals=2)
     done = sweep(ctx)
@@ -76,6 +80,9 @@ def test_an_intact_store_passes_every_item_and_the_report_says_so(ctx: Context) 
 
 
 def test_a_flipped_byte_in_a_stored_rendition_is_found_by_digest_and_signature(ctx: Context) -> None:
+    """Given an item whose stored rendition has one byte flipped, when a sweep runs, then one critical BC-1-1 alert
+    names the rendition's key with a Chinese message about the SHA-256 mismatch, BC-1-2 flags its signature, and
+    the report fails on that key only."""
     add_item(ctx, 1)
     bad = add_item(ctx, 2)
     flip_byte(fs_path(ctx.store, bad.rendition_key))
@@ -93,7 +100,9 @@ def test_a_flipped_byte_in_a_stored_rendition_is_found_by_digest_and_signature(c
 
 
 def test_an_invalid_signature_is_found_even_when_the_digests_match_the_catalogue(ctx: Context) -> None:
-    """A rendition re-catalogued with its own digests (so fixity passes) whose signature is broken."""
+    """Given a rendition with a broken signature re-catalogued with its own digests (so fixity passes), when a sweep
+    runs, then BC-1-2 fails with a message about the 签名 and BC-1-1 does not, and the old rendition left in the
+    store is a BC-2-3 stray."""
     item = add_item(ctx, 1)
     pdf = bytearray(signed_pdf(ctx))
     at = pdf.index(b"/Type /Catalog") if b"/Type /Catalog" in pdf else 20
@@ -110,7 +119,8 @@ def test_an_invalid_signature_is_found_even_when_the_digests_match_the_catalogue
 
 
 def test_signatures_are_sampled_when_configured(ctx: Context) -> None:
-    """With signature_every=N each sweep validates about 1/N of the renditions: a broken one may wait."""
+    """Given six signed renditions and signature_every=3, when three sweeps run, then together they validate every
+    rendition's signature exactly once (a broken one may wait up to N sweeps)."""
     for n in range(1, 7):
         add_item(ctx, n)
     checked = []
@@ -121,6 +131,8 @@ def test_signatures_are_sampled_when_configured(ctx: Context) -> None:
 
 
 def test_an_object_with_no_catalogue_row_is_a_warning(ctx: Context) -> None:
+    """Given an object left in the store with no catalogue row (a crashed upload), when a sweep runs, then it is the
+    only alert: a BC-2-3 warning saying 没有对应的目录条目."""
     add_item(ctx, 1)
     stray, _ = put(ctx.store, "originals", b"left behind by a crashed upload")
     sweep(ctx)
@@ -130,6 +142,8 @@ def test_an_object_with_no_catalogue_row_is_a_warning(ctx: Context) -> None:
 
 
 def test_a_catalogue_row_whose_object_is_gone_is_critical_and_breaks_the_inventory(ctx: Context) -> None:
+    """Given an item whose original is gone from the store, when a sweep runs, then a critical BC-2-2 alert names the
+    key and its 档号 and the BC-2-1 inventory counts three originals catalogued but two stored."""
     add_item(ctx, 1)
     gone = add_item(ctx, 2, originals=2)
     remove_object(fs_path(ctx.store, gone.original_keys[0]))
@@ -142,6 +156,8 @@ def test_a_catalogue_row_whose_object_is_gone_is_critical_and_breaks_the_invento
 
 
 def test_objects_of_a_destroyed_item_may_be_gone(ctx: Context) -> None:
+    """Given a destroyed item whose rendition and originals are gone from the store, when a sweep runs, then nothing
+    is reported: destruction removes objects on purpose."""
     add_item(ctx, 1)
     destroyed = add_item(ctx, 2, status="destroyed")
     for key in [destroyed.rendition_key, *destroyed.original_keys]:
@@ -151,6 +167,8 @@ def test_objects_of_a_destroyed_item_may_be_gone(ctx: Context) -> None:
 
 
 def test_an_audit_event_edited_in_the_database_breaks_the_chain(ctx: Context) -> None:
+    """Given an audit event edited in the database behind the triggers, when a sweep runs, then a critical BC-4-2
+    alert names that event and says it was 被修改."""
     add_item(ctx, 1)
     tamper_audit_event(ctx, 1)
     sweep(ctx)
@@ -160,6 +178,10 @@ def test_an_audit_event_edited_in_the_database_breaks_the_chain(ctx: Context) ->
 
 
 def test_a_missing_replica_and_a_damaged_copy_are_found_per_copy(replicated: Context) -> None:
+    """Given a replicated store where one original is missing from the secondary and one rendition is damaged on the
+    primary, when a sweep runs, then BC-4-1 reports the missing replica and the differing copies, BC-1-1 names
+    only the damaged copy, the missing one is not BC-2-2 lost (one copy is left), and the secondary inventory
+    counts two originals."""
     ctx = replicated
     assert isinstance(ctx.store, ReplicatedStore)
     add_item(ctx, 1)
@@ -178,6 +200,9 @@ def test_a_missing_replica_and_a_damaged_copy_are_found_per_copy(replicated: Con
 
 
 def test_a_sweep_of_one_copy_reads_only_that_copy(replicated: Context) -> None:
+    """Given a replicated store with one original damaged on the secondary, when the primary alone is swept, then
+    nothing is found; when the secondary alone is swept, then the damage is found under the bare key and BC-4-1 is
+    not applicable."""
     ctx = replicated
     item = add_item(ctx, 1)
     flip_byte(fs_path(ctx.store, item.original_keys[0], "secondary"))
@@ -189,6 +214,8 @@ def test_a_sweep_of_one_copy_reads_only_that_copy(replicated: Context) -> None:
 
 
 def test_the_tier_limits_the_objects_read(ctx: Context) -> None:
+    """Given an item with a damaged original, when only renditions are swept, then one object is read and nothing
+    found; when only originals are swept, then both originals are read and the damage is found."""
     item = add_item(ctx, 1, originals=2)
     flip_byte(fs_path(ctx.store, item.original_keys[0]))
     done = sweep(ctx, tier="renditions")

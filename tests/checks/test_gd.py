@@ -23,9 +23,9 @@ from archive.checks import gd
 from archive.checks.base import REGISTRY, Outcome, Stage, items_of, run_items
 from archive.context import Context
 from tests import samples
+from tests.factories import CLOSE, complete_case, file_case
 from tests.helpers import add_client, add_user, login
 from tests.test_audit import _disable_guard
-from tests.test_filing import CLOSE, complete_case
 
 CODE = "J001-YW·2026-D30-TQ-000001"
 
@@ -33,13 +33,6 @@ CODE = "J001-YW·2026-D30-TQ-000001"
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def file_case(client: TestClient, core: dict[str, str], serial: str = "YW2026010500001", **over: object) -> str:
-    complete_case(client, core, serial, **over)
-    r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-    assert r.status_code == 200, r.text
-    return str(r.json()["item"]["archival_code"])
 
 
 def outcomes(results: list[tuple[object, object]], code: str) -> list[Outcome]:
@@ -64,6 +57,9 @@ def nothing_filed(ctx: Context) -> None:
 
 def test_filing_runs_every_gd_item_and_stores_the_report_with_the_item(ctx: Context, client: TestClient,
                                                                        core: dict[str, str]) -> None:
+    """Given a complete case and no virus scanner, when it is filed, then every filing-stage GD item ran and its
+    report is stored with the item (passed with a warning: GD-4-1 warns, GD-4-2 not applicable, the rest pass),
+    and the item.file audit event points at the report."""
     code = file_case(client, core)
     with ctx.catalogue.sessions() as s:
         item = s.scalar(select(ArchiveItem))
@@ -85,7 +81,9 @@ def test_filing_runs_every_gd_item_and_stores_the_report_with_the_item(ctx: Cont
 
 def test_control_character_in_metadata_refuses_filing(ctx: Context, client: TestClient,
                                                       core: dict[str, str]) -> None:
-    """GD-1-6: a control character in 申请人 is refused before anything is signed or numbered."""
+    """Given a case whose 申请人 holds a control character, when it is closed, then 409 filing_checks_failed names
+    GD-1-6 and U+0001, nothing is signed, numbered or stored, the case stays open, and the failed report and a
+    refused item.file event are on record."""
     complete_case(client, core, applicant={"name": "张\x01三", "id_number": "11010519491231002X"})
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 409, r.text
@@ -106,7 +104,8 @@ def test_control_character_in_metadata_refuses_filing(ctx: Context, client: Test
 
 
 def test_gap_in_item_numbers_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
-    """GD-2-6: a 件号 counter that skipped a number gives a gap; the filing is refused, the counter kept."""
+    """Given a 件号 counter that skipped a number, when the next case is closed, then GD-2-6 alone refuses it with
+    件号不连续, and the counter and the one filed item are unchanged."""
     file_case(client, core)
     with ctx.catalogue.session() as s:
         s.execute(update(ArchivalCodeSequence).values(last_number=2))
@@ -121,7 +120,8 @@ def test_gap_in_item_numbers_refuses_filing(ctx: Context, client: TestClient, co
 
 
 def test_digest_mismatch_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
-    """GD-1-1: an original whose recorded digest differs from its bytes is refused."""
+    """Given an original whose recorded digest differs from its bytes, when the case is closed, then GD-1-1 and
+    GD-1-11 refuse it and nothing is filed."""
     complete_case(client, core)
     with ctx.catalogue.session() as s:
         s.execute(update(Document).where(Document.sequence == 1).values(sha256="0" * 64))
@@ -133,7 +133,8 @@ def test_digest_mismatch_refuses_filing(ctx: Context, client: TestClient, core: 
 
 
 def test_missing_stored_original_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
-    """GD-2-7: content gone from the store is refused before a rendition is attempted."""
+    """Given an original gone from the store, when the case is closed, then GD-2-7, GD-3-4 and GD-1-11 refuse it
+    before a rendition is attempted, and nothing is filed."""
     complete_case(client, core)
     with ctx.catalogue.sessions() as s:
         key = s.scalar(select(Document.original_key).where(Document.sequence == 2))
@@ -163,16 +164,20 @@ def subject(ctx: Context, client: TestClient, core: dict[str, str]) -> Iterator[
 
 
 def test_metadata_field_over_its_length(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when 申请人 is longer than its field allows, then GD-1-2 fails."""
     subject.case.applicant_name = "张" * 101
     assert run_one(subject, "GD-1-2") == [Outcome.FAILED]
 
 
 def test_required_field_empty(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when the required 经办人 is blank, then GD-2-4 fails."""
     subject.case.clerk = " "
     assert run_one(subject, "GD-2-4") == [Outcome.FAILED]
 
 
 def test_badly_formatted_and_out_of_domain_values(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when the mobile number is malformed and the outcome is not one of its values,
+    then GD-1-3 (format) and GD-1-4 (value domain) fail."""
     subject.case.applicant_mobile = "2380013800x"
     subject.case.outcome = "maybe"
     assert run_one(subject, "GD-1-3") == [Outcome.FAILED]
@@ -180,17 +185,20 @@ def test_badly_formatted_and_out_of_domain_values(subject: gd.FilingSubject) -> 
 
 
 def test_implausible_year(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when its year disagrees with its dates, then GD-1-5 fails."""
     subject.parts = dataclasses.replace(subject.parts, year=2025)
     assert Outcome.FAILED in run_one(subject, "GD-1-5")
 
 
 def test_forbidden_character_in_a_file_name(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when a document's file name holds an escape character, then GD-1-6 fails."""
     subject.originals[0].doc.filename = "申请表\x1b.jpg"
     assert run_one(subject, "GD-1-6") == [Outcome.FAILED]
 
 
 def test_broken_archival_code(subject: gd.FilingSubject) -> None:
-    """GD-1-7: segments that do not match the item's fields, or a code that does not parse."""
+    """Given a filed item read back, when its 档号 carries another 件号, then GD-1-7 fails naming the 件号; when the
+    档号 does not parse at all, then GD-1-7 fails too."""
     subject.code = CODE.replace("000001", "000002")
     [result] = run_items([REGISTRY["GD-1-7"]], subject)
     assert result[1].outcome == Outcome.FAILED and "件号" in result[1].detail
@@ -199,6 +207,7 @@ def test_broken_archival_code(subject: gd.FilingSubject) -> None:
 
 
 def test_format_outside_the_whitelist(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when an original is a GIF, then GD-3-3 (format whitelist) and GD-1-9 fail."""
     gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
     subject.originals[0] = dataclasses.replace(subject.originals[0], data=gif)
     assert run_one(subject, "GD-3-3") == [Outcome.FAILED]
@@ -206,7 +215,8 @@ def test_format_outside_the_whitelist(subject: gd.FilingSubject) -> None:
 
 
 def test_corrupt_content_file(subject: gd.FilingSubject) -> None:
-    """GD-3-4: a JPEG cut short still sniffs as JPEG but does not decode."""
+    """Given a filed item read back, when an original is a JPEG cut short (it still sniffs as JPEG), then GD-3-4
+    fails naming the file and GD-2-2 fails too."""
     jpeg = samples.jpeg()
     subject.originals[0] = dataclasses.replace(subject.originals[0], data=jpeg[: len(jpeg) // 3])
     [result] = run_items([REGISTRY["GD-3-4"]], subject)
@@ -215,6 +225,7 @@ def test_corrupt_content_file(subject: gd.FilingSubject) -> None:
 
 
 def test_digest_mismatch_of_the_rendition(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when one byte of its rendition is flipped, then GD-1-1 and GD-1-14 fail."""
     assert subject.rendition is not None
     flipped = bytearray(subject.rendition)
     flipped[len(flipped) // 2] ^= 0x01
@@ -224,7 +235,8 @@ def test_digest_mismatch_of_the_rendition(subject: gd.FilingSubject) -> None:
 
 
 def test_rendition_missing_documents(subject: gd.FilingSubject) -> None:
-    """GD-1-12/2-11/1-10: a rendition that lacks a document's bookmark and pages."""
+    """Given a filed item read back, when it has one more original than its rendition holds, then GD-2-11, GD-1-12,
+    GD-1-10 and GD-2-1 fail (bookmark and pages missing)."""
     subject.originals.append(subject.originals[0])
     assert run_one(subject, "GD-2-11") == [Outcome.FAILED]
     assert run_one(subject, "GD-1-12") == [Outcome.FAILED]
@@ -233,12 +245,15 @@ def test_rendition_missing_documents(subject: gd.FilingSubject) -> None:
 
 
 def test_embedded_metadata_differs(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when its 档号 differs from the one embedded in the rendition, then GD-2-10
+    fails."""
     subject.code = CODE.replace("TQ", "DK")
     assert run_one(subject, "GD-2-10") == [Outcome.FAILED]
 
 
 def test_edited_audit_event_fails_process_security(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
-    """GD-4-7: an audit event of the case edited in the database is found when the item is re-checked."""
+    """Given a filed item, when an audit event of its case is edited in the database and the item is re-checked, then
+    GD-4-7 fails saying the event was 被改动 and the report does not pass."""
     code = file_case(client, core)
     _disable_guard(ctx)
     with ctx.catalogue.session() as s:
@@ -250,6 +265,7 @@ def test_edited_audit_event_fails_process_security(ctx: Context, client: TestCli
 
 
 def test_encrypted_pdf_is_not_acceptable(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back, when its PDF original is replaced by an encrypted PDF, then GD-3-8 fails."""
     pdf = next(o for o in subject.originals if o.doc.media_type == "application/pdf")
     i = subject.originals.index(pdf)
     subject.originals[i] = dataclasses.replace(pdf, data=samples.encrypted_pdf())
@@ -257,6 +273,8 @@ def test_encrypted_pdf_is_not_acceptable(subject: gd.FilingSubject) -> None:
 
 
 def test_a_crashing_check_is_an_error_not_a_crash(subject: gd.FilingSubject) -> None:
+    """Given a filed item read back with no rendition and an unreadable original, when every GD item runs, then
+    GD-2-7 fails and no item ends in an error: each check copes with missing content."""
     subject.rendition = None
     subject.originals[0] = dataclasses.replace(subject.originals[0], data=None, read_error="gone")
     results = gd.run_gd(subject)
@@ -269,6 +287,9 @@ def test_a_crashing_check_is_an_error_not_a_crash(subject: gd.FilingSubject) -> 
 
 def test_recheck_of_a_filed_item_finds_a_tampered_catalogue(ctx: Context, client: TestClient,
                                                             core: dict[str, str]) -> None:
+    """Given a filed item, when it is re-checked, then it passes with its signature validated; when its 件号 is then
+    changed in the catalogue and it is re-checked, then GD-1-7 and GD-2-6 fail, and the item's report list shows
+    the filing and both re-checks."""
     code = file_case(client, core)
     with ctx.catalogue.session() as s:
         report = gd.recheck_item(ctx, s, Actor.system("test"), code)

@@ -20,7 +20,7 @@ from archive.checks.base import REGISTRY, Outcome, Result, Stage
 from archive.cli import app as cli_app
 from archive.context import Context
 from archive.settings import get_settings
-from tests.checks.test_gd import file_case
+from tests.factories import file_case
 from tests.helpers import add_client, add_user, login
 
 
@@ -36,6 +36,9 @@ def archivist(ctx: Context, client: TestClient) -> dict[str, str]:
 
 
 def test_save_report_stores_rows_counts_outcome_and_an_audit_event(ctx: Context) -> None:
+    """Given results with a pass, a failed warning item and a not-applicable item, when the report is saved, then its
+    rows, counts, context and outcome (passed with warning) are stored with a check.report audit event naming the
+    failure; when a blocking item ends in an error, then the report fails."""
     results = [(REGISTRY["GD-1-2"], Result(Outcome.PASSED, "ok")),
                (REGISTRY["GD-2-5"], Result(Outcome.FAILED, "缺少受理步骤", "业务行为", {"actions": ["办结"]})),
                (REGISTRY["GD-4-5"], Result(Outcome.NOT_APPLICABLE, "在线归档"))]
@@ -61,6 +64,9 @@ def test_save_report_stores_rows_counts_outcome_and_an_audit_event(ctx: Context)
 
 
 def test_report_as_json_has_every_item(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a filed item's check report, when an auditor reads it, then every filing-stage item is there with
+    Chinese names and outcomes, and the stage filter lists it; a branch clerk gets 403 and an unknown report
+    check_report_not_found."""
     file_case(client, core)
     add_user(ctx, "aud", ["auditor"])
     add_user(ctx, "clerk", ["clerk"], branch="BR01")
@@ -83,6 +89,9 @@ def test_report_as_json_has_every_item(ctx: Context, client: TestClient, core: d
 
 def test_branch_limited_reader_sees_only_reports_on_items_of_its_branches(
         ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a report on an item of BR01 and a storage-sweep report, when an archivist of BR02 asks, then neither
+    exists for them (404, and no manual item can be recorded); when one of BR01 asks, then only the item's report;
+    an archivist of every branch sees both."""
     file_case(client, core)  # branch BR01
     with ctx.catalogue.session() as s:
         sweep = reports.save_report(s, Actor.system(), Stage.STORAGE, "store", []).id
@@ -131,6 +140,9 @@ def test_report_as_pdf(ctx: Context, client: TestClient, core: dict[str, str], a
 
 def test_person_records_a_manual_item(ctx: Context, client: TestClient, core: dict[str, str],
                                       archivist: dict[str, str]) -> None:
+    """Given a filing report, when an archivist records the manual item GD-4-5 as failed, then the row carries who
+    and why and the report fails; recording it again, a non-manual item, a control character or an unknown outcome
+    is refused; an auditor may not record; one check.manual event is written and the item stays filed."""
     file_case(client, core)
     add_user(ctx, "aud", ["auditor"])
     with ctx.catalogue.sessions() as s:
@@ -159,6 +171,9 @@ def test_person_records_a_manual_item(ctx: Context, client: TestClient, core: di
 
 def test_stats_give_pass_rates_per_item_and_period(ctx: Context, client: TestClient, core: dict[str, str],
                                                    archivist: dict[str, str]) -> None:
+    """Given two filed items and a failed re-check of one, when stats are asked per month, then each item's totals
+    and pass rate are given (not-applicable runs excluded from the rate); an unknown period or a naive time is a
+    422 and a range before any run is empty."""
     code = file_case(client, core)
     file_case(client, core, "YW2026010500002")
     with ctx.catalogue.session() as s:
@@ -180,12 +195,16 @@ def test_stats_give_pass_rates_per_item_and_period(ctx: Context, client: TestCli
 
 
 def test_recheck_unknown_item_is_404(client: TestClient, archivist: dict[str, str]) -> None:
+    """Given no item with that 档号, when a re-check is asked, then 404 item_not_found."""
     r = client.post(f"/api/v1/checks/items/{quote('J001-YW·2026-D30-TQ-000404')}", headers=archivist)
     assert r.status_code == 404 and r.json()["code"] == "item_not_found"
 
 
 def test_cli_report_item_and_stats(ctx: Context, client: TestClient, core: dict[str, str], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a filed item, when `archive check item` runs, then it prints each GD item and 通过（有警告） and stores
+    a report by a cli: operator; `check report` prints JSON or writes the PDF, an unknown report exits 2 with its
+    code, `check manual` and `check stats` work, and a re-check that fails exits 1."""
     code = file_case(client, core)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
@@ -215,6 +234,8 @@ def test_cli_report_item_and_stats(ctx: Context, client: TestClient, core: dict[
 
 
 def test_gd_item_definitions_are_listed(client: TestClient, archivist: dict[str, str]) -> None:
+    """Given the GD scheme, when its items are listed, then GD-4-4 to GD-4-6 are the manual ones, all four dimensions
+    are covered and each names DA/T 70-2018."""
     items = client.get("/api/v1/checks/items?stage=gd", headers=archivist).json()
     manual = [i["code"] for i in items if i["manual"]]
     assert manual == ["GD-4-4", "GD-4-5", "GD-4-6"]

@@ -22,9 +22,8 @@ from archive.checks.security import Clamd, Clamscan, EngineInfo, ScanFailed, _pa
 from archive.context import Context
 from archive.wiring import scanner_from_settings
 from tests import samples
+from tests.factories import CLOSE, TQ01_FILES, case_body, upload
 from tests.helpers import add_client
-from tests.test_capture import case_body, upload
-from tests.test_filing import CLOSE, TQ01_FILES
 
 CLAMSCAN, CLAMD = shutil.which("clamscan"), shutil.which("clamd") or (
     "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
@@ -74,6 +73,8 @@ def clamd_socket(signature_db: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @needs_clamscan
 def test_clamscan_finds_eicar_and_names_its_database(signature_db: Path) -> None:
+    """Given clamscan with a local signature database, when a clean JPEG and one carrying EICAR are scanned, then
+    only the second is found, and the engine info names ClamAV and the 本地签名库."""
     scanner = Clamscan(Path(CLAMSCAN or ""), signature_db, 60)
     found = scanner.scan([("clean.jpg", samples.jpeg()), ("bad.jpg", samples.jpeg() + eicar())])
     assert [(f.name, f.signature.startswith("Archive.Test.EICAR")) for f in found] == [("bad.jpg", True)]
@@ -83,12 +84,16 @@ def test_clamscan_finds_eicar_and_names_its_database(signature_db: Path) -> None
 
 
 def test_clamscan_that_cannot_run_is_a_scan_failure(tmp_path: Path) -> None:
+    """Given a clamscan path that does not exist, when a file is scanned, then ScanFailed is raised (never a clean
+    result)."""
     with pytest.raises(ScanFailed):
         Clamscan(tmp_path / "no-such-clamscan", None, 5).scan([("a", b"x")])
 
 
 @needs_clamd
 def test_clamd_finds_eicar_over_its_socket(clamd_socket: str) -> None:
+    """Given a running clamd, when a PDF and a text carrying EICAR are scanned over its socket, then only the text is
+    found, and the engine info names ClamAV."""
     scanner = Clamd(clamd_socket, 30)
     found = scanner.scan([("a.pdf", samples.pdf(1)), ("b.txt", b"hello " + eicar() + b" world")])
     assert [f.name for f in found] == ["b.txt"] and "Archive.Test.EICAR" in found[0].signature
@@ -96,11 +101,14 @@ def test_clamd_finds_eicar_over_its_socket(clamd_socket: str) -> None:
 
 
 def test_clamd_not_running_is_a_scan_failure(tmp_path: Path) -> None:
+    """Given a clamd socket nobody listens on, when a file is scanned, then ScanFailed says 无法连接 clamd."""
     with pytest.raises(ScanFailed, match="无法连接 clamd"):
         Clamd(str(tmp_path / "none.sock"), 2).scan([("a", b"x")])
 
 
 def test_engine_and_database_version_are_parsed() -> None:
+    """Given clamd's version line with and without database details, when it is parsed, then the engine, database
+    version and date come out (or None), and the database age is counted in days from that date."""
     engine, db, when = _parse_version("ClamAV 1.4.6/27500/Sat Nov 28 09:00:00 2026\0")
     assert (engine, db, when) == ("ClamAV 1.4.6", "27500", datetime(2026, 11, 28, 9, tzinfo=UTC))
     assert _parse_version("ClamAV 1.4.6") == ("ClamAV 1.4.6", None, None)
@@ -121,8 +129,9 @@ def _case_with(client: TestClient, headers: dict[str, str], contract: bytes) -> 
 
 @needs_clamd
 def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestClient, clamd_socket: str) -> None:
-    """A PDF carrying EICAR got in while no scanner was configured (or before its signature was known); the
-    scanner in place at filing finds it by GD-4-2 and the case is not filed."""
+    """Given a PDF carrying EICAR that got in while no scanner was configured (or before its signature was known),
+    when the case is closed with a scanner in place, then GD-4-2 names 合同.pdf and the EICAR signature and the
+    case is not filed."""
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2) + b"\n% " + eicar() + b"\n")
     ctx.settings.clamd_socket = clamd_socket
@@ -137,6 +146,8 @@ def test_eicar_upload_is_detected_and_refuses_filing(ctx: Context, client: TestC
 
 @needs_clamd
 def test_clean_filing_records_engine_and_database(ctx: Context, client: TestClient, clamd_socket: str) -> None:
+    """Given clamd configured and a clean case, when it is filed, then the report passes and GD-4-1 records the clamd
+    engine while GD-4-2 says how many files (5 个文件) were scanned."""
     ctx.settings.clamd_socket = clamd_socket
     ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
@@ -153,7 +164,8 @@ def test_clean_filing_records_engine_and_database(ctx: Context, client: TestClie
 
 
 def test_scanner_configured_but_down_refuses_filing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
-    """Fail closed: a virus check that cannot run is a blocking error, not a pass."""
+    """Given clamd configured but not running, when a case is closed, then 409: GD-4-2 is an error naming clamd (fail
+    closed: a virus check that cannot run is not a pass)."""
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
     _case_with(client, core, samples.pdf(2))
     ctx.settings.clamd_socket = str(tmp_path / "down.sock")
@@ -186,7 +198,8 @@ def test_eicar_upload_is_refused_at_capture_and_not_stored(ctx: Context, client:
 
 
 def test_capture_with_the_scanner_down_stores_nothing(ctx: Context, client: TestClient, tmp_path: Path) -> None:
-    """Fail closed at the counter too: 503 saying the virus check is unavailable, and no document is kept."""
+    """Given clamd configured but not running, when a clerk uploads a scan, then 503 virus_scan_unavailable says the
+    病毒检查 is unavailable, and neither an object nor a document row is kept."""
     ctx.settings.clamd_socket = str(tmp_path / "down.sock")
     ctx._scanner = scanner_from_settings(ctx.settings)  # the context builds its scanner once; rebuild it
     core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])

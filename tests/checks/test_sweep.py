@@ -55,7 +55,9 @@ def events(ctx: Context, action: str) -> list[AuditEvent]:
 
 
 def test_an_interrupted_sweep_resumes_after_its_last_checkpoint(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given 12 objects checkpointed every 3, when reading the 8th fails, then a resume reads only the last 6."""
+    """Given 12 objects checkpointed every 3, when reading the 8th fails, then the sweep is recorded failed at its
+    last checkpoint (6 read) and audited; when resumed, then the same sweep reads only the last 6 and finishes
+    with a report."""
     for n in range(1, 5):
         add_item(ctx, n, originals=2)
     keys = sorted([*ctx.store.list_keys("originals/"), *ctx.store.list_keys("renditions/")])
@@ -78,6 +80,9 @@ def test_an_interrupted_sweep_resumes_after_its_last_checkpoint(ctx: Context, mo
 
 
 def test_resume_starts_a_sweep_when_none_of_its_scope_is_unfinished(ctx: Context) -> None:
+    """Given a paused sweep of the originals only, when a resume of every tier is asked, then a new sweep runs (the
+    paused one covers another tier); a resume of the originals goes on with the paused one, and resuming a
+    finished sweep by id is NotFound."""
     add_item(ctx, 1)
     add_item(ctx, 2)
     other = run_sweep(ctx, ACTOR, SweepOptions(tier="originals", limit=1))
@@ -91,6 +96,8 @@ def test_resume_starts_a_sweep_when_none_of_its_scope_is_unfinished(ctx: Context
 
 
 def test_a_limited_sweep_pauses_and_the_next_run_goes_on(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given six objects and a limit of four, when a sweep runs, then it pauses after four with no report; when
+    resumed, then it finishes at six having read each object exactly once."""
     for n in range(1, 4):
         add_item(ctx, n, originals=1)
     seen = probing(monkeypatch)
@@ -101,6 +108,8 @@ def test_a_limited_sweep_pauses_and_the_next_run_goes_on(ctx: Context, monkeypat
 
 
 def test_a_finding_seen_by_a_resumed_run_is_still_in_the_report(ctx: Context) -> None:
+    """Given a damaged original read before a sweep paused, when the sweep is resumed and finishes, then the report
+    still fails on that original alone and the inventory counts items across both runs."""
     bad = add_item(ctx, 1)
     add_item(ctx, 2)
     flip_byte(fs_path(ctx.store, bad.original_keys[0]))
@@ -115,7 +124,9 @@ def test_a_finding_seen_by_a_resumed_run_is_still_in_the_report(ctx: Context) ->
 
 
 def test_items_filed_while_a_sweep_is_paused_do_not_break_its_inventory(ctx: Context) -> None:
-    """The counts kept by the batches miss an item filed behind the cursor; the recount at the end finds it."""
+    """Given a sweep paused after five objects, when six more items are filed (some behind its cursor) and it is
+    resumed, then it finishes with no finding: the batch counts miss the late objects but the recount at the end
+    finds all nine items and originals."""
     for n in range(1, 4):
         add_item(ctx, n)
     paused = run_sweep(ctx, ACTOR, SweepOptions(limit=5, checkpoint_every=5))
@@ -129,6 +140,8 @@ def test_items_filed_while_a_sweep_is_paused_do_not_break_its_inventory(ctx: Con
 
 
 def test_a_sweep_still_running_elsewhere_is_not_resumed_twice(ctx: Context) -> None:
+    """Given a running sweep recorded by a live process on this host, when a resume is asked, then Conflict
+    sweep_running; when that process has gone, then the resume picks the sweep up and finishes it."""
     add_item(ctx, 1)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -146,8 +159,9 @@ def test_a_sweep_still_running_elsewhere_is_not_resumed_twice(ctx: Context) -> N
 
 
 def test_a_sweep_of_another_host_is_resumed_once_its_lease_has_lapsed(ctx: Context) -> None:
-    """A sweep run in a container that was killed (another hostname) counts as alive only while it keeps
-    checkpointing; after LEASE without a checkpoint it is picked up."""
+    """Given a running sweep recorded by another host (a killed container) that checkpointed a minute ago, when a
+    resume is asked, then Conflict sweep_running; when its last checkpoint is older than LEASE, then the resume
+    picks it up and finishes it."""
     add_item(ctx, 1)
     with ctx.catalogue.session() as s:
         row = StorageSweep(scope="all", tier="all", status="running", options={"host": "gone-container", "pid": 7},
@@ -167,6 +181,9 @@ def test_a_sweep_of_another_host_is_resumed_once_its_lease_has_lapsed(ctx: Conte
 
 
 def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> None:
+    """Given an unknown sweep to resume, a secondary with no replica, an unknown scope or tier, a zero limit or a
+    negative rate, when a sweep is asked, then each is refused with its own code and status and no sweep row is
+    written."""
     with pytest.raises(NotFound) as nothing:
         run_sweep(ctx, ACTOR, resume=99)
     assert nothing.value.code == "sweep_not_resumable" and nothing.value.status == 404
@@ -183,6 +200,8 @@ def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> Non
 
 
 def test_the_rate_limiter_spaces_reads_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a limiter of 1 MB/s on a fake clock, when four 0.5 MB chunks are taken, then the first goes at once and
+    each next waits 0.5 s; an unlimited limiter never waits."""
     clock = {"now": 100.0}
     slept: list[float] = []
     monkeypatch.setattr(sweep_module.time, "monotonic", lambda: clock["now"])
@@ -202,6 +221,7 @@ def test_the_rate_limiter_spaces_reads_to_the_rate(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_sweep_reads_through_the_rate_limiter(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a sweep with rate_mb=5, when it runs, then every byte it reads goes through the limiter set to 5 MB/s."""
     add_item(ctx, 1, originals=2)
     taken: list[int] = []
     monkeypatch.setattr(RateLimiter, "take", lambda self, n: taken.append(n) if self.rate == 5e6 else None)
@@ -210,6 +230,8 @@ def test_the_sweep_reads_through_the_rate_limiter(ctx: Context, monkeypatch: pyt
 
 
 def test_signature_cadence_covers_every_rendition_once_in_n_sweeps() -> None:
+    """Given 50 renditions and a cadence of 5, when five consecutive sweeps pick which to validate, then each
+    rendition is picked exactly once; with a cadence of 1 every rendition is picked every time."""
     keys = [f"renditions/aa/bb/{i:064x}" for i in range(50)]
     per_sweep = [{k for k in keys if signature_due(sweep_id, 5)(k)} for sweep_id in range(10, 15)]
     assert set().union(*per_sweep) == set(keys) and sum(len(p) for p in per_sweep) == len(keys)
@@ -217,6 +239,7 @@ def test_signature_cadence_covers_every_rendition_once_in_n_sweeps() -> None:
 
 
 def test_hashing_runs_on_several_threads(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given nine objects and two workers, when a sweep runs, then two sweep threads read at the same time."""
     for n in range(1, 4):
         add_item(ctx, n, originals=3)
     names: set[str] = set()
@@ -246,6 +269,9 @@ def cli_env(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Context:
 
 
 def test_cli_sweep_exits_1_on_findings_and_lists_and_acknowledges_alerts(cli_env: Context) -> None:
+    """Given a clean store, when `archive check sweep` runs, then it exits 0 with 发现问题 0 项; with a stray object
+    it exits 1 with 发现问题 1 项, `check alerts list` shows BC-2-3, `check alerts ack` confirms it (已确认), a
+    second ack exits 2 with alert_already_acknowledged, and the list no longer shows it."""
     ctx = cli_env
     add_item(ctx, 1)
     clean = runner.invoke(app, ["check", "sweep", "--rate", "0"])
@@ -267,6 +293,8 @@ def test_cli_sweep_exits_1_on_findings_and_lists_and_acknowledges_alerts(cli_env
 
 
 def test_cli_refuses_bad_options_with_a_message(cli_env: Context) -> None:
+    """Given no replica and no paused sweep, when `archive check sweep` is asked for the secondary, to resume sweep
+    7, or for a sweep id without --resume, then each exits 2, naming the code and saying 备副本 where relevant."""
     r = runner.invoke(app, ["check", "sweep", "--store", "secondary"])
     assert r.exit_code == 2 and "no_replica" in r.output and "备副本" in r.output
     r = runner.invoke(app, ["check", "sweep", "--resume", "--sweep", "7"])
@@ -276,6 +304,8 @@ def test_cli_refuses_bad_options_with_a_message(cli_env: Context) -> None:
 
 
 def test_cli_resume_of_a_paused_sweep(cli_env: Context) -> None:
+    """Given two items, when `archive check sweep --limit 1` runs, then it says 已暂停; when `--resume` follows, then
+    it finishes (完成) having read all four objects."""
     for n in range(1, 3):
         add_item(cli_env, n)
     paused = runner.invoke(app, ["check", "sweep", "--limit", "1"])

@@ -92,6 +92,8 @@ def eeps(root: Path) -> list[Path]:
 
 
 def test_registered_items_cover_the_four_dimensions() -> None:
+    """Given the check registry, when its transfer-stage (YJ) items are listed, then they cover all four dimensions,
+    include the items the receiving checks rely on, and YJ-4-4 is a manual check of the carrier."""
     items = items_of(Stage.TRANSFER)
     assert {i.dimension for i in items} == set(Dimension)
     assert {"YJ-1-1", "YJ-1-14", "YJ-2-1", "YJ-2-2", "YJ-3-1", "YJ-3-8", "YJ-4-2", "YJ-4-7"} <= {i.code for i in items}
@@ -99,6 +101,8 @@ def test_registered_items_cover_the_four_dimensions() -> None:
 
 
 def test_an_intact_package_is_accepted(ctx: Context, bag: Path) -> None:
+    """Given an untouched two-item package, when received, then it is accepted with no failed item and its register
+    kept; YJ-4-7 is manual because the sender gave no digest of the 移交单."""
     row = receive(ctx, bag)
     assert row.status == "accepted" and not failed(row), [r for r in row.check_results if r["outcome"] == "failed"]
     assert row.item_count == 2 and row.register is not None and row.register["item_count"] == 2
@@ -123,6 +127,9 @@ def test_register_totals_that_disagree_fail_yj_2_1_and_2_2(ctx: Context, bag: Pa
 
 
 def test_a_flipped_byte_fails_package_consistency_and_the_eep_signature(ctx: Context, bag: Path) -> None:
+    """Given a package with one byte flipped in an EEP, when received, then it is returned with YJ-1-14 naming the
+    file (摘要与清单不一致) and YJ-1-1; when the sender re-seals the bag, then YJ-1-14 passes but the EEP's own
+    signature still fails YJ-1-1."""
     target = eeps(bag)[0]
     data = bytearray(target.read_bytes())
     data[len(data) // 3] ^= 0x01
@@ -136,6 +143,8 @@ def test_a_flipped_byte_fails_package_consistency_and_the_eep_signature(ctx: Con
 
 
 def test_a_missing_file_fails_content_completeness(ctx: Context, bag: Path) -> None:
+    """Given a package with one EEP deleted, when received, then it is returned with YJ-2-11 naming the missing file
+    (没有这个文件), YJ-2-1 and YJ-1-11."""
     gone = eeps(bag)[1]
     gone.unlink()
     row = receive(ctx, bag)
@@ -144,6 +153,9 @@ def test_a_missing_file_fails_content_completeness(ctx: Context, bag: Path) -> N
 
 
 def test_a_manifest_line_for_an_absent_file_and_an_undeclared_file_fail(ctx: Context, bag: Path) -> None:
+    """Given a manifest line for a file that is absent, an undeclared payload file and an undeclared tag file, when
+    received, then the package is returned with YJ-2-11 naming both payload files, YJ-4-3 naming the tag file, and
+    YJ-1-14 because the tag manifest no longer matches."""
     with (bag / "manifest-sha256.txt").open("a") as f:
         f.write(f"{'ab' * 32}  data/eep/ghost.eep\n")
     (bag / "notes.txt").write_text("not declared")
@@ -156,6 +168,8 @@ def test_a_manifest_line_for_an_absent_file_and_an_undeclared_file_fail(ctx: Con
 
 
 def test_register_digest_and_bag_info_are_checked(ctx: Context, bag: Path) -> None:
+    """Given items.json edited after its digest was registered and bag-info.txt without External-Identifier (bag
+    re-sealed), when received, then YJ-2-10 fails naming both."""
     items = bag / "data" / "items.json"
     listing = json.loads(items.read_text())
     listing["items"][0]["title"] = "改过的题名"
@@ -169,6 +183,8 @@ def test_register_digest_and_bag_info_are_checked(ctx: Context, bag: Path) -> No
 
 
 def test_unreadable_metadata_fails_yj_3_1(ctx: Context, bag: Path) -> None:
+    """Given a register.json that is not JSON and an items.json of the wrong shape (bag re-sealed), when received,
+    then YJ-3-1 names register.json, YJ-2-1 and YJ-2-11 fail too, and the package is returned."""
     (bag / "data" / "register.json").write_bytes(b"\xff\xfe not json")
     (bag / "data" / "items.json").write_text("{\"items\": 5}")
     reseal(bag)
@@ -193,8 +209,8 @@ def _replace_eep(ctx: Context, root: Path, path: Path, files: list[EepFile] | No
 
 
 def test_metadata_checks_catch_length_characters_range_and_archival_code(ctx: Context, bag: Path) -> None:
-    """Given a re-signed EEP with an over-long title containing U+FFFD, an unknown 保管期限 and a 件号 that
-    disagrees with its 档号, then YJ-1-2, YJ-1-6, YJ-1-4 and YJ-1-7 each fail on that item."""
+    """Given a re-signed EEP with an over-long title containing U+FFFD, an unknown 保管期限 and a 件号 that disagrees
+    with its 档号, when received, then YJ-1-2, YJ-1-6, YJ-1-4 and YJ-1-7 each fail on that item."""
     target = eeps(bag)[0]
     _replace_eep(ctx, bag, target, title="很长的题名\ufffd" * 100, retention="长期", item_number=77)
     row = receive(ctx, bag)
@@ -205,6 +221,8 @@ def test_metadata_checks_catch_length_characters_range_and_archival_code(ctx: Co
 
 
 def test_encrypted_and_non_archival_content_fail_usability(ctx: Context, bag: Path) -> None:
+    """Given one EEP re-signed around an encrypted PDF and another around text that is not a PDF, when received, then
+    YJ-3-8 (已加密), YJ-3-3 (不在归档格式) and YJ-1-1 fail."""
     first, second = eeps(bag)
     pdf = next(iter(eep_files(parse_eep(first.read_bytes())).values()))
     buf = io.BytesIO()
@@ -219,6 +237,8 @@ def test_encrypted_and_non_archival_content_fail_usability(ctx: Context, bag: Pa
 
 @pytest.mark.skipif(CLAMSCAN is None, reason="ClamAV (clamscan) not installed: apt-get install clamav")
 def test_eicar_inside_an_eep_is_found_by_clamav(ctx: Context, bag: Path, tmp_path: Path) -> None:
+    """Given clamscan configured, when a clean package is received, then YJ-4-1 and YJ-4-2 pass; when an EEP
+    re-signed around EICAR is received, then YJ-4-2 fails naming the signature."""
     db = tmp_path / "clamdb"
     db.mkdir()
     (db / "archive-test.ndb").write_text(f"Archive.Test.EICAR:0:*:{eicar().hex()}\n")
@@ -232,13 +252,15 @@ def test_eicar_inside_an_eep_is_found_by_clamav(ctx: Context, bag: Path, tmp_pat
 
 
 def test_without_a_virus_engine_the_items_are_not_applicable(ctx: Context, bag: Path) -> None:
+    """Given no virus engine configured, when a package is received, then YJ-4-2 is not applicable and says
+    未做病毒检测."""
     row = receive(ctx, bag)
     assert outcomes(row)["YJ-4-2"] == {"not_applicable"} and "未做病毒检测" in details(row, "YJ-4-2")
 
 
 def test_export_of_a_damaged_rendition_fails_and_is_not_released(ctx: Context, client: TestClient) -> None:
-    """Given a stored rendition damaged behind the store's back, when exported, then YJ-1-1 fails (the EEP's
-    file no longer matches the catalogue digest), the package is recorded as failed and no zip is kept."""
+    """Given a stored rendition damaged behind the store's back, when exported, then YJ-1-1 fails (the EEP's file no
+    longer matches the catalogue digest), the package is recorded as failed and no zip is kept."""
     from tests.checks.storage_support import flip_byte, fs_path
 
     codes = file_items(client, ctx, 1)
@@ -257,7 +279,8 @@ def test_export_of_a_damaged_rendition_fails_and_is_not_released(ctx: Context, c
 
 
 def test_a_zip_with_a_damaged_member_is_returned_not_crashed(ctx: Context, bag: Path, tmp_path: Path) -> None:
-    """A byte flipped inside a zip member (CRC no longer matches) is a finding, not a server error."""
+    """Given a zipped package with a byte flipped inside a member (its CRC no longer matches), when received, then it
+    is returned with YJ-1-14 saying 已损坏: a finding, not a server error."""
     import zipfile
 
     out = tmp_path / "d.zip"
@@ -277,8 +300,8 @@ def test_a_zip_with_a_damaged_member_is_returned_not_crashed(ctx: Context, bag: 
 
 def test_attributes_structure_duplicates_and_dates(ctx: Context, bag: Path) -> None:
     """Given a declared file size that lies, a required element emptied, a missing register.pdf, a second EEP
-    carrying the first one's 档号 and a 日期 in another year, then YJ-1-9, YJ-2-4, YJ-1-13, YJ-1-8 and YJ-1-5
-    each fail (the edited EEP's signature fails too)."""
+    carrying the first one's 档号 and a 日期 in another year, when received, then YJ-1-9, YJ-2-4, YJ-1-13, YJ-1-8
+    and YJ-1-5 each fail (the edited EEP's signature fails YJ-1-1 too)."""
     first, second = eeps(bag)
     ns = "{http://www.saac.gov.cn/standards/ERM/encapsulation}"
     code = parse_eep(first.read_bytes()).findtext(f".//{ns}电子文件号") or ""
@@ -329,6 +352,8 @@ def test_an_items_json_too_large_for_the_package_is_refused_unparsed(ctx: Contex
 
 
 def test_items_json_is_parsed_once_per_check_run(ctx: Context, bag: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an intact package, when it is received, then it is accepted and data/items.json was read once for all
+    the checks."""
     reads: list[str] = []
     original = transfer.Bag.read
 
@@ -385,7 +410,8 @@ def test_an_over_long_package_number_is_a_finding_and_fits_the_column(ctx: Conte
 
 def test_a_receipt_that_cannot_be_recorded_leaves_no_stored_zip(ctx: Context, bag: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The catalogue row is written before the zip is stored: when writing it fails, nothing is kept."""
+    """Given a receipt whose catalogue row cannot be written (a naive time the UTC column refuses), when the package
+    is received, then the error propagates and no zip is stored: the row is written before the zip."""
     from datetime import datetime as dt
 
     zipped = tmp_path / "p.zip"

@@ -51,6 +51,9 @@ def test_queue_holds_only_expired_unheld_undecided_filed_items(ctx: Context, cli
 
 def test_destroy_proposal_leaves_the_queue_and_is_audited(ctx: Context, client: TestClient,
                                                           people: dict[str, Any]) -> None:
+    """Given two expired items, when an archivist proposes to destroy them with a reason, then two proposed decisions
+    by that archivist are recorded, the items leave the queue and each decision is audited with its reason;
+    proposing one of them again is 409 already_decided."""
     a, b = make_item(ctx), make_item(ctx)
     r = client.post("/api/v1/appraisal/decisions", json={"archival_codes": [a, b], "decision": "destroy",
                                                           "reason": "保管期满，无继续保存价值"}, headers=people["arch"])
@@ -89,6 +92,8 @@ def test_keep_sets_new_period_and_extends_store_retention(ctx: Context, client: 
 
 
 def test_keep_as_permanent_never_expires(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given an expired item, when it is kept as permanent (Y), then it has no expiry, every object's store retention
+    reaches past 2100, and the item shows Y in force while its 档号 keeps D30."""
     a = make_item(ctx)
     r = client.post("/api/v1/appraisal/decisions", json={"archival_codes": [a], "decision": "keep",
                                                           "retention_code": "Y", "reason": "具有永久保存价值"},
@@ -103,6 +108,9 @@ def test_keep_as_permanent_never_expires(ctx: Context, client: TestClient, peopl
 
 def test_keep_with_a_period_already_over_is_refused(ctx: Context, client: TestClient,
                                                     people: dict[str, Any]) -> None:
+    """Given an item whose trigger was 2009-06-01, when it is kept for D10 (over since 2020-01-01), then 422
+    keep_period_too_short names the date; when kept without a period, then 422 invalid_retention_code; no decision
+    is recorded."""
     a = make_item(ctx, trigger_date=date(2009, 6, 1))
     r = client.post("/api/v1/appraisal/decisions", json={"archival_codes": [a], "decision": "keep",
                                                           "retention_code": "D10", "reason": "再保存"},
@@ -134,6 +142,9 @@ def test_appraisal_of_an_item_not_yet_expired_is_refused_and_audited(ctx: Contex
 
 def test_items_waiting_for_their_trigger_and_held_items_are_refused(ctx: Context, client: TestClient,
                                                                     people: dict[str, Any]) -> None:
+    """Given an item still waiting for 贷款结清, a held item and an unknown 档号, when each is proposed for
+    destruction, then 409 retention_pending, 409 item_on_hold (saying 冻结) and 404 unknown_archival_code, each
+    refusal audited."""
     loan = make_item(ctx, expiry=None, trigger_date=None, category="DK", business_type="DK01",
                      trigger="LOAN_SETTLED")
     held = make_item(ctx)
@@ -152,6 +163,8 @@ def test_items_waiting_for_their_trigger_and_held_items_are_refused(ctx: Context
 
 
 def test_deciding_needs_retention_manage(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given an expired item, when the archive head (who approves but does not appraise) proposes to destroy it, then
+    403 permission_denied and the refusal is audited under their name."""
     a = make_item(ctx)
     r = client.post("/api/v1/appraisal/decisions", json={"archival_codes": [a], "decision": "destroy",
                                                           "reason": "期满"}, headers=people["head"])

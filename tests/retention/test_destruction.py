@@ -30,9 +30,9 @@ from signing.certificates import load_trust_roots
 from signing.validate import verify_pdf
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
+from tests.factories import file_case
 from tests.helpers import PASSWORD, add_client, add_user, login
 from tests.retention.test_holds import HOLD, add_people, events, expire_locks, keys_of, make_item
-from tests.test_filing import CLOSE, complete_case
 
 LOCKED = datetime.now(UTC) + timedelta(days=3650)
 
@@ -69,8 +69,7 @@ def test_filed_item_is_destroyed_end_to_end(ctx: Context, client: TestClient, pe
     listed, approved by two people and executed, then its originals, rendition and cached images are gone, the
     catalogue keeps a tombstone, the index no longer finds it, and the signed list PDF is downloadable."""
     core = {"X-API-Key": _core_key(ctx)}
-    complete_case(client, core)
-    code = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).json()["item"]["archival_code"]
+    code = file_case(client, core)
     doc_id = client.get("/api/v1/cases/YW2026010500001", headers=core).json()["documents"][0]["id"]
     add_user(ctx, "viewer", ["clerk"])
     assert client.get(f"/api/v1/documents/{doc_id}/pages/1?w=200",
@@ -136,8 +135,7 @@ def test_case_and_item_agree_on_destroyed(ctx: Context, client: TestClient, peop
     Then GET /items/{档号} and GET /cases/{serial} both say destroyed, for the case and for its item,
     and listing cases by status finds it under destroyed, no longer under filed."""
     core = {"X-API-Key": _core_key(ctx)}
-    complete_case(client, core)
-    code = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).json()["item"]["archival_code"]
+    code = file_case(client, core)
     with ctx.catalogue.session() as s:
         s.execute(update(ArchiveItem).values(expiry_date=date(2020, 1, 1)))
     expire_locks(ctx, keys_of(ctx, code))
@@ -175,6 +173,9 @@ def test_execution_without_two_approvals_is_refused(ctx: Context, client: TestCl
 
 def test_the_same_person_approving_twice_is_refused(ctx: Context, client: TestClient,
                                                     people: dict[str, Any]) -> None:
+    """Given a list approved once by the archive head, when the head approves again from a new session, then 409
+    duplicate_approver (同一人), the list stays pending with one approval and the refusal is audited; a clerk gets
+    403."""
     a = make_item(ctx)
     propose(client, people["arch"], a)
     list_id = client.post("/api/v1/destruction-lists", json={}, headers=people["arch"]).json()["id"]
@@ -242,6 +243,8 @@ def test_item_held_after_approval_is_refused_at_execution(ctx: Context, client: 
 
 def test_store_retention_refuses_and_keeps_the_item(ctx: Context, client: TestClient,
                                                     people: dict[str, Any]) -> None:
+    """Given an approved list whose item's objects are still locked in the store, when it is executed, then the item
+    is refused with store_locked (保管期限), every object is still there and the item stays filed."""
     a = make_item(ctx, retain_until=LOCKED)
     list_id = approved_list(client, people, a)
     r = client.post(f"/api/v1/destruction-lists/{list_id}/execute", headers=people["arch"])
@@ -289,6 +292,9 @@ def test_shared_original_survives_and_replicas_are_deleted(ctx: Context, client:
 
 def test_replica_still_locked_refuses(ctx: Context, client: TestClient, people: dict[str, Any],
                                       tmp_path: Any) -> None:
+    """Given a replicated store where one object of an approved item is still locked on the secondary only, when the
+    list is executed, then the item is refused with store_locked naming the secondary and nothing is deleted from
+    the primary."""
     replica = FilesystemStore(tmp_path / "replica")
     ctx._store = ReplicatedStore(FilesystemStore(tmp_path / "primary"), replica)
     a = make_item(ctx)
@@ -301,6 +307,9 @@ def test_replica_still_locked_refuses(ctx: Context, client: TestClient, people: 
 
 def test_nothing_to_list_and_held_items_are_left_out(ctx: Context, client: TestClient,
                                                      people: dict[str, Any]) -> None:
+    """Given no proposal, when a list is built, then 409 nothing_to_list; given two proposed items one of which is
+    then held, when a list is built, then it holds the free one only, numbered XH-, and names the held one as
+    skipped."""
     r = client.post("/api/v1/destruction-lists", json={}, headers=people["arch"])
     assert r.status_code == 409 and r.json()["code"] == "nothing_to_list"
     a, b = make_item(ctx), make_item(ctx)
@@ -323,7 +332,9 @@ def cli_env(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_runs_every_step(ctx: Context, client: TestClient, people: dict[str, Any], cli_env: None) -> None:
-    """The whole workflow from the command line, each step as a named person with a password."""
+    """Given an expired item, when each step runs from the command line as a named person with a password (queue,
+    decide, build, approvals by two people, execute), then each prints its Chinese summary; executing before
+    approval, approving twice, an unknown 档号 and a wrong password each exit 2 with their code."""
     a = make_item(ctx)
     runner = CliRunner()
 

@@ -2,64 +2,36 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import itertools
+import os
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, Hold
+from archive.catalogue.models import ArchiveItem, AuditEvent, Document, Hold
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.retention.holds import held_item_ids
-from storage.base import content_key
+from tests.factories import stored_item
 from tests.helpers import add_user, login
 
-_numbers = itertools.count(1)
 PAST = date(2020, 1, 1)
-
-
-def put_object(ctx: Context, prefix: str, data: bytes, retain_until: datetime | None = None) -> str:
-    sha = hashlib.sha256(data).hexdigest()
-    key = content_key(prefix, sha)
-    ctx.store.put(key, io.BytesIO(data), size=len(data), sha256=sha, retain_until=retain_until)
-    return key
 
 
 def make_item(ctx: Context, *, serial: str | None = None, business_type: str = "TQ01", category: str = "TQ",
               expiry: date | None = PAST, trigger_date: date | None = date(2009, 6, 1), branch: str = "BR01",
               retain_until: datetime | None = None, year: int = 2009, documents: int = 2,
               shared: bytes | None = None, trigger: str = "BUSINESS_CLOSED") -> str:
-    """A filed item straight into the catalogue and store (no rendition signing): returns its 档号."""
-    n = next(_numbers)
-    serial = serial or f"YW{year}0101{n:05d}"
-    code = f"J001-YW·{year}-D30-{category}-{n:06d}"
-    rendition = put_object(ctx, "renditions", f"rendition {code}".encode(), retain_until)
-    originals = [put_object(ctx, "originals", f"original {code} {i}".encode(), retain_until)
-                 for i in range(documents)]
+    """A filed item whose retention has run out (by default), straight into the catalogue and store: its 档号."""
+    originals = [f"original {serial} {year} {i}".encode() + os.urandom(8) for i in range(documents)]
     if shared is not None:
-        originals.append(put_object(ctx, "originals", shared, retain_until))
-    with ctx.catalogue.session() as s:
-        case = Case(serial=serial, fonds_id=1, category=category, business_type=business_type, status="filed",
-                    applicant_name="张三", applicant_id_number="110101199003071234", applicant_mobile="13800138000",
-                    branch=branch, clerk="clerk01", accepted_at=datetime(year, 1, 1, tzinfo=UTC),
-                    closed_at=datetime(year, 1, 2, tzinfo=UTC), outcome="approved")
-        s.add(case)
-        s.flush()
-        for i, key in enumerate(originals, 1):
-            s.add(Document(case_id=case.id, sequence=i, material_type="other", filename=f"{i}.pdf", original_key=key,
-                           sha256=key.rsplit("/", 1)[1], sm3="0" * 64, size=10, media_type="application/pdf",
-                           page_count=2, created_by="clerk01"))
-        s.add(ArchiveItem(case_id=case.id, archival_code=code, fonds_code="J001", year=year, retention_code="D30",
-                          category=category, number=n, trigger=trigger, trigger_date=trigger_date,
-                          expiry_date=expiry, schedule_version="test", status="filed", rendition_key=rendition,
-                          rendition_sha256=rendition.rsplit("/", 1)[1]))
-    return code
+        originals.append(shared)
+    return stored_item(ctx, serial=serial, year=year, category=category, business_type=business_type,
+                       branch=branch, originals=originals, trigger=trigger, trigger_date=trigger_date,
+                       expiry=expiry, retain_until=retain_until).archival_code
 
 
 def keys_of(ctx: Context, code: str) -> list[str]:
@@ -128,6 +100,8 @@ def test_hold_on_items_sets_store_legal_hold_and_blocks(ctx: Context, client: Te
 
 
 def test_hold_on_cases_by_serial(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a filed item, when the archive head holds its case by serial, then 201 with scope cases and the item's
+    档号 listed."""
     code = make_item(ctx, serial="YW2009010199999")
     r = client.post("/api/v1/holds", json={**HOLD, "serials": ["YW2009010199999"]}, headers=people["head"])
     assert r.status_code == 201, r.text
@@ -151,6 +125,9 @@ def test_hold_on_query_records_items_matched_at_the_time(ctx: Context, client: T
 
 
 def test_empty_query_and_no_scope_are_refused(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a hold request with an empty query, with no scope at all, or with a query that matches nothing, when it
+    is sent, then 422 empty_hold_query, 422 hold_scope_required and 409 hold_matches_nothing, each refusal
+    audited."""
     r = client.post("/api/v1/holds", json={**HOLD, "query": {}}, headers=people["arch"])
     assert r.status_code == 422 and r.json()["code"] == "empty_hold_query"
     r = client.post("/api/v1/holds", json=HOLD, headers=people["arch"])
@@ -177,6 +154,8 @@ def test_unknown_archival_code_refuses_the_whole_hold(ctx: Context, client: Test
 
 
 def test_setting_a_hold_needs_the_role(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given a filed item, when a clerk tries to hold it, then 403 permission_denied, no object gets a legal hold and
+    the refusal is audited under the clerk's name."""
     a = make_item(ctx)
     r = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["clerk"])
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
@@ -186,6 +165,8 @@ def test_setting_a_hold_needs_the_role(ctx: Context, client: TestClient, people:
 
 def test_lifting_without_the_role_is_refused_and_audited(ctx: Context, client: TestClient,
                                                          people: dict[str, Any]) -> None:
+    """Given an active hold, when a clerk tries to lift it, then 403 saying 冻结与解除冻结 is needed, the hold stays
+    active, its objects keep their legal hold and the refusal is audited against the hold."""
     a = make_item(ctx)
     hold_id = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"]).json()["id"]
     r = client.post(f"/api/v1/holds/{hold_id}/lift", json={"reason": "结案"}, headers=people["clerk"])
@@ -197,6 +178,7 @@ def test_lifting_without_the_role_is_refused_and_audited(ctx: Context, client: T
 
 
 def test_lifting_needs_a_reason(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given an active hold, when an archivist lifts it with a blank reason, then 422 reason_required."""
     a = make_item(ctx)
     hold_id = client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"]).json()["id"]
     r = client.post(f"/api/v1/holds/{hold_id}/lift", json={"reason": "  "}, headers=people["arch"])
@@ -232,6 +214,8 @@ def test_lifting_keeps_store_hold_where_another_hold_covers(ctx: Context, client
 
 
 def test_hold_list_and_unknown_hold(ctx: Context, client: TestClient, people: dict[str, Any]) -> None:
+    """Given one active hold, when an archivist lists active holds, then it is listed with its item count; a clerk
+    may not list (403) and lifting an unknown hold is 404 hold_not_found."""
     a = make_item(ctx)
     client.post("/api/v1/holds", json={**HOLD, "archival_codes": [a]}, headers=people["arch"])
     r = client.get("/api/v1/holds?status=active", headers=people["arch"])

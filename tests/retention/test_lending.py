@@ -17,8 +17,8 @@ from archive.catalogue.models import ArchiveItem, AuditEvent, LendingRequest, Pa
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.retention.lending import items_with_open_lending
+from tests.factories import file_cases
 from tests.helpers import PASSWORD, add_client, add_user, login
-from tests.test_filing import CLOSE, complete_case
 
 SERIALS = ("YW2026010500001", "YW2026010500002")
 
@@ -26,14 +26,7 @@ SERIALS = ("YW2026010500001", "YW2026010500002")
 @pytest.fixture
 def codes(ctx: Context, client: TestClient) -> list[str]:
     """Two items filed at branch BR01 through the real pipeline."""
-    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-    out = []
-    for serial in SERIALS:
-        complete_case(client, core, serial=serial)
-        r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-        assert r.status_code == 200, r.text
-        out.append(r.json()["item"]["archival_code"])
-    return out
+    return file_cases(client, add_client(ctx, "core", ["cases.write", "data.read", "pii.read"]), SERIALS)
 
 
 @pytest.fixture
@@ -179,6 +172,9 @@ def test_view_after_expiry_is_403_saying_the_grant_ended(ctx: Context, client: T
 
 def test_revoked_grant_ends_at_once_and_is_audited(ctx: Context, client: TestClient, codes: list[str],
                                                    people: dict[str, dict[str, str]]) -> None:
+    """Given a clerk of another branch reading an item under a grant, when an archivist revokes it (a blank reason is
+    refused first), then the grant is revoked by that archivist and the clerk's next read is 403 grant_revoked
+    quoting the reason; both attempts are audited."""
     rid = granted(client, people, "clerk2", [codes[0]])
     assert client.get(item_url(codes[0]), headers=people["clerk2"]).status_code == 200
     refused(client.post(f"/api/v1/lending/requests/{rid}/revoke", json={"reason": " "}, headers=people["arch1"]),
@@ -217,6 +213,9 @@ def test_requester_may_not_approve_their_own_request(ctx: Context, client: TestC
 
 def test_approving_without_the_role_is_refused_and_audited(ctx: Context, client: TestClient, codes: list[str],
                                                            people: dict[str, dict[str, str]]) -> None:
+    """Given a pending request, when a clerk or an auditor tries to approve it, an auditor to request, or a clerk to
+    list pending requests, then 403 each, the refusals are audited and the request stays pending; another clerk
+    cannot even see it (404)."""
     rid = ask(client, people["clerk2"], [codes[0]]).json()["id"]
     for who in ("clerk1", "aud"):
         refused(client.post(f"/api/v1/lending/requests/{rid}/approve", json={}, headers=people[who]),
@@ -235,6 +234,9 @@ def test_approving_without_the_role_is_refused_and_audited(ctx: Context, client:
 def test_period_must_be_positive_and_within_the_maximum(ctx: Context, client: TestClient, codes: list[str],
                                                         people: dict[str, dict[str, str]],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a maximum of 10 days, when a request asks 0, -3 or 11 days, then 422 invalid_period or period_too_long
+    (naming 10); when an approver grants more than the maximum, more than asked or 0 days, then 422 each; only the
+    valid request is recorded and every refusal is audited."""
     monkeypatch.setattr(ctx.settings, "lending_max_days", 10)
     clerk = people["clerk2"]
     refused(ask(client, clerk, [codes[0]], days=0), 422, "invalid_period")
@@ -258,6 +260,10 @@ def test_period_must_be_positive_and_within_the_maximum(ctx: Context, client: Te
 
 def test_unknown_and_destroyed_items_cannot_be_requested(ctx: Context, client: TestClient, codes: list[str],
                                                          people: dict[str, dict[str, str]]) -> None:
+    """Given an unknown 档号, an empty list and a destroyed item, when each is requested, then 404 item_not_found
+    naming it, 422 no_items and 409 item_destroyed (销毁); approving an earlier request for the destroyed item and
+    lending it on paper are 409 too; only the earlier request exists and the refusals are audited with their
+    codes."""
     r = ask(client, people["clerk2"], [codes[0], "J001-YW·2026-D30-TQ-999999"])
     refused(r, 404, "item_not_found")
     assert r.json()["detail"]["unknown"] == ["J001-YW·2026-D30-TQ-999999"] and "999999" in r.json()["message"]
@@ -304,6 +310,9 @@ def test_external_request_records_its_legal_basis(ctx: Context, client: TestClie
 
 def test_reject_needs_a_reason_and_ends_the_request(ctx: Context, client: TestClient, codes: list[str],
                                                     people: dict[str, dict[str, str]]) -> None:
+    """Given a pending request, when it is rejected without a reason, then 422 reason_required; when rejected with
+    one, then it ends rejected with that reason, it can no longer be approved (409 request_not_pending), the item
+    stays out of reach, and both attempts are audited."""
     rid = ask(client, people["clerk2"], [codes[0]]).json()["id"]
     refused(client.post(f"/api/v1/lending/requests/{rid}/reject", json={"reason": ""}, headers=people["head"]),
             422, "reason_required")
@@ -362,6 +371,9 @@ def test_paper_loan_out_remind_return_and_not_twice(ctx: Context, client: TestCl
 
 def test_bad_paper_loans_are_refused(ctx: Context, client: TestClient, codes: list[str],
                                      people: dict[str, dict[str, str]]) -> None:
+    """Given a paper loan asked by a clerk, due today, due past the maximum, with no borrower, for an unknown item,
+    or under an online grant, when each is sent, then each is refused with its own code; under a paper grant it is
+    lent, returning an unknown loan is 404, and one loan exists with every attempt audited."""
     arch = people["arch1"]
 
     def lend(headers: dict[str, str], **over: Any) -> Any:
@@ -387,7 +399,8 @@ def test_bad_paper_loans_are_refused(ctx: Context, client: TestClient, codes: li
 
 def test_open_lending_counts_only_active_grants_and_loans_out(ctx: Context, client: TestClient, codes: list[str],
                                                               people: dict[str, dict[str, str]]) -> None:
-    """Pending or rejected requests do not block destruction; an active grant does."""
+    """Given one item with a pending request and another with an active grant, when open lending is counted, then
+    only the granted item counts: pending or rejected requests do not block destruction, an active grant does."""
     ask(client, people["clerk2"], [codes[1]])
     granted(client, people, "clerk2", [codes[0]])
     with ctx.catalogue.sessions() as s:

@@ -17,10 +17,9 @@ from archive.cli import app
 from archive.context import Context
 from archive.retention import holds, schedules
 from tests import samples
+from tests.factories import case_body, close_body, close_case, complete_case, upload
 from tests.helpers import add_client, add_user, login
-from tests.retention.test_triggers import close_body, count, event, file_loan, item_row
-from tests.test_capture import case_body, upload
-from tests.test_filing import complete_case
+from tests.retention.test_triggers import count, event, file_loan, item_row
 
 TQ01 = '[types.TQ01]\ncategory = "TQ"\nname = "购买自住住房提取"\nretention = "D30"'
 TQ03 = '[types.TQ03]\ncategory = "TQ"\nname = "离休、退休提取"\nretention = "D30"'
@@ -51,9 +50,7 @@ def file_tq(client: TestClient, headers: dict[str, str], serial: str, business_t
         assert upload(client, headers, serial, ("申请表.jpg", samples.jpeg(text=serial), "application_form"),
                       ("身份证.png", samples.png(), "id_proof"),
                       ("退休证.jpg", samples.jpeg(text="退休"), "retirement_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body("2024-01-05"), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body("2024-01-05"))["item"]
 
 
 def locks(ctx: Context, code: str) -> list[datetime | None]:
@@ -85,6 +82,10 @@ def no_holds(monkeypatch: pytest.MonkeyPatch) -> set[int]:
 
 def test_filing_records_the_schedule_version_once(ctx: Context, client: TestClient, core: dict[str, str],
                                                   tmp_path: Path) -> None:
+    """Given two filings under the packaged schedule, when they are filed, then one schedule version is recorded
+    (text, digest, one audit event) and both items name it; a copy differing only in comments is no new version,
+    while the same label with another period is recorded under its own ref, applies to the next item only, and
+    earlier items keep theirs."""
     a = file_tq(client, core, "YW2024010500001")
     file_tq(client, core, "YW2024010500002")
     with ctx.catalogue.sessions() as s:
@@ -168,6 +169,9 @@ def test_reapply_dry_run_lists_changes_and_apply_makes_them(ctx: Context, client
 def test_shortening_is_refused_for_held_items(ctx: Context, client: TestClient, core: dict[str, str],
                                               archivist: dict[str, str], tmp_path: Path,
                                               no_holds: set[int]) -> None:
+    """Given two TQ01 items, one of them held, and a schedule shortening TQ01 to D10, when the re-application is
+    previewed and applied, then the held item is refused (held) and keeps its D30 expiry and schedule version,
+    while the free one expires 2035-01-01."""
     held = file_tq(client, core, "YW2024010500001")
     free = file_tq(client, core, "YW2024010500002")
     no_holds.add(item_row(ctx, held["archival_code"]).id)
@@ -187,7 +191,9 @@ def test_shortening_is_refused_for_held_items(ctx: Context, client: TestClient, 
 def test_changed_trigger_uses_an_event_already_reported(ctx: Context, client: TestClient, core: dict[str, str],
                                                         archivist: dict[str, str], tmp_path: Path,
                                                         no_holds: set[int]) -> None:
-    """A DK03 item moved from 贷款结清 to 业务办结 is counted from its closing: a shortening (clock starts)."""
+    """Given a DK03 loan item waiting for 贷款结清, when a schedule counting DK03 from 业务办结 is re-applied, then
+    its clock starts from its closing (a shortening); when a settlement is then reported and the original trigger
+    comes back, then the settlement already reported starts it (a lengthening to 2057-01-01)."""
     loan = file_loan(client, core, "YW2024010500001")
     ctx.schedule = variant(ctx, tmp_path, "2026.2-closed", (DK03, DK03.replace("LOAN_SETTLED", "BUSINESS_CLOSED")))
     change = client.post("/api/v1/schedule/reapply", json={}, headers=archivist).json()["items"][0]
@@ -206,6 +212,10 @@ def test_changed_trigger_uses_an_event_already_reported(ctx: Context, client: Te
 
 def test_reapply_refusals_change_nothing(ctx: Context, client: TestClient, core: dict[str, str],
                                          archivist: dict[str, str], tmp_path: Path, no_holds: set[int]) -> None:
+    """Given a schedule that lengthens an item, when the re-application is applied without a reason, against a stale
+    plan digest, by a clerk, or with a malformed body, then 422 missing_reason (理由), 409 plan_changed
+    (重新预览), 403 and 422 invalid_request; no audit event beyond the login is written and the item, its expiry
+    and its store lock are unchanged."""
     a = file_tq(client, core, "YW2024010500001")
     ctx.schedule = variant(ctx, tmp_path, "2026.2-test", (TQ01, TQ01.replace("D30", "Y")))
     preview = client.post("/api/v1/schedule/reapply", json={}, headers=archivist).json()
@@ -232,6 +242,10 @@ def test_reapply_refusals_change_nothing(ctx: Context, client: TestClient, core:
 
 def test_versions_api_and_cli(ctx: Context, client: TestClient, core: dict[str, str], archivist: dict[str, str],
                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_holds: set[int]) -> None:
+    """Given an item filed under the default schedule and ARCHIVE_SCHEDULE pointing at a new version, when `archive
+    schedule versions` runs and the API lists versions, then both are shown with the default current; a dry run
+    previews without changing the item, --apply without a reason exits 2 missing_reason, and with one the item
+    takes Y under the new version, audited by a cli: actor."""
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     a = file_tq(client, core, "YW2024010500001")
@@ -268,7 +282,8 @@ def test_lock_rule_matches_filing() -> None:
 
 def test_a_real_hold_refuses_shortening(ctx: Context, client: TestClient, core: dict[str, str],
                                         archivist: dict[str, str], tmp_path: Path) -> None:
-    """With the holds module itself (no stand-in): a 冻结 set through its API blocks the shortening."""
+    """Given an item held (冻结) through the holds API, with no stand-in for the holds module, when a shortening
+    schedule is applied, then the item is refused as held and keeps its expiry."""
     a = file_tq(client, core, "YW2024010500001")
     r = client.post("/api/v1/holds", json={"reason": "诉讼保全", "authority": "某某人民法院",
                                            "archival_codes": [a["archival_code"]]}, headers=archivist)

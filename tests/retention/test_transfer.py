@@ -27,8 +27,8 @@ from archive.retention.transfer import Selection
 from signing.certificates import load_trust_roots
 from signing.eep import verify_eep
 from signing.fixity import digest_bytes
+from tests.factories import file_cases
 from tests.helpers import add_client, add_user, login
-from tests.test_filing import CLOSE, complete_case
 
 ARCHIVIST = Actor("user", "arch")
 SERIALS = ("YW2026010500001", "YW2026010500002", "YW2026010500003")
@@ -36,14 +36,7 @@ SERIALS = ("YW2026010500001", "YW2026010500002", "YW2026010500003")
 
 def file_items(client: TestClient, ctx: Context, n: int = 3) -> list[str]:
     """File ``n`` 提取 cases through the API; their 档号 in order."""
-    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-    codes = []
-    for serial in SERIALS[:n]:
-        complete_case(client, core, serial=serial)
-        r = client.post(f"/api/v1/cases/{serial}/close", json=CLOSE, headers=core)
-        assert r.status_code == 200, r.text
-        codes.append(r.json()["item"]["archival_code"])
-    return codes
+    return file_cases(client, add_client(ctx, "core", ["cases.write", "data.read", "pii.read"]), SERIALS[:n])
 
 
 @pytest.fixture
@@ -118,7 +111,9 @@ def test_export_builds_a_bag_of_signed_eeps_with_a_register(ctx: Context, codes:
 
 
 def test_export_by_filters_and_refusals(ctx: Context, codes: list[str]) -> None:
-    """Filters select filed items; an empty selection, an unknown 档号 or no criteria at all are refused."""
+    """Given three filed TQ items, when items are selected by category, year and period, then all three; when the
+    selection is empty or names an unknown 档号, then selection_empty or item_not_found naming it; a selection
+    with no criteria at all cannot be made (至少一个筛选条件)."""
     with ctx.catalogue.sessions() as s:
         assert len(transfer.select_items(s, Selection(category="TQ", year=2026, retention_code="D30"))) == 3
         with pytest.raises(ArchiveError) as err:
@@ -207,7 +202,8 @@ def test_a_wrong_sender_digest_returns_the_package(ctx: Context, client: TestCli
 
 
 def test_transfer_needs_the_permission(ctx: Context, client: TestClient, codes: list[str]) -> None:
-    """A clerk may neither export nor receive: 403 and no transfer is made."""
+    """Given filed items and a clerk, when the clerk exports or uploads a package, then 403 each, and no package and
+    no transfer audit event is made."""
     add_user(ctx, "clerk", ["clerk"])
     h = login(client, "clerk")
     r = client.post("/api/v1/transfers", json={"archival_codes": codes}, headers=h)
@@ -267,6 +263,7 @@ def test_hostile_uploads_are_refused_and_audited(ctx: Context, client: TestClien
 
 
 def test_upload_over_the_size_limit_is_refused(ctx: Context, client: TestClient) -> None:
+    """Given a package limit of 1 MB, when an archivist uploads a package just over it, then 413 transfer_too_large."""
     ctx.settings.transfer_max_package_mb = 1
     add_user(ctx, "arch", ["archivist"])
     r = client.post("/api/v1/transfer-receipts", files={"file": ("big.zip", b"PK" + bytes(1024 * 1024 + 10))},
@@ -276,8 +273,10 @@ def test_upload_over_the_size_limit_is_refused(ctx: Context, client: TestClient)
 
 def test_cli_export_as_directory_and_receive_it(ctx: Context, client: TestClient, codes: list[str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`archive transfer export --dir` writes a BagIt directory; `archive transfer receive` accepts it; a
-    flipped byte in it makes `receive` exit 1 with a returned receipt; `register` writes the PDF."""
+    """Given filed items, when `archive transfer export --dir` runs, then it writes a BagIt directory of two EEPs
+    that `archive transfer receive` accepts (已接收); with a flipped byte, receive exits 1 and says 退回;
+    `register` writes the PDF, an unknown package exits 2 transfer_not_found and `list` shows the returned
+    receipt."""
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
     runner = CliRunner()

@@ -16,18 +16,11 @@ from archive.classification import load_schedule
 from archive.cli import app
 from archive.context import Context
 from tests import samples
+from tests.factories import ID, case_body, close_body, close_case, upload
 from tests.helpers import add_client, add_user, login
-from tests.test_capture import ID, case_body, upload
 
 USCC = "91350100M000100Y43"
 LOAN = "DK2024001"
-
-
-def close_body(day: str) -> dict[str, Any]:
-    """Closing on ``day`` (YYYY-MM-DD), Beijing time."""
-    trail = [{"action": "受理", "person": "clerk01", "at": f"{day}T09:30:00+08:00"},
-             {"action": "办结", "person": "clerk01", "at": f"{day}T16:00:00+08:00"}]
-    return {"outcome": "approved", "closed_at": f"{day}T16:00:00+08:00", "trail": trail}
 
 
 def file_loan(client: TestClient, headers: dict[str, str], serial: str, loan: str = LOAN,
@@ -39,9 +32,7 @@ def file_loan(client: TestClient, headers: dict[str, str], serial: str, loan: st
     assert r.status_code == 201, r.text
     assert upload(client, headers, serial, ("结清.jpg", samples.jpeg(text=serial), "settlement_proof"),
                   ("身份证.png", samples.png(), "id_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body(day), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body(day))["item"]
 
 
 def file_unit(client: TestClient, headers: dict[str, str], serial: str, day: str = "2024-01-05") -> dict[str, Any]:
@@ -53,9 +44,7 @@ def file_unit(client: TestClient, headers: dict[str, str], serial: str, day: str
     assert upload(client, headers, serial, ("申请.jpg", samples.jpeg(text=serial), "application_form"),
                   ("执照.png", samples.png(), "unit_license"),
                   ("经办人.png", samples.png(), "agent_id_proof")).status_code == 201
-    r = client.post(f"/api/v1/cases/{serial}/close", json=close_body(day), headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["item"]
+    return close_case(client, headers, serial, close_body(day))["item"]
 
 
 def event(event_id: str = "EVT-0001", **over: Any) -> dict[str, Any]:
@@ -145,6 +134,9 @@ def test_settlement_starts_the_clock_on_the_waiting_loan_items(ctx: Context, cli
 
 def test_same_event_id_replays_the_first_answer_and_a_different_body_is_refused(
         ctx: Context, client: TestClient, core: dict[str, str], loans: dict[str, str]) -> None:
+    """Given a loan settlement reported once, when the same event id comes again with the same content (the type in
+    Chinese), then 200 and the first answer; with a different date, then 409 event_id_conflict (内容与本次不同);
+    neither writes an event or an audit row, and another business system may use the same id for its own event."""
     a = file_loan(client, core, "YW2024010500001")
     first = client.post("/api/v1/events", json=event(), headers=loans)
     assert first.status_code == 201
@@ -163,6 +155,9 @@ def test_same_event_id_replays_the_first_answer_and_a_different_body_is_refused(
 
 def test_unknown_loan_is_refused_404_and_recorded(ctx: Context, client: TestClient, core: dict[str, str],
                                                   loans: dict[str, str]) -> None:
+    """Given a settlement for a loan contract no item waits for, when it is reported, then 404 unknown_loan naming
+    the 借款合同号 and saying it did not take effect (未生效), recorded once as unknown_key and audited as
+    refused; the same report again gives the same answer without a second row, and no item's clock starts."""
     a = file_loan(client, core, "YW2024010500001")
     r = client.post("/api/v1/events", json=event(loan_contract_no="DK-NOPE-1"), headers=loans)
     assert r.status_code == 404 and r.json()["code"] == "unknown_loan"
@@ -201,6 +196,8 @@ BAD = [
 def test_bad_events_are_refused_and_change_nothing(ctx: Context, client: TestClient, core: dict[str, str],
                                                    loans: dict[str, str], case: str, make: Any, status: int,
                                                    code: str, words: str) -> None:
+    """Given a waiting loan item, when a malformed event is reported, then its status and code with a Chinese
+    message, and no event row, no audit event and no started clock."""
     a = file_loan(client, core, "YW2024010500001")
     audits = count(ctx, AuditEvent)
     r = client.post("/api/v1/events", json=make(), headers=loans)
@@ -212,6 +209,9 @@ def test_bad_events_are_refused_and_change_nothing(ctx: Context, client: TestCli
 
 def test_malformed_body_and_callers_without_the_right(ctx: Context, client: TestClient, core: dict[str, str],
                                                       loans: dict[str, str]) -> None:
+    """Given a waiting loan item, when the body is not JSON or is a list, then 422 invalid_request (请求内容有误);
+    when a system without events.write, a clerk or nobody reports, then 403 (报送业务事件) or 401; the loan system
+    may not list pending items; nothing is written and the clock does not start."""
     a = file_loan(client, core, "YW2024010500001")
     add_user(ctx, "clerk", ["clerk"])
     clerk = login(client, "clerk")
@@ -233,6 +233,10 @@ def test_malformed_body_and_callers_without_the_right(ctx: Context, client: Test
 
 def test_archivist_reports_unit_deregistration(ctx: Context, client: TestClient, core: dict[str, str],
                                                archivist: dict[str, str]) -> None:
+    """Given a GJ02 unit item waiting for 单位注销, when an archivist reports a person's account closing, then
+    nothing starts and the 证件号码 is masked in the answer and the log; when the unit's deregistration is
+    reported (USCC in lower case), then its item's clock starts from that date; an unknown unit is 404
+    unknown_unit."""
     unit = file_unit(client, core, "YW2024010500010")
     pending = client.get("/api/v1/retention/pending?trigger=ACCOUNT_CLOSED", headers=archivist).json()
     assert pending["filtered_total"] == 1 and pending["items"][0]["waiting_for"] == {"uscc": USCC}
@@ -279,6 +283,8 @@ def test_counting_follows_the_schedule_the_item_was_filed_under(ctx: Context, cl
 
 
 def test_branch_limited_system_sees_only_its_branches(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a loan item of BR02, when a loan system limited to BR01 reports its settlement, then 404 unknown_loan
+    and the item keeps waiting."""
     a = file_loan(client, core, "YW2024010500001", branch="BR02")
     br01 = add_client(ctx, "br01-loans", ["events.write"], branches=["BR01"])
     r = client.post("/api/v1/events", json=event(), headers=br01)
@@ -288,6 +294,9 @@ def test_branch_limited_system_sees_only_its_branches(ctx: Context, client: Test
 
 def test_cli_reports_events_and_lists_pending(ctx: Context, client: TestClient, core: dict[str, str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a waiting loan item, when `archive event pending` runs, then it lists it; `event report` starts its
+    clock (起算 1 件, expiry 2057-01-01); an unknown loan or a missing key exits 2 with its code and no traceback,
+    and pending then lists 0 items."""
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.catalogue_url)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     a = file_loan(client, core, "YW2024010500001")

@@ -1,4 +1,7 @@
-"""The corpus the search contract runs on, and helpers that put cases into a test catalogue."""
+"""The corpus the search contract runs on, and taking a case out of a test catalogue as destruction will.
+
+Opening and filing cases in a test catalogue: tests/factories.py (``add_case``, ``file_case_row``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from archive import indexing
-from archive.catalogue.models import ArchiveItem, Case, Fonds
+from archive.catalogue.models import Case
 from archive.context import Context
 from search.base import SearchDocument
 
@@ -91,39 +94,6 @@ def serials(*numbers: int) -> list[str]:
 
 
 # --- catalogue helpers -------------------------------------------------------------------------
-
-
-def add_case(ctx: Context, serial_: str, *, name: str = "张三", business_type: str = "TQ03", branch: str = "BR01",
-             id_number: str = ID_ZHANG_SAN, accepted: datetime | None = None, enqueue: bool = True) -> int:
-    """Open a case the way capture does: the row and its outbox message in one transaction."""
-    bt = ctx.schedule.business_type(business_type)
-    with ctx.catalogue.session() as s:
-        fonds = s.scalar(select(Fonds).where(Fonds.code == ctx.settings.fonds_code))
-        assert fonds is not None
-        case = Case(serial=serial_, fonds_id=fonds.id, category=bt.category, business_type=business_type,
-                    applicant_name=name, applicant_id_number=id_number, branch=branch, clerk="clerk01",
-                    accepted_at=accepted or datetime(2025, 3, 1, 1, 0, tzinfo=UTC), status="open")
-        s.add(case)
-        s.flush()
-        if enqueue:
-            indexing.enqueue(s, serial_)
-        return case.id
-
-
-def file_case(ctx: Context, serial_: str, number: int = 1) -> str:
-    """File a case the way filing does (without renditions): the item, the status, the outbox message."""
-    with ctx.catalogue.session() as s:
-        case = s.scalar(select(Case).where(Case.serial == serial_))
-        assert case is not None
-        bt = ctx.schedule.business_type(case.business_type)
-        code = archival_code(number, bt.category, bt.retention.value, 2025)
-        s.add(ArchiveItem(case_id=case.id, archival_code=code, fonds_code=ctx.settings.fonds_code, year=2025,
-                          retention_code=bt.retention.value, category=bt.category, number=number,
-                          trigger=bt.trigger.value, trigger_date=date(2025, 3, 2), expiry_date=date(2056, 1, 1),
-                          schedule_version=ctx.schedule.version))
-        case.status, case.closed_at = "filed", datetime(2025, 3, 2, 1, 0, tzinfo=UTC)
-        indexing.enqueue(s, serial_)
-    return code
 
 
 def remove_case(ctx: Context, serial_: str) -> None:

@@ -15,8 +15,9 @@ from archive.api.app import create_app
 from archive.catalogue.models import AuditEvent
 from archive.context import Context
 from search.elasticsearch import ElasticsearchIndex
+from tests.factories import add_case, file_case_row
 from tests.helpers import add_client, add_user, login
-from tests.search.support import ID_ZHANG_SAN, add_case, file_case
+from tests.search.support import ID_ZHANG_SAN
 
 ID_LI_SI = "110105199002020046"
 
@@ -26,7 +27,7 @@ def client(ctx: Context) -> Iterator[TestClient]:
     """Three cases in two branches, indexed: 张三 (BR01, filed), 张三丰 (BR02, open), 李四 (BR01, open)."""
     add_case(ctx, "YW000001", name="张三", business_type="TQ03", branch="BR01", id_number=ID_ZHANG_SAN,
              accepted=datetime(2025, 3, 1, 1, tzinfo=UTC))
-    file_case(ctx, "YW000001")
+    file_case_row(ctx, "YW000001")
     add_case(ctx, "YW000002", name="张三丰", business_type="TQ09", branch="BR02", id_number="110105195504040057",
              accepted=datetime(2025, 3, 31, 15, 30, tzinfo=UTC))  # 23:30 on 31 March, Beijing time
     add_case(ctx, "YW000003", name="李四", business_type="TQ07", branch="BR01", id_number=ID_LI_SI,

@@ -11,7 +11,7 @@ from archive.cli import app, ensure_fonds
 from archive.context import Context
 from archive.settings import get_settings, load_settings
 from search.base import SearchQuery, Visibility
-from tests.search.support import add_case
+from tests.factories import add_case
 
 runner = CliRunner()
 

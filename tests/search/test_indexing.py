@@ -17,7 +17,8 @@ from archive.context import Context
 from search.base import SearchDocument, SearchIndex, SearchQuery, SearchResult, Visibility
 from search.elasticsearch import ElasticsearchIndex
 from search.errors import SearchUnavailable
-from tests.search.support import ID_ZHANG_SAN, add_case, file_case, remove_case
+from tests.factories import add_case, file_case_row
+from tests.search.support import ID_ZHANG_SAN, remove_case
 
 EVERYTHING = Visibility.everything()
 
@@ -60,7 +61,7 @@ def test_worker_indexes_an_opened_case_then_its_filing(ctx: Context) -> None:
                        original_key="originals/x", sha256="0" * 64, sm3="0" * 64, size=1, media_type="application/pdf",
                        created_by="clerk01"))
         indexing.enqueue(s, case.serial)
-    code = file_case(ctx, "YW000001")
+    code = file_case_row(ctx, "YW000001")
     assert indexing.IndexWorker(ctx).drain() == 2
     hits = ctx.index.search(SearchQuery(keys={"archival_code": code}), EVERYTHING).hits
     assert [(h.serial, h.kind, h.status, h.business_type_name) for h in hits] == [

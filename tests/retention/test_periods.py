@@ -14,6 +14,8 @@ def test_document_rule_counts_from_first_january_after_trigger() -> None:
 
 
 def test_accounting_rule_counts_from_day_after_fiscal_year_end() -> None:
+    """Given a D10 record whose fiscal year ended 2024-12-31 and next-day counting, when its expiry is computed, then
+    it is 2035-01-01."""
     assert expiry_date("D10", date(2024, 12, 31), "next_day") == date(2035, 1, 1)
 
 
@@ -24,4 +26,6 @@ def test_permanent_and_untriggered_items_never_expire() -> None:
 
 
 def test_leap_day_trigger_with_next_day_counting() -> None:
+    """Given a D10 record triggered 2024-02-28 in a leap year and next-day counting, when its expiry is computed,
+    then it is 2034-02-28."""
     assert expiry_date("D10", date(2024, 2, 28), "next_day") == date(2034, 2, 28)

@@ -14,9 +14,8 @@ from archive.capture.separation import Mark, read_mark, split
 from archive.catalogue.models import ArchiveItem
 from archive.context import Context
 from tests import samples
+from tests.factories import CLOSE, case_body, upload
 from tests.helpers import add_client
-from tests.test_capture import case_body, upload
-from tests.test_filing import CLOSE
 
 A, B = "YW2026010700001", "YW2026010700002"
 
@@ -126,6 +125,8 @@ def test_a_separator_is_not_read_as_a_cover_and_receipts_are_ignored(ctx: Contex
 ])
 def test_bad_separator_sheet_requests(ctx: Context, client: TestClient, core: dict[str, str], serial: str,
                                       params: dict[str, str] | None, status: int, code: str) -> None:
+    """Given an unknown case or bad parameters, when separator sheets are asked, then the status and code of that
+    case with a message."""
     r = client.get(f"/api/v1/cases/{serial}/separator-sheets.pdf", headers=core, params=params)
     assert r.status_code == status and r.json()["code"] == code, r.text
     assert r.json()["message"]

@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 from archive.catalogue.models import Case
 from archive.context import Context
 from archive.settings import Settings, load_settings
+from tests.factories import case_body
 from tests.helpers import add_client
-from tests.test_capture import case_body
 
 
 @pytest.fixture

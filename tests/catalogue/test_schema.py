@@ -15,7 +15,7 @@ from archive.catalogue.models import Base
 from archive.context import Context
 from archive.errors import ConfigError, ServiceUnavailable
 from archive.permissions import ROLE_NAMES
-from tests.search.support import add_case, file_case
+from tests.factories import add_case, file_case_row
 
 
 def test_migrations_produce_exactly_the_models(db_url: str) -> None:
@@ -28,6 +28,8 @@ def test_migrations_produce_exactly_the_models(db_url: str) -> None:
 
 
 def test_migrated_database_passes_the_start_up_check(db_url: str) -> None:
+    """Given a freshly migrated catalogue, when the start-up schema check runs, then it passes and every role the
+    code knows is a row, so users can be given it."""
     cat = Catalogue(db_url)
     cat.check_schema()
     with cat.session() as s:
@@ -37,6 +39,8 @@ def test_migrated_database_passes_the_start_up_check(db_url: str) -> None:
 
 
 def test_unmigrated_database_stops_start_up_saying_which_command_to_run(tmp_path: Path) -> None:
+    """Given an empty database, when the start-up schema check runs, then ConfigError catalogue_not_migrated tells to
+    run `archive db upgrade`."""
     cat = Catalogue(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(ConfigError) as e:
         cat.check_schema()
@@ -44,6 +48,8 @@ def test_unmigrated_database_stops_start_up_saying_which_command_to_run(tmp_path
 
 
 def test_database_newer_than_code_stops_start_up(db_url: str) -> None:
+    """Given a catalogue stamped with a revision this code does not know, when the start-up schema check runs, then
+    ConfigError catalogue_newer_than_code says to upgrade the program (升级程序)."""
     cat = Catalogue(db_url)
     with cat.session() as s:
         s.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
@@ -54,6 +60,8 @@ def test_database_newer_than_code_stops_start_up(db_url: str) -> None:
 
 
 def test_unreachable_database_names_the_setting_and_hides_the_password() -> None:
+    """Given a PostgreSQL URL nobody listens on, when the schema check runs, then catalogue_unreachable names
+    ARCHIVE_DATABASE_URL without the password."""
     cat = Catalogue("postgresql+psycopg://archive:secret@127.0.0.1:1/archive")
     with pytest.raises(ServiceUnavailable) as e:
         cat.check_schema()
@@ -62,12 +70,15 @@ def test_unreachable_database_names_the_setting_and_hides_the_password() -> None
 
 
 def test_malformed_database_url_is_a_config_error() -> None:
+    """Given a database URL that is not a URL, when a catalogue is made from it, then ConfigError
+    invalid_database_url."""
     with pytest.raises(ConfigError) as e:
         Catalogue("not a url")
     assert e.value.code == "invalid_database_url"
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:
+    """Given a migrated catalogue, when it is upgraded again, then nothing fails and the schema check still passes."""
     cat = Catalogue(db_url)
     cat.upgrade()
     cat.check_schema()
@@ -79,8 +90,8 @@ def test_upgrade_marks_cases_of_destroyed_items_destroyed(ctx: Context) -> None:
     said filed), When it is upgraded, Then the case says destroyed too and other filed cases stay filed."""
     add_case(ctx, "YW2025030100001")
     add_case(ctx, "YW2025030100002")
-    file_case(ctx, "YW2025030100001", 1)
-    file_case(ctx, "YW2025030100002", 2)
+    file_case_row(ctx, "YW2025030100001", 1)
+    file_case_row(ctx, "YW2025030100002", 2)
     with ctx.catalogue.engine.begin() as conn:
         cfg = alembic_config(ctx.catalogue.url)
         cfg.attributes["connection"] = conn

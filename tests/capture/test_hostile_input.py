@@ -16,8 +16,9 @@ from archive.context import Context
 from signing.errors import RenditionFailed
 from signing.rendition import SourceDocument, build_rendition
 from tests import samples
+from tests.capture.test_cases import events
+from tests.factories import case_body, upload
 from tests.signing.support import metadata
-from tests.test_capture import case_body, events, upload
 
 SERIAL = "YW2026010500001"
 HAN = re.compile(r"[\u4e00-\u9fff]")

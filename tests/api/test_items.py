@@ -23,8 +23,8 @@ from archive.catalogue.types import utcnow
 from archive.context import Context
 from signing.certificates import load_trust_roots
 from signing.eep import eep_files, parse_eep, verify_eep
+from tests.factories import close_case, complete_case
 from tests.helpers import add_client, add_user, login
-from tests.test_filing import CLOSE, complete_case
 
 SERIAL = "YW2026010500001"
 CODE = "J001-YW·2026-D30-TQ-000001"
@@ -48,10 +48,9 @@ def core(ctx: Context) -> dict[str, str]:
 def filed(client: TestClient, core: dict[str, str]) -> dict[str, int]:
     """A filed 提取 case: JPEG form, PNG id, 2-page TIFF, 2-page PDF; returns document ids by material."""
     complete_case(client, core)
-    r = client.post(f"/api/v1/cases/{SERIAL}/close", json=CLOSE, headers=core)
-    assert r.status_code == 200, r.text
-    assert r.json()["item"]["archival_code"] == CODE
-    return {d["material_type"]: d["id"] for d in r.json()["documents"]}
+    body = close_case(client, core, SERIAL)
+    assert body["item"]["archival_code"] == CODE
+    return {d["material_type"]: d["id"] for d in body["documents"]}
 
 
 def access_events(ctx: Context) -> list[AuditEvent]:
@@ -354,6 +353,6 @@ def test_purpose_header_accepts_url_encoded_and_raw_utf8() -> None:
 
 
 def _case_body(serial: str) -> dict[str, Any]:
-    from tests.test_capture import case_body
+    from tests.factories import case_body
 
     return case_body(serial=serial)

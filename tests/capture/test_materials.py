@@ -11,9 +11,9 @@ from sqlalchemy import select
 from archive.catalogue.models import AuditEvent, Document
 from archive.context import Context
 from tests import samples
+from tests.capture.test_cases import events
+from tests.factories import CLOSE, case_body, upload
 from tests.helpers import add_client
-from tests.test_capture import case_body, events, upload
-from tests.test_filing import CLOSE
 
 S = "YW2026010700001"
 
@@ -61,6 +61,8 @@ def test_clerk_sets_the_material_type_of_a_scanned_document(ctx: Context, client
 ])
 def test_bad_material_type_changes_are_refused(ctx: Context, client: TestClient, core: dict[str, str],
                                                body: dict[str, str], status: int, code: str) -> None:
+    """Given a document typed other, when a bad material type change is sent, then it is refused with its status and
+    a code and message, the document stays other and nothing is audited as document.retype."""
     doc = attach(client, core, "scan.pdf", samples.pdf(1))["document"]
     r = client.patch(f"/api/v1/cases/{S}/documents/{doc['id']}", json=body, headers=core)
     assert r.status_code == status and r.json()["code"] == code and r.json()["message"], r.text
@@ -70,6 +72,8 @@ def test_bad_material_type_changes_are_refused(ctx: Context, client: TestClient,
 
 def test_material_type_of_a_filed_case_or_missing_document_cannot_change(ctx: Context, client: TestClient,
                                                                          core: dict[str, str]) -> None:
+    """Given an unknown document, when it is retyped, then document_not_found; a system with data.read only gets 403;
+    once the case is filed, then retyping or splitting its documents is 409 case_not_open."""
     assert client.patch(f"/api/v1/cases/{S}/documents/999", json={"material_type": "id_proof"},
                         headers=core).json()["code"] == "document_not_found"
     reader = add_client(ctx, "reader", ["data.read"])
@@ -145,6 +149,8 @@ def test_bad_splits_are_refused_and_change_nothing(ctx: Context, client: TestCli
 
 def test_single_images_and_unknown_documents_are_not_split(ctx: Context, client: TestClient,
                                                            core: dict[str, str]) -> None:
+    """Given a single JPEG, when it is split, then 422 split_unsupported_format; splitting an unknown document is 404
+    document_not_found, and parts given as a string are 422 invalid_request."""
     photo = attach(client, core, "photo.jpg", samples.jpeg())["document"]
     r = split(client, core, photo["id"], (1, 1, "application_form"), (1, 1, "id_proof"))
     assert r.status_code == 422 and r.json()["code"] == "split_unsupported_format"

@@ -13,29 +13,14 @@ from sqlalchemy import func, select
 from archive.catalogue.models import AuditEvent, Document
 from archive.context import Context
 from tests import samples
+from tests.factories import ID, case_body, upload
 from tests.helpers import add_client, add_user, login
-
-ID = "11010519491231002X"
-
-
-def case_body(serial: str = "YW2026010500001", business_type: str = "TQ01", **over: Any) -> dict[str, Any]:
-    body = {"serial": serial, "business_type": business_type,
-            "applicant": {"name": "张三", "id_number": ID, "mobile": "13800138000"},
-            "branch": "BR01", "clerk": "clerk01", "accepted_at": "2026-01-05T09:30:00+08:00"}
-    body.update(over)
-    return body
 
 
 @pytest.fixture
 def core(ctx: Context) -> dict[str, str]:
     """A business system allowed to open cases and read them, with personal data."""
     return add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
-
-
-def upload(client: TestClient, headers: dict[str, str], serial: str, *files: tuple[str, bytes, str]) -> Any:
-    return client.post(f"/api/v1/cases/{serial}/documents", headers=headers,
-                       files=[("files", (name, data, "application/octet-stream")) for name, data, _ in files],
-                       data={"material_type": [m for _, _, m in files]})
 
 
 def events(ctx: Context, action: str) -> int:
@@ -68,6 +53,9 @@ def test_opening_a_case_is_idempotent_on_the_serial(ctx: Context, client: TestCl
 ])
 def test_bad_case_is_refused_naming_the_field(ctx: Context, client: TestClient, core: dict[str, str],
                                               over: dict[str, Any], code: str, field: str) -> None:
+    """Given a case body with one bad field (unknown business type, invalid 证件号码, no applicant, a loan without
+    contract number, a bad serial, an invalid USCC, a naive time), when it is sent, then 422 with that field's
+    code and name, and no case.open event."""
     r = client.post("/api/v1/cases", json=case_body(**over), headers=core)
     assert r.status_code == 422, r.text
     assert r.json()["code"] == code and r.json()["detail"]["field"] == field
@@ -75,6 +63,8 @@ def test_bad_case_is_refused_naming_the_field(ctx: Context, client: TestClient, 
 
 
 def test_clerk_opens_cases_only_for_their_branch(ctx: Context, client: TestClient) -> None:
+    """Given a clerk of BR01, when they open a case without branch and clerk, then both are taken from their account;
+    when they open one for BR02, then 403 branch_not_allowed."""
     add_user(ctx, "clerk01", ["clerk"], "BR01")
     headers = login(client, "clerk01")
     body = case_body()
@@ -86,6 +76,9 @@ def test_clerk_opens_cases_only_for_their_branch(ctx: Context, client: TestClien
 
 
 def test_reading_without_permission_or_outside_branch(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given an open case of BR01, when a system with images.read only reads it, then 403; when a system limited to
+    BR02 reads it, then 404 case_not_found (its existence does not leak); a system without pii.read sees the name
+    and 证件号码 masked."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     images_only = add_client(ctx, "viewer", ["images.read"])
     assert client.get("/api/v1/cases/YW2026010500001", headers=images_only).status_code == 403
@@ -98,6 +91,8 @@ def test_reading_without_permission_or_outside_branch(ctx: Context, client: Test
 
 def test_good_files_of_every_format_are_stored_unchanged(ctx: Context, client: TestClient,
                                                          core: dict[str, str]) -> None:
+    """Given an open case, when JPEG, PNG, 3-page TIFF, 4-page PDF and OFD files are uploaded, then each is accepted
+    with its media type and page count, stored byte for byte as sent, and audited as document.attach."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     files = [("申请表.jpg", samples.jpeg(), "application_form"), ("身份证.png", samples.png(), "id_proof"),
              ("婚姻证明.tif", samples.tiff(3), "marriage_proof"), ("购房合同.pdf", samples.pdf(4), "house_contract"),
@@ -117,6 +112,8 @@ def test_good_files_of_every_format_are_stored_unchanged(ctx: Context, client: T
 
 
 def test_same_file_twice_is_one_document(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a file already attached, when the same bytes are uploaded again under another name, then 201 marked
+    duplicate and the case still has one document."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     data = samples.jpeg()
     upload(client, core, "YW2026010500001", ("a.jpg", data, "application_form"))
@@ -150,6 +147,8 @@ def test_each_bad_file_is_refused_with_its_own_code(ctx: Context, client: TestCl
 
 
 def test_low_resolution_only_warns_when_configured(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given the dpi policy set to warn, when a 150 dpi scan is uploaded, then it is accepted with a warning naming
+    150 dpi."""
     ctx.settings.dpi_policy = "warn"
     client.post("/api/v1/cases", json=case_body(), headers=core)
     r = upload(client, core, "YW2026010500001", ("low.jpg", samples.jpeg(dpi=150, size=(1240, 1754)),
@@ -158,12 +157,17 @@ def test_low_resolution_only_warns_when_configured(ctx: Context, client: TestCli
 
 
 def test_wrong_extension_is_judged_by_content(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given an open case, when a PNG named scan.pdf is uploaded, then it is stored as image/png: the content
+    decides, not the name."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     r = upload(client, core, "YW2026010500001", ("scan.pdf", samples.png(), "application_form"))
     assert r.status_code == 201 and r.json()["results"][0]["document"]["media_type"] == "image/png"
 
 
 def test_mixed_batch_keeps_the_good_files(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given an open case, when a good JPEG, an encrypted PDF and a material the business type does not take are
+    uploaded together, then 207: the JPEG is kept, the others are refused with pdf_encrypted and
+    material_not_for_business_type."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     r = upload(client, core, "YW2026010500001", ("ok.jpg", samples.jpeg(), "application_form"),
                ("bad.pdf", samples.encrypted_pdf(), "id_proof"), ("x.jpg", samples.jpeg(text="x"), "bank_statement"))
@@ -174,6 +178,8 @@ def test_mixed_batch_keeps_the_good_files(ctx: Context, client: TestClient, core
 
 
 def test_upload_limits(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given an upload limit of 1 MB, when a larger file is uploaded, then 413 file_too_large; a file without its
+    material type is 422 and an upload to an unknown case is 404 case_not_found."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     ctx.settings.max_upload_mb = 1
     big = samples.jpeg(size=(2480, 3508), quality=98) + b"\0" * (1024 * 1024)
@@ -187,6 +193,8 @@ def test_upload_limits(ctx: Context, client: TestClient, core: dict[str, str]) -
 
 
 def test_checklist_follows_the_documents(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a TQ01 case with no documents, when its checklist is read, then all four materials are missing; after
+    the form and the 身份证明 are uploaded, then only the other two are, and the present line names its document."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     before = client.get("/api/v1/cases/YW2026010500001/checklist", headers=core).json()
     assert before["complete"] is False
@@ -200,6 +208,9 @@ def test_checklist_follows_the_documents(ctx: Context, client: TestClient, core:
 
 
 def test_remove_and_replace_while_open_are_audited(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a document on an open case, when it is replaced and the replacement removed with a reason, then each is
+    audited, the case lists no document and both rows are kept as replaced and removed (nothing deleted); removing
+    the replaced one again is 404."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     doc = upload(client, core, "YW2026010500001", ("a.jpg", samples.jpeg(), "application_form")).json()
     doc_id = doc["results"][0]["document"]["id"]
@@ -222,6 +233,8 @@ def test_remove_and_replace_while_open_are_audited(ctx: Context, client: TestCli
 
 def test_cover_sheet_carries_the_serial_as_code128_and_qr(ctx: Context, client: TestClient,
                                                           core: dict[str, str]) -> None:
+    """Given an open case, when its cover sheet is fetched, then it is an A4 PDF whose Code 128 and QR codes both
+    read back as the serial, naming the business type with the applicant masked and no 证件号码."""
     client.post("/api/v1/cases", json=case_body(), headers=core)
     r = client.get("/api/v1/cases/YW2026010500001/cover-sheet.pdf", headers=core)
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"

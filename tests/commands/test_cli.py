@@ -96,12 +96,16 @@ def test_missing_postgresql_database_says_create_it(monkeypatch: pytest.MonkeyPa
 
 
 def test_db_upgrade_then_status(data_dir: Path) -> None:
+    """Given an empty data directory, when `archive db upgrade` then `archive db status` run, then both succeed and
+    status says the catalogue matches the program (与程序一致)."""
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     r = runner.invoke(app, ["db", "status"])
     assert r.exit_code == 0 and "与程序一致" in r.output
 
 
 def test_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a database URL nobody listens on, when `archive db upgrade` runs, then it exits 2 naming
+    ARCHIVE_DATABASE_URL, with no traceback."""
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", "postgresql+psycopg://archive:pw@127.0.0.1:1/archive")
     r = runner.invoke(app, ["db", "upgrade"])
     assert r.exit_code == 2 and "ARCHIVE_DATABASE_URL" in r.output and "Traceback" not in r.output
@@ -109,6 +113,8 @@ def test_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch)
 
 def test_broken_schedule_file_stops_start_up_naming_file_and_field(data_dir: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ARCHIVE_SCHEDULE pointing at a file without triggers, when `serve`, `db upgrade` or `schedule check`
+    runs, then each exits 2 naming the file and the missing field."""
     bad = tmp_path / "center.toml"
     bad.write_text('schema = 1\nversion = "x"\n', encoding="utf-8")
     monkeypatch.setenv("ARCHIVE_SCHEDULE", str(bad))
@@ -118,12 +124,17 @@ def test_broken_schedule_file_stops_start_up_naming_file_and_field(data_dir: Pat
 
 
 def test_bad_code_template_setting_stops_start_up(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an archival code template without the required parts, when `archive db upgrade` runs, then it exits 2
+    naming ARCHIVE_ARCHIVAL_CODE_TEMPLATE."""
     monkeypatch.setenv("ARCHIVE_ARCHIVAL_CODE_TEMPLATE", "{全宗号}-{件号}")
     r = runner.invoke(app, ["db", "upgrade"])
     assert r.exit_code == 2 and "ARCHIVE_ARCHIVAL_CODE_TEMPLATE" in r.output
 
 
 def test_user_and_client_commands(data_dir: Path) -> None:
+    """Given an initialised archive, when a clerk is added, then it is named in the output; an admin who is also
+    auditor exits 2 separation_of_duties and a short password exits 2 weak_password; a client gets an ak_ key and
+    can be revoked, while revoking an unknown one exits 2."""
     assert runner.invoke(app, ["init"]).exit_code == 0
     r = runner.invoke(app, ["user", "add", "clerk09", "--role", "clerk", "--branch", "BR09", "--password",
                             "long-enough-1"])
@@ -139,6 +150,8 @@ def test_user_and_client_commands(data_dir: Path) -> None:
 
 
 def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
+    """Given no schedule configured, when `archive schedule check` runs, then it prints the packaged schedule
+    (贷款结清 among its triggers) and says it is the default (默认值)."""
     r = runner.invoke(app, ["schedule", "check"])
     assert r.exit_code == 0 and "贷款结清" in r.output and "默认值" in r.output
 

@@ -12,8 +12,8 @@ from archive.capture import scans
 from archive.catalogue.models import Document, ScanPart
 from archive.context import Context
 from tests import samples
+from tests.factories import case_body
 from tests.helpers import add_client
-from tests.test_capture import case_body
 
 A, B = "YW2026010500001", "YW2026010500002"
 
@@ -56,6 +56,8 @@ def test_stack_is_split_at_cover_sheets(ctx: Context, client: TestClient, core: 
 
 
 def test_clerk_assigns_a_waiting_part(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a stack whose loose first page waits for a clerk, when it is assigned to case B as id_proof, then it is
+    attached there next to B's scanned part; assigning it again is 409 and an unknown part is 404."""
     send(client, core, samples.stack_pdf(the_stack()))
     loose = client.get("/api/v1/scans/unassigned", headers=core).json()[0]
     r = client.post(f"/api/v1/scans/parts/{loose['id']}/assign", json={"serial": B, "material_type": "id_proof"},
@@ -112,17 +114,21 @@ def test_crash_mid_stack_resumes_without_duplicating_pages(ctx: Context, client:
     (lambda: b"", "file_empty"),
 ])
 def test_bad_scan_uploads(ctx: Context, client: TestClient, core: dict[str, str], data: Any, code: str) -> None:
+    """Given a scan upload that is a JPEG, a truncated PDF or empty, when it is sent, then 422 with
+    scan_format_unsupported, scan_unreadable or file_empty."""
     r = send(client, core, data())
     assert r.status_code == 422 and r.json()["code"] == code
 
 
 def test_page_cap(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a cap of 3 pages per scan, when a 4-page PDF is sent, then 422 scan_too_many_pages saying 4 页."""
     ctx.settings.scan_page_cap = 3
     r = send(client, core, samples.pdf(4))
     assert r.status_code == 422 and r.json()["code"] == "scan_too_many_pages" and "4 页" in r.json()["message"]
 
 
 def test_scans_need_write_permission(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a system with data.read only, when it uploads a scan or lists the waiting parts, then 403 both."""
     reader = add_client(ctx, "reader", ["data.read"])
     assert send(client, reader, samples.pdf(1)).status_code == 403
     assert client.get("/api/v1/scans/unassigned", headers=reader).status_code == 403

@@ -24,6 +24,8 @@ def client(ctx: Context) -> Iterator[TestClient]:
 
 
 def test_health_and_readiness(client: TestClient) -> None:
+    """Given a running API on a migrated catalogue, when /healthz and /readyz are asked, then ok, and ready with the
+    catalogue, object store and index each reported."""
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
@@ -33,6 +35,8 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 
 def test_readiness_fails_when_catalogue_is_not_migrated(ctx: Context, client: TestClient) -> None:
+    """Given a catalogue stamped with a revision this code does not know, when /readyz is asked, then 503 with
+    catalogue_newer_than_code."""
     with ctx.catalogue.session() as s:
         s.execute(text("UPDATE alembic_version SET version_num = 'zzzz'"))
     r = client.get("/readyz")
@@ -116,6 +120,8 @@ def test_readiness_with_a_reachable_tsa_probes_it_once_per_interval(ctx: Context
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
+    """Given the API, when its OpenAPI schema and /docs are fetched, then the main endpoints are documented and the
+    docs page is served."""
     spec = client.get("/openapi.json").json()
     assert {"/healthz", "/readyz", "/api/v1/auth/login", "/api/v1/audit/verify", "/api/v1/cases"} <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
@@ -135,6 +141,8 @@ def test_errors_are_json_with_code_message_detail(client: TestClient) -> None:
 
 
 def test_unexpected_error_is_500_without_traceback(ctx: Context) -> None:
+    """Given a route that raises an unexpected exception, when it is called, then 500 internal_error with neither the
+    exception's text nor a traceback in the answer."""
     app = create_app(context=ctx)
 
     @app.get("/boom")
@@ -148,6 +156,9 @@ def test_unexpected_error_is_500_without_traceback(ctx: Context) -> None:
 
 
 def test_login_is_audited_both_ways_and_wrong_password_is_401(ctx: Context, client: TestClient) -> None:
+    """Given a clerk, when someone logs in with a wrong password or as an unknown user, then 401 bad_credentials;
+    with the right one, then /me shows the clerk's roles (柜员) and branch; all three attempts are audited in
+    order."""
     add_user(ctx, "clerk01", ["clerk"], "BR01")
     r = client.post("/api/v1/auth/login", json={"username": "clerk01", "password": "wrong-password"})
     assert r.status_code == 401 and r.json()["code"] == "bad_credentials"
@@ -165,6 +176,8 @@ def test_login_is_audited_both_ways_and_wrong_password_is_401(ctx: Context, clie
 
 
 def test_expired_or_logged_out_token_is_refused(ctx: Context, client: TestClient) -> None:
+    """Given a logged-in clerk, when they log out, then the token is session_expired; given a session past its
+    expiry, when it is used, then 401 asking to log in again (重新登录)."""
     add_user(ctx, "clerk01", ["clerk"])
     headers = login(client, "clerk01")
     assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
@@ -178,6 +191,8 @@ def test_expired_or_logged_out_token_is_refused(ctx: Context, client: TestClient
 
 
 def test_api_key_authenticates_a_business_system(ctx: Context, client: TestClient) -> None:
+    """Given a business system's API key, when it is sent as X-API-Key or as a bearer token, then it authenticates as
+    a client with its permissions; an altered key is invalid_api_key and a made-up one 401."""
     headers = add_client(ctx, "core", ["data.read"])
     me = client.get("/api/v1/auth/me", headers=headers).json()
     assert me["kind"] == "client" and "case.read" in me["permissions"]
@@ -201,6 +216,8 @@ def test_case_list_masks_personal_data_unless_the_role_may_see_it(ctx: Context, 
 
 
 def test_case_list_is_limited_to_the_callers_branches(ctx: Context, client: TestClient) -> None:
+    """Given demo cases in several branches, when a clerk of BR01 or a system limited to BR02 lists cases, then each
+    sees only its own branch."""
     load_demo(ctx)
     add_user(ctx, "c1", ["clerk"], "BR01")
     rows = client.get("/api/v1/cases", headers=login(client, "c1")).json()
@@ -210,6 +227,8 @@ def test_case_list_is_limited_to_the_callers_branches(ctx: Context, client: Test
 
 
 def test_identifier_check_for_the_counter(ctx: Context, client: TestClient) -> None:
+    """Given the counter's identifier check, when a valid 证件号码 with a lower-case x is checked, then valid and
+    masked; one with a wrong check digit is 422 invalid_id_number saying 校验位."""
     headers = add_client(ctx, "counter", ["data.read"])
     ok = client.post("/api/v1/identifiers/check", json={"kind": "id_number", "value": "11010519491231002x"},
                      headers=headers)
@@ -220,6 +239,8 @@ def test_identifier_check_for_the_counter(ctx: Context, client: TestClient) -> N
 
 
 def test_archival_code_parse_endpoint(ctx: Context, client: TestClient) -> None:
+    """Given a valid 档号, when it is parsed, then its parts (件号 123); a code with an unknown category is 422
+    naming the 类别 part, and a truncated one 422 invalid_archival_code."""
     headers = add_client(ctx, "core", ["data.read"])
     r = client.post("/api/v1/archival-codes/parse", json={"archival_code": "J001-YW·2024-D30-TQ-000123"},
                     headers=headers)
@@ -232,6 +253,8 @@ def test_archival_code_parse_endpoint(ctx: Context, client: TestClient) -> None:
 
 
 def test_schedule_endpoint_lists_business_types_with_materials(ctx: Context, client: TestClient) -> None:
+    """Given the packaged schedule, when it is read through the API, then DK01 shows its trigger 贷款结清, its period
+    定期30年 and the 借款合同 it requires, and the schedule says it is the default."""
     body = client.get("/api/v1/schedule", headers=add_client(ctx, "core", ["data.read"])).json()
     dk01 = next(t for t in body["business_types"] if t["code"] == "DK01")
     assert dk01["trigger_name"] == "贷款结清" and dk01["retention_label"] == "定期30年"
