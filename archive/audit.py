@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +21,13 @@ from archive.catalogue.models import AuditChainHead, AuditEvent
 from archive.catalogue.types import utcnow
 
 GENESIS = "0" * 64
+
+
+class _Named(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,11 @@ class Actor:
     @classmethod
     def system(cls, name: str = "system") -> Actor:
         return cls("system", name)
+
+    @classmethod
+    def of(cls, principal: _Named) -> Actor:
+        """The actor of an authenticated principal (archive.permissions.Principal: a user or a client)."""
+        return cls(principal.kind, principal.name)
 
 
 def record(session: Session, actor: Actor, action: str, *, target_type: str | None = None,

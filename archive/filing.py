@@ -236,7 +236,7 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
         for key in sorted(item_objects(s, [item.id])[item.id] - {b.key}):
             if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
                 ctx.store.set_retention(key, b.lock)
-    actor = Actor(principal.kind, principal.name)
+    actor = Actor.of(principal)
     report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
                                  "rendition_sha256": b.digests.sha256, "check_report": report.id,
@@ -273,7 +273,7 @@ def keep_refusal(ctx: Context, principal: Principal, serial: str, exc: FilingChe
     """Store the GD report of a refused filing in a transaction of its own (the filing's was rolled back), so
     archivists can see why a case did not file; the report id goes into the error's detail."""
     with ctx.catalogue.session() as own:
-        report = save_report(own, Actor(principal.kind, principal.name), Stage.FILING, serial, exc.results,
+        report = save_report(own, Actor.of(principal), Stage.FILING, serial, exc.results,
                              serial=serial, refused=True)
         exc.detail["check_report"] = report.id
 
