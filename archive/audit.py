@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive.audit_actions import check as declared
 from archive.catalogue.models import AuditChainHead, AuditEvent
 from archive.catalogue.types import utcnow
 
@@ -51,6 +52,7 @@ def record(session: Session, actor: Actor, action: str, *, target_type: str | No
            target_id: str | int | None = None, outcome: str = "success",
            detail: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
+    declared(action)  # every action is declared once, with its meaning (archive/audit_actions.py)
     head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
     event = AuditEvent(
         seq=head.seq + 1, at=utcnow(), actor=actor.name, actor_type=actor.kind, action=action,
