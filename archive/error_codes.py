@@ -156,7 +156,7 @@ CODES: dict[str, Code] = {
     "invalid_period": Code(Kind.INVALID, "利用期限必须是正整数天数，收到 …"),
     "invalid_purpose": Code(Kind.INVALID, "利用目的无效"),
     "invalid_query": Code(Kind.INVALID, "检索条件有误"),
-    "invalid_range": Code(Kind.INVALID, "读取对象 … 的范围不合法：起点不能为负，长度至少为 1"),
+    "invalid_range": Code(Kind.OUT_OF_RANGE, "请求的字节范围无效（只接受一个 bytes= 范围）"),
     "invalid_request": Code(Kind.INVALID, "请求内容有误"),
     "invalid_retention": Code(Kind.INVALID, "保管期限截止时间必须带时区（例如 UTC）"),
     "invalid_retention_code": Code(Kind.INVALID, "继续保存须给出新的保管期限（Y、D30、D10）"),

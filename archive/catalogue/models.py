@@ -46,6 +46,7 @@ class DocumentStatus(StrEnum):
     REMOVED = "removed"  # taken off an open case; its original stays in the store
     REPLACED = "replaced"  # a later upload took its place (same 件内顺序号)
     SPLIT = "split"  # split into documents of its own; its original stays and is locked with the item
+    DESTROYED = "destroyed"  # its item was destroyed (销毁): the original is gone, the record remains
 
 
 class ItemStatus(StrEnum):
