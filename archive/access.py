@@ -65,7 +65,7 @@ def record_access(session: Session, principal: Principal, case: Case, what: str,
         return None
     body: dict[str, Any] = {"what": what, "purpose": purpose, "serial": case.serial, "branch": case.branch}
     body.update({k: v for k, v in detail.items() if v is not None})
-    return audit.record(session, Actor(principal.kind, principal.name), ACTION,
+    return audit.record(session, Actor.of(principal), ACTION,
                         target_type="item", target_id=item.archival_code, detail=body)
 
 
@@ -190,7 +190,7 @@ class AccessWriter:
         body: dict[str, Any] = {"what": what, "purpose": purpose, "serial": case.serial, "branch": case.branch}
         body.update({k: v for k, v in detail.items() if v is not None})
         done: Future[None] = Future()
-        self._queue.put(({"actor": Actor(principal.kind, principal.name), "target_id": item.archival_code,
+        self._queue.put(({"actor": Actor.of(principal), "target_id": item.archival_code,
                           "detail": body}, done))
         self._ensure_thread()
         try:

@@ -12,15 +12,23 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive.audit_actions import check as declared
 from archive.catalogue.models import AuditChainHead, AuditEvent
 from archive.catalogue.types import utcnow
 
 GENESIS = "0" * 64
+
+
+class _Named(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,17 @@ class Actor:
     def system(cls, name: str = "system") -> Actor:
         return cls("system", name)
 
+    @classmethod
+    def of(cls, principal: _Named) -> Actor:
+        """The actor of an authenticated principal (archive.permissions.Principal: a user or a client)."""
+        return cls(principal.kind, principal.name)
+
 
 def record(session: Session, actor: Actor, action: str, *, target_type: str | None = None,
            target_id: str | int | None = None, outcome: str = "success",
            detail: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
+    declared(action)  # every action is declared once, with its meaning (archive/audit_actions.py)
     head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
     event = AuditEvent(
         seq=head.seq + 1, at=utcnow(), actor=actor.name, actor_type=actor.kind, action=action,

@@ -43,13 +43,14 @@ from archive.context import Context
 from archive.errors import Busy, Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
+from archive.retention.holds import item_objects
+from archive.retention.periods import lock_end
 from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
 from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
-PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items; extended before it runs out
 ATTEMPTS = 3  # builds of one filing whose predicted 件号 another process took first, before 503 filing_busy
 
 _class_locks: dict[tuple[str, int, str, str], threading.Lock] = {}
@@ -195,7 +196,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     # Stored without a lock: the filing's commit sets it, so a rendition that is never filed can be reclaimed.
     ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3)
     # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
-    lock_until = _lock_until(expiry, bt.retention.years, local_closed)
+    lock_until = lock_end(expiry, bt.retention.years, local_closed)
     split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from
     originals = [d.original_key for d in docs + split_sources]
     return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date,
@@ -219,11 +220,6 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
         raise _Stale  # rolls the allocation back with the transaction
     version = ensure_version(s, ctx.schedule)  # the item records the schedule content it was filed under
     _close(case, data, closed_at)
-    if b.lock is not None:
-        ctx.store.set_retention(b.key, b.lock)
-        for key in b.originals:
-            if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
-                ctx.store.set_retention(key, b.lock)
     bt = ctx.schedule.business_type(case.business_type)
     item = ArchiveItem(
         case_id=case.id, archival_code=b.code, fonds_code=parts.fonds, year=parts.year,
@@ -235,7 +231,12 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     )
     s.add(item)
     s.flush()
-    actor = Actor(principal.kind, principal.name)
+    if b.lock is not None:  # every object the item references: rendition and all its documents' originals
+        ctx.store.set_retention(b.key, b.lock)
+        for key in sorted(item_objects(s, [item.id])[item.id] - {b.key}):
+            if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
+                ctx.store.set_retention(key, b.lock)
+    actor = Actor.of(principal)
     report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
                                  "rendition_sha256": b.digests.sha256, "check_report": report.id,
@@ -272,7 +273,7 @@ def keep_refusal(ctx: Context, principal: Principal, serial: str, exc: FilingChe
     """Store the GD report of a refused filing in a transaction of its own (the filing's was rolled back), so
     archivists can see why a case did not file; the report id goes into the error's detail."""
     with ctx.catalogue.session() as own:
-        report = save_report(own, Actor(principal.kind, principal.name), Stage.FILING, serial, exc.results,
+        report = save_report(own, Actor.of(principal), Stage.FILING, serial, exc.results,
                              serial=serial, refused=True)
         exc.detail["check_report"] = report.id
 
@@ -284,13 +285,6 @@ def _trigger_date(trigger: Trigger, closed: date) -> date | None:
     if trigger is Trigger.FISCAL_YEAR_END:
         return date(closed.year, 12, 31)
     return None
-
-
-def _lock_until(expiry: date | None, years: int | None, closed: date) -> datetime:
-    """Object-lock end: the expiry, else the earliest it could be (so later events only extend it)."""
-    if expiry is None:
-        expiry = date(closed.year + 1 + (years if years is not None else PERMANENT_LOCK_YEARS), 1, 1)
-    return datetime(expiry.year, expiry.month, expiry.day, tzinfo=UTC)
 
 
 def _subject(ctx: Context) -> str:

@@ -62,4 +62,4 @@ def require(permission: Permission) -> Callable[..., Principal]:
 
 
 def actor_of(principal: Principal) -> Actor:
-    return Actor(principal.kind, principal.name)
+    return Actor.of(principal)

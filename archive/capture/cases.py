@@ -66,7 +66,7 @@ def open_case(ctx: Context, session: Session, principal: Principal, data: CaseIn
     case = Case(fonds_id=fonds.id, status="open", **values)
     session.add(case)
     session.flush()
-    audit.record(session, Actor(principal.kind, principal.name), "case.open", target_type="case",
+    audit.record(session, Actor.of(principal), "case.open", target_type="case",
                  target_id=case.serial, detail={"business_type": case.business_type, "branch": case.branch})
     indexing.enqueue(session, case.serial)
     return case, True

@@ -121,7 +121,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     if replaces is None:
         same = session.scalar(select(Document).where(
             Document.case_id == case.id, Document.sha256 == received.sha256,
-            Document.material_type == material_type, Document.status == "active"))
+            Document.material_type == material_type, Document.is_active))
         if same is not None:
             return same, False
     key = content_key("originals", received.sha256)
@@ -142,7 +142,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     if replaces is not None:
         replaces.status = "replaced"
         detail["replaces"] = replaces.id
-    audit.record(session, Actor(principal.kind, principal.name),
+    audit.record(session, Actor.of(principal),
                  "document.replace" if replaces is not None else "document.attach",
                  target_type="case", target_id=case.serial, detail=detail)
     indexing.enqueue(session, case.serial)
@@ -169,7 +169,7 @@ def check_viruses(ctx: Context, received: Received) -> None:
 
 def find_document(session: Session, case: Case, document_id: int) -> Document:
     doc = session.get(Document, document_id)
-    if doc is None or doc.case_id != case.id or doc.status != "active":
+    if doc is None or doc.case_id != case.id or not doc.is_active:
         raise NotFound(f"业务 {case.serial} 中没有编号为 {document_id} 的有效材料", code="document_not_found",
                        detail={"document_id": document_id})
     return doc
@@ -179,7 +179,7 @@ def remove(session: Session, principal: Principal, case: Case, doc: Document, re
     """Take a document off an open case. The original object stays: originals are never deleted here."""
     ensure_open(case)
     doc.status = "removed"
-    audit.record(session, Actor(principal.kind, principal.name), "document.remove", target_type="case",
+    audit.record(session, Actor.of(principal), "document.remove", target_type="case",
                  target_id=case.serial, detail={"document_id": doc.id, "reason": reason})
     indexing.enqueue(session, case.serial)
 
@@ -187,7 +187,7 @@ def remove(session: Session, principal: Principal, case: Case, doc: Document, re
 def same_content(session: Session, doc: Document) -> list[Document]:
     """The case's other active documents with the same bytes (same SHA-256)."""
     return list(session.scalars(select(Document).where(
-        Document.case_id == doc.case_id, Document.sha256 == doc.sha256, Document.status == "active",
+        Document.case_id == doc.case_id, Document.sha256 == doc.sha256, Document.is_active,
         Document.id != doc.id).order_by(Document.sequence)))
 
 
@@ -220,7 +220,7 @@ def retype(ctx: Context, session: Session, principal: Principal, case: Case, doc
     if doc.material_type == material_type:
         return doc
     before, doc.material_type = doc.material_type, material_type
-    audit.record(session, Actor(principal.kind, principal.name), "document.retype", target_type="case",
+    audit.record(session, Actor.of(principal), "document.retype", target_type="case",
                  target_id=case.serial, detail={"document_id": doc.id, "from": before, "to": material_type})
     indexing.enqueue(session, case.serial)
     return doc
@@ -264,7 +264,7 @@ def split(ctx: Context, session: Session, principal: Principal, case: Case, doc:
             made.append(part)
     doc.status = "split"
     doc.detail = {**(doc.detail or {}), "split_into": [m.id for m in made]}
-    audit.record(session, Actor(principal.kind, principal.name), "document.split", target_type="case",
+    audit.record(session, Actor.of(principal), "document.split", target_type="case",
                  target_id=case.serial, detail={
                      "document_id": doc.id, "method": "derived_objects", "original_kept": doc.original_key,
                      "parts": [{"document_id": m.id, "material_type": r.material_type,
@@ -316,7 +316,7 @@ def checklist(ctx: Context, case: Case) -> list[ChecklistEntry]:
     """Required and optional materials of the business type, with the active documents of each and any of
     them whose bytes are also in another active document of the case."""
     bt = ctx.schedule.business_type(case.business_type)
-    active = [d for d in case.documents if d.status == "active"]
+    active = case.active_documents
     by_type: dict[str, list[int]] = {}
     for d in active:
         by_type.setdefault(d.material_type, []).append(d.id)
@@ -338,5 +338,5 @@ def filing_order(ctx: Context, case: Case) -> list[Document]:
     type no longer lists comes last."""
     bt = ctx.schedule.business_type(case.business_type)
     rank = {m: i for i, m in enumerate((*bt.required, *bt.optional))}
-    active = [d for d in case.documents if d.status == "active"]
+    active = case.active_documents
     return sorted(active, key=lambda d: (rank.get(d.material_type, len(rank)), d.sequence))

@@ -62,7 +62,7 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
                       created_by=f"{principal.kind}:{principal.name}")
     session.add(batch)
     session.flush()
-    audit.record(session, Actor(principal.kind, principal.name), "scan.receive", target_type="scan_batch",
+    audit.record(session, Actor.of(principal), "scan.receive", target_type="scan_batch",
                  target_id=batch.id, detail={"pages": pages, "sha256": received.sha256})
     return batch
 
@@ -169,8 +169,8 @@ def assign(ctx: Context, session: Session, principal: Principal, part_id: int, s
     case = get_case(session, principal, serial)
     batch = row.batch
     with _stored_stack(ctx, batch.original_key, batch.media_type) as stack:
-        _attach(ctx, session, row, case, stack, material_type, Actor(principal.kind, principal.name))
-    audit.record(session, Actor(principal.kind, principal.name), "scan.assign", target_type="case",
+        _attach(ctx, session, row, case, stack, material_type, Actor.of(principal))
+    audit.record(session, Actor.of(principal), "scan.assign", target_type="case",
                  target_id=case.serial, detail={"part": part_id, "document_id": row.document_id})
     return row
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +21,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from archive.catalogue.types import UTCDateTime, utcnow
 
@@ -30,6 +33,109 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    FILED = "filed"
+    DESTROYED = "destroyed"
+
+
+class DocumentStatus(StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"  # taken off an open case; its original stays in the store
+    REPLACED = "replaced"  # a later upload took its place (same 件内顺序号)
+    SPLIT = "split"  # split into documents of its own; its original stays and is locked with the item
+    DESTROYED = "destroyed"  # its item was destroyed (销毁): the original is gone, the record remains
+
+
+class ItemStatus(StrEnum):
+    FILED = "filed"
+    DESTROYED = "destroyed"
+
+
+class ScanBatchStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ScanPartStatus(StrEnum):
+    UNASSIGNED = "unassigned"
+    ATTACHED = "attached"
+
+
+class HoldStatus(StrEnum):
+    ACTIVE = "active"
+    LIFTED = "lifted"
+
+
+class DecisionStatus(StrEnum):
+    """An appraisal decision: keep is applied at once; destroy is proposed → listed → destroyed or rejected."""
+
+    APPLIED = "applied"
+    PROPOSED = "proposed"
+    LISTED = "listed"
+    DESTROYED = "destroyed"
+    REJECTED = "rejected"
+
+
+class DestructionListStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EXECUTED = "executed"
+    REJECTED = "rejected"
+
+
+class DestructionEntryStatus(StrEnum):
+    PENDING = "pending"
+    DESTROYED = "destroyed"
+    REFUSED = "refused"
+
+
+class LendingStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+
+
+class PaperLoanStatus(StrEnum):
+    OUT = "out"
+    RETURNED = "returned"
+
+
+class TransferStatus(StrEnum):
+    RELEASED = "released"
+    FAILED = "failed"  # the YJ checks failed
+
+
+class ReceiptStatus(StrEnum):
+    ACCEPTED = "accepted"
+    RETURNED = "returned"  # 退回
+
+
+class SweepStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class AlertSeverity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+def _one_of(enum: type[StrEnum], column: str = "status") -> Callable[[Any, str, Any], str]:
+    """A validator: the attribute takes only a value of ``enum`` (stored as its plain string; the column stays
+    VARCHAR, so no migration and no database constraint)."""
+
+    def check(_self: Any, _key: str, value: Any) -> str:
+        return enum(value).value
+
+    return validates(column)(check)
 
 
 class Base(DeclarativeBase):
@@ -56,7 +162,8 @@ class Case(Base):
     fonds_id: Mapped[int] = mapped_column(ForeignKey("fonds.id"))
     category: Mapped[str] = mapped_column(String(2), index=True)
     business_type: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open, filed, destroyed
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value, index=True)
+    _valid_status = _one_of(CaseStatus)
     applicant_name: Mapped[str | None] = mapped_column(String(100))
     applicant_id_number: Mapped[str | None] = mapped_column(String(18), index=True)  # 证件号码
     applicant_mobile: Mapped[str | None] = mapped_column(String(11))
@@ -77,6 +184,11 @@ class Case(Base):
     documents: Mapped[list[Document]] = relationship(back_populates="case", order_by="Document.sequence")
     item: Mapped[ArchiveItem | None] = relationship(back_populates="case")
 
+    @property
+    def active_documents(self) -> list[Document]:
+        """The documents the case now consists of (not removed, replaced or split), by 件内顺序号."""
+        return [d for d in self.documents if d.is_active]
+
 
 class Document(Base):
     """材料: one original file as received, stored unchanged."""
@@ -93,12 +205,18 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(100))
     page_count: Mapped[int] = mapped_column(default=1)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active, removed, replaced
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE.value)
+    _valid_status = _one_of(DocumentStatus)
     detail: Mapped[dict[str, Any] | None]  # what capture found: dpi per page, warnings, scan origin
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="documents")
+
+    @hybrid_property
+    def is_active(self) -> bool:
+        """Part of its case now; also a SQL condition (``where(Document.is_active)``)."""
+        return self.status == DocumentStatus.ACTIVE
 
 
 class ArchiveItem(Base):
@@ -120,7 +238,8 @@ class ArchiveItem(Base):
     schedule_version: Mapped[str] = mapped_column(String(40))  # ScheduleVersion.ref
     # 保管期限 now in force when a later schedule or appraisal changed it; retention_code stays the 档号's segment
     current_retention: Mapped[str | None] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="filed", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ItemStatus.FILED.value, index=True)
+    _valid_status = _one_of(ItemStatus)
     rendition_key: Mapped[str | None] = mapped_column(String(255))
     rendition_sha256: Mapped[str | None] = mapped_column(String(64))
     rendition_sm3: Mapped[str | None] = mapped_column(String(64))
@@ -264,7 +383,8 @@ class ScanBatch(Base):
     original_key: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     media_type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued, running, done, failed
+    status: Mapped[str] = mapped_column(String(16), default=ScanBatchStatus.QUEUED.value, index=True)
+    _valid_status = _one_of(ScanBatchStatus)
     pages_total: Mapped[int] = mapped_column(default=0)
     pages_done: Mapped[int] = mapped_column(default=0)
     material_type: Mapped[str] = mapped_column(String(40), default="other")  # given to every attached part
@@ -289,7 +409,8 @@ class ScanPart(Base):
     serial: Mapped[str | None] = mapped_column(String(64))  # as read from the cover sheet
     reason: Mapped[str | None] = mapped_column(String(32))  # why unassigned: before_first_cover, unknown_serial
     document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"))
-    status: Mapped[str] = mapped_column(String(16), default="unassigned", index=True)  # unassigned, attached
+    status: Mapped[str] = mapped_column(String(16), default=ScanPartStatus.UNASSIGNED.value, index=True)
+    _valid_status = _one_of(ScanPartStatus)
 
     batch: Mapped[ScanBatch] = relationship(back_populates="parts")
 
@@ -327,7 +448,8 @@ class Hold(Base):
     document_no: Mapped[str | None] = mapped_column(String(100))  # 文号
     scope: Mapped[str] = mapped_column(String(8))  # items | cases | query
     criteria: Mapped[dict[str, Any]]  # what was asked: 档号 list, 业务流水号 list or query filters
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active, lifted
+    status: Mapped[str] = mapped_column(String(16), default=HoldStatus.ACTIVE.value, index=True)
+    _valid_status = _one_of(HoldStatus)
     item_count: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -354,6 +476,7 @@ class AppraisalDecision(Base):
     reason: Mapped[str] = mapped_column(String(500))
     # keep: applied at once; destroy: proposed → listed → destroyed, or rejected (list 驳回 or refused at execution)
     status: Mapped[str] = mapped_column(String(16), index=True)
+    _valid_status = _one_of(DecisionStatus)
     previous_expiry: Mapped[date | None] = mapped_column(Date)
     retention_code: Mapped[str | None] = mapped_column(String(3))  # keep: the new 保管期限
     new_expiry: Mapped[date | None] = mapped_column(Date)
@@ -368,8 +491,9 @@ class DestructionList(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, approved, executed,
-    item_count: Mapped[int] = mapped_column(default=0)                                # rejected
+    status: Mapped[str] = mapped_column(String(16), default=DestructionListStatus.PENDING.value, index=True)
+    _valid_status = _one_of(DestructionListStatus)
+    item_count: Mapped[int] = mapped_column(default=0)
     page_count: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -411,7 +535,8 @@ class DestructionEntry(Base):
     pages: Mapped[int] = mapped_column(default=0)  # 页数
     retention_code: Mapped[str] = mapped_column(String(3))  # 保管期限
     reason: Mapped[str] = mapped_column(String(500))  # 销毁原因
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, destroyed, refused
+    status: Mapped[str] = mapped_column(String(16), default=DestructionEntryStatus.PENDING.value)
+    _valid_status = _one_of(DestructionEntryStatus)
     refusal: Mapped[dict[str, Any] | None]  # {code, message} of the last refused execution
     destroyed_at: Mapped[datetime | None]
 
@@ -470,7 +595,8 @@ class LendingRequest(Base):
     authority: Mapped[str | None] = mapped_column(String(16))  # external requester: court, police, discipline
     external_unit: Mapped[str | None] = mapped_column(String(200))  # e.g. the court's name
     legal_basis: Mapped[str | None] = mapped_column(String(300))  # 法律文书 reference (协助查询通知书 文号)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending approved rejected revoked
+    status: Mapped[str] = mapped_column(String(16), default=LendingStatus.PENDING.value, index=True)
+    _valid_status = _one_of(LendingStatus)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(String(500))
@@ -505,7 +631,8 @@ class PaperLoan(Base):
     lent_by: Mapped[str] = mapped_column(String(64))
     lent_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_date: Mapped[date] = mapped_column(Date, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="out", index=True)  # out, returned
+    status: Mapped[str] = mapped_column(String(16), default=PaperLoanStatus.OUT.value, index=True)
+    _valid_status = _one_of(PaperLoanStatus)
     reminders: Mapped[list[Any]] = mapped_column(default=list)  # [{at, by, note}]
     returned_at: Mapped[datetime | None]
     returned_to: Mapped[str | None] = mapped_column(String(64))
@@ -546,6 +673,7 @@ class TransferPackage(Base):
     zip_sm3: Mapped[str | None] = mapped_column(String(64))
     register: Mapped[dict[str, Any]]  # 移交登记表 data as in the package
     status: Mapped[str] = mapped_column(String(16), index=True)  # released, failed (YJ checks)
+    _valid_status = _one_of(TransferStatus)
     check_results: Mapped[list[Any]]  # YJ results: code, name, outcome, detail, target
     report_id: Mapped[int | None]  # check_report.id once the checks framework stores reports
     created_by: Mapped[str] = mapped_column(String(100))
@@ -570,6 +698,7 @@ class TransferReceipt(Base):
     payload_bytes: Mapped[int] = mapped_column(BigInteger)
     register: Mapped[dict[str, Any] | None]  # the sender's 移交登记表 as received
     status: Mapped[str] = mapped_column(String(16), index=True)  # accepted, returned (退回)
+    _valid_status = _one_of(ReceiptStatus)
     check_results: Mapped[list[Any]]
     report_id: Mapped[int | None]
     received_by: Mapped[str] = mapped_column(String(100))
@@ -631,7 +760,8 @@ class StorageSweep(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     scope: Mapped[str] = mapped_column(String(32))  # which copies: primary, secondary, all
     tier: Mapped[str] = mapped_column(String(32))  # which objects: all, originals, renditions
-    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running, paused, done, failed
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.RUNNING.value, index=True)
+    _valid_status = _one_of(SweepStatus)
     cursor: Mapped[str | None] = mapped_column(String(255))  # keys up to here are checked
     object_count: Mapped[int] = mapped_column(BigInteger, default=0)
     byte_count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -655,6 +785,7 @@ class StorageAlert(Base):
     code: Mapped[str] = mapped_column(String(16), index=True)  # BC-x-y
     target: Mapped[str] = mapped_column(String(300))  # object key (and copy), 档号, audit event …
     severity: Mapped[str] = mapped_column(String(16), index=True)  # critical, warning
+    _valid_severity = _one_of(AlertSeverity, "severity")
     message: Mapped[str] = mapped_column(Text)  # Chinese, for the archivist
     detail: Mapped[dict[str, Any]]
     occurrences: Mapped[int] = mapped_column(default=1)

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.audit import Actor
-from archive.catalogue.models import StorageAlert
+from archive.catalogue.models import AlertSeverity, StorageAlert
 from archive.catalogue.types import utcnow
 from archive.checks.base import CheckItem, Outcome, Result
 from archive.errors import Conflict, InvalidInput, NotFound
 
-CRITICAL, WARNING = "critical", "warning"
+CRITICAL, WARNING = AlertSeverity.CRITICAL.value, AlertSeverity.WARNING.value
 SEVERITY_NAMES = {CRITICAL: "严重", WARNING: "警告"}
 TARGET_MAX = 300
 NOTE_MAX = 500

@@ -121,10 +121,6 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
     return out
 
 
-def active_documents(case: Case) -> list[Document]:
-    return [d for d in case.documents if d.status == "active"]
-
-
 def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kind: str = "system",
                  scanner: Scanner | None = None, verify_signatures: bool = True) -> FilingSubject:
     """A filed item, read back from the catalogue and the store, for re-running the GD checks."""
@@ -135,7 +131,7 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
         except ERRORS:
             rendition = None
     parts = CodeParts(item.fonds_code, item.year, item.retention_code, item.category, item.number)
-    return FilingSubject(session, ctx, item.case, load_originals(ctx, active_documents(item.case)),
+    return FilingSubject(session, ctx, item.case, load_originals(ctx, item.case.active_documents),
                          item.archival_code, parts, actor_kind, rendition, item.rendition_sha256,
                          item.rendition_sm3, item.rendition_key, item, scanner=scanner,
                          verify_signatures=verify_signatures)
@@ -555,7 +551,7 @@ def package_consistency(s: FilingSubject) -> Result:
 @check("GD-2-1", "电子文件总件数相符性检测", Stage.FILING, INTEG, CONTENT)
 def document_count(s: FilingSubject) -> Result:
     active = s.session.scalar(select(func.count()).select_from(Document).where(
-        Document.case_id == s.case.id, Document.status == "active")) or 0
+        Document.case_id == s.case.id, Document.is_active)) or 0
     if active != len(s.originals):
         return Result(F, f"目录登记有效原件 {active} 件，实际检测 {len(s.originals)} 件")
     return Result(P, f"原件 {active} 件，与目录登记一致", data={"documents": active})

@@ -44,7 +44,7 @@ def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDoc
     category = schedule.categories.get(case.category)
     item = case.item
     materials = [schedule.materials.get(d.material_type, d.material_type)
-                 for d in case.documents if d.status == "active"]
+                 for d in case.active_documents]
     words = [case.applicant_name, case.unit_name, bt_name, category.name if category else None, *materials]
     return SearchDocument(
         id=case.id, serial=case.serial, kind="item" if item else "case", category=case.category,

@@ -27,13 +27,12 @@ from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.permissions import Permission, Principal
 from archive.retention.holds import chunks, held_item_ids, item_objects
-from archive.retention.periods import expiry_date
+from archive.retention.periods import expiry_date, lock_end
 from archive.retention.refusals import actor_of, audited, need
 from storage.base import ObjectNotFound
 
 MAX_DECISIONS = 10_000
 OPEN_DESTROY = ("proposed", "listed", "destroyed")  # a destroy decision that keeps the item out of the queue
-PERMANENT_LOCK_YEARS = 100
 
 
 class QueueFilter(BaseModel):
@@ -225,8 +224,7 @@ def _keep(ctx: Context, session: Session, item: ArchiveItem, code: RetentionCode
         raise InvalidInput(f"档号 {item.archival_code} 按新的保管期限（{code.label}）计算，"
                            f"到期日 {new_expiry:%Y-%m-%d} 已过；请选择更长的保管期限", code="keep_period_too_short",
                            detail={"archival_code": item.archival_code, "new_expiry": new_expiry.isoformat()})
-    until_day = new_expiry or date(today.year + 1 + PERMANENT_LOCK_YEARS, 1, 1)
-    until = datetime(until_day.year, until_day.month, until_day.day, tzinfo=UTC)
+    until = lock_end(new_expiry, code.years, today)  # 永久 kept: counted from the decision
     for key in sorted(item_objects(session, [item.id]).get(item.id, set())):
         try:
             current = ctx.store.stat(key).retain_until

@@ -144,7 +144,7 @@ def _pages(session: Session, case_ids: list[int]) -> dict[int, int]:
     for part in chunks(case_ids):
         out.update((case_id, pages) for case_id, pages in session.execute(
             select(Document.case_id, func.sum(Document.page_count))
-            .where(Document.case_id.in_(part), Document.status == "active").group_by(Document.case_id)))
+            .where(Document.case_id.in_(part), Document.is_active).group_by(Document.case_id)))
     return {k: int(v or 0) for k, v in out.items()}
 
 

@@ -67,7 +67,12 @@ def held_item_ids(session: Session, item_ids: Iterable[int]) -> set[int]:
 
 
 def item_objects(session: Session, item_ids: Iterable[int]) -> dict[int, set[str]]:
-    """The store keys of each item: its rendition and the originals of every document of its case."""
+    """The store keys of each item: its rendition and the original of every document of its case, whatever the
+    document's status (active, split, replaced, removed: each original is still in the store and is evidence).
+
+    The one rule for what an item's object lock and legal holds cover: filing, re-applied schedules, trigger
+    events, appraisal and holds all use it.
+    """
     out: dict[int, set[str]] = {}
     for part in chunks(list(dict.fromkeys(item_ids))):
         for item_id, rendition in session.execute(

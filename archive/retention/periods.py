@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from archive.classification import RetentionCode
 
@@ -26,3 +26,18 @@ def expiry_date(code: RetentionCode | str, trigger_date: date | None, counting: 
         return start.replace(year=start.year + years)
     except ValueError:  # 29 February
         return start.replace(year=start.year + years, day=28)
+
+
+PERMANENT_LOCK_YEARS = 100  # object lock of 永久 items (and of items waiting for their trigger); extended later
+
+
+def lock_end(expiry: date | None, years: int | None, counted_from: date) -> datetime:
+    """Object-lock end of an item's objects: its expiry, else the earliest end it could have.
+
+    With no expiry yet (永久, or still waiting for its trigger) the lock runs ``years`` (永久: PERMANENT_LOCK_YEARS)
+    from 1 January after ``counted_from`` (the day it closed; for an appraisal, the day of the decision), so later
+    events only ever extend it.
+    """
+    if expiry is None:
+        expiry = date(counted_from.year + 1 + (years if years is not None else PERMANENT_LOCK_YEARS), 1, 1)
+    return datetime(expiry.year, expiry.month, expiry.day, tzinfo=UTC)

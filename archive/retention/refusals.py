@@ -15,7 +15,7 @@ from archive.permissions import PERMISSION_NAMES, Permission, Principal
 
 
 def actor_of(principal: Principal) -> Actor:
-    return Actor(principal.kind, principal.name)
+    return Actor.of(principal)
 
 
 @contextmanager

@@ -29,11 +29,11 @@ from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, Sched
 from archive.classification import RetentionCode, Schedule, Trigger, parse_schedule
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
-from archive.retention.periods import expiry_date
+from archive.retention.holds import item_objects
+from archive.retention.periods import expiry_date, lock_end
 
 MAX_LISTED = 1000  # changes listed in one answer; counts always cover everything
 CHUNK = 500
-PERMANENT_LOCK_YEARS = 100  # as archive/filing.PERMANENT_LOCK_YEARS
 
 
 def digest_of(schedule: Schedule) -> str:
@@ -203,6 +203,7 @@ def apply(ctx: Context, session: Session, actor: Actor, reason: str, business_ty
         q = select(ArchiveItem).options(joinedload(ArchiveItem.case)).where(
             ArchiveItem.id.in_(wanted[start:start + CHUNK]))
         items.update((i.id, i) for i in session.scalars(q))
+    objects = item_objects(session, [c.item_id for c in result.changes if c.kind == "lengthen" and not c.refused])
     for c in result.changes:
         if c.refused:
             continue
@@ -211,7 +212,7 @@ def apply(ctx: Context, session: Session, actor: Actor, reason: str, business_ty
         item.trigger, item.trigger_date, item.expiry_date = c.new_trigger, c.new_trigger_date, c.new_expiry
         item.schedule_version = result.version_ref
         if c.kind == "lengthen":  # before the commit: a failed commit only leaves longer locks behind
-            c.store_note = extend_objects(ctx, object_keys(item), lock_until(item, ctx.zone))
+            c.store_note = extend_objects(ctx, sorted(objects[item.id]), lock_until(item, ctx.zone))
         if c.kind != "unchanged":
             audit.record(session, actor, "item.retention.reapply", target_type="item", target_id=item.archival_code,
                          detail={"version": result.version_ref, "kind": c.kind, "reason": reason,
@@ -319,14 +320,9 @@ class _EventDates:
 
 
 def lock_until(item: ArchiveItem, zone: Any) -> datetime:
-    """The object-lock end for the item as it now stands: the rule of filing (archive/filing._lock_until),
-    restated here so that reporting an event does not load the signing stack."""
+    """The object-lock end for the item as it now stands (the rule of filing: periods.lock_end)."""
     closed = item.case.closed_at.astimezone(zone).date() if item.case.closed_at else item.filed_at.date()
-    expiry = item.expiry_date
-    if expiry is None:  # 永久, or still waiting: the earliest end it could have
-        years = RetentionCode(item.effective_retention).years
-        expiry = date(closed.year + 1 + (years if years is not None else PERMANENT_LOCK_YEARS), 1, 1)
-    return datetime(expiry.year, expiry.month, expiry.day, tzinfo=UTC)
+    return lock_end(item.expiry_date, RetentionCode(item.effective_retention).years, closed)
 
 
 def extend_objects(ctx: Context, keys: list[str], until: datetime) -> str:
@@ -338,12 +334,6 @@ def extend_objects(ctx: Context, keys: list[str], until: datetime) -> str:
             extended += 1
     return f"已将 {extended} 个对象的保留期延长至 {until:%Y-%m-%d}" if extended else \
         f"对象保留期已不早于 {until:%Y-%m-%d}，无需延长"
-
-
-def object_keys(item: ArchiveItem) -> list[str]:
-    """The rendition and the active originals: what the item's retention lock covers."""
-    keys = [item.rendition_key] if item.rendition_key else []
-    return keys + [d.original_key for d in item.case.documents if d.status == "active"]
 
 
 def _iso(d: date | None) -> str | None:

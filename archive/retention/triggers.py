@@ -33,8 +33,9 @@ from archive.classification import Trigger
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
 from archive.identifiers import mask_id_number, validate_id_number, validate_uscc
+from archive.retention.holds import item_objects
 from archive.retention.periods import expiry_date
-from archive.retention.schedules import Schedules, extend_objects, lock_until, object_keys
+from archive.retention.schedules import Schedules, extend_objects, lock_until
 
 EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
 ENDED = ("destroyed",)  # item statuses a trigger no longer concerns
@@ -235,12 +236,14 @@ def _start_clocks(ctx: Context, session: Session, ev: Normalised,
          .order_by(ArchiveItem.id).with_for_update(of=ArchiveItem))
     schedules = Schedules(session, ctx.schedule)
     started: list[dict[str, Any]] = []
-    for item in session.scalars(q).unique():
+    items = list(session.scalars(q).unique())
+    objects = item_objects(session, [item.id for item in items])
+    for item in items:
         schedule = schedules.of(item.schedule_version)
         counting = schedule.triggers[ev.spec.trigger].counting
         item.trigger_date = ev.event_date
         item.expiry_date = expiry_date(item.effective_retention, ev.event_date, counting)
-        note = extend_objects(ctx, object_keys(item), lock_until(item, ctx.zone))
+        note = extend_objects(ctx, sorted(objects[item.id]), lock_until(item, ctx.zone))
         indexing.enqueue(session, item.case.serial)
         started.append({"archival_code": item.archival_code, "serial": item.case.serial,
                         "retention_code": item.effective_retention, "trigger_date": ev.event_date.isoformat(),

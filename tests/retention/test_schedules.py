@@ -273,13 +273,6 @@ def test_versions_api_and_cli(ctx: Context, client: TestClient, core: dict[str, 
     assert summary is not None and summary.actor.startswith("cli:")
 
 
-def test_lock_rule_matches_filing() -> None:
-    """schedules restates filing's object-lock rule (to keep the signing stack out of event reporting)."""
-    from archive import filing
-
-    assert schedules.PERMANENT_LOCK_YEARS == filing.PERMANENT_LOCK_YEARS
-
-
 def test_a_real_hold_refuses_shortening(ctx: Context, client: TestClient, core: dict[str, str],
                                         archivist: dict[str, str], tmp_path: Path) -> None:
     """Given an item held (冻结) through the holds API, with no stand-in for the holds module, when a shortening

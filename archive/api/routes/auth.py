@@ -55,7 +55,7 @@ def logout(principal: Principal = Depends(caller), session: Session = UnitOfWork
            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     if bearer is not None and principal.kind == "user":
         identity.logout(session, bearer.credentials)
-        audit.record(session, Actor("user", principal.name), "auth.logout", target_type="user",
+        audit.record(session, Actor.of(principal), "auth.logout", target_type="user",
                      target_id=principal.name)
 
 

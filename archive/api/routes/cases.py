@@ -112,7 +112,7 @@ def case_out(case: Case, principal: Principal) -> CaseOut:
     item = case.item
     return CaseOut(
         **_summary_fields(case, principal), outcome=case.outcome, trail=case.trail,
-        documents=[document_out(d) for d in case.documents if d.status == "active"],
+        documents=[document_out(d) for d in case.active_documents],
         item=ItemOut.model_validate(item, from_attributes=True) if item else None,
     )
 
