@@ -13,10 +13,8 @@ from archive.context import Context
 from archive.retention.holds import item_objects
 from archive.retention.periods import PERMANENT_LOCK_YEARS, lock_end
 from tests import samples
+from tests.factories import close_body, complete_case, upload
 from tests.retention.test_schedules import TQ01, archivist, core, variant  # noqa: F401  (fixtures)
-from tests.retention.test_triggers import close_body
-from tests.test_capture import upload
-from tests.test_filing import complete_case
 
 
 def test_lock_end_is_the_expiry_else_the_earliest_end_it_could_have() -> None:
