@@ -393,3 +393,16 @@ def test_concurrent_filings_of_several_classes_all_succeed_with_gap_free_numbers
         by_class.setdefault((retention, category), []).append(number)
     assert {k: sorted(v) for k, v in by_class.items()} == {
         ("D30", "TQ"): [1, 2, 3], ("D30", "GJ"): [1, 2, 3], ("Y", "ZJ"): [1, 2, 3], ("D30", "DK"): [1, 2, 3]}
+
+
+def test_case_with_a_replaced_document_files(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a complete case whose first document was replaced while open (the replacement takes its 件内顺序号),
+    When it is closed, Then it is filed: GD-2-6 counts the documents in the item, not the replaced one beside them."""
+    complete_case(client, core)
+    first = client.get("/api/v1/cases/YW2026010500001", headers=core).json()["documents"][0]
+    r = client.put(f"/api/v1/cases/YW2026010500001/documents/{first['id']}", headers=core,
+                   files={"file": ("a2.jpg", samples.jpeg(text="v2"), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000001"

@@ -33,7 +33,7 @@ from archive.archival_code import CodeParts
 from archive.capture.cases import NEEDS_APPLICANT
 from archive.capture.ofd import check_ofd
 from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
-from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document
+from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, DocumentStatus
 from archive.checks.base import (
     CheckItem,
     CheckObject,
@@ -629,7 +629,9 @@ def continuity(s: FilingSubject) -> list[Result]:
         bad.append(Result(F, f"件号不连续：{p.fonds}/{p.year}/{p.retention}/{p.category} 中件号 {p.number} 之前应有 "
                              f"{p.number - 1} 件，实有 {below[1]} 件", "件号",
                           {"number": p.number, "before": below[1]}))
-    sequences = sorted(s.session.scalars(select(Document.sequence).where(Document.case_id == s.case.id)))
+    # A replaced document's slot is taken by its replacement; every other document keeps its own number.
+    sequences = sorted(s.session.scalars(select(Document.sequence).where(
+        Document.case_id == s.case.id, Document.status != DocumentStatus.REPLACED)))
     if sequences != list(range(1, len(sequences) + 1)):
         bad.append(Result(F, f"件内顺序号不连续：{sequences}", "件内顺序号"))
     return _summary(bad, f"件号 {p.number} 与前序件号连续，件内顺序号连续")
