@@ -169,7 +169,7 @@ def test_a_sweep_of_another_host_is_resumed_once_its_lease_has_lapsed(ctx: Conte
 def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> None:
     with pytest.raises(NotFound) as nothing:
         run_sweep(ctx, ACTOR, resume=99)
-    assert nothing.value.code == "sweep_not_resumable" and nothing.value.status == 404
+    assert nothing.value.code == "sweep_not_resumable" and nothing.value.kind == "not_found"
     for options, code in [(SweepOptions(scope="secondary"), "no_replica"),
                           (SweepOptions(scope="tape"), "invalid_sweep_scope"),  # type: ignore[arg-type]
                           (SweepOptions(tier="thumbnails"), "invalid_sweep_tier"),  # type: ignore[arg-type]
@@ -177,7 +177,7 @@ def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> Non
                           (SweepOptions(rate_mb=-1), "invalid_sweep_rate")]:
         with pytest.raises(InvalidInput) as exc:
             run_sweep(ctx, ACTOR, options)
-        assert exc.value.code == code and exc.value.status == 422
+        assert exc.value.code == code and exc.value.kind == "invalid"
     with ctx.catalogue.sessions() as s:
         assert s.scalar(select(StorageSweep)) is None
 
