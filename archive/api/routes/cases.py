@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
@@ -26,7 +27,6 @@ from archive.retention.refusals import audited
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 MAX_FILES = 50
-MULTI_STATUS = 207
 
 
 class CaseSummary(BaseModel):
@@ -228,7 +228,7 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
     if len(refused) == len(results):
         raise documents.all_refused(refused, out.model_dump(mode="json"))
     if refused:
-        response.status_code = MULTI_STATUS  # some files accepted: each refusal is explained in its result
+        response.status_code = HTTPStatus.MULTI_STATUS  # some files accepted: each refusal is explained in its result
     return out
 
 
