@@ -122,7 +122,7 @@ def list_access(session: Session, *, target: str | None = None, actor: str | Non
 # --- rate limits ---------------------------------------------------------------------------------
 
 class RateLimited(ArchiveError):
-    status = 429
+    kind = "rate_limited"
     code = "rate_limited"
 
     def __init__(self, retry_after: int, rate: float) -> None:

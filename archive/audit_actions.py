@@ -63,6 +63,7 @@ ACTIONS: dict[str, str] = {
     "client.create": "登记业务系统接口账号",
     "client.revoke": "吊销业务系统接口账号",
     "auth.login": "登录",
+    "permission.denied": "无权限的操作被拒绝",
     "auth.login.failed": "登录失败",
     "auth.logout": "退出登录",
     "auth.account.locked": "账号因连续登录失败被锁定",

@@ -1,5 +1,6 @@
 """What a running system is built from: settings, catalogue, schedule, 档号 rule, and (built on first use, once)
-the object store, signer, search index, time-stamp client and virus scanner.
+the object store, signer, search index, time-stamp client, virus scanner, API rate limiter and access-register
+writer.
 
 Built once by the CLI or the API app factory; everything that can be wrong in configuration is
 found here, at start-up, as a ConfigError naming the setting or file. The backends are built lazily
@@ -8,10 +9,12 @@ so that a command that does not need them stays fast.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
+from archive.access import AccessWriter, RateLimiter, limiter_from_settings
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
@@ -42,6 +45,9 @@ class Context:
     _index: SearchIndex | None = field(default=None, repr=False)
     _timestamper: object = field(default=_UNSET, repr=False)
     _scanner: object = field(default=_UNSET, repr=False)
+    _rate_limiter: RateLimiter | None = field(default=None, repr=False)
+    _access_writer: AccessWriter | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -106,6 +112,22 @@ class Context:
 
             self._scanner = scanner_from_settings(self.settings)
         return cast("Scanner | None", self._scanner)
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Requests per second of each API client (ARCHIVE_API_RATE, ARCHIVE_API_BURST); built on first use."""
+        if self._rate_limiter is None:
+            self._rate_limiter = limiter_from_settings(self.settings)
+        return self._rate_limiter
+
+    @property
+    def access_writer(self) -> AccessWriter:
+        """Group-commits access events (利用登记) of concurrent requests; one per running system."""
+        if self._access_writer is None:
+            with self._lock:
+                if self._access_writer is None:
+                    self._access_writer = AccessWriter(self.catalogue)
+        return self._access_writer
 
     @property
     def zone(self) -> ZoneInfo:

@@ -9,6 +9,7 @@ for what the message names (a 档号, a file, a number).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,37 +23,25 @@ class Kind(StrEnum):
     CONFLICT = "conflict"
     GONE = "gone"
     TOO_LARGE = "too_large"
-    UNSUPPORTED_MEDIA = "unsupported_media"
+    UNSUPPORTED = "unsupported"
     OUT_OF_RANGE = "out_of_range"
     INVALID = "invalid"
-    THROTTLED = "throttled"
+    RATE_LIMITED = "rate_limited"
     CONFIG = "config"
     FAILED = "failed"
     UNAVAILABLE = "unavailable"
-
-
-STATUS: dict[Kind, int] = {
-    Kind.BAD_REQUEST: 400, Kind.UNAUTHENTICATED: 401, Kind.FORBIDDEN: 403, Kind.NOT_FOUND: 404,
-    Kind.NOT_ALLOWED: 405, Kind.CONFLICT: 409, Kind.GONE: 410, Kind.TOO_LARGE: 413, Kind.UNSUPPORTED_MEDIA: 415,
-    Kind.OUT_OF_RANGE: 416, Kind.INVALID: 422, Kind.THROTTLED: 429, Kind.CONFIG: 500, Kind.FAILED: 500,
-    Kind.UNAVAILABLE: 503,
-}
-"""The HTTP status of each kind (the storage/signing/search kinds agree with archive.errors.KIND_STATUS)."""
+    BUSY = "busy"
 
 
 @dataclass(frozen=True)
 class Code:
-    kind: Kind
+    kind: Kind  # the HTTP status of each kind is decided in archive/api/errors.py (KIND_STATUS)
     meaning: str
-
-    @property
-    def status(self) -> int:
-        return STATUS[self.kind]
 
 
 CODES: dict[str, Code] = {
     "access_register_unavailable": Code(Kind.UNAVAILABLE, "利用登记暂时无法写入，请稍后重试"),
-    "account_locked": Code(Kind.THROTTLED, "登录失败次数过多，账号已暂时锁定，请于 … 后（约 … 分钟）重试"),
+    "account_locked": Code(Kind.RATE_LIMITED, "登录失败次数过多，账号已暂时锁定，请于 … 后（约 … 分钟）重试"),
     "alert_already_acknowledged": Code(Kind.CONFLICT, "告警 … 已由 … 于 … 确认，无需重复确认"),
     "alert_not_found": Code(Kind.NOT_FOUND, "告警 … 不存在"),
     "already_decided": Code(Kind.CONFLICT, "已有待执行的销毁意见"),
@@ -93,6 +82,7 @@ CODES: dict[str, Code] = {
     "document_empty": Code(Kind.INVALID, "文件“…”没有内容"),
     "document_not_found": Code(Kind.NOT_FOUND, "材料 … 不存在"),
     "document_too_many_pages": Code(Kind.INVALID, "文件“…”共 … 页，超过单个文件 … 页的上限"),
+    "documents_refused": Code(Kind.INVALID, "上传的材料均未接收（原因见各文件）；全部超过大小上限时为 413"),
     "duplicate_approver": Code(Kind.CONFLICT, "您已审批过销毁清册 …"),
     "eep_bad_encoding": Code(Kind.INVALID, "文件“…”的编码数据不是合法的 Base64"),
     "eep_incomplete": Code(Kind.INVALID, "封装包需要存储位置（脱机载体编号）、机构人员和业务行为"),
@@ -113,6 +103,7 @@ CODES: dict[str, Code] = {
     "filing_busy": Code(Kind.UNAVAILABLE, "同类业务正在集中归档，本次未归档，请稍后重试"),
     "filing_checks_failed": Code(Kind.CONFLICT, "归档前四性检测未通过，未归档"),
     "fonds_missing": Code(Kind.NOT_FOUND, "全宗 … 未登记，请先运行 `archive init`"),
+    "gone": Code(Kind.GONE, "已按销毁流程销毁，记录仍保留"),
     "grant_expired": Code(Kind.FORBIDDEN, "您对档号 … 的利用授权（申请 …）已于 … 到期"),
     "grant_not_active": Code(Kind.CONFLICT, "只有有效的利用授权可以撤销"),
     "grant_revoked": Code(Kind.FORBIDDEN, "您对档号 … 的利用授权（申请 …）已于 … 被撤销（…）"),
@@ -190,8 +181,8 @@ CODES: dict[str, Code] = {
     "loan_already_returned": Code(Kind.CONFLICT, "借阅单 … 已于 … 归还（接收人 …），不能重复办理"),
     "loan_not_found": Code(Kind.NOT_FOUND, "借阅单 … 不存在"),
     "loan_request_mismatch": Code(Kind.CONFLICT, "利用申请 … 不是包含这些档号的有效实体借出授权"),
-    "login_refused": Code(Kind.THROTTLED, "暂时不能登录"),
-    "login_throttled": Code(Kind.THROTTLED, "该地址登录失败次数过多，请约 … 分钟后重试"),
+    "login_refused": Code(Kind.RATE_LIMITED, "暂时不能登录"),
+    "login_throttled": Code(Kind.RATE_LIMITED, "该地址登录失败次数过多，请约 … 分钟后重试"),
     "malformed_request": Code(Kind.BAD_REQUEST, "请求格式有误，无法读取请求内容"),
     "manual_item_recorded": Code(Kind.CONFLICT, "检测项 … 已由 … 于 … 登记，不能重复登记"),
     "material_not_for_business_type": Code(Kind.INVALID, "材料类型不属于该业务"),
@@ -226,7 +217,7 @@ CODES: dict[str, Code] = {
     "ofd_xml_unsafe": Code(Kind.INVALID, "OFD 文件的 XML 含有 DTD 或实体声明"),
     "override_not_allowed": Code(Kind.FORBIDDEN, "材料不全时只有档案管理员可以说明理由后归档"),
     "page_not_found": Code(Kind.NOT_FOUND, "材料“…”共 … 页，没有第 … 页"),
-    "page_render_unsupported": Code(Kind.UNSUPPORTED_MEDIA, "该格式的材料不能按页预览"),
+    "page_render_unsupported": Code(Kind.UNSUPPORTED, "该格式的材料不能按页预览"),
     "page_size_too_large": Code(Kind.INVALID, "每页条数最多 … 条，请减小 page_size 并用 cursor 翻页"),
     "page_too_deep": Code(Kind.INVALID, "按相关度排序最多翻到第 … 条，请增加检索条件"),
     "payload_too_large": Code(Kind.TOO_LARGE, "请求内容过大"),
@@ -239,7 +230,7 @@ CODES: dict[str, Code] = {
     "purpose_text_required": Code(Kind.INVALID, "利用目的为「其他」时须写明目的说明（purpose_text）"),
     "purpose_too_long": Code(Kind.INVALID, "利用目的（…）不能超过 … 个字符"),
     "range_not_satisfiable": Code(Kind.OUT_OF_RANGE, "读取起点 … 超出文件大小（… 字节）"),
-    "rate_limited": Code(Kind.THROTTLED, "操作过于频繁，请稍后重试"),
+    "rate_limited": Code(Kind.RATE_LIMITED, "操作过于频繁，请稍后重试"),
     "reason_required": Code(Kind.INVALID, "解除冻结须说明理由"),
     "reason_too_long": Code(Kind.INVALID, "理由不能超过 500 个字符"),
     "receipt_not_found": Code(Kind.NOT_FOUND, "接收记录 … 不存在"),
@@ -279,6 +270,7 @@ CODES: dict[str, Code] = {
     "sweep_not_found": Code(Kind.NOT_FOUND, "存储检测 … 不存在"),
     "sweep_not_resumable": Code(Kind.NOT_FOUND, "没有可继续的存储检测（编号 …）：它不存在或已完成"),
     "sweep_running": Code(Kind.CONFLICT, "存储检测 … 仍在由进程 … 运行，不能同时继续"),
+    "too_large": Code(Kind.TOO_LARGE, "超过大小上限"),
     "too_many_files": Code(Kind.INVALID, "一次最多上传 … 个文件"),
     "too_many_values": Code(Kind.INVALID, "筛选字段 … 最多 … 个值"),
     "transfer_duplicate_entry": Code(Kind.INVALID, "信息包中文件“…”出现了两次，已拒收"),
@@ -326,12 +318,12 @@ CODES: dict[str, Code] = {
 }
 
 
-def markdown() -> str:
-    """docs/error-codes.md: one row per code, by kind then code."""
+def markdown(kind_status: Mapping[str, int]) -> str:
+    """docs/error-codes.md: one row per code, by HTTP status (``kind_status``: the API's table), kind, then code."""
     lines = ["# Error codes", "",
              "Generated from archive/error_codes.py by `.venv/bin/python scripts/error_codes_doc.py`; do not edit.",
              "Every error answer is `{code, message, detail}`: `code` is stable, `message` is for the person.", "",
              "| code | HTTP | kind | 含义 |", "| --- | --- | --- | --- |"]
-    for name, c in sorted(CODES.items(), key=lambda kv: (kv[1].status, kv[1].kind, kv[0])):
-        lines.append(f"| `{name}` | {c.status} | {c.kind} | {c.meaning.replace('|', '｜')} |")
+    for name, c in sorted(CODES.items(), key=lambda kv: (kind_status[kv[1].kind], kv[1].kind, kv[0])):
+        lines.append(f"| `{name}` | {kind_status[c.kind]} | {c.kind} | {c.meaning.replace('|', '｜')} |")
     return "\n".join(lines) + "\n"

@@ -49,7 +49,7 @@ class PageImage:
 
 
 class UnsupportedForRendering(InvalidInput):
-    status = 415
+    kind = "unsupported"
     code = "page_render_unsupported"
 
 

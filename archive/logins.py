@@ -34,7 +34,7 @@ NAME_LEN = 100  # longer names cannot exist (64 at most); they share the lock of
 class LoginRefused(ArchiveError):
     """Too many failed logins: for this user name (account_locked) or from this address (login_throttled)."""
 
-    status = 429
+    kind = "rate_limited"
     code = "login_refused"
 
     def __init__(self, message: str, *, code: str, until: datetime, now: datetime) -> None:

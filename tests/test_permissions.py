@@ -8,11 +8,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from archive import identity
 from archive.api.app import create_app
+from archive.audit import Actor
+from archive.authorization import require
 from archive.catalogue.models import ApiClient, AuditEvent, User
 from archive.context import Context
-from archive.permissions import ROLE_PERMISSIONS, Permission
-from tests.helpers import add_user, login
+from archive.errors import PermissionDenied
+from archive.permissions import ROLE_PERMISSIONS, Permission, Principal
+from tests.helpers import PASSWORD, add_client, add_user, login
 
 
 @pytest.fixture
@@ -24,9 +28,9 @@ def client(ctx: Context) -> Iterator[TestClient]:
         yield c
 
 
-def _events(ctx: Context) -> int:
+def _events(ctx: Context, outcome: str = "success") -> int:
     with ctx.catalogue.sessions() as s:
-        return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == outcome)) or 0
 
 
 def test_the_three_officers_hold_disjoint_powers() -> None:
@@ -61,13 +65,15 @@ def test_admin_creates_accounts_without_roles_and_security_officer_grants_them(c
     is audited and the password is kept as an argon2 hash."""
     admin, sec, auditor = login(client, "admin"), login(client, "sec"), login(client, "auditor")
     body = {"username": "newclerk", "password": "long-enough-1", "display_name": "新柜员", "branch": "BR03"}
-    before = _events(ctx)
+    before, refused = _events(ctx), _events(ctx, "refused")
     assert client.post("/api/v1/users", json=body, headers=auditor).status_code == 403
     assert client.post("/api/v1/users", json={**body, "roles": ["clerk"]}, headers=admin).status_code == 403
-    assert _events(ctx) == before  # refusals change nothing
+    assert _events(ctx) == before  # refusals change nothing but leave their record
+    assert _events(ctx, "refused") == refused + 2
     r = client.post("/api/v1/users", json=body, headers=admin)
     assert r.status_code == 201 and r.json()["roles"] == []
     assert client.put("/api/v1/users/newclerk/roles", json={"roles": ["clerk"]}, headers=admin).status_code == 403
+    assert _events(ctx, "refused") == refused + 3
     r = client.put("/api/v1/users/newclerk/roles", json={"roles": ["clerk"]}, headers=sec)
     assert r.status_code == 200 and r.json()["roles"] == ["clerk"]
     assert _events(ctx) == before + 2
@@ -123,3 +129,46 @@ def test_client_scope_limits_what_it_can_do(ctx: Context, client: TestClient) ->
                       headers=admin).json()["key"]
     r = client.get("/api/v1/cases", headers={"X-API-Key": key})
     assert r.status_code == 403 and "查看业务" in r.json()["message"]
+
+
+def _refusals(ctx: Context) -> list[AuditEvent]:
+    with ctx.catalogue.sessions() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.outcome == "refused").order_by(AuditEvent.seq)))
+
+
+def test_a_refusal_at_any_front_end_is_audited_by_the_one_check(ctx: Context, client: TestClient) -> None:
+    """Given a clerk without 审计 rights and a portal without the images scope, When they ask for the audit log, a
+    page image, the access register and a search they may not make, Then each is 403 as before and each refusal
+    is on record (permission.denied, the route asked for, the permission missing), in a chain that still verifies."""
+    clerk, portal = login(client, "clerk"), add_client(ctx, "portal", ["data.read"])
+    admin = login(client, "admin")
+    asks = [("/api/v1/audit/events", clerk), ("/api/v1/documents/1/pages/1", portal),
+            ("/api/v1/access-events", clerk), ("/api/v1/search?serial=YW1", admin)]
+    for path, headers in asks:
+        r = client.get(path, headers=headers)
+        assert r.status_code == 403 and r.json()["code"] == "permission_denied", r.text
+    events = _refusals(ctx)
+    assert [(e.actor, e.action, e.target_type, e.target_id) for e in events] == [
+        ("clerk", "permission.denied", "api", "GET /api/v1/audit/events"),
+        ("portal", "permission.denied", "api", "GET /api/v1/documents/{document_id}/pages/{page}"),
+        ("clerk", "permission.denied", "api", "GET /api/v1/access-events"),
+        ("admin", "permission.denied", "api", "GET /api/v1/search")]
+    assert events[0].detail["permissions"] == ["audit.read"] and events[0].detail["code"] == "permission_denied"
+    assert events[3].detail["permissions"] == ["case.read", "item.read"]
+    assert client.get("/api/v1/audit/verify", headers=login(client, "auditor")).json()["ok"] is True
+
+
+def test_the_check_records_a_refusal_though_the_callers_transaction_rolls_back(ctx: Context) -> None:
+    """Given a session that has already changed something and a person lacking the permission (as the CLI and the
+    web UI call it), When the domain check refuses, Then PermissionDenied names the permission in Chinese, the
+    refusal is recorded under the step's action, and the caller's change is not kept."""
+    principal = Principal("user", 1, "clerk", ROLE_PERMISSIONS["clerk"], ("clerk",))
+    with pytest.raises(PermissionDenied) as refused, ctx.catalogue.session() as s:
+        identity.add_user(s, Actor.system("test"), "ghost", PASSWORD, "ghost", [], None)
+        require(s, principal, Permission.HOLD_MANAGE, action="hold.set", target_type="hold")
+    assert refused.value.code == "permission_denied" and "冻结与解除冻结" in refused.value.message
+    assert refused.value.kind == "forbidden" and refused.value.recorded
+    [event] = _refusals(ctx)
+    assert (event.actor, event.action, event.target_type) == ("clerk", "hold.set", "hold")
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(User).where(User.username == "ghost")) is None

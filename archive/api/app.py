@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     app = FastAPI(title="住房公积金电子业务档案系统", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)  # docs.install: no CDN
     app.state.context = ctx
+    # hot-path requests of this process queue here on SQLite (archive.api.deps.sqlite_turn); PostgreSQL needs none
+    app.state.sqlite_turn = asyncio.Lock() if ctx.catalogue.engine.dialect.name == "sqlite" else None
     errors.install(app)
     docs.install(app)
     for module in (health, auth, admin, audit_log, reference, cases, items, scans, search,

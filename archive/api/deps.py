@@ -1,18 +1,21 @@
-"""Request dependencies: the unit of work, the caller, and the one permission check."""
+"""Request dependencies: the unit of work, the caller, the permission check (archive.authorization.require as a
+dependency), the per-process SQLite turn."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from archive import authorization
 from archive.audit import Actor
 from archive.context import Context
-from archive.errors import PermissionDenied, Unauthenticated
+from archive.errors import Unauthenticated
 from archive.identity import principal_from_token
-from archive.permissions import PERMISSION_NAMES, Permission, Principal
+from archive.permissions import Permission, Principal
 
 _bearer = HTTPBearer(auto_error=False, description="登录令牌（st_…）或接入密钥（ak_…）")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="业务系统接入密钥（ak_…）")
@@ -47,18 +50,33 @@ def caller(
     return principal_from_token(session, token)
 
 
-def require(permission: Permission) -> Callable[..., Principal]:
-    """Dependency factory: the caller, or 401/403 with a message saying which permission is missing."""
+def route_of(request: Request) -> str:
+    """The operation a request asks for, as an audit target: ``GET /api/v1/items/{archival_code}``."""
+    return f"{request.method} {getattr(request.scope.get('route'), 'path', request.url.path)}"
 
-    def check(principal: Principal = Depends(caller)) -> Principal:
-        if not principal.can(permission):
-            raise PermissionDenied(
-                f"当前账号没有「{PERMISSION_NAMES[permission]}」权限，如需使用请联系安全保密管理员",
-                code="permission_denied", detail={"permission": permission.value},
-            )
+
+def require(*permissions: Permission, message: str | None = None) -> Callable[..., Principal]:
+    """Dependency factory: the caller holding one of ``permissions``, checked by
+    :func:`archive.authorization.require` (401 without a caller; a refusal is audited, then 403)."""
+
+    def check(request: Request, session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> Principal:
+        authorization.require(session, principal, *permissions, target_type="api", target_id=route_of(request),
+                              message=message)
         return principal
 
     return check
+
+
+async def sqlite_turn(request: Request) -> AsyncIterator[None]:
+    """On SQLite every transaction takes the write lock (BEGIN IMMEDIATE), and waiters sleep in SQLite's busy
+    handler (up to 100 ms a nap), which starves some requests for seconds under load; hot-path requests of
+    this process queue on an asyncio lock instead (waiting holds no worker thread). PostgreSQL needs none."""
+    lock: asyncio.Lock | None = request.app.state.sqlite_turn
+    if lock is None:
+        yield
+        return
+    async with lock:
+        yield
 
 
 def actor_of(principal: Principal) -> Actor:

@@ -1,4 +1,8 @@
-"""One place where errors become HTTP responses: ``{code, message, detail}``, never a traceback."""
+"""One place where errors become HTTP responses: ``{code, message, detail}``, never a traceback.
+
+Errors carry a ``kind``, not an HTTP status; :data:`KIND_STATUS` decides the status of every kind, and
+:func:`headers_of` the headers some need (WWW-Authenticate, Retry-After, Content-Range).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,51 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
 from archive.catalogue.db import is_busy
-from archive.errors import ERRORS, AnyError, catalogue_busy, status_of
+from archive.errors import ERRORS, AnyError, catalogue_busy
 
 log = logging.getLogger("archive.api")
+
+KIND_STATUS: dict[str, int] = {
+    "bad_request": 400,
+    "not_allowed": 405,
+    "invalid": 422,
+    "unsupported": 415,
+    "too_large": 413,
+    "out_of_range": 416,
+    "not_found": 404,
+    "gone": 410,
+    "conflict": 409,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "busy": 503,
+    "config": 500,
+    "failed": 500,
+}
+
+
+def status_of(exc: AnyError) -> int:
+    """The HTTP status of any error of archive/, storage/, signing/ or search/, by its kind."""
+    return KIND_STATUS.get(exc.kind, 500)
+
+
+def headers_of(exc: AnyError) -> dict[str, str]:
+    """Bearer for 401; Retry-After for errors that know when to come back (rate limits, busy catalogue, locked
+    logins); Content-Range with the file's size for a range outside it."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthenticated" else {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    size = exc.detail.get("size") if exc.kind == "out_of_range" and isinstance(exc.detail, dict) else None
+    if isinstance(size, int):
+        headers["Content-Range"] = f"bytes */{size}"
+    return headers
+
+
+def error_response(exc: AnyError) -> JSONResponse:
+    """The answer to an error, also for a route that must answer it instead of raising (its transaction commits)."""
+    return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=headers_of(exc) or None)
 
 _HTTP_MESSAGES = {
     400: ("malformed_request", "请求格式有误，无法读取请求内容；请检查 JSON 或上传表单（multipart）的格式后重试"),
@@ -62,12 +108,7 @@ def body(code: str, message: str, detail: object = None) -> dict[str, object]:
 
 def install(app: FastAPI) -> None:
     async def _archive_error(_: Request, exc: AnyError) -> JSONResponse:
-        status = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-        retry_after = getattr(exc, "retry_after", None)  # 429 and 503 errors that know when to come back
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
-        return JSONResponse(exc.to_dict(), status_code=status, headers=headers or None)
+        return error_response(exc)
 
     for base in ERRORS:  # archive's own errors and those of storage/, signing/, search/
         app.add_exception_handler(base, _archive_error)  # type: ignore[arg-type]  # starlette types it for Exception

@@ -27,7 +27,7 @@ from archive.catalogue.models import Case, Document
 from archive.checks import gd
 from archive.checks.security import ScanFailed
 from archive.context import Context
-from archive.errors import InvalidInput, NotFound, ServiceUnavailable
+from archive.errors import InvalidInput, NotFound, ServiceUnavailable, TooLarge
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
 from signing.rendition import SourceDocument, check_source
@@ -64,6 +64,13 @@ def clean_filename(raw: str | None) -> str:
     return name.strip()[:MAX_FILENAME] or "未命名文件"
 
 
+def all_refused(refusals: list[tuple[str, str]], detail: Any) -> InvalidInput:
+    """Every file of an upload was refused: the first reason in the message, each file's in ``detail``; too large
+    when every file was over the size limit."""
+    kind = "too_large" if all(code == "file_too_large" for code, _ in refusals) else "invalid"
+    return InvalidInput(f"材料均未接收：{refusals[0][1]}", code="documents_refused", detail=detail, kind=kind)
+
+
 @dataclass
 class Received:
     """One uploaded file, read to the end once: its bytes (bounded by the size limit) and digests."""
@@ -79,9 +86,8 @@ class Received:
         hasher, buf = Hasher(), io.BytesIO()
         while chunk := stream.read(CHUNK):
             if hasher.size + len(chunk) > max_bytes:
-                raise InvalidInput(f"文件“{name}”超过大小上限 {max_bytes // 1024**2} MB，请压缩或分成多个文件提交",
-                                   code="file_too_large", detail={"filename": name, "max_bytes": max_bytes},
-                                   status=413)
+                raise TooLarge(f"文件“{name}”超过大小上限 {max_bytes // 1024**2} MB，请压缩或分成多个文件提交",
+                               code="file_too_large", detail={"filename": name, "max_bytes": max_bytes})
             hasher.update(chunk)
             buf.write(chunk)
         d = hasher.digests()

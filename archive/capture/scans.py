@@ -30,7 +30,7 @@ from archive.capture.sniff import PDF, TIFF, sniff
 from archive.catalogue.models import Case, ScanBatch, ScanPart
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.errors import ERRORS, Conflict, InvalidInput, NotFound, status_of
+from archive.errors import ERRORS, SYSTEM_KINDS, Conflict, InvalidInput, NotFound
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
 from signing.rendition import SourceDocument, open_source_pdf
@@ -134,7 +134,7 @@ def _attach_parts(ctx: Context, batch_id: int, stack: Any, covers: list[list[Any
                     _attach(ctx, s, row, case, stack, part.material_type or batch.material_type,
                             Actor.system("scanner"))
             except ERRORS as exc:  # e.g. a part over the page cap: it waits for a clerk
-                if status_of(exc) >= 500:
+                if exc.kind in SYSTEM_KINDS:
                     raise
                 log.info("scan batch %s part %s-%s refused: %s", batch_id, part.first_page, part.last_page, exc.code)
                 row.reason = exc.code[:32]

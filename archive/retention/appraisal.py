@@ -20,6 +20,7 @@ from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from archive import audit
+from archive.authorization import require
 from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, Hold, HoldItem
 from archive.catalogue.types import utcnow
 from archive.classification import RetentionCode
@@ -28,7 +29,7 @@ from archive.errors import Conflict, InvalidInput, NotFound
 from archive.permissions import Permission, Principal
 from archive.retention.holds import chunks, held_item_ids, item_objects
 from archive.retention.periods import expiry_date, lock_end
-from archive.retention.refusals import actor_of, audited, need
+from archive.retention.refusals import actor_of, audited
 from storage.base import ObjectNotFound
 
 MAX_DECISIONS = 10_000
@@ -88,7 +89,7 @@ def today_in(ctx: Context) -> date:
 def queue(ctx: Context, session: Session, principal: Principal, f: QueueFilter | None = None,
           limit: int = 100, offset: int = 0) -> tuple[int, list[ArchiveItem]]:
     """(total, one page ordered by expiry date then 档号)."""
-    need(principal, Permission.RETENTION_MANAGE)
+    require(session, principal, Permission.RETENTION_MANAGE, target_type="appraisal_queue")
     stmt = queue_query(today_in(ctx), f, principal.branches)
     total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(ArchiveItem.id).subquery())) or 0
     page = list(session.scalars(stmt.order_by(ArchiveItem.expiry_date, ArchiveItem.id).limit(limit).offset(offset)))
@@ -109,8 +110,8 @@ def decide(ctx: Context, session: Session, principal: Principal, data: DecisionI
     codes = list(dict.fromkeys(c.strip() for c in data.archival_codes if c.strip()))
     with audited(session, principal, "appraisal.decide", target_type="item",
                  target_id=codes[0] if len(codes) == 1 else None,
-                 detail={"decision": data.decision, "items": len(codes), "archival_codes": codes[:100]}):
-        need(principal, Permission.RETENTION_MANAGE)
+                 detail={"decision": data.decision, "items": len(codes), "archival_codes": codes[:100]},
+                 permission=Permission.RETENTION_MANAGE):
         new_code = _keep_code(data)
         today = today_in(ctx)
         items = _items(session, principal, codes)

@@ -47,7 +47,7 @@ from archive.permissions import Permission, Principal
 from archive.retention import lending
 from archive.retention.appraisal import title_of, today_in
 from archive.retention.holds import chunks, held_item_ids
-from archive.retention.refusals import actor_of, audited, need
+from archive.retention.refusals import actor_of, audited
 from storage.base import ObjectInfo, ObjectNotFound, content_key
 
 APPROVALS_NEEDED = 2
@@ -87,8 +87,8 @@ class ExecutionReport:
 def build_list(ctx: Context, session: Session, principal: Principal, data: ListIn) -> BuildReport:
     """A new list of the proposed destroy decisions (held items are left out and reported)."""
     with audited(session, principal, "destruction.list.create", target_type="destruction_list",
-                 detail={"archival_codes": (data.archival_codes or [])[:100]}):
-        need(principal, Permission.RETENTION_MANAGE)
+                 detail={"archival_codes": (data.archival_codes or [])[:100]},
+                 permission=Permission.RETENTION_MANAGE):
         stmt = (select(AppraisalDecision, ArchiveItem, Case)
                 .join(ArchiveItem, ArchiveItem.id == AppraisalDecision.item_id)
                 .join(Case, Case.id == ArchiveItem.case_id)
@@ -178,8 +178,8 @@ def approvals_of(session: Session, list_id: int) -> list[DestructionApproval]:
 
 def approve(ctx: Context, session: Session, principal: Principal, list_id: int, data: ApprovalIn) -> DestructionList:
     """One approval; the second (by a different person) approves the list and stores its signed PDF."""
-    with audited(session, principal, "destruction.approve", target_type="destruction_list", target_id=list_id):
-        need(principal, Permission.DESTRUCTION_APPROVE)
+    with audited(session, principal, "destruction.approve", target_type="destruction_list", target_id=list_id,
+                 permission=Permission.DESTRUCTION_APPROVE):
         dl = get_list(session, list_id, lock=True)
         if dl.status != "pending":
             raise Conflict(f"销毁清册 {dl.number} 已经批准（状态：{_STATUS[dl.status]}），不需要再审批",
@@ -206,8 +206,8 @@ def approve(ctx: Context, session: Session, principal: Principal, list_id: int, 
 def reject(session: Session, principal: Principal, list_id: int, data: RejectionIn) -> DestructionList:
     """An approver refuses a pending list (驳回): it can no longer be approved or executed, and its items go back
     to the appraisal queue for a new decision."""
-    with audited(session, principal, "destruction.reject", target_type="destruction_list", target_id=list_id):
-        need(principal, Permission.DESTRUCTION_APPROVE)
+    with audited(session, principal, "destruction.reject", target_type="destruction_list", target_id=list_id,
+                 permission=Permission.DESTRUCTION_APPROVE):
         dl = get_list(session, list_id, lock=True)
         if dl.status != "pending":
             raise Conflict(f"销毁清册 {dl.number} 当前状态为{_STATUS[dl.status]}，只有待审批的清册可以驳回",
@@ -308,8 +308,7 @@ def execute(ctx: Context, principal: Principal, list_id: int,
     Runs in transactions of its own (an API caller ends its request transaction first).
     """
     with ctx.catalogue.session() as s, audited(s, principal, "destruction.execute", target_type="destruction_list",
-                                               target_id=list_id):
-        need(principal, Permission.RETENTION_MANAGE)
+                                               target_id=list_id, permission=Permission.RETENTION_MANAGE):
         dl = get_list(s, list_id)
         approvers = {a.approver for a in approvals_of(s, list_id)}
         if dl.status not in ("approved", "executed") or len(approvers) < APPROVALS_NEEDED:

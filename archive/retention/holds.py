@@ -23,7 +23,7 @@ from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.permissions import Permission, Principal
-from archive.retention.refusals import actor_of, audited, need
+from archive.retention.refusals import actor_of, audited
 from storage.base import ObjectNotFound
 
 MAX_KEYS = 10_000  # 档号 or 业务流水号 in one request
@@ -101,8 +101,8 @@ def set_hold(ctx: Context, session: Session, principal: Principal, data: HoldIn)
     """Record the hold and its items, and set the store's legal hold on their objects."""
     criteria = data.model_dump(mode="json", exclude={"reason", "authority", "document_no"}, exclude_none=True)
     with audited(session, principal, "hold.set", target_type="hold",
-                 detail={"authority": data.authority, "document_no": data.document_no, "scope": list(criteria)}):
-        need(principal, Permission.HOLD_MANAGE)
+                 detail={"authority": data.authority, "document_no": data.document_no, "scope": list(criteria)},
+                 permission=Permission.HOLD_MANAGE):
         scope, item_ids = _resolve(ctx, session, principal, data)
         hold = Hold(reason=data.reason.strip(), authority=data.authority.strip(), document_no=data.document_no,
                     scope=scope, criteria=criteria, status="active", item_count=len(item_ids),
@@ -224,8 +224,8 @@ def _codes(session: Session, item_ids: list[int]) -> list[str]:
 
 def lift_hold(ctx: Context, session: Session, principal: Principal, hold_id: int, reason: str) -> Hold:
     """Lift an active hold (HOLD_MANAGE, with a reason); the store's legal hold stays where another hold covers."""
-    with audited(session, principal, "hold.lift", target_type="hold", target_id=hold_id, detail={"reason": reason}):
-        need(principal, Permission.HOLD_MANAGE)
+    with audited(session, principal, "hold.lift", target_type="hold", target_id=hold_id, detail={"reason": reason},
+                 permission=Permission.HOLD_MANAGE):
         if not reason or not reason.strip():
             raise InvalidInput("解除冻结须说明理由", code="reason_required", detail={"field": "reason"})
         hold = session.scalar(select(Hold).where(Hold.id == hold_id).with_for_update())

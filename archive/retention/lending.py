@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from archive import audit
 from archive.access import ACTION as ACCESS_ACTION
 from archive.access import AccessEventOut
+from archive.authorization import require
 from archive.catalogue.models import (
     ArchiveItem,
     AuditEvent,
@@ -40,7 +41,6 @@ from archive.catalogue.types import utcnow
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention.refusals import actor_of as _actor
-from archive.retention.refusals import need as _need
 
 PURPOSES = {"review": "业务复核", "audit": "审计", "judicial": "司法协查", "self": "本人查询", "other": "其他"}
 MODES = {"online": "在线查阅", "download": "下载", "print": "打印", "paper": "实体借出"}
@@ -206,7 +206,7 @@ def resolve_items(session: Session, codes: Iterable[str], *, lock: bool = False)
 
 def create_request(session: Session, principal: Principal, data: RequestIn, max_days: int) -> LendingRequest:
     """利用申请 by the caller; pending until an archivist decides."""
-    _need(principal, Permission.LENDING_REQUEST)
+    require(session, principal, Permission.LENDING_REQUEST, action="lending.request", target_type="lending_request")
     purpose = _choice(data.purpose, PURPOSES, "purpose", "利用目的")
     mode = _choice(data.mode, MODES, "mode", "利用方式")
     text = _text(data.purpose_text)
@@ -292,7 +292,8 @@ def _branch_scope(session: Session, principal: Principal, item_ids: list[int], w
 def approve(session: Session, principal: Principal, request_id: int, max_days: int, days: int | None = None,
             reason: str | None = None) -> LendingRequest:
     """Approve for the requested days or fewer; the grant runs from now."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE,
+            action="lending.approve", target_type="lending_request", target_id=request_id)
     r = get_request(session, request_id, lock=True)
     _not_own(principal, r)
     _branch_scope(session, principal, [i.item_id for i in r.items], "审批此利用申请")
@@ -317,7 +318,8 @@ def approve(session: Session, principal: Principal, request_id: int, max_days: i
 
 
 def reject(session: Session, principal: Principal, request_id: int, reason: str | None) -> LendingRequest:
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE,
+            action="lending.reject", target_type="lending_request", target_id=request_id)
     r = get_request(session, request_id, lock=True)
     _not_own(principal, r)
     _branch_scope(session, principal, [i.item_id for i in r.items], "驳回此利用申请")
@@ -331,7 +333,8 @@ def reject(session: Session, principal: Principal, request_id: int, reason: str 
 
 def revoke(session: Session, principal: Principal, request_id: int, reason: str | None) -> LendingRequest:
     """End an active grant before its time."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE,
+            action="lending.revoke", target_type="lending_request", target_id=request_id)
     r = get_request(session, request_id, lock=True)
     if state(r) != "active":
         raise Conflict(f"利用申请 {r.id} {STATES[state(r)]}，只有有效的授权可以撤销", code="grant_not_active",
@@ -354,7 +357,7 @@ def pending_requests(session: Session, principal: Principal, limit: int = 100,
                      offset: int = 0) -> list[LendingRequest]:
     """The queue an approver works on: oldest first; their own requests are left out (others must decide), and
     so are requests naming an item of a branch the approver is not responsible for."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE, target_type="lending_request")
     q = select(LendingRequest).where(LendingRequest.status == "pending", LendingRequest.requester != principal.name)
     if principal.branches is not None:
         q = q.where(~exists().where(LendingItem.request_id == LendingRequest.id,
@@ -366,8 +369,8 @@ def pending_requests(session: Session, principal: Principal, limit: int = 100,
 
 def grant_views(session: Session, principal: Principal, request_id: int) -> list[AccessEventOut]:
     """Every read registered under this grant (利用登记), oldest first."""
-    if not (principal.can(Permission.LENDING_APPROVE) or principal.can(Permission.AUDIT_READ)):
-        _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE, Permission.AUDIT_READ, target_type="lending_request",
+            target_id=request_id)
     r = get_request(session, request_id)
     if r.decided_at is None or r.status == "rejected":
         return []
@@ -426,7 +429,7 @@ def authorize_read(session: Session, principal: Principal, item: ArchiveItem, wh
             "到期；如需继续利用请重新提交利用申请", code="grant_expired",
             detail={"request_id": ended.id, "archival_code": item.archival_code,
                     "expired_at": ended.expires_at.isoformat()})
-    _need(principal, permission)
+    require(session, principal, permission, target_type="item", target_id=item.archival_code, detail={"what": what})
     raise NotFound(f"档号 {item.archival_code} 不存在", code="item_not_found",
                    detail={"archival_code": item.archival_code})
 
@@ -439,7 +442,7 @@ def _local(at: datetime, zone: ZoneInfo) -> str:
 
 def lend_out(session: Session, principal: Principal, data: LoanIn, today: date, max_days: int) -> PaperLoan:
     """借出: paper originals of the items leave the archive room until the due date."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE, action="lending.loan.out", target_type="paper_loan")
     borrower = _text(data.borrower)
     if not borrower:
         raise InvalidInput("请填写借阅人", code="borrower_required", detail={"field": "borrower"})
@@ -495,7 +498,8 @@ def _outstanding(loan: PaperLoan, zone: ZoneInfo) -> None:
 def remind(session: Session, principal: Principal, loan_id: int, today: date, zone: ZoneInfo,
            note: str | None = None) -> PaperLoan:
     """催还: record that the borrower was reminded."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE,
+            action="lending.loan.remind", target_type="paper_loan", target_id=loan_id)
     loan = get_loan(session, loan_id, lock=True)
     _outstanding(loan, zone)
     text = _text(note)
@@ -512,7 +516,8 @@ def remind(session: Session, principal: Principal, loan_id: int, today: date, zo
 def return_loan(session: Session, principal: Principal, loan_id: int, condition_note: str | None,
                 zone: ZoneInfo) -> PaperLoan:
     """归还: the originals are back, with the condition found on checking them."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE,
+            action="lending.loan.return", target_type="paper_loan", target_id=loan_id)
     loan = get_loan(session, loan_id, lock=True)
     _outstanding(loan, zone)
     note = _text(condition_note)
@@ -530,7 +535,7 @@ def return_loan(session: Session, principal: Principal, loan_id: int, condition_
 
 def list_loans(session: Session, principal: Principal, status: str | None = None, limit: int = 100,
                offset: int = 0) -> list[PaperLoan]:
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE, target_type="paper_loan")
     q = select(PaperLoan).order_by(PaperLoan.id.desc()).limit(limit).offset(offset)
     if status:
         q = q.where(PaperLoan.status == status)
@@ -539,7 +544,7 @@ def list_loans(session: Session, principal: Principal, status: str | None = None
 
 def overdue_loans(session: Session, principal: Principal, today: date) -> list[PaperLoan]:
     """催还 list: loans still out after their due date, most overdue first."""
-    _need(principal, Permission.LENDING_APPROVE)
+    require(session, principal, Permission.LENDING_APPROVE, target_type="paper_loan")
     q = (select(PaperLoan).where(PaperLoan.status == "out", PaperLoan.due_date < today)
          .order_by(PaperLoan.due_date, PaperLoan.id))
     return list(session.scalars(q))

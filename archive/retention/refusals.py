@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.audit import Actor
-from archive.errors import ERRORS, AnyError, PermissionDenied
-from archive.permissions import PERMISSION_NAMES, Permission, Principal
+from archive.authorization import record_refusal, require
+from archive.errors import ERRORS, AnyError, ArchiveError
+from archive.permissions import Permission, Principal
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -20,27 +21,24 @@ def actor_of(principal: Principal) -> Actor:
 
 @contextmanager
 def audited(session: Session, principal: Principal, action: str, *, target_type: str,
-            target_id: str | int | None = None, detail: dict[str, Any] | None = None) -> Iterator[None]:
-    """Run a step; if it is refused, roll the caller's transaction back, commit a ``refused`` event, re-raise.
+            target_id: str | int | None = None, detail: dict[str, Any] | None = None,
+            permission: Permission | None = None) -> Iterator[None]:
+    """Run a step (first checking ``permission`` with :func:`archive.authorization.require`); if it is refused,
+    roll the caller's transaction back, commit a ``refused`` event under ``action``, re-raise.
 
     The event is written in a transaction of its own once the caller's is rolled back (on SQLite the caller's
     holds the write lock): the request fails, and only the record of the attempt remains.
     """
     try:
+        if permission is not None:
+            require(session, principal, permission, action=action, target_type=target_type, target_id=target_id,
+                    detail=detail)
         yield
     except ERRORS as exc:
-        session.rollback()  # also releases SQLite's write lock for the event's own transaction
-        with Session(bind=session.get_bind()) as own, own.begin():
-            audit.record(own, actor_of(principal), action, target_type=target_type, target_id=target_id,
-                         outcome="refused", detail={**(detail or {}), "code": exc.code, "message": exc.message,
-                                                    "problem": exc.detail})
+        if not (isinstance(exc, ArchiveError) and exc.recorded):  # a check inside the step has recorded it
+            record_refusal(session, principal, action, exc, target_type=target_type, target_id=target_id,
+                           detail=detail)
         raise
-
-
-def need(principal: Principal, permission: Permission) -> None:
-    if not principal.can(permission):
-        raise PermissionDenied(f"当前账号没有「{PERMISSION_NAMES[permission]}」权限，如需使用请联系安全保密管理员",
-                               code="permission_denied", detail={"permission": permission.value})
 
 
 @contextmanager

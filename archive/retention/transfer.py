@@ -73,7 +73,7 @@ FILED = ("filed",)  # item statuses that can be transferred (not destroyed)
 class TransferRefused(ArchiveError):
     """The package cannot even be opened safely: nothing is checked, nothing is recorded but the audit."""
 
-    status = 422
+    kind = "invalid"
     code = "transfer_refused"
 
 

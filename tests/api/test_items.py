@@ -16,11 +16,12 @@ from sqlalchemy import select
 from archive import identity, images
 from archive.access import ACTION, RateLimited, RateLimiter, purpose_of
 from archive.api.app import create_app
-from archive.api.routes.items import RangeError, parse_range
+from archive.api.routes.items import parse_range
 from archive.audit import Actor
 from archive.catalogue.models import ApiClient, AuditEvent, Document
 from archive.catalogue.types import utcnow
 from archive.context import Context
+from archive.errors import InvalidRange
 from signing.certificates import load_trust_roots
 from signing.eep import eep_files, parse_eep, verify_eep
 from tests.factories import close_case, complete_case
@@ -330,7 +331,7 @@ def test_range_header_forms() -> None:
     assert parse_range("bytes=-10", 100) == (90, 99)
     assert parse_range("bytes=-500", 100) == (0, 99)
     for bad in ("bytes=", "bytes=-", "bytes=1-2-3", "bytes=-0", "bytes=100-"):
-        with pytest.raises(RangeError):
+        with pytest.raises(InvalidRange):
             parse_range(bad, 100)
 
 

@@ -186,7 +186,7 @@ def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> Non
     written."""
     with pytest.raises(NotFound) as nothing:
         run_sweep(ctx, ACTOR, resume=99)
-    assert nothing.value.code == "sweep_not_resumable" and nothing.value.status == 404
+    assert nothing.value.code == "sweep_not_resumable" and nothing.value.kind == "not_found"
     for options, code in [(SweepOptions(scope="secondary"), "no_replica"),
                           (SweepOptions(scope="tape"), "invalid_sweep_scope"),  # type: ignore[arg-type]
                           (SweepOptions(tier="thumbnails"), "invalid_sweep_tier"),  # type: ignore[arg-type]
@@ -194,7 +194,7 @@ def test_bad_options_are_refused_before_anything_is_written(ctx: Context) -> Non
                           (SweepOptions(rate_mb=-1), "invalid_sweep_rate")]:
         with pytest.raises(InvalidInput) as exc:
             run_sweep(ctx, ACTOR, options)
-        assert exc.value.code == code and exc.value.status == 422
+        assert exc.value.code == code and exc.value.kind == "invalid"
     with ctx.catalogue.sessions() as s:
         assert s.scalar(select(StorageSweep)) is None
 

@@ -215,7 +215,8 @@ def test_malformed_body_and_callers_without_the_right(ctx: Context, client: Test
     a = file_loan(client, core, "YW2024010500001")
     add_user(ctx, "clerk", ["clerk"])
     clerk = login(client, "clerk")
-    audits = count(ctx, AuditEvent)
+    done = AuditEvent.outcome == "success"
+    audits = count(ctx, AuditEvent, done)
     r = client.post("/api/v1/events", content=b"{not json", headers={**loans, "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_request" and "请求内容有误" in r.json()["message"]
     r = client.post("/api/v1/events", json=[event()], headers=loans)
@@ -227,7 +228,12 @@ def test_malformed_body_and_callers_without_the_right(ctx: Context, client: Test
     r = client.post("/api/v1/events", json=event())
     assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
     assert client.get("/api/v1/retention/pending", headers=loans).status_code == 403
-    assert count(ctx, TriggerEvent) == 0 and count(ctx, AuditEvent) == audits
+    assert count(ctx, TriggerEvent) == 0 and count(ctx, AuditEvent, done) == audits
+    with ctx.catalogue.sessions() as s:  # each refusal for want of a permission is on record, nothing else changed
+        refused = s.execute(select(AuditEvent.actor, AuditEvent.action).where(AuditEvent.outcome == "refused")
+                            .order_by(AuditEvent.seq)).all()
+    assert [tuple(r) for r in refused][-3:] == [("core", "permission.denied"), ("clerk", "permission.denied"),
+                                               ("loans", "permission.denied")]
     assert item_row(ctx, a["archival_code"]).trigger_date is None
 
 

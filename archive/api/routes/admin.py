@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import identity, logins
+from archive import authorization, identity, logins
 from archive.api.deps import UnitOfWork, actor_of, require
 from archive.catalogue.models import User
 from archive.permissions import Permission, Principal
@@ -62,7 +62,8 @@ def _user_out(u: User, locked_until: datetime | None = None) -> UserOut:
 def create_user(req: UserIn, session: Session = UnitOfWork,
                 p: Principal = Depends(require(Permission.USER_MANAGE))) -> UserOut:
     if req.roles:  # 三员分立: the administrator creates accounts, only the security officer grants roles
-        require(Permission.ROLE_ASSIGN)(p)
+        authorization.require(session, p, Permission.ROLE_ASSIGN, action="user.create", target_type="user",
+                              target_id=req.username)
     return _user_out(identity.add_user(session, actor_of(p), req.username, req.password, req.display_name,
                                        req.roles, req.branch))
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive import authorization
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
 from archive.api.params import MAX_INT, Id, Offset
@@ -18,7 +19,7 @@ from archive.capture import cover_sheet, documents
 from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
-from archive.errors import ERRORS, InvalidInput, PermissionDenied, status_of
+from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput
 from archive.filing import CloseIn, FilingChecksFailed, close_case, keep_refusal
 from archive.identifiers import mask_id_number, mask_mobile, mask_name
 from archive.permissions import Permission, Principal
@@ -198,8 +199,8 @@ class AttachOut(BaseModel):
                         422: {"description": "全部文件被拒绝"}, 413: {"description": "文件过大"}})
 def attach_documents(serial: str, files: Annotated[list[UploadFile], File(description="材料文件")],
                      material_type: Annotated[list[str], Form(description="每个文件的材料类型代码，顺序与文件一致")],
-                     ctx: Context = Depends(context), session: Session = UnitOfWork,
-                     principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Any:
+                     response: Response, ctx: Context = Depends(context), session: Session = UnitOfWork,
+                     principal: Principal = Depends(require(Permission.CASE_WRITE))) -> AttachOut:
     case = get_case(session, principal, serial)
     if len(files) > MAX_FILES:
         raise InvalidInput(f"一次最多上传 {MAX_FILES} 个文件", code="too_many_files")
@@ -218,20 +219,17 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
                                       duplicate=not created, document=document_out(doc),
                                       warnings=notices(ctx, session, doc)))
         except ERRORS as exc:
-            if status_of(exc) >= 500 or exc.code == "case_not_open":
+            if exc.kind in SYSTEM_KINDS or exc.code == "case_not_open":
                 raise
             results.append(FileResult(filename=name, material_type=mtype, accepted=False, code=exc.code,
                                       message=exc.message))
-    accepted = sum(r.accepted for r in results)
-    body = AttachOut(results=results).model_dump(mode="json")
-    if accepted == len(results):
-        return body
-    if accepted:
-        return JSONResponse(body, status_code=207)
-    first = next(r for r in results if not r.accepted)
-    status = 413 if all(r.code == "file_too_large" for r in results) else 422
-    return JSONResponse({"code": "documents_refused", "message": f"材料均未接收：{first.message}",
-                         "detail": body}, status_code=status)
+    out = AttachOut(results=results)
+    refused = [(r.code or "", r.message or "") for r in results if not r.accepted]
+    if len(refused) == len(results):
+        raise documents.all_refused(refused, out.model_dump(mode="json"))
+    if refused:
+        response.status_code = HTTPStatus.MULTI_STATUS  # some files accepted: each refusal is explained in its result
+    return out
 
 
 class RemoveIn(BaseModel):
@@ -387,9 +385,9 @@ def separator_sheets(serial: str,
              responses={409: {"description": "材料不齐（detail.missing）或业务已归档"}})
 def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
           principal: Principal = Depends(caller)) -> CaseOut:
-    if not (principal.can(Permission.CASE_WRITE) or principal.can(Permission.FILING_OVERRIDE)):
-        raise PermissionDenied("当前账号没有「受理与修改业务」权限，不能办结归档", code="permission_denied",
-                               detail={"permission": Permission.CASE_WRITE.value})
+    authorization.require(session, principal, Permission.CASE_WRITE, Permission.FILING_OVERRIDE, action="item.file",
+                          target_type="case", target_id=serial,
+                          message="当前账号没有「受理与修改业务」权限，不能办结归档")
     session.commit()  # filing takes short transactions of its own; on SQLite this one would hold the write lock
     try:
         with audited(session, principal, "item.file", target_type="case", target_id=serial):

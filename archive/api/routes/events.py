@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from archive import authorization
 from archive.api.deps import UnitOfWork, actor_of, caller, context, require
 from archive.api.params import Offset
 from archive.context import Context
-from archive.errors import PermissionDenied
 from archive.permissions import PERMISSION_NAMES, Permission, Principal
 from archive.retention import schedules, triggers
 
@@ -50,10 +50,10 @@ class EventOut(BaseModel):
                         409: {"description": "同一事件编号、不同内容（event_id_conflict）"}})
 def report_event(req: triggers.EventIn = Body(), ctx: Context = Depends(context), session: Session = UnitOfWork,
                  principal: Principal = Depends(caller)) -> Any:
-    if not (principal.can(Permission.EVENT_REPORT) or principal.can(Permission.RETENTION_MANAGE)):
-        raise PermissionDenied(f"当前账号没有「{PERMISSION_NAMES[Permission.EVENT_REPORT]}」权限，"
-                               "业务系统须持有 events.write 范围的接入密钥", code="permission_denied",
-                               detail={"permission": Permission.EVENT_REPORT.value})
+    authorization.require(session, principal, Permission.EVENT_REPORT, Permission.RETENTION_MANAGE,
+                          target_type="retention_event", target_id=req.event_id,
+                          message=f"当前账号没有「{PERMISSION_NAMES[Permission.EVENT_REPORT]}」权限，"
+                                  "业务系统须持有 events.write 范围的接入密钥")
     status, body = triggers.report(ctx, session, actor_of(principal), req, principal.branches)
     return JSONResponse(body, status_code=status)  # a refused event is recorded too: no exception, so it commits
 

@@ -8,31 +8,29 @@ outside the caller's branches is 404, as if it did not exist.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from archive import access, images
-from archive.access import PURPOSE_HEADER, AccessEventOut, RateLimited, purpose_of, record_access
-from archive.api.deps import UnitOfWork, caller, context, require
+from archive import access, authorization, images
+from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
+from archive.api.deps import UnitOfWork, caller, context, require, route_of, sqlite_turn
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
 from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import ArchiveError, NotFound, PermissionDenied
+from archive.errors import Gone, InvalidRange, NotFound
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 from signing.certificates import load_trust_roots
@@ -41,38 +39,11 @@ from signing.fixity import Digests
 from signing.validate import verify_pdf
 
 MAX_BATCH = 100
-_STATE_LOCK = threading.Lock()
 CHUNK = 256 * 1024
 CODE_EXAMPLE = "J001-YW·2026-D30-TQ-000001"
 
 
-class RangeError(ArchiveError):
-    status = 416
-    code = "invalid_range"
-
-    def __init__(self, message: str, size: int, *, code: str = "invalid_range") -> None:
-        super().__init__(message, code=code, detail={"size": size})
-        self.size = size
-
-
-class LimitedRoute(APIRoute):
-    """Turns the errors that need response headers (Retry-After, Content-Range) into their responses."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RateLimited as exc:
-                return JSONResponse(exc.to_dict(), status_code=429, headers={"Retry-After": str(exc.retry_after)})
-            except RangeError as exc:
-                return JSONResponse(exc.to_dict(), status_code=416, headers={"Content-Range": f"bytes */{exc.size}"})
-
-        return run
-
-
-router = APIRouter(prefix="/api/v1", tags=["items"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1", tags=["items"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "未登录，或接入密钥无效、已过期、已吊销"
@@ -83,53 +54,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _limiter(request: Request) -> access.RateLimiter:
-    state = request.app.state
-    limiter: access.RateLimiter | None = getattr(state, "rate_limiter", None)
-    if limiter is None:
-        limiter = state.rate_limiter = access.limiter_from_settings(state.context.settings)
-    return limiter
-
-
-def _writer(request: Request) -> access.AccessWriter:
-    state = request.app.state
-    writer: access.AccessWriter | None = getattr(state, "access_writer", None)
-    if writer is None:
-        with _STATE_LOCK:
-            writer = getattr(state, "access_writer", None)
-            if writer is None:
-                writer = state.access_writer = access.AccessWriter(state.context.catalogue)
-    return writer
-
-
-async def sqlite_turn(request: Request) -> AsyncIterator[None]:
-    """On SQLite every transaction takes the write lock (BEGIN IMMEDIATE), and waiters sleep in SQLite's busy
-    handler (up to 100 ms a nap), which starves some requests for seconds under load; hot-path requests of
-    this process queue on an asyncio lock instead (waiting holds no worker thread). PostgreSQL needs none."""
-    state = request.app.state
-    if state.context.catalogue.engine.dialect.name != "sqlite":
-        yield
-        return
-    lock: asyncio.Lock | None = getattr(state, "sqlite_turn", None)
-    if lock is None:
-        lock = state.sqlite_turn = asyncio.Lock()
-    async with lock:
-        yield
-
-
 def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """The caller: rate limited (API clients), then checked for ``permission`` (403 otherwise).
 
     ``grantable``: a person may instead hold a lending grant (利用授权) for the item, which the handler checks.
     """
-    check = require(permission)
 
-    async def dependency(request: Request, principal: Principal = Depends(caller)) -> Principal:  # no thread hop
+    async def dependency(request: Request, principal: Principal = Depends(caller),
+                         session: Session = UnitOfWork) -> Principal:  # no thread hop, but to audit a refusal
         if principal.kind == "client":
-            _limiter(request).take(f"client:{principal.id}")
+            context(request).rate_limiter.take(f"client:{principal.id}")
         elif grantable:
             return principal
-        return check(principal)
+        if not principal.can(permission):
+            await run_in_threadpool(authorization.require, session, principal, permission, target_type="api",
+                                    target_id=route_of(request))
+        return principal
 
     return dependency
 
@@ -160,8 +100,9 @@ def granted_item(session: Session, principal: Principal, archival_code: str, wha
                  ctx: Context) -> tuple[ArchiveItem, int | None]:
     """The item, and the id of the lending grant the caller reads it under (None: by role and branch)."""
     item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
-    if item is None:
-        require(permission)(principal)  # without the permission: 403 before saying whether it exists
+    if item is None:  # without the permission: 403 before saying whether it exists
+        authorization.require(session, principal, permission, target_type="item", target_id=archival_code,
+                              detail={"what": what})
         raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
     return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
 
@@ -172,7 +113,8 @@ def granted_document(session: Session, principal: Principal, document_id: int, w
     doc = session.scalar(select(Document).where(Document.id == document_id)
                          .options(joinedload(Document.case).joinedload(Case.item)))
     if doc is None or doc.case.item is None:
-        require(permission)(principal)
+        authorization.require(session, principal, permission, target_type="document", target_id=document_id,
+                              detail={"what": what})
         return find_document(session, principal, document_id), None
     try:
         grant = lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
@@ -242,7 +184,7 @@ def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depe
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
                principal: Principal = Depends(guard(Permission.IMAGE_READ, grantable=True))) -> Response:
-    ctx: Context = request.app.state.context
+    ctx = context(request)
     doc, grant = granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
     fmt = format.lower().replace("jpg", "jpeg")
     images.check_request(doc, page, w, fmt)
@@ -252,7 +194,7 @@ def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depe
     if marked:
         image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
     session.commit()  # end the request's own transaction before the access event is group-committed
-    _writer(request).write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
+    ctx.access_writer.write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
                            watermark=marked or None, grant=grant)
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
@@ -358,11 +300,8 @@ class AccessPage(BaseModel):
     events: list[AccessEventOut]
 
 
-def _register_reader(principal: Principal = Depends(caller)) -> Principal:
-    if not (principal.can(Permission.AUDIT_READ) or principal.can(Permission.RETENTION_MANAGE)):
-        raise PermissionDenied("只有档案管理员和安全审计员可以查看利用登记", code="permission_denied",
-                               detail={"permission": Permission.AUDIT_READ.value})
-    return principal
+_register_reader = require(Permission.AUDIT_READ, Permission.RETENTION_MANAGE,
+                           message="只有档案管理员和安全审计员可以查看利用登记")
 
 
 @router.get("/access-events", response_model=AccessPage, responses=_ERRORS,
@@ -388,20 +327,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     m = _RANGE.fullmatch(header.strip())
     if m is None or not (m.group(1) or m.group(2)):
-        raise RangeError(f"Range 请求头 {header!r} 格式不对：只支持单个范围，如 bytes=0-1023、bytes=1024-、bytes=-500",
-                         size)
+        raise InvalidRange(f"Range 请求头 {header!r} 格式不对：只支持单个范围，"
+                           "如 bytes=0-1023、bytes=1024-、bytes=-500", size)
     if m.group(1):
         start = int(m.group(1))
         end = int(m.group(2)) if m.group(2) else max(start, size - 1)
         if end < start:
-            raise RangeError(f"Range 请求头 {header!r} 的终点小于起点", size)
+            raise InvalidRange(f"Range 请求头 {header!r} 的终点小于起点", size)
     else:
         suffix = int(m.group(2))
         if suffix == 0:
-            raise RangeError("Range bytes=-0 不包含任何字节", size, code="range_not_satisfiable")
+            raise InvalidRange("Range bytes=-0 不包含任何字节", size, code="range_not_satisfiable")
         start, end = max(0, size - suffix), size - 1
     if start >= size:
-        raise RangeError(f"读取起点 {start} 超出文件大小（{size} 字节）", size, code="range_not_satisfiable")
+        raise InvalidRange(f"读取起点 {start} 超出文件大小（{size} 字节）", size, code="range_not_satisfiable")
     return start, min(end, size - 1)
 
 
@@ -442,16 +381,10 @@ def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "file"
 
 
-class Destroyed(ArchiveError):
-    """The item went through the destruction workflow: its files are gone on purpose, the record remains."""
-
-    status = 410
-
-
 def _not_destroyed(item: ArchiveItem | None) -> None:
     if item is not None and item.status == "destroyed":
-        raise Destroyed(f"档案 {item.archival_code} 已按销毁清册销毁，原件与归档 PDF 不再保存；目录记录仍可查询",
-                        code="item_destroyed", detail={"archival_code": item.archival_code})
+        raise Gone(f"档案 {item.archival_code} 已按销毁清册销毁，原件与归档 PDF 不再保存；目录记录仍可查询",
+                   code="item_destroyed", detail={"archival_code": item.archival_code})
 
 
 def _rendition_key(item: ArchiveItem) -> str:

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, caller, context
 from archive.api.params import Id, Offset, Year
+from archive.authorization import require
 from archive.catalogue.models import ArchiveItem, DestructionEntry, DestructionList, Hold
 from archive.context import Context
 from archive.permissions import Permission, Principal
 from archive.retention import appraisal, destruction, holds
-from archive.retention.refusals import need
 
 router = APIRouter(prefix="/api/v1", tags=["retention"])
 
@@ -73,14 +73,14 @@ def create_hold(data: holds.HoldIn, ctx: Context = Depends(context), session: Se
 def list_holds(status: str | None = Query(None, description="active 或 lifted"), limit: int = Query(100, ge=1, le=1000),
                offset: Offset = 0, session: Session = UnitOfWork,
                principal: Principal = Depends(caller)) -> list[HoldOut]:
-    need(principal, Permission.HOLD_MANAGE)
+    require(session, principal, Permission.HOLD_MANAGE, target_type="hold")
     return [hold_out(h) for h in holds.list_holds(session, status, limit, offset)]
 
 
 @router.get("/holds/{hold_id}", response_model=HoldOut, responses=_ERRORS, summary="冻结详情与所冻结的档号")
 def get_hold(hold_id: Id, limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0,
              session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> HoldOut:
-    need(principal, Permission.HOLD_MANAGE)
+    require(session, principal, Permission.HOLD_MANAGE, target_type="hold", target_id=hold_id)
     return hold_out(holds.get_hold(session, hold_id), holds.hold_codes(session, hold_id, limit, offset))
 
 
@@ -221,7 +221,7 @@ def build_list(data: destruction.ListIn, ctx: Context = Depends(context), sessio
 def list_lists(status: str | None = Query(None, description="pending、approved 或 executed"),
                limit: int = Query(100, ge=1, le=1000), offset: Offset = 0, session: Session = UnitOfWork,
                principal: Principal = Depends(caller)) -> list[ListOut]:
-    _reader(principal)
+    _reader(session, principal)
     destruction.check_status(status)
     return [list_out(session, dl) for dl in destruction.list_lists(session, status, limit, offset)]
 
@@ -230,7 +230,7 @@ def list_lists(status: str | None = Query(None, description="pending、approved 
             summary="销毁清册详情（条目、审批与执行结果）")
 def get_list(list_id: Id, limit: int = Query(1000, ge=1, le=10000), offset: Offset = 0,
              session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> ListOut:
-    _reader(principal)
+    _reader(session, principal)
     dl = destruction.get_list(session, list_id)
     return list_out(session, dl, destruction.entries_of(session, list_id, limit, offset))
 
@@ -273,15 +273,15 @@ def execute(list_id: Id, ctx: Context = Depends(context), session: Session = Uni
     summary="下载已批准的签章销毁清册（PDF）")
 def pdf(list_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
         principal: Principal = Depends(caller)) -> Response:
-    _reader(principal)
+    _reader(session, principal)
     dl, data = destruction.list_pdf(ctx, session, list_id)
     return Response(data, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{dl.number}.pdf"', "ETag": f'"{dl.pdf_sha256}"'})
 
 
-def _reader(principal: Principal) -> None:
+def _reader(session: Session, principal: Principal) -> None:
     """Who may see destruction lists: those who build them and those who approve them."""
-    if not (principal.can(Permission.RETENTION_MANAGE) or principal.can(Permission.DESTRUCTION_APPROVE)):
-        need(principal, Permission.DESTRUCTION_APPROVE)
+    require(session, principal, Permission.DESTRUCTION_APPROVE, Permission.RETENTION_MANAGE,
+            target_type="destruction_list")
 
 

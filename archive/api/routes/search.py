@@ -1,8 +1,7 @@
-"""Retrieval: ``GET /api/v1/search`` over the search index; exact-key lookups from the catalogue."""
+"""Retrieval: ``GET /api/v1/search``; the parameters become a query, archive.retrieval answers it."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
@@ -10,13 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from archive import audit
-from archive.api.deps import UnitOfWork, actor_of, caller, context
+from archive import retrieval
+from archive.api.deps import UnitOfWork, context, require
 from archive.api.params import MAX_INT, MAX_YEAR, YearValue
 from archive.context import Context
-from archive.errors import InvalidInput, PermissionDenied
-from archive.identifiers import mask_id_number, mask_name
-from archive.indexing.documents import lookup, visibility_of
+from archive.errors import InvalidInput
 from archive.permissions import Permission, Principal
 from search.base import (
     DEFAULT_PAGE_SIZE,
@@ -26,7 +23,6 @@ from search.base import (
     Range,
     SearchDocument,
     SearchQuery,
-    SearchResult,
 )
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
@@ -37,12 +33,6 @@ OTHER_PARAMS = ("q", "accepted_from", "accepted_to", "closed_from", "closed_to",
                 "year_from", "year_to", "amount_min", "amount_max", "facet", "sort", "page_size", "cursor")
 KNOWN_PARAMS = frozenset((*KEY_PARAMS, *FILTER_PARAMS, *OTHER_PARAMS))
 MAX_AMOUNT = 10**13  # 元: in cents still far inside the index's 64-bit integers
-LONG_NUMBER = re.compile(r"\d{10,}[\dXx]?")  # 证件号码, 手机号, 银行卡号 typed into the text box
-
-
-def _mask_number(m: re.Match[str]) -> str:
-    digits = m.group(0)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 class Hit(BaseModel):
@@ -81,13 +71,7 @@ class SearchOut(BaseModel):
 
 
 def present(doc: SearchDocument, principal: Principal) -> Hit:
-    """Personal data is masked unless the caller's role may see it; the index itself holds it unmasked."""
-    full = principal.can(Permission.PII_READ)
-    data = doc.stored()
-    if not full:
-        data["applicant_name"] = mask_name(doc.applicant_name)
-        data["applicant_id_number"] = mask_id_number(doc.applicant_id_number)
-    return Hit.model_validate(data)
+    return Hit.model_validate(retrieval.shown(doc, principal))
 
 
 def _day(day: date | None, zone: tzinfo, plus: int = 0) -> datetime | None:
@@ -130,11 +114,8 @@ def search(
     cursor: str | None = Query(None, description="上一页返回的 next_cursor"),
     ctx: Context = Depends(context),
     session: Session = UnitOfWork,
-    principal: Principal = Depends(caller),
+    principal: Principal = Depends(require(Permission.CASE_READ, Permission.ITEM_READ)),  # 403 before 422
 ) -> SearchOut:
-    if not (principal.can(Permission.CASE_READ) or principal.can(Permission.ITEM_READ)):
-        raise PermissionDenied("当前账号没有「查看业务」或「查看档案」权限，如需使用请联系安全保密管理员",
-                               code="permission_denied", detail={"permission": Permission.CASE_READ.value})
     unknown = sorted(set(request.query_params) - KNOWN_PARAMS)
     if unknown:
         raise InvalidInput(f"未知的检索条件 {'、'.join(unknown)}", code="unknown_filter_field",
@@ -155,20 +136,10 @@ def search(
     }
     query = SearchQuery(text=q, keys=keys, filters=filters, ranges=ranges, facets=facet, sort=sort,
                         page_size=page_size, cursor=cursor)
-    visibility = visibility_of(principal)
-    if query.keys and not query.text and not query.ranges and not query.facets:
-        result: SearchResult = lookup(session, ctx.schedule, query, visibility, zone)
-        source = "catalogue"
-    else:
-        result = ctx.index.search(query, visibility)
-        source = "index"
-    if id_number or (q and LONG_NUMBER.search(q)):
-        # who looked a person up by 证件号码 (or a phone / card number typed as text): on record, masked
-        audit.record(session, actor_of(principal), "search.person", target_type="search", detail={
-            "id_number": mask_id_number(id_number), "q": LONG_NUMBER.sub(_mask_number, q) if q else None,
-            "hits": result.total, "source": source})
+    found = retrieval.search(ctx, session, principal, query)
+    result = found.result
     return SearchOut(
         total=result.total, hits=[present(h, principal) for h in result.hits],
         facets={k: [Bucket(value=b.value, count=b.count) for b in v] for k, v in result.facets.items()},
-        next_cursor=result.next_cursor, source=source,
+        next_cursor=result.next_cursor, source=found.source,
     )

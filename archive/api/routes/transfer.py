@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, context, require
+from archive.api.errors import error_response
 from archive.api.params import Id, Offset
 from archive.catalogue.models import TransferPackage, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items wherever the API lists check items)
 from archive.context import Context
-from archive.errors import AnyError, InvalidInput, status_of
+from archive.errors import InvalidInput, TooLarge
 from archive.permissions import Permission, Principal
 from archive.retention import refusals, transfer
 from archive.retention.transfer import Selection
@@ -125,7 +126,7 @@ def create_package(req: ExportIn, ctx: Context = Depends(context), session: Sess
     with refusals.answered(session, actor, "transfer.export", source="api") as refused:
         row = transfer.export(ctx, session, actor, selection, receiver=req.receiver, branches=principal.branches)
     if refused:
-        return _refusal(refused[0])
+        return error_response(refused[0])  # answered, not raised: the refusal's audit event commits
     return package_out(row)
 
 
@@ -187,7 +188,7 @@ def receive_package(file: Annotated[UploadFile, File(description="移交信息�
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if refused:
-        return _refusal(refused[0])
+        return error_response(refused[0])  # answered, not raised: the refusal's audit event commits
     return receipt_out(row)
 
 
@@ -214,19 +215,14 @@ def receipt_register(receipt_id: Id, ctx: Context = Depends(context), session: S
                     headers={"Content-Disposition": _attachment(f"接收登记表-{row.id}.pdf")})
 
 
-def _refusal(exc: AnyError) -> JSONResponse:
-    """The refusal's audit event is in this request's transaction, so answer instead of raising."""
-    return JSONResponse(exc.to_dict(), status_code=status_of(exc))
-
-
 def _save_upload(file: UploadFile, path: Path, limit_mb: int) -> None:
     limit, size = limit_mb * 1024 * 1024, 0
     with path.open("wb") as out:
         while chunk := file.file.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise InvalidInput(f"上传的信息包超过 {limit_mb} MB 上限，已拒收", code="transfer_too_large",
-                                   status=413, detail={"limit_mb": limit_mb})
+                raise TooLarge(f"上传的信息包超过 {limit_mb} MB 上限，已拒收", code="transfer_too_large",
+                               detail={"limit_mb": limit_mb})
             out.write(chunk)
     if size == 0:
         raise InvalidInput("上传的文件是空的，不是移交信息包", code="transfer_not_zip")
