@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session, joinedload
 
 from archive import audit, indexing
 from archive.audit import Actor
-from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, ScheduleVersion
+from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, ScheduleVersion, TriggerEvent
 from archive.classification import RetentionCode, Schedule, Trigger, parse_schedule
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
-from archive.retention.periods import expiry_date
+from archive.retention.holds import held_item_ids
+from archive.retention.periods import case_keys, expiry_date
 
 MAX_LISTED = 1000  # changes listed in one answer; counts always cover everything
 CHUNK = 500
@@ -160,8 +161,6 @@ class Plan:
 
 def plan(ctx: Context, session: Session, business_types: list[str] | None = None) -> Plan:
     """The dry run: per item filed under another schedule version, old code/expiry → new code/expiry."""
-    from archive.retention.holds import held_item_ids
-
     current = ensure_version(session, ctx.schedule)
     result = Plan(version_ref=current.ref)
     events = _EventDates(session)
@@ -305,9 +304,6 @@ class _EventDates:
         self._session = session
 
     def first(self, case: Any, trigger: Trigger) -> date | None:
-        from archive.catalogue.models import TriggerEvent
-        from archive.retention.triggers import case_keys
-
         keys = case_keys(case, trigger)
         if not keys:
             return None
