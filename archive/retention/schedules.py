@@ -29,7 +29,7 @@ from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, Sched
 from archive.classification import RetentionCode, Schedule, Trigger, parse_schedule
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
-from archive.retention.holds import held_item_ids
+from archive.retention import holds
 from archive.retention.periods import case_keys, expiry_date
 
 MAX_LISTED = 1000  # changes listed in one answer; counts always cover everything
@@ -167,7 +167,7 @@ def plan(ctx: Context, session: Session, business_types: list[str] | None = None
     for row in _items_to_reapply(session, current.ref, business_types):
         result.changes.append(_change(ctx, row, events))
     shortening = [c.item_id for c in result.changes if c.kind == "shorten" and not c.refused]
-    held = held_item_ids(session, shortening) if shortening else set()
+    held = holds.held_item_ids(session, shortening) if shortening else set()
     settled = _settled_by_appraisal(session, [c.item_id for c in result.changes if not c.refused])
     for c in result.changes:
         if c.item_id in settled:

@@ -15,8 +15,8 @@ from archive.context import Context
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.indexing import status as index_status
 from archive.settings import Settings
+from signing import tsa
 from signing.certificates import check_signing_certificate
-from signing.tsa import probe_tsa
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
 
 def _reach_tsa(url: str) -> None:
     try:
-        probe_tsa(url)
+        tsa.probe_tsa(url)
     except ERRORS as exc:
         raise ServiceUnavailable(f"{exc.message}：请检查网络与时间戳服务，或更正 ARCHIVE_TSA_URL"
                                  "（ARCHIVE_TSA_REQUIRED=true 时没有时间戳不能签章）", code=exc.code) from exc
