@@ -1,12 +1,13 @@
-"""The ``archive`` command (typer).
+"""The ``archive`` command (typer): the top-level commands, and the assembly of the groups in archive/commands/.
 
-Heavy modules (signing, storage clients, PDF, image and search libraries) are imported inside the commands that
-use them, so that ``archive --help`` and every other command start in well under a second.
+Heavy modules (signing, storage clients, PDF, image and search libraries, the API) are imported inside the
+commands that use them, so that ``archive --help`` and every other command start in well under a second
+(tests/test_cli.py checks it). Shared helpers are in archive/commands/common.py and console.py.
 """
 
 from __future__ import annotations
 
-import getpass
+import logging
 import os
 import sys
 import threading
@@ -16,11 +17,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from archive import audit, identity
-from archive.audit import Actor
-from archive.catalogue.models import Fonds
+from archive import audit, identity, indexing, logins
+from archive.classification import load_schedule
+from archive.commands import checks, index, lending, retention, signing, storage, transfer, triggers
+from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
 from archive.context import Context
+from archive.retention import schedules
 from archive.settings import get_settings
 
 HELP_WIDTH = 120  # help read through a pipe, a pager or a file is not cut at 80 columns
@@ -38,32 +41,9 @@ for sub, name in ((db_app, "db"), (user_app, "user"), (client_app, "client"), (a
     app.add_typer(sub, name=name)
 
 
-
-
-
-def _context(check: bool = True) -> Context:
-    ctx = Context.build(get_settings())
-    if check:
-        ctx.catalogue.check_schema()
-    return ctx
-
-
-def _cli_actor() -> Actor:
-    return Actor("system", f"cli:{getpass.getuser()}")
-
-
-def ensure_fonds(ctx: Context) -> None:
-    with ctx.catalogue.session() as s:
-        if s.query(Fonds).filter_by(code=ctx.settings.fonds_code).first() is None:
-            s.add(Fonds(code=ctx.settings.fonds_code, name=ctx.settings.fonds_name))
-            audit.record(s, _cli_actor(), "fonds.create", target_type="fonds", target_id=ctx.settings.fonds_code)
-
-
 def _record_schedule(ctx: Context) -> None:
     """Items filed from now on cite the schedule in force, so record its version before any filing."""
-    from archive.retention.schedules import record_current
-
-    version = record_current(ctx, _cli_actor())
+    version = schedules.record_current(ctx, cli_actor())
     out.print(f"分类方案版本：{version.label}")
 
 
@@ -71,7 +51,7 @@ def _record_schedule(ctx: Context) -> None:
 @friendly
 def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演示接入系统和演示业务。")] = False) -> None:
     """创建数据目录和目录数据库并迁移到最新版本，生成开发用证书；加 --demo 时加载演示数据。"""
-    ctx = _context(check=False)
+    ctx = cli_context(check=False)
     ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx.catalogue.upgrade()
     ensure_fonds(ctx)
@@ -97,7 +77,7 @@ def demo() -> None:
     """向已初始化的目录数据库加载演示数据：用户、接入系统、带扫描件的业务（大部分已归档）和一个批量扫描批次。"""
     from archive.demo import load_demo
 
-    ctx = _context()
+    ctx = cli_context()
     ensure_fonds(ctx)
     out.print(load_demo(ctx))
 
@@ -106,7 +86,7 @@ def demo() -> None:
 @friendly
 def db_upgrade() -> None:
     """把目录数据库迁移到本程序的版本。"""
-    ctx = _context(check=False)
+    ctx = cli_context(check=False)
     before = ctx.catalogue.current_revision()
     ctx.catalogue.upgrade()
     _record_schedule(ctx)
@@ -117,7 +97,7 @@ def db_upgrade() -> None:
 @friendly
 def db_status() -> None:
     """显示目录数据库的版本，以及是否与本程序一致。"""
-    ctx = _context(check=False)
+    ctx = cli_context(check=False)
     out.print(f"当前版本：{ctx.catalogue.current_revision() or '（未初始化）'}")
     ctx.catalogue.check_schema()
     out.print("与程序一致")
@@ -132,7 +112,7 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
 
     from archive.api.app import create_app
 
-    ctx = _context()
+    ctx = cli_context()
     _record_schedule(ctx)
     application = create_app(context=ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
@@ -142,9 +122,7 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     threading.Thread(target=resume_all, args=(ctx,), name="scan-resume", daemon=True).start()
     indexer = None
     if ctx.settings.index == "embedded":  # production runs `archive worker` instead
-        from archive.indexing import start_worker_thread
-
-        indexer = start_worker_thread(ctx)
+        indexer = indexing.start_worker_thread(ctx)
     try:
         uvicorn.run(application, host=h, port=p, log_level="info")
     finally:
@@ -156,20 +134,15 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
 @friendly
 def worker(once: Annotated[bool, typer.Option("--once", help="索引完当前待办后退出。")] = False) -> None:
     """把目录数据库的变更（outbox）写入检索索引（生产环境在 API 旁运行一个）。"""
-    import logging
-    import threading
-
-    from archive.indexing import IndexWorker
-
-    ctx = _context()
+    ctx = cli_context()
     if once:
-        out.print(f"已索引 {IndexWorker(ctx).drain()} 条待办")
+        out.print(f"已索引 {indexing.IndexWorker(ctx).drain()} 条待办")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     out.print(f"索引进程已启动（{ctx.settings.index}），按 Ctrl-C 停止")
     try:
-        IndexWorker(ctx).run(stop)
+        indexing.IndexWorker(ctx).run(stop)
     except KeyboardInterrupt:
         stop.set()
 
@@ -186,9 +159,9 @@ def user_add(username: str,
              password: Annotated[str | None, typer.Option(help="密码；不给则交互输入。")] = None) -> None:
     """创建用户并授予角色。"""
     pw = password or typer.prompt("密码", hide_input=True, confirmation_prompt=True)
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
-        user = identity.add_user(s, _cli_actor(), username, pw, name, role, branch)
+        user = identity.add_user(s, cli_actor(), username, pw, name, role, branch)
         out.print(f"已创建用户 {user.username}，角色：{', '.join(user.role_codes)}")
 
 
@@ -196,11 +169,9 @@ def user_add(username: str,
 @friendly
 def user_unlock(username: str) -> None:
     """解除用户的登录锁定（因多次密码错误而锁定），并清零失败次数。"""
-    from archive import logins
-
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
-        lifted = logins.unlock(s, _cli_actor(), username)
+        lifted = logins.unlock(s, cli_actor(), username)
     out.print(f"已解除用户 {username} 的登录锁定" if lifted else f"用户 {username} 未被锁定，无需解锁")
 
 
@@ -212,9 +183,9 @@ def client_add(name: str,
                branch: Annotated[list[str] | None, typer.Option("--branch", help="只能访问这些网点；可重复。")] = None
                ) -> None:
     """登记接入系统并显示其接入密钥（只显示这一次）。"""
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
-        client, key = identity.add_client(s, _cli_actor(), name, scope, branch or None)
+        client, key = identity.add_client(s, cli_actor(), name, scope, branch or None)
         out.print(f"已登记接入系统 {client.name}，范围：{', '.join(client.scopes)}")
         out.print(f"接入密钥（只显示这一次）：[bold]{key}[/]")
 
@@ -223,9 +194,9 @@ def client_add(name: str,
 @friendly
 def client_revoke(name: str) -> None:
     """吊销接入系统的密钥。"""
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
-        identity.revoke_client(s, _cli_actor(), name)
+        identity.revoke_client(s, cli_actor(), name)
     out.print(f"已吊销 {name} 的接入密钥")
 
 
@@ -233,7 +204,7 @@ def client_revoke(name: str) -> None:
 @friendly
 def audit_verify() -> None:
     """逐条核验审计日志的哈希链，指出第一个断点（被破坏时退出码 1）。"""
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.sessions() as s:
         report = audit.verify(s)
     if report.ok:
@@ -249,7 +220,7 @@ def scans_resume() -> None:
     """续处理因崩溃或重启而中断的批量扫描（`archive serve` 启动时也会做）。"""
     from archive.capture.scans import resume_all
 
-    out.print(f"已续处理 {resume_all(_context())} 个扫描批次")
+    out.print(f"已续处理 {resume_all(cli_context())} 个扫描批次")
 
 
 @schedule_app.command("check")
@@ -257,8 +228,6 @@ def scans_resume() -> None:
 def schedule_check(file: Annotated[Path | None, typer.Argument(help="分类方案文件；默认 ARCHIVE_SCHEDULE "
                                                                "或内置方案。")] = None) -> None:
     """加载分类方案并列出其业务类型。"""
-    from archive.classification import load_schedule
-
     s = load_schedule(file or get_settings().schedule)
     table = Table(title=f"分类方案 {s.version}" + ("（默认值，须与 JGJ/T 495 核对）" if s.is_default else ""))
     for col in ("代码", "业务类型", "类别", "保管期限", "起算事件", "必备材料"):
@@ -273,10 +242,8 @@ def schedule_check(file: Annotated[Path | None, typer.Argument(help="分类方�
 @friendly
 def schedule_versions() -> None:
     """登记现行分类方案（如为新版本），并列出目录数据库用过的每个方案版本。"""
-    from archive.retention import schedules
-
-    ctx = _context()
-    current = schedules.record_current(ctx, _cli_actor())
+    ctx = cli_context()
+    current = schedules.record_current(ctx, cli_actor())
     with ctx.catalogue.sessions() as s:
         rows = schedules.list_versions(s)
     out.print("分类方案版本（版本  摘要  来源  首次使用  登记人）：")
@@ -299,12 +266,10 @@ def schedule_reapply(
     limit: Annotated[int, typer.Option(min=0, help="列出的变更条数。")] = 200,
 ) -> None:
     """对按旧版分类方案归档的档案重新适用现行方案（先预览）。"""
-    from archive.retention import schedules
-
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
         if apply:
-            result = schedules.apply(ctx, s, _cli_actor(), reason or "", business_type or None, plan_digest)
+            result = schedules.apply(ctx, s, cli_actor(), reason or "", business_type or None, plan_digest)
         else:
             result = schedules.plan(ctx, s, business_type or None)
     summary = result.summary(limit)
@@ -320,58 +285,12 @@ def schedule_reapply(
     out.print(f"合计：{counts}；plan_digest {summary['plan_digest']}")
 
 
-@friendly
-def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="只删除至少这么多分钟前"
-                                                          "已发现的孤立对象。")] = 60,
-               dry_run: Annotated[bool, typer.Option("--dry-run", help="只报告，不删除。")] = False) -> None:
-    """回收目录数据库中没有记录的对象（写入中途崩溃遗留），分两轮：先标记，后删除。"""
-    from datetime import timedelta
-
-    from archive.gc import collect
-
-    report = collect(_context(), _cli_actor(), timedelta(minutes=grace_minutes), dry_run)
-    out.print(f"孤立对象 {report.seen} 个：本次标记 {len(report.marked)} 个，删除 {len(report.removed)} 个，"
-              f"因保留期锁定未删 {len(report.locked)} 个")
-    for key in report.removed:
-        out.print(f"  已删除 {key}")
-
-
-def _mount_optional() -> None:
-    """Commands over storage/, search/ and signing/ (archive/commands/storage.py, index.py, signing.py)."""
-    try:
-        from archive.commands.storage import app as storage_app
-    except ImportError:
-        pass
-    else:
-        storage_app.command("gc")(storage_gc)
-        app.add_typer(storage_app, name="storage")
-    try:
-        from archive.commands.index import app as index_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(index_app, name="index")
-    try:
-        from archive.commands.signing import app as signing_app
-    except ImportError:
-        pass
-    else:
-        for cmd in signing_app.registered_commands:
-            app.registered_commands.append(cmd)
-
-
-_mount_optional()
-
-
-def _mount_feature_commands() -> None:
-    from archive.commands import checks, lending, retention, transfer, triggers
-
-    for module in (retention, triggers, lending, transfer, checks):
-        for name, sub in module.apps.items():
-            app.add_typer(sub, name=name)
-
-
-_mount_feature_commands()
+app.add_typer(storage.app, name="storage")
+app.add_typer(index.app, name="index")
+app.registered_commands += signing.app.registered_commands  # `archive tsa` and `archive verify`
+for module in (retention, triggers, lending, transfer, checks):
+    for name, sub in module.apps.items():
+        app.add_typer(sub, name=name)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.settings import Settings
+from archive.wiring import build_index, build_store, scanner_from_settings, timestamper_from_settings
 
 if TYPE_CHECKING:
     from pyhanko.sign.timestamps import TimeStamper
@@ -60,8 +61,6 @@ class Context:
     def store(self) -> ObjectStore:
         """The object store (storage/), built on first use."""
         if self._store is None:
-            from archive.wiring import build_store
-
             self._store = build_store(self.settings)
         return self._store
 
@@ -73,7 +72,7 @@ class Context:
         (ServiceUnavailable) naming the setting, the same answer `/readyz` gives.
         """
         if self._signer is None:
-            from signing.certificates import load_pki_signer
+            from signing.certificates import load_pki_signer  # pyhanko: only commands that sign load it
 
             path = self.settings.pki_path
             try:
@@ -90,8 +89,6 @@ class Context:
     def index(self) -> SearchIndex:
         """The search index (search/), built on first use."""
         if self._index is None:
-            from archive.wiring import build_index
-
             self._index = build_index(self.settings)
         return self._index
 
@@ -99,8 +96,6 @@ class Context:
     def timestamper(self) -> TimeStamper | None:
         """The RFC 3161 client of ARCHIVE_TSA_URL, or None (signatures are then PAdES B-B); built once."""
         if self._timestamper is _UNSET:
-            from archive.wiring import timestamper_from_settings
-
             self._timestamper = timestamper_from_settings(self.settings)
         return cast("TimeStamper | None", self._timestamper)
 
@@ -108,8 +103,6 @@ class Context:
     def scanner(self) -> Scanner | None:
         """The configured ClamAV, or None when no virus scanner is set; built once."""
         if self._scanner is _UNSET:
-            from archive.wiring import scanner_from_settings
-
             self._scanner = scanner_from_settings(self.settings)
         return cast("Scanner | None", self._scanner)
 

@@ -11,6 +11,8 @@ import io
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import img2pdf
+import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
@@ -18,6 +20,7 @@ from archive import identity
 from archive.audit import Actor
 from archive.capture import scans
 from archive.capture.cases import Applicant, CaseIn, Unit, open_case
+from archive.capture.cover_sheet import ChecklistLine, render
 from archive.capture.documents import Received, attach
 from archive.catalogue.models import User
 from archive.context import Context
@@ -131,11 +134,6 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
 
 def _stack(ctx: Context, system: Principal, cases: list[tuple[str, list[str]]], rng: random.Random) -> str:
     """One scanner stack: a stray page, then each case's cover sheet followed by its pages."""
-    import img2pdf
-    import pypdfium2 as pdfium
-
-    from archive.capture.cover_sheet import ChecklistLine, render
-
     pages = [_jpeg(_scan("stray", rng))]
     for serial, materials in cases:
         lines = [ChecklistLine(m, True, False) for m in materials]

@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archive.cli import app
+from archive.commands.console import err, out
+from archive.errors import ArchiveError
+from archive.settings import get_settings
+
 if TYPE_CHECKING:
     from archive.settings import Settings
 
@@ -122,7 +127,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def start_services(settings: Settings, stack: ExitStack) -> None:
     """Start the demo's TSA and ClamAV (stopped when ``stack`` closes), set their ARCHIVE_ variables, and say so."""
-    from archive.commands.console import out
+    # the signing stack (pyhanko) is loaded when the services start, not when ./scripts/demo --help runs
     from signing.certificates import ensure_dev_pki
     from signing.tsa import LocalTsa
 
@@ -149,11 +154,6 @@ def start_services(settings: Settings, stack: ExitStack) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo: services, ``archive init --demo``, then ``archive serve ARGV``; stop the services after."""
-    from archive.cli import app
-    from archive.commands.console import err
-    from archive.errors import ArchiveError
-    from archive.settings import get_settings
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = get_settings()

@@ -10,13 +10,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archive.checks.security import Clamd, Clamscan, Scanner
 from archive.errors import ConfigError
 from archive.settings import Settings
+from storage.filesystem import FilesystemStore
+from storage.replicated import ReplicatedStore
 
 if TYPE_CHECKING:
     from pyhanko.sign.timestamps import TimeStamper
 
-    from archive.checks.security import Scanner
     from search.base import SearchIndex
     from storage.base import ObjectStore
     from storage.s3 import S3Store
@@ -24,9 +26,6 @@ if TYPE_CHECKING:
 
 def build_store(settings: Settings) -> ObjectStore:
     """filesystem: ``objects_path``; s3: the ``s3_*`` settings; replicated: filesystem + replica."""
-    from storage.filesystem import FilesystemStore
-    from storage.replicated import ReplicatedStore
-
     if settings.storage == "filesystem":
         return FilesystemStore(settings.objects_path)
     if settings.storage == "s3":
@@ -44,7 +43,7 @@ def build_store(settings: Settings) -> ObjectStore:
 
 
 def build_s3_store(settings: Settings) -> S3Store:
-    from storage.s3 import S3Store
+    from storage.s3 import S3Store  # optional backend (minio), loaded only when the settings choose it
 
     endpoint, secure = settings.s3_endpoint, settings.s3_secure
     for scheme, tls in (("https://", True), ("http://", False)):
@@ -58,7 +57,7 @@ def build_s3_store(settings: Settings) -> S3Store:
 def build_index(settings: Settings, **kwargs: Any) -> SearchIndex:
     """embedded: tantivy under ``index_dir``; elasticsearch: the ``es_*`` settings."""
     if settings.index == "embedded":
-        from search.embedded import EmbeddedIndex
+        from search.embedded import EmbeddedIndex  # the backends (tantivy, elasticsearch): the one chosen
 
         return EmbeddedIndex(settings.index_dir, **kwargs)
     from search.elasticsearch import ElasticsearchIndex
@@ -70,7 +69,7 @@ def build_index(settings: Settings, **kwargs: Any) -> SearchIndex:
 
 def timestamper_from_settings(settings: Settings, timeout: float | None = None) -> TimeStamper | None:
     """The configured TSA client, or None when no TSA URL is set (signatures are then PAdES B-B)."""
-    from signing.tsa import DEFAULT_TIMEOUT, http_timestamper
+    from signing.tsa import DEFAULT_TIMEOUT, http_timestamper  # pyhanko: only when the context is asked for it
 
     if not settings.tsa_url:
         return None
@@ -79,8 +78,6 @@ def timestamper_from_settings(settings: Settings, timeout: float | None = None) 
 
 def scanner_from_settings(settings: Settings) -> Scanner | None:
     """The configured ClamAV (clamd first, else clamscan), or None when neither is set."""
-    from archive.checks.security import Clamd, Clamscan
-
     if settings.clamd_socket:
         return Clamd(settings.clamd_socket, settings.clamav_timeout)
     if settings.clamscan:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, Case, Fonds
 from archive.context import Context
-from archive.retention import transfer
+from archive.retention import bagit, transfer
 from archive.settings import load_settings
 from bench.bench_signing import a4_scan
 from signing.certificates import ensure_dev_pki
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         began = time.perf_counter()
         with zpath.open("rb") as f:
             zd = digest_stream(f)
-        with transfer.open_bag(zpath, settings) as bag:
+        with bagit.open_bag(zpath, settings) as bag:
             results = transfer.run_checks(ctx, bag, side="export", actor=ACTOR, received=zd, sender_digest=None)
         checks_s = time.perf_counter() - began
         assert not transfer.failed_codes(results), transfer.failed_codes(results)

@@ -9,7 +9,7 @@ import pypdfium2 as pdfium
 
 from archive.context import Context
 from archive.localtime import local_time
-from archive.retention import transfer
+from archive.retention import register as transfer_register
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -30,6 +30,6 @@ def test_transfer_register_pdf_prints_local_time(ctx: Context) -> None:
     Then both times read in Beijing time with the zone shown."""
     register = {"package_no": "J001-YJ-1", "created_at": "2026-12-03T05:45:10+00:00", "created_by": "arch"}
     receipt = {"received_at": "2026-12-03T06:00:00+00:00", "received_by": "head"}
-    pdf = transfer.register_pdf(ctx, register, [], receipt)
+    pdf = transfer_register.register_pdf(ctx, register, [], receipt)
     text = "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(pdf))
     assert "2026-12-03 13:45:10（UTC+08:00）" in text and "2026-12-03 14:00:00（UTC+08:00）" in text

@@ -7,10 +7,8 @@ Bars are drawn as vectors from python-barcode's module pattern, so every module 
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import barcode
@@ -18,19 +16,15 @@ import segno
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-log = logging.getLogger(__name__)
+from archive.capture.separation import separator_text
+from archive.pdfs import a4_canvas, cjk_font
 
 MODULE_MM = 0.4  # narrowest bar; ≥ 0.4 mm reads reliably at 200 dpi
 QUIET_MODULES = 10
 BAR_HEIGHT_MM = 18
 QR_MODULE_MM = 1.0
-SYSTEM_FONTS = (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
-                Path("/usr/share/fonts/truetype/arphic/uming.ttc"))
-CID_FALLBACK = "STSong-Light"  # not embedded: shows in Acrobat and on printers, not in every viewer
 MARKER = "ARCHIVE-COVER"  # printed under the barcode so people know what the sheet is for
 
 
@@ -44,21 +38,6 @@ class ChecklistLine:
 def code128_modules(serial: str) -> str:
     """The bar/space pattern ('1' = bar) of ``serial`` in Code128."""
     return barcode.get("code128", serial).build()[0]
-
-
-@cache
-def cjk_font(configured: Path | None = None) -> str:
-    """Register and name the font for Chinese text: an embedded TrueType subset when one is found."""
-    for path in ([configured] if configured else []) + [p for p in SYSTEM_FONTS if p.exists()]:
-        try:
-            pdfmetrics.registerFont(TTFont("ArchiveCJK", str(path), subfontIndex=0))
-            return "ArchiveCJK"
-        except Exception as exc:  # reportlab raises TTFError and plain errors for unusable files
-            log.warning("cannot use %s for Chinese text: %s", path, exc)
-    log.warning("no TrueType CJK font found; cover sheets use the non-embedded %s (set ARCHIVE_CJK_FONT)",
-                CID_FALLBACK)
-    pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
-    return CID_FALLBACK
 
 
 def draw_code128(c: Canvas, text: str, center_x: float, y: float, max_width: float) -> None:
@@ -96,9 +75,7 @@ def render(serial: str, business_type: str, applicant: str | None, branch: str,
     font = cjk_font(font_path)
     buf = io.BytesIO()
     width, height = A4
-    c = Canvas(buf, pagesize=A4, pageCompression=1)
-    c.setTitle(f"扫描封面 {serial}")
-    c.setAuthor(center)
+    c = a4_canvas(buf, title=f"扫描封面 {serial}", author=center)
 
     # Barcode in the top strip: the separator reads the top of each page first.
     y0 = height - 20 * mm - BAR_HEIGHT_MM * mm
@@ -152,14 +129,10 @@ def render_separators(serial: str, business_type: str, applicant: str | None, sh
                       center: str, font_path: Path | None = None) -> bytes:
     """Material separator sheets (材料分隔页): one page per material, its barcodes carrying
     ``SEP:<serial>:<material type>`` (see archive.capture.separation), its name printed large."""
-    from archive.capture.separation import separator_text
-
     font = cjk_font(font_path)
     buf = io.BytesIO()
     width, height = A4
-    c = Canvas(buf, pagesize=A4, pageCompression=1)
-    c.setTitle(f"材料分隔页 {serial}")
-    c.setAuthor(center)
+    c = a4_canvas(buf, title=f"材料分隔页 {serial}", author=center)
     for number, sheet in enumerate(sheets, 1):
         text = separator_text(serial, sheet.material_type)
         y0 = height - 20 * mm - BAR_HEIGHT_MM * mm  # the top strip, read first, as on the cover sheet

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session
 from archive import audit, indexing
 from archive.audit import Actor
 from archive.capture.cases import ensure_open
-from archive.capture.inspect import inspect
+from archive.capture.inspect import check_readable, inspect
 from archive.capture.separation import open_stack
 from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
-from archive.checks import gd
 from archive.checks.security import ScanFailed
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound, ServiceUnavailable, TooLarge
@@ -121,7 +120,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     if media_type != OFD:  # what filing will do with this original, done now: refused here, not at close
         found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data),
                                         max_pixels=s.max_pixels, max_pages=s.max_pages)
-        gd.check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+        check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
     # (an OFD's GD-3-4 check is check_ofd, which inspect has just run)
     check_viruses(ctx, received)
     if replaces is None:

@@ -19,6 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
+import pikepdf
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from archive.capture.ofd import check_ofd
@@ -180,3 +181,31 @@ def _too_big(filename: str, page: int, pixels: int | None, max_pixels: int) -> I
 
 def _bad(code: str, message: str, filename: str, **detail: object) -> InvalidInput:
     return InvalidInput(message, code=code, detail={"filename": filename, **detail})
+
+
+def check_readable(data: bytes, media_type: str, filename: str) -> None:
+    """GD-3-4 on one file, also run at upload so the counter refuses what filing would: it must open as its
+    format (JPEGs decode at 1/8 scale: every byte is still read; OFD: the defensive container check)."""
+    try:
+        if media_type == PDF:
+            with pikepdf.open(io.BytesIO(data)) as pdf:
+                if len(pdf.pages) == 0:
+                    raise InvalidInput(f"“{filename}”没有页面", code="pdf_no_pages", detail={"filename": filename})
+        elif media_type in (JPEG, PNG, TIFF):
+            with Image.open(io.BytesIO(data)) as img:
+                if media_type == JPEG:
+                    img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
+                for frame in ImageSequence.Iterator(img):
+                    frame.load()
+        elif media_type == OFD:
+            check_ofd(data, filename)
+        else:
+            raise InvalidInput(f"“{filename}”的格式 {media_type} 未知", code="unsupported_format",
+                               detail={"filename": filename})
+    except InvalidInput:
+        raise
+    except Exception as exc:  # every decoder has its own errors
+        log.info("GD-3-4: %r does not open: %s: %s", filename, type(exc).__name__, exc)
+        raise InvalidInput(f"“{filename}”无法正常打开（文件损坏、被截断或格式不符）", code="file_unreadable",
+                           detail={"filename": filename, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                           ) from None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import img2pdf
 import pikepdf
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -130,7 +131,6 @@ class Stack:
                 buf = io.BytesIO()
                 out.save(buf, deterministic_id=True)  # the same part twice is the same object
                 return buf.getvalue()
-        import img2pdf
 
         frames = []
         for number in range(first, last + 1):

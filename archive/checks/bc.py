@@ -18,10 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive import audit
-from archive.catalogue.models import ArchiveItem, Document
+from archive.catalogue.models import ArchiveItem, Case, Document, ScanBatch
 from archive.checks.base import CheckObject, Dimension, Outcome, Result, Stage, check
 from archive.context import Context
+from signing.certificates import load_trust_roots
 from signing.fixity import Digests
+from signing.validate import verify_pdf
 from storage.base import ObjectNotFound, ObjectStore
 
 DESTROYED = "destroyed"
@@ -75,8 +77,6 @@ class StorageSubject:
 
     @cached_property
     def trust_roots(self) -> list[Any]:
-        from signing.certificates import load_trust_roots
-
         return load_trust_roots(self.ctx.settings.pki_path)
 
 
@@ -122,7 +122,6 @@ def signatures(subject: StorageSubject) -> list[Result]:
     """Signatures and time stamps of the renditions due this sweep still validate (sampled: costly)."""
     if subject.final:
         return []
-    from signing.validate import verify_pdf
 
     out, checked = [], 0
     for e in subject.live():
@@ -326,8 +325,6 @@ def audit_chain(subject: StorageSubject) -> list[Result]:
 
 def load_expected(s: Session, tiers: tuple[str, ...]) -> dict[str, Expected]:
     """Every object the catalogue names under the tiers, keyed by object key."""
-    from archive.catalogue.models import Case, ScanBatch
-
     rows: dict[str, list[Expected]] = {}
 
     def add(e: Expected) -> None:

@@ -24,15 +24,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pikepdf
-from PIL import Image, ImageSequence
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.archival_code import CodeParts
 from archive.capture.cases import NEEDS_APPLICANT
-from archive.capture.ofd import check_ofd
-from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
+from archive.capture.documents import missing_materials
+from archive.capture.inspect import check_readable
+from archive.capture.sniff import ACCEPTED, NAMES, OFD, PDF, sniff
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, DocumentStatus
 from archive.checks.base import (
     CheckItem,
@@ -46,12 +46,16 @@ from archive.checks.base import (
     items_of,
     run_items,
 )
+from archive.checks.reports import save_report
 from archive.checks.security import ScanFailed, Scanner, database_age_days
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ERRORS, InvalidInput
+from archive.errors import ERRORS, InvalidInput, NotFound
+from archive.wiring import scanner_from_settings
+from signing.certificates import load_trust_roots
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
+from signing.validate import verify_pdf
 from storage.base import content_key
 
 log = logging.getLogger(__name__)
@@ -250,9 +254,6 @@ def fixity(s: FilingSubject) -> list[Result]:
     if not s.verify_signatures:
         out.append(Result(NA, "本次检测未验证电子签名与时间戳（仅核验摘要）", "rendition"))
     else:
-        from signing.certificates import load_trust_roots
-        from signing.validate import verify_pdf
-
         report = verify_pdf(s.rendition, load_trust_roots(s.ctx.settings.pki_path), d)
         if not report.ok:
             shown = "；".join(f"{c.name}: {c.detail}" for c in report.failures[:3])
@@ -651,8 +652,6 @@ def content_present(s: FilingSubject) -> list[Result]:
 @check("GD-2-8", "附件数据完整性检测", Stage.FILING, INTEG, CONTENT, blocking=False)
 def attachments(s: FilingSubject) -> Result:
     """The business type's required materials; filing without some (with a reason) is a warning."""
-    from archive.capture.documents import missing_materials
-
     missing = [e.name for e in missing_materials(s.ctx, s.case)]
     if missing:
         return Result(F, f"缺少必备材料：{'、'.join(missing)}", data={"missing": missing})
@@ -749,34 +748,6 @@ def _unreadable(data: bytes, media_type: str, filename: str) -> str | None:
     except InvalidInput as exc:
         return exc.message
     return None
-
-
-def check_readable(data: bytes, media_type: str, filename: str) -> None:
-    """GD-3-4 on one file, also run at upload so the counter refuses what filing would: it must open as its
-    format (JPEGs decode at 1/8 scale: every byte is still read; OFD: the defensive container check)."""
-    try:
-        if media_type == PDF:
-            with pikepdf.open(io.BytesIO(data)) as pdf:
-                if len(pdf.pages) == 0:
-                    raise InvalidInput(f"“{filename}”没有页面", code="pdf_no_pages", detail={"filename": filename})
-        elif media_type in (JPEG, PNG, TIFF):
-            with Image.open(io.BytesIO(data)) as img:
-                if media_type == JPEG:
-                    img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
-                for frame in ImageSequence.Iterator(img):
-                    frame.load()
-        elif media_type == OFD:
-            check_ofd(data, filename)
-        else:
-            raise InvalidInput(f"“{filename}”的格式 {media_type} 未知", code="unsupported_format",
-                               detail={"filename": filename})
-    except InvalidInput:
-        raise
-    except Exception as exc:  # every decoder has its own errors
-        log.info("GD-3-4: %r does not open: %s: %s", filename, type(exc).__name__, exc)
-        raise InvalidInput(f"“{filename}”无法正常打开（文件损坏、被截断或格式不符）", code="file_unreadable",
-                           detail={"filename": filename, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
-                           ) from None
 
 
 @check("GD-3-5", "软硬件环境合规性检测", Stage.FILING, USE, ENV)
@@ -892,10 +863,6 @@ def process_security(s: FilingSubject) -> list[Result]:
 def recheck_item(ctx: Context, session: Session, actor: audit.Actor, archival_code: str, *,
                  verify_signatures: bool = True) -> Any:
     """Re-run every GD item on a filed item and store the report, linked to the item."""
-    from archive.checks.reports import save_report
-    from archive.errors import NotFound
-    from archive.wiring import scanner_from_settings
-
     item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code.strip()))
     if item is None:
         raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,6 @@ from archive.catalogue.types import utcnow
 from archive.checks.base import (
     DIMENSION_NAMES,
     OUTCOME_NAMES,
-    REGISTRY,
     CheckItem,
     Dimension,
     Outcome,
@@ -28,8 +28,9 @@ from archive.checks.base import (
     Stage,
     code_key,
 )
-from archive.errors import Conflict, InvalidInput, NotFound
+from archive.errors import InvalidInput, NotFound
 from archive.localtime import local_time
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
 
 _BAD = (Outcome.FAILED, Outcome.ERROR)
 
@@ -124,53 +125,6 @@ REPORT_OUTCOME_NAMES = {"passed": "通过", "warning": "通过（有警告）", 
 OBJECT_NAMES = {"metadata": "元数据", "content": "电子文件内容", "package": "信息包", "carrier": "载体",
                 "environment": "系统环境", "process": "过程"}
 _DIMS = {d.value for d in Dimension}
-MANUAL_OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE)
-
-
-def load_items() -> None:
-    """Import the modules that register check items (the registry fills on import); a missing one is a bug."""
-    from archive.checks import bc, gd, yj  # noqa: F401
-
-
-def record_manual(session: Session, actor: Actor, report_id: int, code: str, outcome: Outcome, detail: str,
-                  target: str | None = None) -> CheckReport:
-    """A person records the result of a manual item (载体外观 …) on a report; audited, recorded once."""
-    load_items()
-    report = get_report(session, report_id)
-    item = REGISTRY.get(code)
-    if item is None or not item.manual or item.stage.value != report.stage:
-        manual = sorted(i.code for i in REGISTRY.values() if i.manual and i.stage.value == report.stage)
-        raise InvalidInput(f"{code} 不是本环节需人工检测的项目；可登记的项目：{'、'.join(manual) or '无'}",
-                           code="not_a_manual_item", detail={"code": code, "manual_items": manual})
-    if outcome not in MANUAL_OUTCOMES:
-        raise InvalidInput("人工检测结果只能是 passed（通过）、failed（不通过）或 not_applicable（不适用）",
-                           code="invalid_manual_outcome", detail={"outcome": str(outcome)})
-    if not detail.strip() or _has_control(detail):
-        raise InvalidInput("请填写检测说明（不含控制字符）", code="invalid_manual_detail")
-    row = next((r for r in report.results if r.code == code and (target is None or r.target == target)), None)
-    if row is not None and row.recorded_by is not None:
-        raise Conflict(f"检测项 {code} 已由 {row.recorded_by} 于 {row.recorded_at:%Y-%m-%d %H:%M} 登记，不能重复登记",
-                       code="manual_item_recorded", detail={"code": code})
-    before = None
-    if row is None:
-        row = CheckResult(position=len(report.results) + 1, code=code, name=item.name,
-                          dimension=item.dimension.value, object=item.object.value, target=target,
-                          outcome="", detail="", blocking=item.blocking, basis=item.basis[:100], data=None)
-        report.results.append(row)
-    else:
-        before = row.outcome
-    row.outcome, row.detail = outcome.value, detail.strip()
-    row.recorded_by, row.recorded_at = actor.name, utcnow()
-    summarise(report)
-    session.flush()
-    audit.record(session, actor, "check.manual", target_type="check_report", target_id=report.id,
-                 outcome="success", detail={"code": code, "target": target, "outcome": outcome.value,
-                                            "before": before, "report_outcome": report.outcome})
-    return report
-
-
-def _has_control(text_: str) -> bool:
-    return any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text_)
 
 
 PERIODS = ("day", "month", "year")
@@ -214,19 +168,11 @@ def stats(session: Session, zone: ZoneInfo, *, stage: Stage | None = None, perio
 
 def report_pdf(report: CheckReport, *, fonds_name: str, zone: tzinfo, font_path: Path | None = None) -> bytes:
     """The report as a printable A4 PDF (检测报告): header, totals, and every item with its detail."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    from archive.capture.cover_sheet import cjk_font
-
     font = cjk_font(font_path)
     data = report_dict(report)
-    body = ParagraphStyle("body", fontName=font, fontSize=8, leading=10, wordWrap="CJK")
-    head = ParagraphStyle("head", fontName=font, fontSize=15, leading=20, alignment=1)
-    info = ParagraphStyle("info", fontName=font, fontSize=9, leading=13)
+    body = style("body", font, 8, 10, wordWrap="CJK")
+    head = style("head", font, 15, 20, alignment=1)
+    info = style("info", font, 9, 13)
     c = data["counts"]
     story: list[Any] = [
         Paragraph(f"{escape(fonds_name)} 电子档案四性检测报告（{data['stage_name']}）", head), Spacer(1, 4 * mm),
@@ -240,15 +186,9 @@ def report_pdf(report: CheckReport, *, fonds_name: str, zone: tzinfo, font_path:
     rows = [[Paragraph(h, body) for h in ("编号", "检测项目", "性质", "对象", "目标", "结果", "阻断", "说明")]]
     for r in data["results"]:
         extra = f"（{r['recorded_by']} 于 {local_time(r['recorded_at'], zone)} 人工登记）" if r["recorded_by"] else ""
-        rows.append([Paragraph(escape(str(v)), body) for v in (
+        rows.append([cell(v, body) for v in (
             r["code"], r["name"], r["dimension_name"], r["object_name"], r["target"] or "",
             r["outcome_name"], "是" if r["blocking"] else "否", r["detail"] + extra)])
     widths = [18 * mm, 45 * mm, 14 * mm, 18 * mm, 35 * mm, 16 * mm, 10 * mm, 111 * mm]
-    table = Table(rows, colWidths=widths, repeatRows=1)
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8"))]))
-    story.append(table)
-    buf = io.BytesIO()
-    SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=10 * mm, rightMargin=10 * mm, topMargin=10 * mm,
-                      bottomMargin=10 * mm, title=f"四性检测报告 {data['id']}", author=fonds_name).build(story)
-    return buf.getvalue()
+    story.append(grid_table(rows, widths))
+    return landscape_pdf(story, margin=10 * mm, title=f"四性检测报告 {data['id']}", author=fonds_name)

@@ -34,6 +34,7 @@ from archive.catalogue.models import StorageSweep
 from archive.catalogue.types import utcnow
 from archive.checks import alerts, bc
 from archive.checks.base import CheckItem, Outcome, Result, Stage, items_of, run_items
+from archive.checks.reports import save_report
 from archive.context import Context
 from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from signing.fixity import CHUNK, Hasher
@@ -357,8 +358,6 @@ def report_results(items: list[CheckItem], tally: dict[str, Any]) -> list[tuple[
 
 
 def _finish(ctx: Context, actor: Actor, sweep_id: int) -> StorageSweep:
-    from archive.checks.reports import save_report
-
     def close(with_report: bool) -> StorageSweep:
         with ctx.catalogue.session() as s:
             sweep = s.scalar(select(StorageSweep).where(StorageSweep.id == sweep_id).with_for_update())

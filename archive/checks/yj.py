@@ -21,8 +21,15 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import pikepdf
+from PIL import Image
+
+from archive.archival_code import CodeParts, CodeRule
+from archive.capture.sniff import sniff
 from archive.checks.base import CheckObject, Dimension, Outcome, Result, Stage, check
-from archive.retention.transfer import (
+from archive.checks.security import ScanFailed
+from archive.errors import ERRORS
+from archive.retention.bagit import (
     BAG_INFO,
     BAGIT,
     EEP_DIR,
@@ -34,10 +41,12 @@ from archive.retention.transfer import (
     Bag,
     BagReadError,
     parse_tag_lines,
-    register_problems,
     tag_file_limit,
 )
-from signing.fixity import Digests
+from archive.retention.register import register_problems
+from archive.wiring import scanner_from_settings
+from signing.eep import EepInvalid, eep_files, parse_eep, verify_eep
+from signing.fixity import Digests, digest_bytes
 
 Y = Stage.TRANSFER
 AUTH, INTEG, USE, SEC = Dimension.AUTHENTICITY, Dimension.INTEGRITY, Dimension.USABILITY, Dimension.SECURITY
@@ -199,8 +208,6 @@ class TransferSubject:
         return [self._eep(rel, expected.get(rel)) for rel in self.eep_paths]
 
     def _eep(self, rel: str, entry: dict[str, Any] | None) -> EepFacts:
-        from signing.eep import EepInvalid, eep_files, parse_eep, verify_eep
-
         facts = EepFacts(rel)
         try:
             data = self.bag.read(rel)
@@ -269,16 +276,12 @@ def _metadata(root: Any) -> dict[str, str]:
 
 
 def _inspect(f: FileFacts, body: bytes) -> None:
-    from archive.capture.sniff import sniff
-    from archive.errors import ERRORS
     f.size, f.decoded = len(body), True  # content digests are YJ-1-1's (verify_eep against items.json)
     try:
         f.media = sniff(body[:2048], io.BytesIO(body), f.name)
     except ERRORS:
         f.media = None
     if f.media == "application/pdf":
-        import pikepdf
-
         try:
             with pikepdf.open(io.BytesIO(body)) as pdf:
                 f.pages, f.encrypted = len(pdf.pages), bool(pdf.is_encrypted)
@@ -287,8 +290,6 @@ def _inspect(f: FileFacts, body: bytes) -> None:
         except Exception as exc:  # any parse failure: unreadable
             f.problem = f"PDF 无法打开：{exc}"
     elif f.media in ("image/jpeg", "image/png", "image/tiff"):
-        from PIL import Image
-
         try:
             with Image.open(io.BytesIO(body)) as im:
                 im.verify()
@@ -306,8 +307,6 @@ def _inspect(f: FileFacts, body: bytes) -> None:
 
 def _scanner(settings: Any) -> tuple[Any, str | None]:
     """The ClamAV scanner of archive/checks/security.py when configured, else (None, why)."""
-    from archive.wiring import scanner_from_settings
-
     scanner = scanner_from_settings(settings)
     return (scanner, None) if scanner is not None else (
         None, "未配置杀毒软件（设置 ARCHIVE_CLAMD_SOCKET 或 ARCHIVE_CLAMSCAN）")
@@ -432,9 +431,6 @@ def metadata_characters(s: TransferSubject) -> Iterator[Result]:
 
 @check("YJ-1-7", "档号规范性检测", Y, AUTH, CheckObject.METADATA)
 def archival_code_rule(s: TransferSubject) -> Iterator[Result]:
-    from archive.archival_code import CodeParts, CodeRule
-    from archive.errors import ERRORS
-
     if not s.code_rule:
         yield _fail("目录文件没有给出档号规则（archival_code_rule）")
         return
@@ -535,8 +531,6 @@ def package_structure(s: TransferSubject) -> Iterator[Result]:
 @check("YJ-1-14", "信息包一致性检测", Y, AUTH, CheckObject.PACKAGE)
 def package_consistency(s: TransferSubject) -> Iterator[Result]:
     """Receiver's digests vs the sender's: the manifests, the tag manifest, the package digest if declared."""
-    from signing.fixity import digest_bytes
-
     problems = []
     for alg, lines in s.manifests.items():
         for rel, digest in lines.items():
@@ -710,8 +704,6 @@ def antivirus_present(s: TransferSubject) -> Result:
 def virus(s: TransferSubject) -> Iterator[Result]:
     """Every payload file as it is in the package (EEPs carry content as Base64, which ClamAV decodes)
     and every content file decoded from the EEPs, in batches of up to SCAN_BATCH bytes."""
-    from archive.checks.security import ScanFailed
-
     scanner, why = s.virus_scan
     if scanner is None:
         yield Result(Outcome.NOT_APPLICABLE, f"{why}，未做病毒检测")
@@ -732,8 +724,6 @@ SCAN_BATCH = 64 * 1024 * 1024
 
 
 def _scan_batches(s: TransferSubject, problems: list[tuple[str, str]]) -> Iterator[list[tuple[str, bytes]]]:
-    from signing.eep import EepInvalid, eep_files, parse_eep
-
     batch: list[tuple[str, bytes]] = []
     size = 0
     for rel in s.payload:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Column, Table
 
+from archive.checks.alerts import SEVERITY_NAMES, acknowledge, query
+from archive.checks.base import Outcome, Stage
+from archive.commands.common import cli_actor, cli_context
 from archive.commands.console import friendly, out
 
 check_app = typer.Typer(help="四性检测：归档、移交、长期保存环节的检测与报告。", no_args_is_help=True)
@@ -18,12 +23,11 @@ apps: dict[str, typer.Typer] = {"check": check_app}
 OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "red", "warning": "yellow", "manual": "yellow",
                  "not_applicable": "dim"}
 
-
+# archive.checks.reports, gd, manual, sweep load the PDF and signing stacks: they are imported inside the commands
+# that use them, so that `archive --help` starts fast (tests/test_cli.py checks it).
 
 
 def _print_report(data: dict[str, Any]) -> None:
-    from rich.table import Column, Table
-
 
     c = data["counts"]
     style = OUTCOME_STYLE.get(data["outcome"], "")
@@ -47,9 +51,8 @@ def report(report_id: int,
            as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出报告。")] = False) -> None:
     """显示检测报告，或写出为 PDF。"""
     from archive.checks import reports
-    from archive.cli import _context, out
 
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.session() as s:
             row = reports.get_report(s, report_id)
@@ -74,12 +77,11 @@ def item(archival_code: str,
          = False) -> None:
     """按档号对已归档的档案重新做归档环节检测（GD）并保存报告；未通过时退出码 1。"""
     from archive.checks import gd, reports
-    from archive.cli import _cli_actor, _context
 
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.session() as s:
-            row = gd.recheck_item(ctx, s, _cli_actor(), archival_code, verify_signatures=not skip_signature)
+            row = gd.recheck_item(ctx, s, cli_actor(), archival_code, verify_signatures=not skip_signature)
             data = reports.report_dict(row)
     finally:
         ctx.close()
@@ -95,16 +97,14 @@ def manual(report_id: int, code: str,
            detail: str, target: Annotated[str | None, typer.Option(help="载体编号或其他检测对象。")] = None
            ) -> None:
     """在报告上登记人工检测项的结果（载体外观、读取速度、光盘合格性）。"""
-    from archive.checks import reports
-    from archive.checks.base import Outcome
-    from archive.cli import _cli_actor, _context
+    from archive.checks import manual, reports
 
     if outcome not in {"passed", "failed", "not_applicable"}:
         raise typer.BadParameter("outcome 只能是 passed、failed 或 not_applicable")
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.session() as s:
-            data = reports.report_dict(reports.record_manual(s, _cli_actor(), report_id, code, Outcome(outcome),
+            data = reports.report_dict(manual.record_manual(s, cli_actor(), report_id, code, Outcome(outcome),
                                                              detail, target))
     finally:
         ctx.close()
@@ -116,13 +116,9 @@ def manual(report_id: int, code: str,
 def stats(stage: Annotated[str | None, typer.Option(help="环节：gd 归档、yj 移交 或 bc 长期保存")] = None,
           period: Annotated[str, typer.Option(help="统计周期：day 日、month 月 或 year 年")] = "month") -> None:
     """各检测项按周期的检测通过率。"""
-    from rich.table import Column, Table
-
     from archive.checks import reports
-    from archive.checks.base import Stage
-    from archive.cli import _context, out
 
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.session() as s:
             rows = reports.stats(s, ctx.zone, stage=Stage(stage) if stage else None, period=period)
@@ -160,10 +156,7 @@ def sweep_command(
 
     发现问题时（每个问题都是一条告警）退出码 1，便于调度程序发觉。
     """
-    import time
-
     from archive.checks.sweep import SweepOptions, run_sweep
-    from archive.cli import _cli_actor, _context, out
 
     if sweep_id is not None and not resume:
         raise typer.BadParameter("--sweep 须与 --resume 同用")
@@ -176,10 +169,10 @@ def sweep_command(
         out.print(f"检测 {s.id}：已检测 {s.object_count} 个对象、{s.byte_count / 1e6:.1f} MB，发现 {s.findings} 项",
                   highlight=False)
 
-    ctx = _context()
+    ctx = cli_context()
     began = time.monotonic()
     try:
-        sweep = run_sweep(ctx, _cli_actor(), options, resume=which, on_progress=progress)
+        sweep = run_sweep(ctx, cli_actor(), options, resume=which, on_progress=progress)
     finally:
         ctx.close()
     seconds = max(time.monotonic() - began, 1e-9)
@@ -199,12 +192,7 @@ def alerts_list(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
 ) -> None:
     """列出长期保存环节检测产生的告警（默认只列未确认的，--all 列全部）。"""
-    from rich.table import Table
-
-    from archive.checks.alerts import SEVERITY_NAMES, query
-    from archive.cli import _context, out
-
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.sessions() as s:
             rows = query(s, include_acknowledged=all_, severity=severity, limit=limit)
@@ -221,13 +209,10 @@ def alerts_list(
 @friendly
 def alerts_ack(alert_id: int, note: Annotated[str | None, typer.Option("--note", help="处理说明")] = None) -> None:
     """确认一条告警（记入审计日志）。"""
-    from archive.checks.alerts import acknowledge
-    from archive.cli import _cli_actor, _context, out
-
-    ctx = _context()
+    ctx = cli_context()
     try:
         with ctx.catalogue.session() as s:
-            alert = acknowledge(s, _cli_actor(), alert_id, note)
+            alert = acknowledge(s, cli_actor(), alert_id, note)
             out.print(f"告警 {alert.id}（{alert.code} {alert.target}）已确认", highlight=False)
     finally:
         ctx.close()

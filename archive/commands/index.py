@@ -7,9 +7,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from archive.context import Context
+from archive.commands.common import cli_context
 from archive.errors import ERRORS, AnyError
-from archive.settings import get_settings
+from archive.indexing import rebuild as rebuild_index
+from archive.indexing import status as index_status
 
 app = typer.Typer(help="检索索引：重建与状态。", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -21,12 +22,6 @@ def _index() -> None:
     """检索索引：重建与状态。"""
 
 
-def _context() -> Context:
-    ctx = Context.build(get_settings())
-    ctx.catalogue.check_schema()
-    return ctx
-
-
 def _fail(exc: AnyError) -> typer.Exit:
     err.print(f"[bold red]错误[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
     return typer.Exit(2)
@@ -35,10 +30,8 @@ def _fail(exc: AnyError) -> typer.Exit:
 @app.command()
 def rebuild() -> None:
     """从目录数据库重建检索索引，完成后无停顿地切换；期间的变更会在切换后重放。"""
-    from archive.indexing import rebuild as rebuild_index
-
     try:
-        ctx = _context()
+        ctx = cli_context()
         with Progress(TextColumn("[bold]重建检索索引"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=out, transient=True) as progress:
             task = progress.add_task("rebuild", total=None)
@@ -53,10 +46,8 @@ def rebuild() -> None:
 @app.command()
 def status() -> None:
     """显示检索索引的后端、文档数与待索引积压。退出码：0 正常；1 索引不可用；2 配置或目录数据库有误。"""
-    from archive.indexing import status as index_status
-
     try:
-        ctx = _context()
+        ctx = cli_context()
         info = index_status(ctx)
         ctx.close()
     except ERRORS as exc:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from archive.commands.common import cli_context
 from archive.commands.console import friendly, out
 from archive.commands.people import Password, User, person
 from archive.errors import InvalidInput
@@ -39,9 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 @contextmanager
 def acting(username: str, password: str) -> Iterator[tuple[Session, Principal, Settings, Any]]:
     """A unit of work as the person (password checked): (session, principal, settings, local time zone)."""
-    from archive.cli import _context
-
-    ctx = _context()
+    ctx = cli_context()
     try:
         principal = person(ctx, username, password)
         with ctx.catalogue.session() as s:

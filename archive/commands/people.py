@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from archive import identity, logins
 from archive.context import Context
 from archive.permissions import Principal
 
@@ -20,8 +21,6 @@ Password = Annotated[str, typer.Option(prompt="密码", hide_input=True, help="�
 def person(ctx: Context, username: str, password: str) -> Principal:
     """Check the password and resolve the person (the session token is discarded); both outcomes are audited and
     wrong passwords count towards the account's lock (archive/logins.py), as at the API."""
-    from archive import identity, logins
-
     token, _, _ = logins.login(ctx, username, password, address=None, via="cli", hours=1)
     with ctx.catalogue.session() as s:
         principal = identity.principal_from_token(s, token)

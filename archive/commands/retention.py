@@ -15,9 +15,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from archive.commands.common import cli_context
 from archive.commands.console import friendly, out
 from archive.commands.people import Password, User, person
 from archive.errors import InvalidInput
+from archive.retention.appraisal import DecisionIn, QueueFilter, decide, queue, title_of
+from archive.retention.holds import HoldIn, HoldQuery, hold_codes, lift_hold, list_holds, set_hold
 
 if TYPE_CHECKING:
     from archive.context import Context
@@ -29,10 +32,11 @@ destruction_app = typer.Typer(help="销毁：销毁清册、双人审批与执�
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"hold": hold_app, "appraisal": appraisal_app, "destruction": destruction_app}
 
-def _ctx() -> Context:
-    from archive.cli import _context
+# archive.retention.destruction load the PDF and signing stacks: they are imported inside the commands
+# that use them, so that `archive --help` starts fast (tests/test_cli.py checks it).
 
-    return _context()
+def _ctx() -> Context:
+    return cli_context()
 
 
 def _codes(codes: list[str] | None, file: Path | None) -> list[str]:
@@ -62,8 +66,6 @@ def hold_set(user: User, password: Password,
              filed_from: Annotated[str | None, typer.Option(help="按查询冻结：归档日期起 YYYY-MM-DD")] = None,
              filed_to: Annotated[str | None, typer.Option(help="按查询冻结：归档日期止 YYYY-MM-DD")] = None) -> None:
     """冻结：按档号、业务流水号，或按目录查询当前匹配的档案。"""
-    from archive.retention.holds import HoldIn, HoldQuery, hold_codes, set_hold
-
     query = {k: v for k, v in {"business_type": business_type, "category": category, "year": year, "branch": branch,
                                "filed_from": _date(filed_from), "filed_to": _date(filed_to)}.items() if v is not None}
     codes = _codes(code, codes_file)
@@ -84,8 +86,6 @@ def hold_set(user: User, password: Password,
 def hold_lift(hold_id: int, user: User, password: Password,
               reason: Annotated[str, typer.Option(help="解除理由")]) -> None:
     """解除冻结（须说明理由）；仍被其他冻结覆盖的对象保留存储的法律保全。"""
-    from archive.retention.holds import lift_hold
-
     ctx = _ctx()
     principal = person(ctx, user, password)
     with ctx.catalogue.session() as s:
@@ -97,8 +97,6 @@ def hold_lift(hold_id: int, user: User, password: Password,
 @friendly
 def hold_list(status: Annotated[str | None, typer.Option(help="active 或 lifted")] = None) -> None:
     """冻结记录，最新的在前。"""
-    from archive.retention.holds import list_holds
-
     ctx = _ctx()
     table = Table("编号", "状态", "件数", "机关", "文号", "原因", "设置人", "设置时间")
     with ctx.catalogue.session() as s:
@@ -119,8 +117,6 @@ def appraisal_queue(user: User, password: Password,
                     year: Annotated[int | None, typer.Option(help="年度")] = None,
                     limit: Annotated[int, typer.Option(help="显示条数")] = 100) -> None:
     """保管期限已满、等待鉴定的档案。"""
-    from archive.retention.appraisal import QueueFilter, queue, title_of
-
     ctx = _ctx()
     principal = person(ctx, user, password)
     table = Table("档号", "题名", "年度", "保管期限", "到期日")
@@ -144,8 +140,6 @@ def appraisal_decide(user: User, password: Password,
                      retention: Annotated[str | None, typer.Option(help="继续保存时的新保管期限 Y/D30/D10")] = None
                      ) -> None:
     """对所列档案登记鉴定意见：继续保存或拟销毁（全部成功或全部不做），显示进度。"""
-    from archive.retention.appraisal import DecisionIn, decide
-
     codes = _codes(code, codes_file)
     if decision not in ("keep", "destroy"):
         raise InvalidInput("鉴定意见只能是 keep（继续保存）或 destroy（拟销毁）", code="invalid_decision")

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from archive.commands.common import cli_actor, cli_context
+from archive.commands.console import friendly, out
 from archive.errors import ERRORS
+from archive.gc import collect
 from archive.settings import get_settings
+from archive.wiring import build_store
+from storage.replicated import ReplicatedStore
+from storage.verify import verify as verify_store
 
-# The store clients (minio, …) are imported inside the commands, so `archive --help` starts fast.
+# The store clients (minio, …) are imported by archive/wiring.py when the settings choose them.
 
 app = typer.Typer(help="对象存储：副本比对与完整性检查。", no_args_is_help=True)
 
@@ -30,10 +39,6 @@ def verify(
 
     退出码：0 全部一致完好；1 发现问题（已列出）；2 存储不可用或配置有误。
     """
-    from archive.wiring import build_store
-    from storage.replicated import ReplicatedStore
-    from storage.verify import verify as verify_store
-
     console = Console()
     try:
         store = build_store(get_settings())
@@ -58,3 +63,16 @@ def verify(
         table.add_row(f.key, f.problem, f.detail, "是" if f.repaired else "否")
     console.print(table)
     raise typer.Exit(1)
+
+
+@app.command("gc")
+@friendly
+def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="只删除至少这么多分钟前"
+                                                          "已发现的孤立对象。")] = 60,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="只报告，不删除。")] = False) -> None:
+    """回收目录数据库中没有记录的对象（写入中途崩溃遗留），分两轮：先标记，后删除。"""
+    report = collect(cli_context(), cli_actor(), timedelta(minutes=grace_minutes), dry_run)
+    out.print(f"孤立对象 {report.seen} 个：本次标记 {len(report.marked)} 个，删除 {len(report.removed)} 个，"
+              f"因保留期锁定未删 {len(report.locked)} 个")
+    for key in report.removed:
+        out.print(f"  已删除 {key}")

@@ -7,17 +7,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy import select
+
+from archive import audit
+from archive.catalogue.models import TransferPackage, TransferReceipt
+from archive.checks.base import OUTCOME_NAMES, Outcome
+from archive.commands.common import cli_actor, cli_context
+from archive.commands.console import err, friendly
+from archive.commands.console import out as console
+from archive.errors import InvalidInput
+from archive.retention import refusals
+from archive.retention.bagit import extract_zip
 
 transfer_app = typer.Typer(help="移交：导出移交信息包，接收并校验。", no_args_is_help=True)
 
 # Mounted by archive/cli.py: command group name -> Typer app.
 apps: dict[str, typer.Typer] = {"transfer": transfer_app}
 
+# archive.retention.transfer and register load the PDF and signing stacks: they are imported inside the commands
+# that use them, so that `archive --help` starts fast (tests/test_cli.py checks it).
+
 
 def _results_table(title: str, results: list[dict[str, object]]) -> Table:
-    from archive.checks.base import OUTCOME_NAMES, Outcome
-
     table = Table(title=title)
     for col in ("检测项", "名称", "结果", "说明"):
         table.add_column(col)
@@ -38,12 +51,7 @@ def export(
     as_dir: Annotated[bool, typer.Option("--dir", help="以目录形式另存（BagIt 目录）")] = False,
 ) -> None:
     """把已归档的档案导出为移交信息包（EEP + 目录文件 + 移交登记表），做移交环节检测（YJ）并保存。"""
-    from pydantic import ValidationError
-
-    from archive.cli import _cli_actor, _context, err, friendly
-    from archive.cli import out as console
-    from archive.errors import InvalidInput
-    from archive.retention import refusals, transfer
+    from archive.retention import transfer
 
     @friendly
     def run() -> None:
@@ -53,8 +61,8 @@ def export(
         except ValidationError as exc:
             raise InvalidInput("；".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()),
                                code="invalid_selection") from None
-        ctx = _context()
-        actor = _cli_actor()
+        ctx = cli_context()
+        actor = cli_actor()
         with ctx.catalogue.session() as s, typer.progressbar(length=1, label="生成封装包") as bar:
             def progress(done: int, total: int) -> None:
                 bar.length = total
@@ -91,7 +99,7 @@ def _save(ctx: object, row: object, out: Path, as_dir: bool) -> None:
         for chunk in chunks:
             f.write(chunk)
     try:
-        root = transfer.extract_zip(zipped, out)
+        root = extract_zip(zipped, out)
         if root != out:  # move the bag's folder contents up so ``out`` is the bag
             for child in root.iterdir():
                 shutil.move(str(child), out / child.name)
@@ -103,15 +111,9 @@ def _save(ctx: object, row: object, out: Path, as_dir: bool) -> None:
 @transfer_app.command("list")
 def list_packages(limit: Annotated[int, typer.Option(help="条数")] = 20) -> None:
     """移交信息包和接收记录，最新的在前。"""
-    from sqlalchemy import select
-
-    from archive.catalogue.models import TransferPackage, TransferReceipt
-    from archive.cli import _context, friendly
-    from archive.cli import out as console
-
     @friendly
     def run() -> None:
-        ctx = _context()
+        ctx = cli_context()
         with ctx.catalogue.sessions() as s:
             table = Table(title="移交信息包")
             for col in ("id", "批次号", "接收单位", "件数", "字节数", "状态", "时间"):
@@ -136,18 +138,15 @@ def download(package_id: Annotated[int, typer.Argument(help="信息包 id")],
              out: Annotated[Path, typer.Option(help="保存路径（zip 文件，或配合 --dir 的目录）")],
              as_dir: Annotated[bool, typer.Option("--dir", help="以目录形式保存")] = False) -> None:
     """把已放行的移交信息包另存为 zip 文件或 BagIt 目录。"""
-    from archive import audit
-    from archive.cli import _cli_actor, _context, friendly
-    from archive.cli import out as console
     from archive.retention import transfer
 
     @friendly
     def run() -> None:
-        ctx = _context()
+        ctx = cli_context()
         with ctx.catalogue.session() as s:
             row = transfer.get_package(s, package_id)
             _save(ctx, row, out, as_dir)
-            audit.record(s, _cli_actor(), "transfer.download", target_type="transfer_package",
+            audit.record(s, cli_actor(), "transfer.download", target_type="transfer_package",
                          target_id=row.package_no, detail={"zip_sha256": row.zip_sha256, "to": str(out)})
         console.print(f"已保存 {row.package_no} 到 {out}")
 
@@ -161,14 +160,12 @@ def receive(
     offline: Annotated[bool, typer.Option(help="来自离线载体（载体检测项需人工登记）")] = False,
 ) -> None:
     """校验接收的信息包（BagIt 清单、EEP 签名与摘要、移交环节检测）并登记接收。"""
-    from archive.cli import _cli_actor, _context, err, friendly
-    from archive.cli import out as console
-    from archive.retention import refusals, transfer
+    from archive.retention import transfer
 
     @friendly
     def run() -> None:
-        ctx = _context()
-        actor = _cli_actor()
+        ctx = cli_context()
+        actor = cli_actor()
         with ctx.catalogue.session() as s, \
                 refusals.answered(s, actor, "transfer.receive", source=str(path)) as refused:
             row = transfer.receive(ctx, s, actor, path, source=str(path), sender_sha256=sender_sha256,
@@ -191,22 +188,20 @@ def register(
     receipt_id: Annotated[int | None, typer.Option("--receipt", help="接收记录 id：移交与接收登记表")] = None,
 ) -> None:
     """把信息包的移交登记表，或接收记录的移交与接收登记表，写出为 PDF。"""
-    from archive.cli import _context, friendly
-    from archive.cli import out as console
-    from archive.errors import InvalidInput
     from archive.retention import transfer
+    from archive.retention.register import receipt_pdf, register_pdf
 
     @friendly
     def run() -> None:
         if (package_id is None) == (receipt_id is None):
             raise InvalidInput("请给出 --package 或 --receipt 之一", code="invalid_selection")
-        ctx = _context()
+        ctx = cli_context()
         with ctx.catalogue.sessions() as s:
             if package_id is not None:
                 row = transfer.get_package(s, package_id)
-                pdf = transfer.register_pdf(ctx, row.register, row.check_results)
+                pdf = register_pdf(ctx, row.register, row.check_results)
             else:
-                pdf = transfer.receipt_pdf(ctx, transfer.get_receipt(s, receipt_id or 0))
+                pdf = receipt_pdf(ctx, transfer.get_receipt(s, receipt_id or 0))
         out.write_bytes(pdf)
         console.print(f"已写入 {out}")
 

@@ -6,8 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
+from archive.commands.common import cli_actor, cli_context
 from archive.commands.console import err, friendly, out
+from archive.errors import InvalidInput
+from archive.retention import triggers
 
 event_app = typer.Typer(help="业务事件：贷款结清、账户销户、单位注销，启动保管期限计算。", no_args_is_help=True)
 
@@ -29,12 +33,6 @@ def report(
     uscc: Annotated[str | None, typer.Option(help="统一社会信用代码（单位注销）")] = None,
 ) -> None:
     """登记业务事件，开始计算等待该事件的档案的保管期限（被拒绝时退出码 2）。"""
-    from pydantic import ValidationError
-
-    from archive.cli import _cli_actor, _context
-    from archive.errors import InvalidInput
-    from archive.retention import triggers
-
     try:
         data = triggers.EventIn(event_id=event_id, event_type=event_type, event_date=event_date.date(),
                                 loan_contract_no=loan_contract_no, personal_account=personal_account,
@@ -43,9 +41,9 @@ def report(
         e = exc.errors()[0]
         field = ".".join(str(p) for p in e["loc"])
         raise InvalidInput(f"参数有误：{field}：{e['msg']}", code="invalid_request") from None
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.session() as s:
-        status, body = triggers.report(ctx, s, _cli_actor(), data)
+        status, body = triggers.report(ctx, s, cli_actor(), data)
     if status >= 400:
         err.print(f"[bold red]未生效[/] {body['message']}  [dim]({body['code']})[/]", highlight=False)
         raise typer.Exit(2)
@@ -62,10 +60,7 @@ def pending(trigger: Annotated[str | None, typer.Option(help="起算事件代码
             limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
             offset: Annotated[int, typer.Option(min=0)] = 0) -> None:
     """列出仍在等待起算事件（尚无到期日）的档案。"""
-    from archive.cli import _context
-    from archive.retention import triggers
-
-    ctx = _context()
+    ctx = cli_context()
     with ctx.catalogue.sessions() as s:
         page = triggers.pending(ctx, s, trigger, limit, offset)
     counts = "，".join(f"{k} {v} 件" for k, v in sorted(page["by_trigger"].items())) or "无"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -165,8 +166,6 @@ class IndexWorker:
 
     def _single_worker(self, stop: threading.Event) -> Any:
         """Context manager: on PostgreSQL, wait for the advisory lock that makes this the only worker."""
-        from contextlib import contextmanager
-
         @contextmanager
         def held() -> Any:
             engine = self.ctx.catalogue.engine

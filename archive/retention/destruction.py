@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from pydantic import BaseModel, Field
+from reportlab.lib import colors
+from reportlab.lib.units import mm
+from reportlab.platypus import Spacer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -43,11 +45,14 @@ from archive.classification import RetentionCode
 from archive.context import Context
 from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from archive.localtime import local_time
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 from archive.retention.appraisal import title_of, today_in
 from archive.retention.holds import chunks, held_item_ids
 from archive.retention.refusals import actor_of, audited
+from signing.fixity import digest_bytes
+from signing.pades import sign_pdf
 from storage.base import ObjectInfo, ObjectNotFound, content_key
 
 APPROVALS_NEEDED = 2
@@ -226,8 +231,6 @@ def reject(session: Session, principal: Principal, list_id: int, data: Rejection
 
 
 def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
-    from signing.fixity import digest_bytes
-
     d = digest_bytes(pdf)
     key = content_key("manifests", d.sha256)
     now = datetime.now(UTC)
@@ -237,8 +240,6 @@ def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
 
 
 def sign_list_pdf(ctx: Context, pdf: bytes) -> bytes:
-    from signing.pades import sign_pdf
-
     return sign_pdf(pdf, ctx.signer, timestamper=ctx.timestamper,
                     tsa_required=ctx.settings.tsa_required, reason="档案销毁清册审批", check_pdfa=False)
 
@@ -248,46 +249,30 @@ _STATUS = {"pending": "待审批", "approved": "已批准", "executed": "已执�
 
 def render_pdf(ctx: Context, session: Session, dl: DestructionList) -> bytes:
     """The 销毁清册 as a PDF: heading, the lines, totals, and the approvals."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    from archive.capture.cover_sheet import cjk_font
-
     font = cjk_font(ctx.settings.cjk_font)
-    body = ParagraphStyle("body", fontName=font, fontSize=8, leading=10, wordWrap="CJK")
-    head = ParagraphStyle("head", fontName=font, fontSize=16, leading=22, alignment=1)
-    text = ParagraphStyle("text", fontName=font, fontSize=10, leading=14)
+    body = style("body", font, 8, 10, wordWrap="CJK")
+    head = style("head", font, 16, 22, alignment=1)
+    text = style("text", font, 10, 14)
     entries = session.scalars(select(DestructionEntry).where(DestructionEntry.list_id == dl.id)
                               .order_by(DestructionEntry.sequence))
     rows: list[list[Any]] = [["序号", "档号", "题名", "年度", "件数", "页数", "保管期限", "销毁原因"]]
     for e in entries:
-        rows.append([str(e.sequence), Paragraph(escape(e.archival_code), body), Paragraph(escape(e.title), body),
-                     str(e.year), str(e.pieces), str(e.pages), RetentionCode(e.retention_code).label,
-                     Paragraph(escape(e.reason), body)])
-    table = Table(rows, colWidths=[12 * mm, 62 * mm, 60 * mm, 14 * mm, 12 * mm, 12 * mm, 20 * mm, 65 * mm],
-                  repeatRows=1)
-    table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), font, 8), ("GRID", (0, 0), (-1, -1), 0.4, colors.black),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey), ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        rows.append([str(e.sequence), cell(e.archival_code, body), cell(e.title, body), str(e.year), str(e.pieces),
+                     str(e.pages), RetentionCode(e.retention_code).label, cell(e.reason, body)])
+    table = grid_table(rows, [12 * mm, 62 * mm, 60 * mm, 14 * mm, 12 * mm, 12 * mm, 20 * mm, 65 * mm],
+                       grid=colors.black, header=colors.lightgrey, font=font)
     zone = ctx.zone
     story: list[Any] = [
-        Paragraph(escape(dl.title), head),
-        Paragraph(escape(f"全宗：{ctx.settings.fonds_name}（{ctx.settings.fonds_code}）　清册编号：{dl.number}　"
-                         f"编制人：{dl.created_by}　编制时间：{local_time(dl.created_at, zone)}"), text),
+        cell(dl.title, head),
+        cell(f"全宗：{ctx.settings.fonds_name}（{ctx.settings.fonds_code}）　清册编号：{dl.number}　"
+             f"编制人：{dl.created_by}　编制时间：{local_time(dl.created_at, zone)}", text),
         Spacer(1, 4 * mm), table, Spacer(1, 4 * mm),
-        Paragraph(escape(f"合计：{dl.item_count} 件，{dl.page_count} 页。"), text),
+        cell(f"合计：{dl.item_count} 件，{dl.page_count} 页。", text),
     ]
     for n, a in enumerate(approvals_of(session, dl.id), 1):
-        story.append(Paragraph(escape(f"审批人{n}：{a.approver}　时间：{local_time(a.approved_at, zone)}"
-                                      f"　意见：{a.opinion or '同意销毁'}"), text))
-    buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
-                            topMargin=12 * mm, bottomMargin=12 * mm, title=f"{dl.title} {dl.number}",
-                            author=ctx.settings.fonds_name)
-    doc.build(story)
-    return buf.getvalue()
+        story.append(cell(f"审批人{n}：{a.approver}　时间：{local_time(a.approved_at, zone)}"
+                          f"　意见：{a.opinion or '同意销毁'}", text))
+    return landscape_pdf(story, margin=12 * mm, title=f"{dl.title} {dl.number}", author=ctx.settings.fonds_name)
 
 
 def list_pdf(ctx: Context, session: Session, list_id: int) -> tuple[DestructionList, bytes]:

@@ -1,10 +1,11 @@
-"""Retention arithmetic: when a 保管期限 counted from its trigger ends."""
+"""Retention arithmetic: which business events start a 保管期限, and when it ends counted from its trigger."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from archive.classification import RetentionCode
+from archive.classification import RetentionCode, Trigger
 
 
 def counting_start(trigger_date: date, counting: str) -> date:
@@ -41,3 +42,16 @@ def lock_end(expiry: date | None, years: int | None, counted_from: date) -> date
     if expiry is None:
         expiry = date(counted_from.year + 1 + (years if years is not None else PERMANENT_LOCK_YEARS), 1, 1)
     return datetime(expiry.year, expiry.month, expiry.day, tzinfo=UTC)
+
+
+def case_keys(case: Any, trigger: Trigger) -> list[tuple[str, str, str]]:
+    """(event type, key kind, value) of the events that would start ``trigger`` for a case (or a row with its
+    key columns)."""
+    if trigger is Trigger.LOAN_SETTLED:
+        return [("loan_settled", "loan_contract_no", case.loan_contract_no)] if case.loan_contract_no else []
+    if trigger is Trigger.ACCOUNT_CLOSED:
+        if case.unit_uscc:
+            return [("unit_deregistered", "uscc", case.unit_uscc)]
+        return [("account_closed", k, v) for k, v in (("personal_account", case.personal_account),
+                                                        ("id_number", case.applicant_id_number)) if v]
+    return []

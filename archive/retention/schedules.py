@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session, joinedload
 
 from archive import audit, indexing
 from archive.audit import Actor
-from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, ScheduleVersion
+from archive.catalogue.models import AppraisalDecision, ArchiveItem, Case, ScheduleVersion, TriggerEvent
 from archive.classification import RetentionCode, Schedule, Trigger, parse_schedule
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
-from archive.retention.holds import item_objects
-from archive.retention.periods import expiry_date, lock_end
+from archive.retention import holds
+from archive.retention.periods import case_keys, expiry_date, lock_end
 
 MAX_LISTED = 1000  # changes listed in one answer; counts always cover everything
 CHUNK = 500
@@ -160,15 +160,13 @@ class Plan:
 
 def plan(ctx: Context, session: Session, business_types: list[str] | None = None) -> Plan:
     """The dry run: per item filed under another schedule version, old code/expiry → new code/expiry."""
-    from archive.retention.holds import held_item_ids
-
     current = ensure_version(session, ctx.schedule)
     result = Plan(version_ref=current.ref)
     events = _EventDates(session)
     for row in _items_to_reapply(session, current.ref, business_types):
         result.changes.append(_change(ctx, row, events))
     shortening = [c.item_id for c in result.changes if c.kind == "shorten" and not c.refused]
-    held = held_item_ids(session, shortening) if shortening else set()
+    held = holds.held_item_ids(session, shortening) if shortening else set()
     settled = _settled_by_appraisal(session, [c.item_id for c in result.changes if not c.refused])
     for c in result.changes:
         if c.item_id in settled:
@@ -203,7 +201,7 @@ def apply(ctx: Context, session: Session, actor: Actor, reason: str, business_ty
         q = select(ArchiveItem).options(joinedload(ArchiveItem.case)).where(
             ArchiveItem.id.in_(wanted[start:start + CHUNK]))
         items.update((i.id, i) for i in session.scalars(q))
-    objects = item_objects(session, [c.item_id for c in result.changes if c.kind == "lengthen" and not c.refused])
+    objects = holds.item_objects(session, [c.item_id for c in result.changes if c.kind == "lengthen" and not c.refused])
     for c in result.changes:
         if c.refused:
             continue
@@ -306,9 +304,6 @@ class _EventDates:
         self._session = session
 
     def first(self, case: Any, trigger: Trigger) -> date | None:
-        from archive.catalogue.models import TriggerEvent
-        from archive.retention.triggers import case_keys
-
         keys = case_keys(case, trigger)
         if not keys:
             return None

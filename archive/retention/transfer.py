@@ -18,21 +18,18 @@ everything else becomes check results and a receipt with status accepted or retu
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol, cast
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
@@ -42,39 +39,39 @@ from archive import audit
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, Case, TransferPackage, TransferReceipt
 from archive.catalogue.types import utcnow
-from archive.checks.base import CheckItem, Result
+from archive.checks import yj
+from archive.checks.base import CheckItem, Outcome, Result, Stage, blocking_failures, items_of, run_items
+from archive.checks.reports import save_report
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound
-from archive.localtime import local_time
-from signing.fixity import Digests, Hasher, digest_bytes, digest_stream
+from archive.errors import Conflict, InvalidInput, NotFound
+from archive.retention.bagit import (
+    BAG_INFO,
+    CHUNK,
+    EEP_DIR,
+    ITEMS,
+    REGISTER,
+    REGISTER_PDF,
+    TAG_MANIFEST,
+    Bag,
+    BagReadError,
+    Payload,
+    Sink,
+    ZipSink,
+    open_bag,
+    parse_tag_lines,
+    payload_oxum,
+    write_tags,
+)
+from archive.retention.register import FORMAT, PACKAGE_NO_LENGTH, register_pdf, register_problems
+from signing.certificates import load_trust_roots
+from signing.eep import EepFile, build_eep
+from signing.fixity import Digests, digest_bytes, digest_stream
+from storage.base import content_key
 
-BAGIT = "bagit.txt"
-BAG_INFO = "bag-info.txt"
-MANIFESTS = {"sha256": "manifest-sha256.txt", "sm3": "manifest-sm3.txt"}
-TAG_MANIFEST = "tagmanifest-sha256.txt"
-ITEMS = "data/items.json"
-REGISTER = "data/register.json"
-REGISTER_PDF = "data/register.pdf"
-EEP_DIR = "data/eep/"
-BAGIT_TEXT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-FORMAT = "DA/T 48-2009 EEP"
 MAX_SELECTION = 100_000
 MAX_REGISTER_BYTES = 1024 * 1024
-JSON_BASE_BYTES = 64 * 1024  # a tag/JSON file may have this much, plus JSON_PER_EEP_BYTES per EEP in the bag
-JSON_PER_EEP_BYTES = 8 * 1024  # an items.json entry we write is under 1 KB
-JSON_MAX_BYTES = 64 * 1024 * 1024  # and never more (json.loads of tiny objects takes ~50 times the bytes in RAM)
-PACKAGE_NO_LENGTH = 64  # TransferPackage/TransferReceipt.package_no
-CHUNK = 1024 * 1024
-_SAFE_PART = re.compile(r"[^/\\\x00-\x1f:*?\"<>|]+")
 FILED = ("filed",)  # item statuses that can be transferred (not destroyed)
-
-
-class TransferRefused(ArchiveError):
-    """The package cannot even be opened safely: nothing is checked, nothing is recorded but the audit."""
-
-    kind = "invalid"
-    code = "transfer_refused"
 
 
 # --- selection --------------------------------------------------------------------------------------
@@ -138,37 +135,6 @@ def select_items(session: Session, selection: Selection,
 # --- writing ------------------------------------------------------------------------------------------
 
 
-class _Sink(Protocol):
-    def add(self, rel: str, data: bytes) -> None: ...
-
-
-class _ZipSink:
-    def __init__(self, archive: zipfile.ZipFile, prefix: str, when: datetime) -> None:
-        self.archive, self.prefix = archive, prefix
-        self.stamp = when.timetuple()[:6]
-
-    def add(self, rel: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(self.prefix + rel, date_time=self.stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        self.archive.writestr(info, data, compresslevel=1)
-
-
-@dataclass
-class _Payload:
-    """What has gone into data/ so far: digests per file, in order."""
-
-    sink: _Sink
-    files: dict[str, Digests] = field(default_factory=dict)
-
-    def add(self, rel: str, data: bytes) -> Digests:
-        h = Hasher()
-        h.update(data)
-        self.files[rel] = h.digests()
-        self.sink.add(rel, data)
-        return self.files[rel]
-
-
 @dataclass(frozen=True)
 class Built:
     package_no: str
@@ -181,12 +147,10 @@ class Built:
 Progress = Callable[[int, int], None]
 
 
-def write_package(ctx: Context, items: Sequence[ArchiveItem], sink: _Sink, *, package_no: str, receiver: str,
+def write_package(ctx: Context, items: Sequence[ArchiveItem], sink: Sink, *, package_no: str, receiver: str,
                   created_by: str, created: datetime, progress: Progress | None = None) -> Built:
     """Write one EEP per item, the 目录文件, the register (JSON and PDF) and the BagIt tag files."""
-    from signing.eep import EepFile, build_eep
-
-    payload = _Payload(sink)
+    payload = Payload(sink)
     entries: list[dict[str, Any]] = []
     for n, item in enumerate(items, 1):
         if not item.rendition_key:
@@ -226,35 +190,25 @@ def write_package(ctx: Context, items: Sequence[ArchiveItem], sink: _Sink, *, pa
     }
     payload.add(REGISTER, _json(register))
     payload.add(REGISTER_PDF, register_pdf(ctx, register))
-    tags = {
-        BAGIT: BAGIT_TEXT.encode(),
-        BAG_INFO: _bag_info(ctx, register, payload.files).encode(),
-        **{MANIFESTS[alg]: "".join(f"{getattr(d, alg)}  {rel}\n" for rel, d in payload.files.items()).encode()
-           for alg in MANIFESTS},
-    }
-    for rel, data in tags.items():
-        sink.add(rel, data)
-    tag_manifest = "".join(f"{digest_bytes(data).sha256}  {rel}\n" for rel, data in tags.items()).encode()
-    sink.add(TAG_MANIFEST, tag_manifest)
-    return Built(package_no, register, len(entries), register["payload_bytes"], digest_bytes(tag_manifest))
+    bag = write_tags(sink, payload.files, _bag_info(ctx, register, payload.files))
+    return Built(package_no, register, len(entries), register["payload_bytes"], bag)
 
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1).encode()
 
 
-def _bag_info(ctx: Context, register: dict[str, Any], files: dict[str, Digests]) -> str:
-    lines = {
+def _bag_info(ctx: Context, register: dict[str, Any], files: dict[str, Digests]) -> dict[str, str]:
+    return {
         "Source-Organization": ctx.settings.fonds_name,
         "Internal-Sender-Identifier": ctx.settings.fonds_code,
         "External-Identifier": register["package_no"],
         "Bagging-Date": register["created_at"][:10],
-        "Payload-Oxum": f"{sum(d.size for d in files.values())}.{len(files)}",
+        "Payload-Oxum": payload_oxum(files),
         "Bag-Software-Agent": "hpf-archive",
         "Transfer-Receiver": register["receiver"],
         "Item-Count": str(register["item_count"]),
     }
-    return "".join(f"{k}: {v}\n" for k, v in lines.items())
 
 
 def new_package_no(ctx: Context, when: datetime) -> str:
@@ -270,8 +224,6 @@ def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *
 
     A package whose checks fail is recorded with status ``failed`` and not released (no zip is kept).
     """
-    from storage.base import content_key
-
     items = select_items(session, selection, branches)
     created = utcnow().replace(microsecond=0)
     package_no = new_package_no(ctx, created)
@@ -280,7 +232,7 @@ def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *
     path = tmp / f"{package_no}.zip"
     try:
         with zipfile.ZipFile(path, "w", allowZip64=True) as z:
-            built = write_package(ctx, items, _ZipSink(z, f"{package_no}/", created), package_no=package_no,
+            built = write_package(ctx, items, ZipSink(z, f"{package_no}/", created), package_no=package_no,
                                   receiver=receiver, created_by=actor.name, created=created, progress=progress)
         with path.open("rb") as f:
             zipped = digest_stream(f, CHUNK)
@@ -312,178 +264,10 @@ def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *
     return row
 
 
-def extract_zip(source: Path, target: Path) -> Path:
-    """Unpack a package zip we made (CLI ``--dir``); returns the bag's root folder."""
-    with zipfile.ZipFile(source) as z:
-        for info in z.infolist():
-            _check_name(info.filename)
-        z.extractall(target)
-        tops = {PurePosixPath(n).parts[0] for n in z.namelist()}
-    return target / tops.pop() if len(tops) == 1 else target
-
-
 def _tmp_dir(ctx: Context) -> Path:
     base = ctx.settings.data_dir / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="transfer-", dir=base))
-
-
-# --- reading: a bag in a directory or a zip ---------------------------------------------------------
-
-
-class BagReadError(Exception):
-    """A file of the bag could not be read back (corrupt zip member, vanished file)."""
-
-
-class Bag:
-    """Read access to a package's files by their path inside the bag (``data/eep/…``)."""
-
-    def __init__(self, files: dict[str, int], opener: Callable[[str], BinaryIO], encrypted: Sequence[str] = (),
-                 close: Callable[[], None] | None = None, kind: str = "directory") -> None:
-        self.files = files  # path → size
-        self._open = opener
-        self.encrypted = list(encrypted)  # zip members flagged as encrypted
-        self._close = close
-        self.kind = kind
-
-    def open(self, rel: str) -> BinaryIO:
-        if rel not in self.files:
-            raise BagReadError(f"信息包中没有文件 {rel}")
-        try:
-            return self._open(rel)
-        except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
-            raise BagReadError(f"文件 {rel} 无法读取：{exc}") from exc
-
-    def read(self, rel: str) -> bytes:
-        with self.open(rel) as f:
-            try:
-                return f.read()
-            except Exception as exc:  # CRC mismatch (BadZipFile), zlib.error, EOF of a damaged member
-                raise BagReadError(f"文件 {rel} 已损坏，无法读取：{exc}") from exc
-
-    def digests(self, rel: str) -> Digests:
-        h = Hasher()
-        with self.open(rel) as f:
-            try:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-            except Exception as exc:  # CRC mismatch (BadZipFile), zlib.error, EOF of a damaged member
-                raise BagReadError(f"文件 {rel} 已损坏，无法读取：{exc}") from exc
-        return h.digests()
-
-    def close(self) -> None:
-        if self._close:
-            self._close()
-
-    def __enter__(self) -> Bag:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-def _check_name(name: str) -> None:
-    parts = name.rstrip("/").split("/")
-    if (not name or name.startswith(("/", "\\")) or "\\" in name or re.match(r"^[A-Za-z]:", name)
-            or any(p in ("", ".", "..") or not _SAFE_PART.fullmatch(p) for p in parts)):
-        raise TransferRefused(f"信息包中的路径“{name[:200]}”不安全（含 ..、绝对路径或非法字符），已拒收",
-                              code="transfer_unsafe_path", detail={"path": name[:200]})
-
-
-def open_bag(path: Path, settings: Any) -> Bag:
-    """Open a package (zip file or directory) for checking; refuses hostile or unreadable containers."""
-    limit = settings.transfer_max_package_mb * 1024 * 1024
-    if path.is_dir():
-        return _open_dir(path, settings.transfer_max_entries, limit)
-    if not path.is_file():
-        raise NotFound(f"找不到信息包 {path}", code="transfer_not_found", detail={"path": str(path)})
-    if not zipfile.is_zipfile(path):
-        raise TransferRefused("上传的文件不是 zip 格式的移交信息包，已拒收", code="transfer_not_zip")
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise TransferRefused(f"zip 文件已损坏，无法打开：{exc}", code="transfer_not_zip") from exc
-    try:
-        infos = z.infolist()
-        if len(infos) > settings.transfer_max_entries:
-            raise TransferRefused(f"信息包含 {len(infos)} 个文件，超过上限 {settings.transfer_max_entries}，已拒收",
-                                  code="transfer_too_many_files")
-        declared = 0
-        members: dict[str, zipfile.ZipInfo] = {}
-        for info in infos:
-            _check_name(info.filename)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise TransferRefused(f"信息包中的“{info.filename}”是符号链接，已拒收", code="transfer_unsafe_path",
-                                      detail={"path": info.filename})
-            declared += info.file_size
-            if declared > limit:
-                raise TransferRefused(f"信息包解压后的大小超过上限 {settings.transfer_max_package_mb} MB"
-                                      "（可能是压缩炸弹），已拒收", code="transfer_too_large",
-                                      detail={"limit_mb": settings.transfer_max_package_mb})
-            if not info.is_dir():
-                if info.filename in members:
-                    raise TransferRefused(f"信息包中文件“{info.filename}”出现了两次，已拒收",
-                                          code="transfer_duplicate_entry", detail={"path": info.filename})
-                members[info.filename] = info
-        prefix = _root_prefix(list(members))
-        files = {n[len(prefix):]: i.file_size for n, i in members.items() if n.startswith(prefix)}
-        encrypted = [n[len(prefix):] for n, i in members.items() if i.flag_bits & 0x1]
-        _check_tag_sizes(files)
-    except BaseException:
-        z.close()
-        raise
-    return Bag(files, lambda rel: cast(BinaryIO, z.open(prefix + rel)), encrypted, z.close, kind="zip")
-
-
-def _open_dir(root: Path, max_entries: int, limit: int) -> Bag:
-    if not (root / BAGIT).is_file():
-        subdirs = [p for p in root.iterdir() if p.is_dir()]
-        if len(subdirs) == 1 and (subdirs[0] / BAGIT).is_file():
-            root = subdirs[0]
-        else:
-            raise TransferRefused("目录中没有 bagit.txt，不是移交信息包", code="transfer_not_bag")
-    files: dict[str, int] = {}
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
-            p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                raise TransferRefused(f"信息包中的“{rel}”是符号链接，已拒收", code="transfer_unsafe_path",
-                                      detail={"path": rel})
-            files[rel] = p.stat().st_size
-            total += files[rel]
-            if len(files) > max_entries or total > limit:
-                raise TransferRefused("信息包文件过多或过大，已拒收", code="transfer_too_large")
-    _check_tag_sizes(files)
-    return Bag(files, lambda rel: (root / rel).open("rb"))
-
-
-def tag_file_limit(files: dict[str, int]) -> int:
-    """Largest tag or JSON file (items.json, register.json, manifests …) parsed for a bag of these files."""
-    eeps = sum(1 for n in files if n.startswith(EEP_DIR))
-    return min(JSON_MAX_BYTES, JSON_BASE_BYTES + JSON_PER_EEP_BYTES * eeps)
-
-
-def _check_tag_sizes(files: dict[str, int]) -> None:
-    """Refuse a tag/JSON file far larger than the package's EEPs can explain: parsing it would exhaust memory."""
-    limit = tag_file_limit(files)
-    for rel in (BAGIT, BAG_INFO, *MANIFESTS.values(), TAG_MANIFEST, ITEMS, REGISTER):
-        if files.get(rel, 0) > limit:
-            raise TransferRefused(f"信息包中的 {rel} 有 {files[rel]} 字节，超过本包允许的 {limit} 字节"
-                                  f"（{JSON_BASE_BYTES // 1024} KB 加每个封装包 {JSON_PER_EEP_BYTES // 1024} KB），"
-                                  "已拒收", code="transfer_tag_file_too_large",
-                                  detail={"path": rel, "size": files[rel], "limit": limit})
-
-
-def _root_prefix(names: list[str]) -> str:
-    if BAGIT in names:
-        return ""
-    tops = {n.split("/", 1)[0] for n in names}
-    if len(tops) == 1 and f"{next(iter(tops))}/{BAGIT}" in names:
-        return next(iter(tops)) + "/"
-    raise TransferRefused("zip 中没有 bagit.txt，不是移交信息包（应为 BagIt 结构，顶层一个目录）",
-                          code="transfer_not_bag")
 
 
 # --- checks -------------------------------------------------------------------------------------------
@@ -491,10 +275,6 @@ def _root_prefix(names: list[str]) -> str:
 
 def run_checks(ctx: Context, bag: Bag, *, side: str, actor: Actor, received: Digests | None,
                sender_digest: str | None, carrier: str = "online") -> list[tuple[CheckItem, Result]]:
-    from archive.checks import yj
-    from archive.checks.base import Stage, items_of, run_items
-    from signing.certificates import load_trust_roots
-
     subject = yj.TransferSubject(bag=bag, side=side, actor=actor.name, trust_roots=load_trust_roots(
         ctx.settings.pki_path), received=received, sender_digest=sender_digest, settings=ctx.settings,
         carrier=carrier)
@@ -502,14 +282,10 @@ def run_checks(ctx: Context, bag: Bag, *, side: str, actor: Actor, received: Dig
 
 
 def _passed(results: list[tuple[CheckItem, Result]]) -> bool:
-    from archive.checks.base import blocking_failures
-
     return not blocking_failures(results)
 
 
 def failed_codes(results: list[tuple[CheckItem, Result]]) -> list[str]:
-    from archive.checks.base import Outcome
-
     return sorted({i.code for i, r in results if r.outcome in (Outcome.FAILED, Outcome.ERROR)})
 
 
@@ -522,9 +298,6 @@ def results_json(results: list[tuple[CheckItem, Result]]) -> list[dict[str, Any]
 def _save_report(session: Session, actor: Actor, subject: str, results: list[tuple[CheckItem, Result]],
                  **context: Any) -> int | None:
     """The shared check report (archive/checks/reports.py); our own rows keep the results either way."""
-    from archive.checks.base import Stage
-    from archive.checks.reports import save_report
-
     try:
         return int(save_report(session, actor, Stage.TRANSFER, subject, results, **context).id)
     except NotImplementedError:
@@ -540,8 +313,6 @@ def receive(ctx: Context, session: Session, actor: Actor, path: Path, *, source:
 
     Raises TransferRefused for a container that cannot be opened safely (see ``archive.retention.refusals.answered``).
     """
-    from storage.base import content_key
-
     if sender_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sender_sha256.strip()):
         raise InvalidInput("移交方提供的 SHA-256 摘要应为 64 位十六进制", code="invalid_sender_digest")
     sender_sha256 = sender_sha256.strip().lower() if sender_sha256 else None
@@ -589,29 +360,6 @@ def _str(d: dict[str, Any] | None, key: str, length: int = 200) -> str | None:
     return str(v)[:length] if v is not None else None
 
 
-def register_problems(register: dict[str, Any]) -> list[str]:
-    """What is of the wrong type in a 移交登记表 (register.json); missing fields are YJ-2-10's finding."""
-    def count(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-    def text(v: Any) -> bool:
-        return isinstance(v, str)
-
-    rules: dict[str, tuple[Callable[[Any], bool], str]] = {
-        **{k: (text, "应为文字") for k in ("title", "sender", "sender_fonds_code", "receiver", "transfer_method",
-                                          "format", "created_at", "created_by")},
-        "package_no": (lambda v: text(v) and 0 < len(v) <= PACKAGE_NO_LENGTH,
-                       f"应为不超过 {PACKAGE_NO_LENGTH} 个字符的文字"),
-        **{k: (count, "应为非负整数") for k in ("item_count", "payload_bytes", "content_bytes")},
-        "years": (lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(count(y) for y in v)),
-                  "应为 [起始年度, 终止年度]"),
-        **{k: (lambda v: isinstance(v, dict) and all(count(n) for n in v.values()), "应为 {代码: 件数}")
-           for k in ("retention_counts", "category_counts")},
-        "digests": (lambda v: isinstance(v, dict) and all(text(d) for d in v.values()), "应为 {算法: 摘要}"),
-    }
-    return [f"{k} {why}" for k, (ok, why) in rules.items() if k in register and not ok(register[k])]
-
-
 def _json_or_none(bag: Bag, rel: str) -> Any:
     if rel not in bag.files or bag.files[rel] > MAX_REGISTER_BYTES:  # a register is a few KB; keep no giant
         return None
@@ -626,15 +374,6 @@ def _bag_info_or_empty(bag: Bag) -> dict[str, str]:
         return parse_tag_lines(bag.read(BAG_INFO).decode("utf-8")) if BAG_INFO in bag.files else {}
     except (BagReadError, UnicodeDecodeError):
         return {}
-
-
-def parse_tag_lines(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep and k.strip():
-            out[k.strip()] = v.strip()
-    return out
 
 
 # --- lookups --------------------------------------------------------------------------------------
@@ -667,111 +406,3 @@ def package_stream(ctx: Context, row: TransferPackage) -> Iterator[bytes]:
                 yield chunk
 
     return chunks()
-
-
-# --- the register as PDF ---
-
-
-def receipt_pdf(ctx: Context, row: TransferReceipt) -> bytes:
-    """移交与接收登记表: the sender's register as received, the receipt, and every YJ result."""
-    register = row.register or {"package_no": row.package_no or "", "sender": row.sender or "",
-                                "item_count": row.item_count, "payload_bytes": row.payload_bytes}
-    receipt = {"received_at": row.received_at.astimezone(ctx.zone).isoformat(timespec="seconds"),
-               "received_by": row.received_by, "sha256": row.sha256,
-               "status_name": "通过检测，予以接收" if row.status == "accepted" else "未通过检测，退回移交单位"}
-    return register_pdf(ctx, register, row.check_results, receipt)
-
-
-
-def register_pdf(ctx: Context, register: dict[str, Any], results: list[dict[str, Any]] | None = None,
-                 receipt: dict[str, Any] | None = None) -> bytes:
-    """移交登记表 (export) or 移交与接收登记表 (with the receiver's check results) as a one-page-per-part PDF."""
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import mm
-    from reportlab.pdfgen.canvas import Canvas
-
-    from archive.capture.cover_sheet import cjk_font
-
-    font = cjk_font(ctx.settings.cjk_font)
-    buf = io.BytesIO()
-    width, height = A4
-    c = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
-    title = "电子档案移交与接收登记表" if receipt is not None else "电子档案移交登记表"
-    c.setTitle(f"{title} {register.get('package_no', '')}")
-    c.setAuthor(str(register.get("sender", "")))
-    y = height - 25 * mm
-
-    def line(label: str, value: object, size: float = 10.5) -> None:
-        nonlocal y
-        if y < 20 * mm:
-            c.showPage()
-            y = height - 20 * mm
-        c.setFont(font, size)
-        c.drawString(20 * mm, y, label)
-        c.drawString(62 * mm, y, str(value)[:90])
-        y -= 7 * mm
-
-    c.setFont(font, 16)
-    c.drawCentredString(width / 2, y, title)
-    y -= 12 * mm
-    years = register.get("years")  # a stored register may predate validation: fall back on odd shapes
-    years = years if isinstance(years, list) and len(years) == 2 else ["", ""]
-    retention = register.get("retention_counts")
-    retention = retention if isinstance(retention, dict) else {}
-    labels = {"Y": "永久", "D30": "定期30年", "D10": "定期10年"}
-    digests = register.get("digests")
-    digests = digests if isinstance(digests, dict) else {}
-    for label, value in [
-        ("移交批次号", register.get("package_no", "")), ("移交单位", register.get("sender", "")),
-        ("接收单位", register.get("receiver", "")), ("移交方式", register.get("transfer_method", "在线")),
-        ("封装格式", register.get("format", FORMAT)), ("件数", register.get("item_count", "")),
-        ("字节数", register.get("payload_bytes", "")), ("内容字节数", register.get("content_bytes", "")),
-        ("年度范围", f"{years[0]}—{years[1]}"),
-        ("保管期限", "，".join(f"{labels.get(k, k)} {v} 件" for k, v in retention.items())),
-        ("目录文件 SHA-256", str(digests.get("sha256", ""))[:64]), ("目录文件 SM3", str(digests.get("sm3", ""))[:64]),
-        ("制表时间", local_time(register.get("created_at"), ctx.zone)), ("制表人", register.get("created_by", "")),
-    ]:
-        line(label, value)
-    if receipt is not None:
-        y -= 4 * mm
-        for label, value in [("接收时间", local_time(receipt.get("received_at"), ctx.zone)),
-                             ("接收人", receipt.get("received_by", "")),
-                             ("接收结论", receipt.get("status_name", "")),
-                             ("接收包 SHA-256", receipt.get("sha256", ""))]:
-            line(label, value)
-    if results is not None:
-        y -= 4 * mm
-        from archive.checks.base import DIMENSION_NAMES, OUTCOME_NAMES, Dimension, Outcome
-
-        for label, value in _summary(results):  # the 登记表's rows: 真实性…安全性, 病毒检测, 载体外观检测
-            line(label, value)
-        y -= 4 * mm
-        line("检测项", "结果与说明", 11)
-        for r in results:
-            dim = DIMENSION_NAMES.get(Dimension(r["dimension"]), r["dimension"])
-            outcome = OUTCOME_NAMES.get(Outcome(r["outcome"]), r["outcome"])
-            line(f"{r['code']} {dim}", f"{r['name']}：{outcome}" + (f"（{r['target']}）" if r.get("target") else ""),
-                 9)
-            if r["outcome"] in ("failed", "error", "manual") and r.get("detail"):
-                line("", str(r["detail"])[:80], 8)
-    y -= 10 * mm
-    line("移交人（签字）：", "                    接收人（签字）：")
-    line("日期：", "                    日期：")
-    c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
-def _summary(results: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    from archive.checks.base import DIMENSION_NAMES, OUTCOME_NAMES, Dimension, Outcome
-
-    rows = []
-    for dim in Dimension:
-        bad = sorted({r["code"] for r in results
-                      if r["dimension"] == dim.value and r["outcome"] in ("failed", "error")})
-        rows.append((f"{DIMENSION_NAMES[dim]}检测", f"不通过（{'、'.join(bad)}）" if bad else "通过"))
-    for label, code in (("病毒检测", "YJ-4-2"), ("载体外观检测", "YJ-4-4")):
-        outcomes = {r["outcome"] for r in results if r["code"] == code}
-        worst = next((o for o in ("error", "failed", "manual", "passed", "not_applicable") if o in outcomes), None)
-        rows.append((label, OUTCOME_NAMES[Outcome(worst)] if worst else "未检测"))
-    return rows

@@ -289,17 +289,3 @@ def _waiting_key(trigger: str, case: Case, pii: bool) -> dict[str, str | None]:
         shown = case.applicant_id_number if pii else mask_id_number(case.applicant_id_number)
         return {"personal_account": case.personal_account, "id_number": shown}
     return {}
-
-
-def case_keys(case: Any, trigger: Trigger) -> list[tuple[str, str, str]]:
-    """(event type, key kind, value) of the events that would start ``trigger`` for a case (or a row with its
-    key columns)."""
-    if trigger is Trigger.LOAN_SETTLED:
-        return [("loan_settled", "loan_contract_no", case.loan_contract_no)] if case.loan_contract_no else []
-    if trigger is Trigger.ACCOUNT_CLOSED:
-        if case.unit_uscc:
-            return [("unit_deregistered", "uscc", case.unit_uscc)]
-        return [("account_closed", k, v) for k, v in (("personal_account", case.personal_account),
-                                                        ("id_number", case.applicant_id_number)) if v]
-    return []
-

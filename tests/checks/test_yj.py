@@ -24,7 +24,8 @@ from archive.catalogue.models import AuditEvent, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items)
 from archive.checks.base import REGISTRY, CheckObject, Dimension, Stage, items_of
 from archive.context import Context
-from archive.retention import transfer
+from archive.retention import bagit, transfer
+from archive.retention import register as transfer_register
 from signing.eep import EepAction, EepAgent, EepFile, EepRecord, build_eep, eep_files, parse_eep
 from signing.fixity import digest_bytes
 from tests.checks.test_security import CLAMSCAN, eicar
@@ -39,7 +40,7 @@ def bag(ctx: Context, client: TestClient, tmp_path: Path) -> Path:
     assert row.status == "released"
     zipped = tmp_path / "p.zip"
     zipped.write_bytes(ctx.store.get(row.zip_key or "").read())
-    return transfer.extract_zip(zipped, tmp_path / "bag")
+    return bagit.extract_zip(zipped, tmp_path / "bag")
 
 
 def reseal(root: Path) -> None:
@@ -122,7 +123,7 @@ def test_register_totals_that_disagree_fail_yj_2_1_and_2_2(ctx: Context, bag: Pa
     assert failed(row) == {"YJ-2-1", "YJ-2-2"}
     assert "移交登记表 3" in details(row, "YJ-2-1") and "封装包 2" in details(row, "YJ-2-1")
     assert "登记表字节数" in details(row, "YJ-2-2")
-    text = pdf_text(transfer.receipt_pdf(ctx, row))  # the 移交与接收登记表 says so too
+    text = pdf_text(transfer_register.receipt_pdf(ctx, row))  # the 移交与接收登记表 says so too
     assert "电子档案移交与接收登记表" in text and "不通过（YJ-2-1、YJ-2-2）" in text and "退回移交单位" in text
 
 
@@ -343,7 +344,7 @@ def test_an_items_json_too_large_for_the_package_is_refused_unparsed(ctx: Contex
     add_user(ctx, "arch", ["archivist"])
     r = client.post("/api/v1/transfer-receipts", files={"file": ("big.zip", body)}, headers=login(client, "arch"))
     assert r.status_code == 422 and r.json()["code"] == "transfer_tag_file_too_large", r.text
-    limit = transfer.JSON_BASE_BYTES + 2 * transfer.JSON_PER_EEP_BYTES
+    limit = bagit.JSON_BASE_BYTES + 2 * bagit.JSON_PER_EEP_BYTES
     assert "data/items.json" in r.json()["message"] and str(limit) in r.json()["message"]
     with ctx.catalogue.sessions() as s:
         assert s.scalar(select(TransferReceipt)) is None
@@ -355,13 +356,13 @@ def test_items_json_is_parsed_once_per_check_run(ctx: Context, bag: Path, monkey
     """Given an intact package, when it is received, then it is accepted and data/items.json was read once for all
     the checks."""
     reads: list[str] = []
-    original = transfer.Bag.read
+    original = bagit.Bag.read
 
-    def read(self: transfer.Bag, rel: str) -> bytes:
+    def read(self: bagit.Bag, rel: str) -> bytes:
         reads.append(rel)
         return original(self, rel)
 
-    monkeypatch.setattr(transfer.Bag, "read", read)
+    monkeypatch.setattr(bagit.Bag, "read", read)
     row = receive(ctx, bag)
     assert row.status == "accepted" and reads.count("data/items.json") == 1
 
@@ -381,8 +382,8 @@ def test_a_register_of_the_wrong_types_returns_the_package_and_its_pdf_still_ren
     text = details(row, "YJ-3-1")
     assert "years" in text and "retention_counts" in text and "digests" in text
     assert row.register is None and row.package_no == register["package_no"]  # from bag-info.txt
-    assert transfer.receipt_pdf(ctx, row).startswith(b"%PDF")
-    assert transfer.register_pdf(ctx, register).startswith(b"%PDF")
+    assert transfer_register.receipt_pdf(ctx, row).startswith(b"%PDF")
+    assert transfer_register.register_pdf(ctx, register).startswith(b"%PDF")
     add_user(ctx, "arch", ["archivist"])
     r = client.get(f"/api/v1/transfer-receipts/{row.id}/register.pdf", headers=login(client, "arch"))
     assert r.status_code == 200 and r.content.startswith(b"%PDF")

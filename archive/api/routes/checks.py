@@ -15,7 +15,7 @@ from archive.api.deps import UnitOfWork, actor_of, context, require
 from archive.api.params import Id
 from archive.capture.cases import ensure_visible
 from archive.catalogue.models import ArchiveItem, Case, CheckReport
-from archive.checks import gd, reports
+from archive.checks import gd, manual, reports
 from archive.checks.base import REGISTRY, Outcome, Stage, code_key
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound
@@ -34,7 +34,7 @@ class ManualIn(BaseModel):
 
 @router.get("/items", summary="检测项目清单（编号、名称、性质、对象、阻断/警告、人工）")
 def definitions(stage: Stage | None = None, _: Principal = Depends(require(P.CHECK_READ))) -> list[dict[str, Any]]:
-    reports.load_items()
+    manual.load_items()
     items = sorted((i for i in REGISTRY.values() if stage is None or i.stage == stage), key=lambda i: code_key(i.code))
     return [{"code": i.code, "name": i.name, "stage": i.stage.value, "dimension": i.dimension.value,
              "object": i.object.value, "blocking": i.blocking, "manual": i.manual, "basis": i.basis} for i in items]
@@ -97,7 +97,7 @@ def _pdf(ctx: Context, report: CheckReport) -> Response:
 def record_manual(report_id: Id, req: ManualIn, session: Session = UnitOfWork,
                   principal: Principal = Depends(require(P.CHECK_RUN))) -> dict[str, Any]:
     _visible_report(session, principal, report_id)
-    report = reports.record_manual(session, actor_of(principal), report_id, req.code.strip(), Outcome(req.outcome),
+    report = manual.record_manual(session, actor_of(principal), report_id, req.code.strip(), Outcome(req.outcome),
                                    req.detail, req.target)
     return reports.report_dict(report)
 

@@ -15,6 +15,8 @@ from archive.context import Context
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.indexing import status as index_status
 from archive.settings import Settings
+from signing import tsa
+from signing.certificates import check_signing_certificate
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -60,8 +62,6 @@ def readyz(request: Request, ctx: Context = Depends(context)) -> JSONResponse:
 
 def _signer(ctx: Context) -> dict[str, Any]:
     """The signer loads, and its certificate (loaded at start, maybe long ago) is still valid for signing."""
-    from signing.certificates import check_signing_certificate
-
     cert = ctx.signer.certificate
     try:
         check_signing_certificate(cert)
@@ -85,10 +85,8 @@ def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
 
 
 def _reach_tsa(url: str) -> None:
-    from signing.tsa import probe_tsa
-
     try:
-        probe_tsa(url)
+        tsa.probe_tsa(url)
     except ERRORS as exc:
         raise ServiceUnavailable(f"{exc.message}：请检查网络与时间戳服务，或更正 ARCHIVE_TSA_URL"
                                  "（ARCHIVE_TSA_REQUIRED=true 时没有时间戳不能签章）", code=exc.code) from exc

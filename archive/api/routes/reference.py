@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from archive import identifiers
 from archive.api.deps import caller, context, require
 from archive.context import Context
+from archive.errors import InvalidInput
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["reference"])
@@ -76,8 +77,6 @@ def parse_code(req: CodeIn, ctx: Context = Depends(context),
                _: Principal = Depends(require(Permission.ITEM_READ))) -> CodeOut:
     p = ctx.code_rule.parse(req.archival_code)
     if p.category not in ctx.schedule.categories:
-        from archive.errors import InvalidInput
-
         raise InvalidInput(f"档号中的类别 {p.category} 不在分类方案中", code="invalid_archival_code",
                            detail={"field": "archival_code", "part": "类别"})
     return CodeOut(archival_code=ctx.code_rule.format(p), fonds=p.fonds, year=p.year, retention=p.retention,

@@ -25,6 +25,7 @@ from archive.context import Context
 from archive.errors import InvalidInput, TooLarge
 from archive.permissions import Permission, Principal
 from archive.retention import refusals, transfer
+from archive.retention.register import receipt_pdf, register_pdf
 from archive.retention.transfer import Selection
 
 router = APIRouter(prefix="/api/v1", tags=["transfer"])
@@ -160,7 +161,7 @@ def download_package(package_id: Id, ctx: Context = Depends(context), session: S
 def package_register(package_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      _: Principal = Depends(_manage)) -> Response:
     row = transfer.get_package(session, package_id)
-    pdf = transfer.register_pdf(ctx, row.register, row.check_results)
+    pdf = register_pdf(ctx, row.register, row.check_results)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": _attachment(f"{row.package_no}-移交登记表.pdf")})
 
@@ -210,7 +211,7 @@ def read_receipt(receipt_id: Id, session: Session = UnitOfWork, _: Principal = D
 def receipt_register(receipt_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      _: Principal = Depends(_manage)) -> Response:
     row = transfer.get_receipt(session, receipt_id)
-    pdf = transfer.receipt_pdf(ctx, row)
+    pdf = receipt_pdf(ctx, row)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": _attachment(f"接收登记表-{row.id}.pdf")})
 
