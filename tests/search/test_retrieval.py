@@ -14,7 +14,8 @@ from archive.context import Context
 from archive.errors import PermissionDenied
 from archive.permissions import ROLE_PERMISSIONS, Principal
 from search.base import SearchQuery
-from tests.search.support import ID_ZHANG_SAN, add_case
+from tests.factories import add_case
+from tests.search.support import ID_ZHANG_SAN
 
 CLERK = Principal("user", 1, "clerk01", ROLE_PERMISSIONS["clerk"], ("clerk",), frozenset({"BR01"}))
 ADMIN = Principal("user", 2, "admin", ROLE_PERMISSIONS["admin"], ("admin",))
