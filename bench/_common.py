@@ -24,6 +24,13 @@ def scan_jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """The same JPEG with a comment segment (COM) after SOI: distinct bytes, the same image. Bytes after EOI would
+    be refused at upload as a possible polyglot."""
+    body = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
