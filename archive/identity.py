@@ -107,6 +107,20 @@ def login(session: Session, username: str, password: str, hours: int) -> tuple[s
     return token, expires, user
 
 
+RENEW_AFTER = timedelta(minutes=5)
+
+
+def renew(session: Session, token: str, hours: int) -> None:
+    """Idle timeout for the web UI: each use moves the session's end to ``hours`` from now (written at most every
+    :data:`RENEW_AFTER`, so a busy page does not write on every request)."""
+    found = session.get(UserSession, _sha256(token))
+    if found is None:
+        return
+    wanted = utcnow() + timedelta(hours=hours)
+    if wanted - found.expires_at >= RENEW_AFTER:
+        found.expires_at = wanted
+
+
 def logout(session: Session, token: str) -> None:
     found = session.get(UserSession, _sha256(token))
     if found is not None:

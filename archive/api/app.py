@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from archive import __version__
+from archive import __version__, web
 from archive.api import docs, errors
 from archive.api.routes import (
     admin,
@@ -57,4 +57,5 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     for module in (health, auth, admin, audit_log, reference, cases, items, scans, search,
                    events, retention, lending, transfer, checks, alerts):
         app.include_router(module.router)
+    web.install(app)  # the people's pages under /ui; after errors.install: it wraps those handlers
     return app

@@ -1,0 +1,75 @@
+"""工作台 (the counter's home page) and the barcode gun's landing (扫码跳转)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Exists, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from archive.api.deps import UnitOfWork, context
+from archive.capture.cases import SERIAL
+from archive.catalogue.models import Case, CheckReport, ScanPart
+from archive.context import Context
+from archive.permissions import Permission, Principal
+from archive.web.deps import require
+from archive.web.render import SECURITY_HEADERS, render
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE_SIZE = 20
+VIEWS = {"open": "办理中", "filed": "已归档", "refused": "归档检测未通过"}
+
+
+@router.get("")
+def root() -> Response:
+    return RedirectResponse("/ui/", status_code=308)
+
+
+def _refused_filing() -> Exists:
+    """A filing of the case was refused by its 四性检测 (the case is still open until it files)."""
+    return exists().where(CheckReport.subject == Case.serial, CheckReport.stage == "gd", CheckReport.passed.is_(False))
+
+
+@router.get("/")
+def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
+         scope: Annotated[str, Query(max_length=8)] = "mine", page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+         db: Session = UnitOfWork, ctx: Context = Depends(context),
+         principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
+    view = view if view in VIEWS else "open"
+    scope = scope if scope in ("mine", "branch") else "mine"
+    midnight = datetime.combine(datetime.now(ctx.zone).date(), time(0), ctx.zone)
+    today = or_(Case.accepted_at >= midnight, Case.closed_at >= midnight)
+    where = [today]
+    if scope == "mine":
+        where.append(Case.clerk == principal.name)
+    if principal.branches is not None:
+        where.append(Case.branch.in_(principal.branches))
+    views = {"open": and_(Case.status == "open", ~_refused_filing()),
+             "filed": Case.status == "filed",
+             "refused": and_(Case.status == "open", _refused_filing())}
+    counts = {k: db.scalar(select(func.count()).select_from(Case).where(*where, cond)) or 0
+              for k, cond in views.items()}
+    rows = db.scalars(select(Case).where(*where, views[view]).order_by(Case.accepted_at.desc(), Case.id.desc())
+                      .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    unassigned = db.scalar(select(func.coalesce(func.sum(ScanPart.last_page - ScanPart.first_page + 1), 0))
+                           .where(ScanPart.status == "unassigned")) or 0
+    pages = max(1, -(-counts[view] // PAGE_SIZE))
+    return render(request, "home.html", cases=rows, counts=counts, views=VIEWS, view=view, scope=scope,
+                  page=page, pages=pages, unassigned=unassigned, schedule=ctx.schedule,
+                  full_pii=principal.can(Permission.PII_READ))
+
+
+@router.get("/go")
+def go(request: Request, serial: Annotated[str, Query(max_length=200)] = "", db: Session = UnitOfWork,
+       principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
+    """The barcode gun lands here: the case if this person may see it, else an offer to open it (受理)."""
+    wanted = serial.strip()
+    case = db.scalar(select(Case).where(Case.serial == wanted)) if SERIAL.fullmatch(wanted) else None
+    if case is not None and principal.sees_branch(case.branch):
+        return RedirectResponse(f"/ui/cases/{case.serial}", status_code=303, headers=SECURITY_HEADERS)
+    # a case of another branch is answered exactly like one that does not exist: nothing leaks
+    return render(request, "not_found_serial.html", status=404, serial=wanted, valid=bool(SERIAL.fullmatch(wanted)),
+                  can_open=principal.can(Permission.CASE_WRITE))

@@ -1,0 +1,89 @@
+// The UI's own script: CSRF header on htmx requests, the barcode gun, drag-and-drop uploads, keyboard paging.
+// Loaded with `defer`; no inline script anywhere (Content-Security-Policy: script-src 'self').
+(function () {
+  "use strict";
+  var csrf = document.querySelector('meta[name="csrf-token"]');
+
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (csrf && csrf.content) e.detail.headers["X-CSRF-Token"] = csrf.content;
+  });
+
+  // A dropped connection: say so where the person looks, and let them retry (uploads are idempotent on digest).
+  function flash(text, kind) {
+    var box = document.getElementById("flash");
+    if (!box) return;
+    box.innerHTML = "";
+    var div = document.createElement("div");
+    div.className = "alert " + (kind || "error");
+    div.setAttribute("role", "alert");
+    div.textContent = text;
+    box.appendChild(div);
+  }
+  document.addEventListener("htmx:sendError", function () {
+    flash("网络连接中断，操作未完成。请检查网络后重试；已上传成功的文件不会重复保存。");
+  });
+  document.addEventListener("htmx:timeout", function () {
+    flash("服务器响应超时，操作可能未完成。请刷新页面查看结果后再重试。");
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var box = document.getElementById("flash");
+    if (box && e.detail.elt && e.detail.elt.closest && !e.detail.elt.closest("[data-keep-flash]")) box.innerHTML = "";
+  });
+
+  // Barcode gun (keyboard wedge): characters arrive within a few ms and end with Enter. Typed outside any field,
+  // they open that serial's case; F2 (or /) puts the cursor in the serial field.
+  var buffer = "", last = 0;
+  function typing(el) {
+    return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "F2" || (e.key === "/" && !typing(document.activeElement))) {
+      var field = document.querySelector("[data-barcode-target]");
+      if (field) { e.preventDefault(); field.focus(); field.select(); }
+      return;
+    }
+    if (typing(document.activeElement) || e.ctrlKey || e.altKey || e.metaKey) return;
+    var now = Date.now();
+    if (now - last > 80) buffer = "";
+    last = now;
+    if (e.key === "Enter") {
+      if (buffer.length >= 6) { e.preventDefault(); window.location.href = "/ui/go?serial=" + encodeURIComponent(buffer); }
+      buffer = "";
+    } else if (e.key.length === 1) {
+      buffer += e.key;
+    }
+    // page viewer: arrows follow the previous/next links
+    if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+      var link = document.querySelector(e.key === "ArrowRight" ? "a[rel=next][data-key-nav]" : "a[rel=prev][data-key-nav]");
+      if (link) { e.preventDefault(); link.click(); }
+    }
+  });
+
+  // Drag-and-drop onto a materials row: the files go into that row's file input and its form is submitted.
+  function zoneOf(e) { return e.target.closest ? e.target.closest(".dropzone") : null; }
+  document.addEventListener("dragover", function (e) {
+    var zone = zoneOf(e);
+    if (!zone) return;
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  document.addEventListener("dragleave", function (e) {
+    var zone = zoneOf(e);
+    if (zone && !zone.contains(e.relatedTarget)) zone.classList.remove("over");
+  });
+  document.addEventListener("drop", function (e) {
+    var zone = zoneOf(e);
+    if (!zone) return;
+    e.preventDefault();
+    zone.classList.remove("over");
+    var input = zone.querySelector("input[type=file]");
+    if (!input || !e.dataTransfer || !e.dataTransfer.files.length) return;
+    input.files = e.dataTransfer.files;
+    input.form.requestSubmit();
+  });
+  // Choosing files submits at once: one step fewer at the counter.
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (input.matches && input.matches("input[type=file][data-autosubmit]") && input.files.length) input.form.requestSubmit();
+  });
+})();
