@@ -68,18 +68,22 @@ def check_request(doc: Document, page: int, width: int, fmt: str) -> None:
     if fmt not in FORMATS:
         raise InvalidInput(f"不支持的图像格式 {fmt!r}；可用格式：{'、'.join(FORMATS)}", code="unsupported_image_format",
                            detail={"format": fmt, "allowed": list(FORMATS)})
-    if width > MAX_WIDTH:
-        raise InvalidInput(f"图像宽度 {width} 超过上限 {MAX_WIDTH} 像素", code="width_too_large",
-                           detail={"w": width, "max": MAX_WIDTH})
-    if width < MIN_WIDTH:
-        raise InvalidInput(f"图像宽度 {width} 太小，至少 {MIN_WIDTH} 像素", code="width_too_small",
-                           detail={"w": width, "min": MIN_WIDTH})
+    check_width(width)
     if doc.media_type == OFD:
         raise UnsupportedForRendering(f"材料“{doc.filename}”是 OFD 版式文件，不能生成页面图像；请下载原件查看",
                                       detail={"document": doc.id, "media_type": doc.media_type})
     if page < 1 or page > doc.page_count:
         raise NotFound(f"材料“{doc.filename}”共 {doc.page_count} 页，没有第 {page} 页", code="page_not_found",
                        detail={"document": doc.id, "page": page, "pages": doc.page_count})
+
+
+def check_width(width: int) -> None:
+    if width > MAX_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 超过上限 {MAX_WIDTH} 像素", code="width_too_large",
+                           detail={"w": width, "max": MAX_WIDTH})
+    if width < MIN_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 太小，至少 {MIN_WIDTH} 像素", code="width_too_small",
+                           detail={"w": width, "min": MIN_WIDTH})
 
 
 class _Lru:
@@ -140,9 +144,7 @@ def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> 
 def stack_page_image(ctx: Context, batch: ScanBatch, page: int, width: int) -> PageImage:
     """Page ``page`` (1-based) of a batch's stored stack as a JPEG ``width`` pixels wide, cached like a
     document's pages (under the stack's SHA-256)."""
-    if not MIN_WIDTH <= width <= MAX_WIDTH:
-        raise InvalidInput(f"图像宽度应在 {MIN_WIDTH} 到 {MAX_WIDTH} 像素之间", code="width_out_of_range",
-                           detail={"w": width, "min": MIN_WIDTH, "max": MAX_WIDTH})
+    check_width(width)
     if page < 1 or page > batch.pages_total:
         raise NotFound(f"扫描批次 {batch.id} 共 {batch.pages_total} 页，没有第 {page} 页", code="page_not_found",
                        detail={"batch": batch.id, "page": page, "pages": batch.pages_total})

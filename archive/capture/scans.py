@@ -99,6 +99,13 @@ def recent_batches(session: Session, principal: Principal, limit: int, offset: i
     return total, list(rows)
 
 
+def get_part(session: Session, principal: Principal, part_id: int) -> ScanPart:
+    row = session.scalar(select(ScanPart).join(ScanPart.batch).where(ScanPart.id == part_id, visible(principal)))
+    if row is None:
+        raise NotFound(f"待分配扫描页 {part_id} 不存在", code="scan_part_not_found", detail={"part": part_id})
+    return row
+
+
 def unassigned(session: Session, principal: Principal, limit: int, offset: int = 0) -> tuple[int, list[ScanPart]]:
     """How many parts wait for a clerk (待分配) in the batches the person may see, and one page of them, oldest
     first."""
@@ -204,9 +211,7 @@ def assign(ctx: Context, session: Session, principal: Principal, part_id: int, s
            material_type: str) -> ScanPart:
     """A clerk attaches an unassigned part of a batch she may see to a case she may see (404 for either outside
     her branches, as if it did not exist)."""
-    row = session.get(ScanPart, part_id)
-    if row is None or not (principal.branches is None or row.batch.branch in principal.branches):
-        raise NotFound(f"待分配扫描页 {part_id} 不存在", code="scan_part_not_found", detail={"part": part_id})
+    row = get_part(session, principal, part_id)
     if row.status != "unassigned":
         raise Conflict(f"扫描页 {part_id} 已经分配", code="scan_part_assigned")
     case = get_case(session, principal, serial)

@@ -86,4 +86,18 @@
     var input = e.target;
     if (input.matches && input.matches("input[type=file][data-autosubmit]") && input.files.length) input.form.requestSubmit();
   });
+  // 扫描室: the barcode gun ends the serial with Enter; that loads the case's materials instead of submitting,
+  // and the material select then takes the focus.
+  document.addEventListener("keydown", function (e) {
+    var el = e.target;
+    if (e.key !== "Enter" || !el.matches || !el.matches("input[data-serial-lookup]")) return;
+    e.preventDefault();
+    if (window.htmx) window.htmx.trigger(el, "lookup");
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var box = e.detail.target;
+    if (!box || !box.classList || !box.classList.contains("materials")) return;
+    var select = box.querySelector("select");
+    if (select) select.focus();
+  });
 })();
