@@ -211,3 +211,24 @@ def test_rendition_download_records_the_access(ctx: Context, client: TestClient,
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     assert [e.detail["what"] for e in events(ctx, "access.read") if e.actor == "arch01"] == ["verification",
                                                                                             "rendition"]
+
+
+def test_filing_pages_carry_no_inline_script_style_or_handlers(
+        ctx: Context, client: TestClient, core: dict[str, str], ui: Callable[..., UiClient]) -> None:
+    """Given the close page, its answer and the item page, Then none has an inline script, a style= or an on…=
+    attribute, every visible field has its label, and the busy indicator is wired to the form."""
+    complete_case(client, core)
+    clerk = ui("clerk01")
+    before = clerk.get(PAGE)
+    filed = clerk.post(PAGE, data=form())
+    for r in (before, filed, clerk.get(f"/ui/items/{quote(CODE)}")):
+        page = soup(r)
+        assert all(tag.get("src") for tag in page.find_all("script"))
+        assert not page.find_all(style=True)
+        assert not [t for t in page.find_all(True) if any(a.startswith("on") for a in t.attrs)]
+        for field in page.find_all(["input", "select", "textarea"]):
+            if field.get("type") not in ("hidden", "search") and field.get("id"):
+                assert page.find("label", attrs={"for": field["id"]}) is not None, field["id"]
+    form_tag = soup(before).select_one("form.filing-form")
+    assert form_tag["hx-indicator"] == "#filing-busy" and form_tag["hx-disabled-elt"] == "find button[type=submit]"
+    assert soup(before).select_one("#filing-busy .when-busy") is not None
