@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select, update
 
+from archive import images
 from archive.catalogue.models import AuditEvent, Document, ScanBatch, ScanPart
 from archive.context import Context
 from tests import samples
@@ -124,6 +125,7 @@ def test_unassigned_queue_shows_thumbnails_and_assigns_by_serial_and_material(
     """Given the two waiting parts, Then the queue shows each with a thumbnail of its page (a 200 px JPEG, cached
     in the store) and a form; the serial loads A's materials as options; When the loose page is put into A as
     身份证明, Then the row says 已归入 A · 身份证明 and document.attach and scan.assign are on record as the clerk's."""
+    images.memory_cache.clear()  # process-wide: another test may have rendered the same stack
     clerk = ui("clerk01")
     batch_id = scanned(clerk, client, core)
     r = clerk.get("/ui/scans/unassigned")
