@@ -28,6 +28,15 @@ def root() -> Response:
     return RedirectResponse("/ui/", status_code=308)
 
 
+site = APIRouter(include_in_schema=False)
+
+
+@site.get("/")
+def site_root() -> Response:
+    """A person who types the server's address lands on the UI (business systems use /api/v1)."""
+    return RedirectResponse("/ui/", status_code=307)
+
+
 def _refused_filing() -> Exists:
     """A filing of the case was refused by its 四性检测 (the case is still open until it files)."""
     return exists().where(CheckReport.subject == Case.serial, CheckReport.stage == "gd", CheckReport.passed.is_(False))
