@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 from _common import PG_ADMIN_URL, databases, free_port, pct, scan_jpeg, with_comment
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from archive import identity
 from archive.api.app import create_app
@@ -28,7 +28,6 @@ from archive.cli import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from archive.web.session import COOKIE, csrf_token
-from tests import samples
 
 PASSWORD = "bench-pass-1"
 TODAY_CASES = 300  # of this clerk, today: the home page counts and pages them
@@ -62,11 +61,15 @@ def fill(ctx: Context, cases: int, unassigned: int) -> str:
                                       "serial": None, "reason": "unknown_serial", "status": "unassigned"}
                                      for i in range(unassigned)])
         identity.add_user(s, Actor.system("bench"), "clerk01", PASSWORD, "柜员甲", ["clerk"], "BR01")
+    with ctx.catalogue.engine.connect() as c:  # statistics, as autovacuum (PostgreSQL) or `archive` upkeep keeps them
+        c.execute(text("ANALYZE"))
+        c.commit()
     return f"YW{0:013d}"
 
 
-def attach_documents(client: TestClient, cookies: dict[str, str], serial: str) -> None:
-    files = [("files", (f"p{i}.png", samples.png(), "image/png")) for i in range(CASE_DOCS)]
+def attach_documents(client: TestClient, serial: str) -> None:
+    page = scan_jpeg(0)
+    files = [("files", (f"p{i}.jpg", with_comment(page, f"page {i}"), "image/jpeg")) for i in range(CASE_DOCS)]
     r = client.post(f"/api/v1/cases/{serial}/documents", files=files,
                     data={"material_type": ["other"] * CASE_DOCS}, headers=_api_login(client))
     assert r.status_code in (201, 207), r.text
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                 took = time.perf_counter() - t
                 print(f"{name}: {args.cases:,} cases, {args.parts:,} unassigned parts in {took:.1f} s")
                 with TestClient(create_app(context=ctx)) as client:
-                    attach_documents(client, {}, serial)
+                    attach_documents(client, serial)
                     ui_login(client)
                     assert COOKIE in client.cookies and csrf_token(client.cookies[COOKIE])
                     figures = server_times(client, {"home": "/ui/", f"case page ({CASE_DOCS} documents)":
