@@ -26,13 +26,14 @@ from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
 from archive.checks.security import ScanFailed
 from archive.context import Context
-from archive.errors import InvalidInput, NotFound, ServiceUnavailable, TooLarge
+from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound, ServiceUnavailable, TooLarge
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
 from signing.rendition import SourceDocument, check_source
 from storage.base import content_key
 
 MAX_FILENAME = 255
+MAX_FILES = 50  # files in one upload
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
 
 
@@ -152,6 +153,66 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
                  target_type="case", target_id=case.serial, detail=detail)
     indexing.enqueue(session, case.serial)
     return doc, True
+
+
+def check_file_count(count: int) -> None:
+    if count > MAX_FILES:
+        raise InvalidInput(f"一次最多上传 {MAX_FILES} 个文件", code="too_many_files")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of an upload as it arrives: its name as sent, its stream, the material it is for."""
+
+    filename: str | None
+    stream: BinaryIO
+    material_type: str
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one uploaded file: its document (``created`` False when the same bytes were already there
+    as that material) and any notice, or the refusal's code and message."""
+
+    filename: str
+    material_type: str
+    document: Document | None = None
+    created: bool = False
+    notices: tuple[Notice, ...] = ()
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.document is not None
+
+
+def attach_many(ctx: Context, session: Session, principal: Principal, case: Case,
+                uploads: Sequence[Upload]) -> list[FileOutcome]:
+    """Attach each file on its own: a refused file (its reason in its outcome) does not undo the others. A fault of
+    the system (storage, virus scanner, catalogue) or a case that is no longer open ends the whole upload."""
+    check_file_count(len(uploads))
+    limit = ctx.settings.max_upload_mb * 1024 * 1024
+    outcomes: list[FileOutcome] = []
+    for upload in uploads:
+        name = display_name(upload.filename)  # never echo control characters back
+        try:
+            received = Received.read(upload.filename or "", upload.stream, limit)
+            with session.begin_nested():  # one refused file does not undo the others
+                doc, created = attach(ctx, session, principal, case, received, upload.material_type)
+            notice = duplicate_notice(ctx, session, doc)
+            outcomes.append(FileOutcome(received.filename, upload.material_type, doc, created,
+                                        (notice,) if notice else ()))
+        except ERRORS as exc:
+            if exc.kind in SYSTEM_KINDS or exc.code == "case_not_open":
+                raise
+            outcomes.append(FileOutcome(name, upload.material_type, code=exc.code, message=exc.message))
+    return outcomes
+
+
+def refusals(outcomes: Sequence[FileOutcome]) -> list[tuple[str, str]]:
+    """(code, message) of each refused file."""
+    return [(o.code or "", o.message or "") for o in outcomes if not o.accepted]
 
 
 def check_viruses(ctx: Context, received: Received) -> None:
