@@ -34,6 +34,7 @@ from storage.base import content_key
 
 MAX_FILENAME = 255
 MAX_FILES = 50  # files in one upload
+MIN_REASON, MAX_REASON = 2, 500  # of a removal, as the API's RemoveIn
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
 
 
@@ -244,6 +245,9 @@ def find_document(session: Session, case: Case, document_id: int) -> Document:
 def remove(session: Session, principal: Principal, case: Case, doc: Document, reason: str) -> None:
     """Take a document off an open case. The original object stays: originals are never deleted here."""
     ensure_open(case)
+    if not MIN_REASON <= len(reason) <= MAX_REASON:
+        raise InvalidInput(f"请说明撤下这份材料的理由（{MIN_REASON}-{MAX_REASON} 个字），理由记入审计日志",
+                           code="removal_reason_required", detail={"field": "reason"})
     doc.status = "removed"
     audit.record(session, Actor.of(principal), "document.remove", target_type="case",
                  target_id=case.serial, detail={"document_id": doc.id, "reason": reason})

@@ -227,7 +227,8 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
 
 
 class RemoveIn(BaseModel):
-    reason: str = Field(min_length=2, max_length=500, examples=["误传了其他业务的材料"])
+    reason: str = Field(min_length=documents.MIN_REASON, max_length=documents.MAX_REASON,
+                        examples=["误传了其他业务的材料"])
 
 
 @router.post("/{serial}/documents/{document_id}/remove", status_code=204,
