@@ -194,13 +194,14 @@ def case_page(request: Request, serial: Serial, ctx: Context = Depends(context),
 
 @router.post("/cases/{serial}/documents")
 def upload(request: Request, serial: Serial, material_type: Annotated[str, Form(max_length=40)],
-           files: Annotated[list[UploadFile], File()], ctx: Context = Depends(context), db: Session = UnitOfWork,
+           files: Annotated[list[UploadFile] | None, File()] = None, ctx: Context = Depends(context),
+           db: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Response:
     case = get_case(db, principal, serial)
     state = PageState(uploaded=material_type)
     try:
         state.outcomes = documents.attach_many(ctx, db, principal, case, [
-            documents.Upload(f.filename, f.file, material_type) for f in files if f.filename or f.size])
+            documents.Upload(f.filename, f.file, material_type) for f in files or []])
     except ERRORS as exc:  # the whole upload refused (too many files, the case filed meanwhile)
         if exc.kind in SYSTEM_KINDS:  # the system's fault (storage, virus scanner): nothing of it is kept
             raise
