@@ -245,7 +245,8 @@ def test_retype_a_document(ctx: Context, ui: Callable[..., UiClient], case: str)
     send(clerk, "application_form", ("身份证.png", samples.png()))
     (doc_id, _, _), = active(ctx)
     r = clerk.post(f"/ui/cases/{case}/documents/{doc_id}/type", data={"material_type": "id_proof"})
-    assert r.status_code == 200 and "材料类型已更正" in row(r, "id_proof").get_text()
+    assert r.status_code == 200
+    assert soup(r).find(id="checklist-note").get_text() == "“身份证.png”的材料类型已更正为身份证明"
     assert active(ctx)[0][1] == "id_proof" and status_line(r) == "缺 3 项必备材料"
     assert events(ctx, "document.retype")[0].detail == {"document_id": doc_id, "from": "application_form",
                                                         "to": "id_proof"}
@@ -270,10 +271,13 @@ def test_split_a_scanned_document(ctx: Context, ui: Callable[..., UiClient], cas
                        data={"first_page": ["1", "三"], "last_page": ["2", "4"],
                              "material_type": ["application_form", "id_proof"]})
     assert words.status_code == 422 and "split_range_invalid" in soup(words).find(id=f"d-{doc_id}").get_text()
+    kept = soup(words).find(id=f"d-{doc_id}")  # what was typed stays, to correct the one wrong number
+    assert kept.find("details").has_attr("open") and kept.find(id=f"s-{doc_id}-1-a")["value"] == "三"
+    assert kept.find(id=f"s-{doc_id}-1-m").find("option", selected=True)["value"] == "id_proof"
     r = clerk.post(f"/ui/cases/{case}/documents/{doc_id}/split",
                    data={"first_page": ["1", "3", "", ""], "last_page": ["2", "4", "", ""],
                          "material_type": ["application_form", "id_proof", "application_form", "application_form"]})
-    assert r.status_code == 200
+    assert r.status_code == 200 and "已拆分为 2 份材料" in soup(r).find(id="checklist-note").get_text()
     assert [(m, p) for _, m, p in active(ctx)] == [("application_form", 2), ("id_proof", 2)]
     assert status_line(r) == "缺 2 项必备材料"
     assert events(ctx, "document.split")[0].detail["document_id"] == doc_id

@@ -7,6 +7,7 @@ form into that call and its result, or its refusal, into HTML next to the field 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -151,8 +152,9 @@ class PageState:
     uploaded: str | None = None  # material type of the upload
     outcomes: list[documents.FileOutcome] = field(default_factory=list)
     doc_errors: dict[int, FieldError] = field(default_factory=dict)
-    doc_notes: dict[int, str] = field(default_factory=dict)
+    split_rows: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)  # a refused split, as typed
     row_error: FieldError | None = None
+    note: str | None = None  # what a change did
 
 
 def _page_values(ctx: Context, case: Case, principal: Principal) -> dict[str, Any]:
@@ -216,18 +218,18 @@ def upload(request: Request, serial: Serial, material_type: Annotated[str, Form(
 
 
 def _change(request: Request, ctx: Context, db: Session, case: Case, principal: Principal, doc_id: int,
-            action: Any, done: str) -> Response:
-    """Run ``action(document)``; its refusal is shown at the document, with nothing of it kept."""
-    state = PageState()
+            action: Callable[[Document], str], state: PageState | None = None) -> Response:
+    """Run ``action(document)``, which says what it did; its refusal is shown at the document, nothing of it kept."""
+    state = state or PageState()
     try:
         with db.begin_nested():
-            action(documents.find_document(db, case, doc_id))
+            state.note = action(documents.find_document(db, case, doc_id))
     except ERRORS as exc:
         if exc.code == "document_not_found":
             raise
         state.doc_errors[doc_id] = FieldError(exc.message, exc.code)
         return _answer(request, ctx, db, case, principal, state, status_of(exc))
-    state.doc_notes[doc_id] = done
+    state.split_rows.clear()
     return _answer(request, ctx, db, case, principal, state)
 
 
@@ -236,8 +238,12 @@ def retype(request: Request, serial: Serial, document_id: Id, material_type: Ann
            ctx: Context = Depends(context), db: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Response:
     case = get_case(db, principal, serial)
-    return _change(request, ctx, db, case, principal, document_id,
-                   lambda d: documents.retype(ctx, db, principal, case, d, material_type), "材料类型已更正")
+
+    def action(d: Document) -> str:
+        documents.retype(ctx, db, principal, case, d, material_type)
+        return f"“{d.filename}”的材料类型已更正为{ctx.schedule.materials.get(material_type, material_type)}"
+
+    return _change(request, ctx, db, case, principal, document_id, action)
 
 
 @router.post("/cases/{serial}/documents/{document_id}/split")
@@ -248,21 +254,22 @@ def split(request: Request, serial: Serial, document_id: Id,
           ctx: Context = Depends(context), db: Session = UnitOfWork,
           principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Response:
     case = get_case(db, principal, serial)
+    rows = list(zip(first_page, last_page, material_type, strict=False))
 
-    def parts() -> list[documents.PageRange]:
-        """The filled rows of the form as page ranges (a row left empty is no range)."""
-        out = []
-        for i, (a, b, m) in enumerate(zip(first_page, last_page, material_type, strict=False), 1):
+    def action(d: Document) -> str:
+        ranges = []
+        for i, (a, b, m) in enumerate(rows, 1):  # a row left empty is no range
             if not (a.strip() or b.strip()):
                 continue
             if not (a.strip().isdecimal() and b.strip().isdecimal()):
                 raise InvalidInput(f"第 {i} 段的起始页和结束页都要填写页码数字", code="split_range_invalid",
                                    detail={"field": f"parts.{i - 1}"})
-            out.append(documents.PageRange(int(a), int(b), m))
-        return out
+            ranges.append(documents.PageRange(int(a), int(b), m))
+        made = documents.split(ctx, db, principal, case, d, ranges)
+        return f"“{d.filename}”已拆分为 {len(made)} 份材料，原件保留"
 
-    return _change(request, ctx, db, case, principal, document_id,
-                   lambda d: documents.split(ctx, db, principal, case, d, parts()), "已拆分")
+    # a refused split keeps what was typed, so that one number can be corrected
+    return _change(request, ctx, db, case, principal, document_id, action, PageState(split_rows={document_id: rows}))
 
 
 @router.post("/cases/{serial}/documents/{document_id}/remove")
@@ -270,8 +277,12 @@ def remove(request: Request, serial: Serial, document_id: Id, reason_text: Annot
         alias="reason", max_length=2000)] = "", ctx: Context = Depends(context), db: Session = UnitOfWork,
            principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Response:
     case = get_case(db, principal, serial)
-    return _change(request, ctx, db, case, principal, document_id,
-                   lambda d: documents.remove(db, principal, case, d, reason_text.strip()), "已撤下")
+
+    def action(d: Document) -> str:
+        documents.remove(db, principal, case, d, reason_text.strip())
+        return f"已撤下“{d.filename}”（原件仍保存，撤下记入审计日志）"
+
+    return _change(request, ctx, db, case, principal, document_id, action)
 
 
 @router.post("/cases/{serial}/documents/{document_id}/replace")
@@ -280,11 +291,12 @@ def replace(request: Request, serial: Serial, document_id: Id, file: Annotated[U
             principal: Principal = Depends(require(Permission.CASE_WRITE))) -> Response:
     case = get_case(db, principal, serial)
 
-    def action(old: Document) -> None:
+    def action(old: Document) -> str:
         received = documents.Received.read(file.filename or "", file.file, ctx.settings.max_upload_mb * 1024 * 1024)
-        documents.attach(ctx, db, principal, case, received, old.material_type, replaces=old)
+        new, _ = documents.attach(ctx, db, principal, case, received, old.material_type, replaces=old)
+        return f"已用“{new.filename}”替换“{old.filename}”"
 
-    return _change(request, ctx, db, case, principal, document_id, action, "已替换")
+    return _change(request, ctx, db, case, principal, document_id, action)
 
 
 # --- printed sheets -----------------------------------------------------------------------------
