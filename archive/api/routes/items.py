@@ -18,20 +18,21 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from archive import access, authorization, images
+from archive import access, authorization, images, reading
 from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require, route_of, sqlite_turn
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
-from archive.catalogue.models import ArchiveItem, Case, Document
+from archive.catalogue.models import ArchiveItem, Case
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import Gone, InvalidRange, NotFound
+from archive.errors import InvalidRange, NotFound
 from archive.permissions import Permission, Principal
+from archive.reading import granted_document, not_destroyed
 from archive.retention import lending
 from signing.certificates import load_trust_roots
 from signing.eep import EepFile, build_eep
@@ -87,15 +88,6 @@ def find_item(session: Session, principal: Principal, archival_code: str) -> Arc
     return item
 
 
-def find_document(session: Session, principal: Principal, document_id: int) -> Document:
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
-    if doc is None or not principal.sees_branch(doc.case.branch):
-        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found", detail={"document": document_id})
-    _not_destroyed(doc.case.item)
-    return doc
-
-
 def granted_item(session: Session, principal: Principal, archival_code: str, what: str, permission: Permission,
                  ctx: Context) -> tuple[ArchiveItem, int | None]:
     """The item, and the id of the lending grant the caller reads it under (None: by role and branch)."""
@@ -105,24 +97,6 @@ def granted_item(session: Session, principal: Principal, archival_code: str, wha
                               detail={"what": what})
         raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
     return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
-
-
-def granted_document(session: Session, principal: Principal, document_id: int, what: str, permission: Permission,
-                     ctx: Context) -> tuple[Document, int | None]:
-    """The document, and the id of the lending grant on its item the caller reads it under, if any."""
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
-    if doc is None or doc.case.item is None:
-        authorization.require(session, principal, permission, target_type="document", target_id=document_id,
-                              detail={"what": what})
-        return find_document(session, principal, document_id), None
-    try:
-        grant = lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
-    except NotFound:
-        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found",
-                       detail={"document": document_id}) from None
-    _not_destroyed(doc.case.item)
-    return doc, grant
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -184,18 +158,9 @@ def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depe
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
                principal: Principal = Depends(guard(Permission.IMAGE_READ, grantable=True))) -> Response:
-    ctx = context(request)
-    doc, grant = granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
     fmt = format.lower().replace("jpg", "jpeg")
-    images.check_request(doc, page, w, fmt)
-    marked = access.watermarked(principal, ctx.settings) or grant is not None  # 利用 under a grant: user + time
-    image = images.page_image(ctx, doc, page, w, fmt)
-    now = datetime.now(UTC)
-    if marked:
-        image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
-    session.commit()  # end the request's own transaction before the access event is group-committed
-    ctx.access_writer.write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
-                           watermark=marked or None, grant=grant)
+    read = reading.read_page(context(request), session, principal, document_id, page, w, fmt, why)
+    image, marked = read.image, read.watermarked
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
     if not marked and _matches(request, image.etag):
@@ -381,14 +346,8 @@ def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "file"
 
 
-def _not_destroyed(item: ArchiveItem | None) -> None:
-    if item is not None and item.status == "destroyed":
-        raise Gone(f"档案 {item.archival_code} 已按销毁清册销毁，原件与归档 PDF 不再保存；目录记录仍可查询",
-                   code="item_destroyed", detail={"archival_code": item.archival_code})
-
-
 def _rendition_key(item: ArchiveItem) -> str:
-    _not_destroyed(item)
+    not_destroyed(item)
     if not item.rendition_key:
         raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
                        detail={"archival_code": item.archival_code})

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Exists, and_, exists, func, select, union
+from sqlalchemy import ColumnElement, Exists, and_, exists, func, select, union
 from sqlalchemy.orm import Session, selectinload
 
 from archive.api.deps import UnitOfWork, context
@@ -53,7 +53,7 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
     # accepted or closed today: a union of two index ranges (an OR would let SQLite walk the status index instead)
     today = Case.id.in_(union(select(Case.id).where(Case.accepted_at >= midnight),
                               select(Case.id).where(Case.closed_at >= midnight)))
-    where = [today]
+    where: list[ColumnElement[bool]] = [today]
     if scope == "mine":
         where.append(Case.clerk == principal.name)
     if principal.branches is not None:

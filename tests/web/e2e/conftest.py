@@ -38,8 +38,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{target}"
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+@pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in the main thread
+def browser() -> Iterator[object]:  # while it is open, and tests after it that call asyncio.run (signing) would fail
     if not Path(CHROMIUM).exists():
         if REQUIRE_BROWSER:
             pytest.fail(f"Chromium is required (ARCHIVE_TEST_REQUIRE_BROWSER=1) but not found at {CHROMIUM}")
