@@ -107,7 +107,7 @@ def db_status() -> None:
 @friendly
 def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 ARCHIVE_HOST。")] = None,
           port: Annotated[int | None, typer.Option(help="监听端口，默认 ARCHIVE_PORT。")] = None) -> None:
-    """运行 API 服务（目录数据库未迁移时立即停止并提示）。"""
+    """运行网页与 API 服务（目录数据库未迁移时立即停止并提示）。"""
     import uvicorn
 
     from archive.api.app import create_app
@@ -116,6 +116,7 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     _record_schedule(ctx)
     application = create_app(context=ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
+    out.print(f"网页（柜面、扫描室）：http://{h}:{p}/ui/")
     out.print(f"API: http://{h}:{p}/docs")
     from archive.capture.scans import resume_all
 

@@ -12,8 +12,9 @@ from archive import authorization
 from archive.access import record_access
 from archive.catalogue.models import ArchiveItem
 from archive.context import Context
-from archive.errors import Gone, NotFound
+from archive.errors import NotFound
 from archive.permissions import Permission, Principal
+from archive.reading import not_destroyed
 from archive.retention import lending
 from signing.certificates import load_trust_roots
 from signing.fixity import Digests
@@ -37,12 +38,6 @@ def granted_item(session: Session, principal: Principal, archival_code: str, wha
                               detail={"what": what})
         raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
     return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
-
-
-def not_destroyed(item: ArchiveItem | None) -> None:
-    if item is not None and item.status == "destroyed":
-        raise Gone(f"档案 {item.archival_code} 已按销毁清册销毁，原件与归档 PDF 不再保存；目录记录仍可查询",
-                   code="item_destroyed", detail={"archival_code": item.archival_code})
 
 
 def rendition_key(item: ArchiveItem) -> str:

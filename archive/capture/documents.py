@@ -26,13 +26,15 @@ from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
 from archive.checks.security import ScanFailed
 from archive.context import Context
-from archive.errors import InvalidInput, NotFound, ServiceUnavailable, TooLarge
+from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound, ServiceUnavailable, TooLarge
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
 from signing.rendition import SourceDocument, check_source
 from storage.base import content_key
 
 MAX_FILENAME = 255
+MAX_FILES = 50  # files in one upload
+MIN_REASON, MAX_REASON = 2, 500  # of a removal, as the API's RemoveIn
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
 
 
@@ -154,6 +156,66 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     return doc, True
 
 
+def check_file_count(count: int) -> None:
+    if count > MAX_FILES:
+        raise InvalidInput(f"一次最多上传 {MAX_FILES} 个文件", code="too_many_files")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of an upload as it arrives: its name as sent, its stream, the material it is for."""
+
+    filename: str | None
+    stream: BinaryIO
+    material_type: str
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one uploaded file: its document (``created`` False when the same bytes were already there
+    as that material) and any notice, or the refusal's code and message."""
+
+    filename: str
+    material_type: str
+    document: Document | None = None
+    created: bool = False
+    notices: tuple[Notice, ...] = ()
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.document is not None
+
+
+def attach_many(ctx: Context, session: Session, principal: Principal, case: Case,
+                uploads: Sequence[Upload]) -> list[FileOutcome]:
+    """Attach each file on its own: a refused file (its reason in its outcome) does not undo the others. A fault of
+    the system (storage, virus scanner, catalogue) or a case that is no longer open ends the whole upload."""
+    check_file_count(len(uploads))
+    limit = ctx.settings.max_upload_mb * 1024 * 1024
+    outcomes: list[FileOutcome] = []
+    for upload in uploads:
+        name = display_name(upload.filename)  # never echo control characters back
+        try:
+            received = Received.read(upload.filename or "", upload.stream, limit)
+            with session.begin_nested():  # one refused file does not undo the others
+                doc, created = attach(ctx, session, principal, case, received, upload.material_type)
+            notice = duplicate_notice(ctx, session, doc)
+            outcomes.append(FileOutcome(received.filename, upload.material_type, doc, created,
+                                        (notice,) if notice else ()))
+        except ERRORS as exc:
+            if exc.kind in SYSTEM_KINDS or exc.code == "case_not_open":
+                raise
+            outcomes.append(FileOutcome(name, upload.material_type, code=exc.code, message=exc.message))
+    return outcomes
+
+
+def refusals(outcomes: Sequence[FileOutcome]) -> list[tuple[str, str]]:
+    """(code, message) of each refused file."""
+    return [(o.code or "", o.message or "") for o in outcomes if not o.accepted]
+
+
 def check_viruses(ctx: Context, received: Received) -> None:
     """Scan with the configured ClamAV before anything is stored (四性检测 GD-4-2 scans again at filing, with the
     signatures of that day). No scanner configured: nothing to do here."""
@@ -183,6 +245,9 @@ def find_document(session: Session, case: Case, document_id: int) -> Document:
 def remove(session: Session, principal: Principal, case: Case, doc: Document, reason: str) -> None:
     """Take a document off an open case. The original object stays: originals are never deleted here."""
     ensure_open(case)
+    if not MIN_REASON <= len(reason) <= MAX_REASON:
+        raise InvalidInput(f"请说明撤下这份材料的理由（{MIN_REASON}-{MAX_REASON} 个字），理由记入审计日志",
+                           code="removal_reason_required", detail={"field": "reason"})
     doc.status = "removed"
     audit.record(session, Actor.of(principal), "document.remove", target_type="case",
                  target_id=case.serial, detail={"document_id": doc.id, "reason": reason})

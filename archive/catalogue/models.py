@@ -174,8 +174,8 @@ class Case(Base):
     loan_contract_no: Mapped[str | None] = mapped_column(String(64), index=True)
     branch: Mapped[str] = mapped_column(String(32), index=True)  # 办理网点
     clerk: Mapped[str] = mapped_column(String(64))  # 经办人
-    accepted_at: Mapped[datetime]
-    closed_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime] = mapped_column(index=True)  # the counter's 工作台 lists today's cases
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))  # 办结结果: approved, rejected, withdrawn
     trail: Mapped[list[Any] | None]  # 业务行为: 受理、审核、审批、办结, each with person and time
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -388,7 +388,7 @@ class ScanBatch(Base):
     pages_total: Mapped[int] = mapped_column(default=0)
     pages_done: Mapped[int] = mapped_column(default=0)
     material_type: Mapped[str] = mapped_column(String(40), default="other")  # given to every attached part
-    # the uploader's branch; None: uploaded by someone who sees every branch (or before revision 0011)
+    # the uploader's branch; None: uploaded by someone who sees every branch (or before revision 0012)
     branch: Mapped[str | None] = mapped_column(String(32), index=True)
     covers: Mapped[list[Any] | None]  # [[page, serial(, material)], …] sheets found so far; resumes from here
     error: Mapped[dict[str, Any] | None]

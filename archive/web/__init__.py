@@ -15,6 +15,7 @@ def install(app: FastAPI) -> None:
     from archive.web.routes import auth, cases, filing, home, scans
 
     app.include_router(assets.router)
+    app.include_router(home.site)
     app.include_router(auth.router)
     for module in (home, cases, filing, scans):  # every state change under /ui carries the session's CSRF token
         app.include_router(module.router, dependencies=[Depends(check_csrf)])

@@ -92,13 +92,13 @@ def test_branch_of_the_uploader() -> None:
 
 def test_batches_from_before_the_branch_column_are_seen_only_by_all_branch_people(
         ctx: Context, client: TestClient, people: dict[str, dict[str, str]]) -> None:
-    """Given a catalogue at revision 0010 holding a batch, When upgraded, Then the batch has no branch: the
+    """Given a catalogue at revision 0011 holding a batch, When upgraded, Then the batch has no branch: the
     all-branch system still sees it, a branch clerk does not (its pages may be any branch's)."""
     batch = upload(client, people["core"])
     with ctx.catalogue.engine.begin() as conn:
         cfg = alembic_config(ctx.catalogue.url)
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0010")
+        command.downgrade(cfg, "0011")
         assert "branch" not in {c["name"] for c in inspect(conn).get_columns("scan_batch")}
     ctx.catalogue.upgrade()
     with ctx.catalogue.reading() as s:

@@ -150,3 +150,8 @@ def test_a_person_without_the_permission_gets_403_and_it_is_audited(ctx: Context
 def test_unknown_ui_path_is_a_chinese_page(ui: Callable[..., UiClient]) -> None:
     r = ui("clerk01").get("/ui/nowhere")
     assert r.status_code == 404 and "text/html" in r.headers["content-type"] and "not_found" in text(r)
+
+
+def test_the_server_address_leads_to_the_ui(client: TestClient) -> None:
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/ui/"

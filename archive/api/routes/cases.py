@@ -14,17 +14,16 @@ from sqlalchemy.orm import Session
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
 from archive.api.params import MAX_INT, Id, Offset
-from archive.capture import cover_sheet, documents
-from archive.capture.cases import CaseIn, ensure_open, get_case, open_case
+from archive.capture import documents, sheets
+from archive.capture.cases import CaseIn, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
-from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput
+from archive.errors import InvalidInput
 from archive.filing import CloseIn, file_case
 from archive.identifiers import mask_id_number, mask_mobile, mask_name
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-MAX_FILES = 50
 
 
 class CaseSummary(BaseModel):
@@ -171,9 +170,13 @@ class NoticeOut(BaseModel):
     detail: dict[str, Any] | None = None
 
 
+def notice_out(n: documents.Notice) -> NoticeOut:
+    return NoticeOut(code=n.code, message=n.message, detail=n.detail)
+
+
 def notices(ctx: Context, session: Session, doc: Document) -> list[NoticeOut]:
     found = documents.duplicate_notice(ctx, session, doc)
-    return [NoticeOut(code=found.code, message=found.message, detail=found.detail)] if found else []
+    return [notice_out(found)] if found else []
 
 
 class FileResult(BaseModel):
@@ -200,29 +203,20 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
                      response: Response, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(require(Permission.CASE_WRITE))) -> AttachOut:
     case = get_case(session, principal, serial)
-    if len(files) > MAX_FILES:
-        raise InvalidInput(f"一次最多上传 {MAX_FILES} 个文件", code="too_many_files")
+    documents.check_file_count(len(files))
     if len(material_type) != len(files):
         raise InvalidInput(f"上传了 {len(files)} 个文件，但给出了 {len(material_type)} 个材料类型；"
                            "请为每个文件指定材料类型", code="material_type_count", detail={"field": "material_type"})
-    results: list[FileResult] = []
-    limit = ctx.settings.max_upload_mb * 1024 * 1024
-    for upload, mtype in zip(files, material_type, strict=True):
-        name = documents.display_name(upload.filename)  # never echo control characters back
-        try:
-            received = documents.Received.read(upload.filename or "", upload.file, limit)
-            with session.begin_nested():  # one refused file does not undo the others
-                doc, created = documents.attach(ctx, session, principal, case, received, mtype)
-            results.append(FileResult(filename=received.filename, material_type=mtype, accepted=True,
-                                      duplicate=not created, document=document_out(doc),
-                                      warnings=notices(ctx, session, doc)))
-        except ERRORS as exc:
-            if exc.kind in SYSTEM_KINDS or exc.code == "case_not_open":
-                raise
-            results.append(FileResult(filename=name, material_type=mtype, accepted=False, code=exc.code,
-                                      message=exc.message))
+    outcomes = documents.attach_many(ctx, session, principal, case, [
+        documents.Upload(f.filename, f.file, m) for f, m in zip(files, material_type, strict=True)])
+    results = [FileResult(filename=o.filename, material_type=o.material_type, accepted=True, duplicate=not o.created,
+                          document=document_out(o.document), warnings=[notice_out(n) for n in o.notices])
+               if o.document is not None else
+               FileResult(filename=o.filename, material_type=o.material_type, accepted=False, code=o.code,
+                          message=o.message)
+               for o in outcomes]
     out = AttachOut(results=results)
-    refused = [(r.code or "", r.message or "") for r in results if not r.accepted]
+    refused = documents.refusals(outcomes)
     if len(refused) == len(results):
         raise documents.all_refused(refused, out.model_dump(mode="json"))
     if refused:
@@ -231,7 +225,8 @@ def attach_documents(serial: str, files: Annotated[list[UploadFile], File(descri
 
 
 class RemoveIn(BaseModel):
-    reason: str = Field(min_length=2, max_length=500, examples=["误传了其他业务的材料"])
+    reason: str = Field(min_length=documents.MIN_REASON, max_length=documents.MAX_REASON,
+                        examples=["误传了其他业务的材料"])
 
 
 @router.post("/{serial}/documents/{document_id}/remove", status_code=204,
@@ -344,10 +339,7 @@ def checklist(serial: str, ctx: Context = Depends(context), session: Session = U
 def cover(serial: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
           principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
     case = get_case(session, principal, serial)
-    lines = [cover_sheet.ChecklistLine(e.name, e.required, e.present) for e in documents.checklist(ctx, case)]
-    pdf = cover_sheet.render(case.serial, ctx.schedule.business_type(case.business_type).name,
-                             mask_name(case.applicant_name) or case.unit_name, case.branch, lines,
-                             ctx.settings.fonds_name, ctx.settings.cjk_font)
+    pdf = sheets.cover(ctx, case)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="cover-{case.serial}.pdf"'})
 
@@ -362,19 +354,7 @@ def separator_sheets(serial: str,
                      ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
     case = get_case(session, principal, serial)
-    ensure_open(case)
-    entries = documents.checklist(ctx, case)
-    for m in material_type or []:
-        documents.check_material(ctx, case, m)
-    wanted = set(material_type) if material_type else {e.material_type for e in entries if e.required}
-    sheets = [cover_sheet.SeparatorLine(e.material_type, e.name, e.required) for e in entries
-              if e.material_type in wanted]
-    if not sheets:
-        raise InvalidInput(f"{case.business_type} 业务没有必备材料；请用 material_type 参数指定要打印的材料",
-                           code="no_separator_sheets", detail={"field": "material_type"})
-    pdf = cover_sheet.render_separators(case.serial, ctx.schedule.business_type(case.business_type).name,
-                                        mask_name(case.applicant_name) or case.unit_name, sheets,
-                                        ctx.settings.fonds_name, ctx.settings.cjk_font)
+    pdf = sheets.separators(ctx, case, material_type)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="separators-{case.serial}.pdf"'})
 

@@ -17,21 +17,20 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from archive import access, authorization, images, items
+from archive import access, authorization, images, items, reading
 from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require, route_of, sqlite_turn
 from archive.api.files import file_response, matches, rendition_response
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
-from archive.catalogue.models import Case, Document
+from archive.catalogue.models import Case
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import NotFound
 from archive.permissions import Permission, Principal
-from archive.retention import lending
+from archive.reading import granted_document
 from signing.eep import EepFile, build_eep
 
 MAX_BATCH = 100
@@ -75,31 +74,6 @@ async def purpose(x_purpose: str | None = Header(None, alias=PURPOSE_HEADER, des
     return purpose_of(x_purpose)
 
 
-def find_document(session: Session, principal: Principal, document_id: int) -> Document:
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
-    if doc is None or not principal.sees_branch(doc.case.branch):
-        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found", detail={"document": document_id})
-    items.not_destroyed(doc.case.item)
-    return doc
-
-
-def granted_document(session: Session, principal: Principal, document_id: int, what: str, permission: Permission,
-                     ctx: Context) -> tuple[Document, int | None]:
-    """The document, and the id of the lending grant on its item the caller reads it under, if any."""
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
-    if doc is None or doc.case.item is None:
-        authorization.require(session, principal, permission, target_type="document", target_id=document_id,
-                              detail={"what": what})
-        return find_document(session, principal, document_id), None
-    try:
-        grant = lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
-    except NotFound:
-        raise NotFound(f"材料 {document_id} 不存在", code="document_not_found",
-                       detail={"document": document_id}) from None
-    items.not_destroyed(doc.case.item)
-    return doc, grant
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -161,18 +135,9 @@ def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depe
                format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                session: Session = UnitOfWork, why: str | None = Depends(purpose),
                principal: Principal = Depends(guard(Permission.IMAGE_READ, grantable=True))) -> Response:
-    ctx = context(request)
-    doc, grant = granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
     fmt = format.lower().replace("jpg", "jpeg")
-    images.check_request(doc, page, w, fmt)
-    marked = access.watermarked(principal, ctx.settings) or grant is not None  # 利用 under a grant: user + time
-    image = images.page_image(ctx, doc, page, w, fmt)
-    now = datetime.now(UTC)
-    if marked:
-        image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
-    session.commit()  # end the request's own transaction before the access event is group-committed
-    ctx.access_writer.write(principal, doc.case, "page", why, document=doc.id, page=page, width=w,
-                           watermark=marked or None, grant=grant)
+    read = reading.read_page(context(request), session, principal, document_id, page, w, fmt, why)
+    image, marked = read.image, read.watermarked
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
     if not marked and matches(request, image.etag):

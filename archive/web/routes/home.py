@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Exists, and_, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Exists, and_, exists, func, select, union
+from sqlalchemy.orm import Session, selectinload
 
 from archive.api.deps import UnitOfWork, context
 from archive.capture.cases import SERIAL
@@ -28,6 +28,15 @@ def root() -> Response:
     return RedirectResponse("/ui/", status_code=308)
 
 
+site = APIRouter(include_in_schema=False)
+
+
+@site.get("/")
+def site_root() -> Response:
+    """A person who types the server's address lands on the UI (business systems use /api/v1)."""
+    return RedirectResponse("/ui/", status_code=307)
+
+
 def _refused_filing() -> Exists:
     """A filing of the case was refused by its 四性检测 (the case is still open until it files)."""
     return exists().where(CheckReport.subject == Case.serial, CheckReport.stage == "gd", CheckReport.passed.is_(False))
@@ -41,8 +50,10 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
     view = view if view in VIEWS else "open"
     scope = scope if scope in ("mine", "branch") else "mine"
     midnight = datetime.combine(datetime.now(ctx.zone).date(), time(0), ctx.zone)
-    today = or_(Case.accepted_at >= midnight, Case.closed_at >= midnight)
-    where = [today]
+    # accepted or closed today: a union of two index ranges (an OR would let SQLite walk the status index instead)
+    today = Case.id.in_(union(select(Case.id).where(Case.accepted_at >= midnight),
+                              select(Case.id).where(Case.closed_at >= midnight)))
+    where: list[ColumnElement[bool]] = [today]
     if scope == "mine":
         where.append(Case.clerk == principal.name)
     if principal.branches is not None:
@@ -52,7 +63,8 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
              "refused": and_(Case.status == "open", _refused_filing())}
     counts = {k: db.scalar(select(func.count()).select_from(Case).where(*where, cond)) or 0
               for k, cond in views.items()}
-    rows = db.scalars(select(Case).where(*where, views[view]).order_by(Case.accepted_at.desc(), Case.id.desc())
+    rows = db.scalars(select(Case).options(selectinload(Case.item)).where(*where, views[view])
+                      .order_by(Case.accepted_at.desc(), Case.id.desc())
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     unassigned = db.scalar(select(func.coalesce(func.sum(ScanPart.last_page - ScanPart.first_page + 1), 0))
                            .where(ScanPart.status == "unassigned")) or 0

@@ -86,6 +86,36 @@
     var input = e.target;
     if (input.matches && input.matches("input[type=file][data-autosubmit]") && input.files.length) input.form.requestSubmit();
   });
+  // 受理: a filter box narrows a long <select> (the business types) to the options whose text contains it.
+  document.addEventListener("input", function (e) {
+    var box = e.target;
+    if (!box.getAttribute || !box.getAttribute("data-filter-for")) return;
+    var select = document.getElementById(box.getAttribute("data-filter-for"));
+    if (!select) return;
+    var words = box.value.trim().toLowerCase(), shown = [], i, j;
+    var groups = select.getElementsByTagName("optgroup");
+    for (i = 0; i < select.options.length; i++) {
+      var opt = select.options[i];
+      var hit = !opt.value || !words || opt.text.toLowerCase().indexOf(words) >= 0 ||
+        (opt.parentNode.label || "").toLowerCase().indexOf(words) >= 0;
+      opt.hidden = !hit;
+      if (hit && opt.value) shown.push(opt);
+    }
+    for (j = 0; j < groups.length; j++) {
+      var any = false;
+      for (i = 0; i < groups[j].children.length; i++) if (!groups[j].children[i].hidden) any = true;
+      groups[j].hidden = !any;
+    }
+    if (shown.length === 1) select.value = shown[0].value;
+  });
+  // Live field checks answer a message; the field says whether it is valid (aria-invalid) to screen readers too.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var field = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (!field || !field.hasAttribute || !field.hasAttribute("data-validate")) return;
+    var msg = document.getElementById("msg-" + field.id);
+    if (!msg) return;
+    if (msg.getAttribute("data-invalid") === "true") field.setAttribute("aria-invalid", "true");
+    else field.removeAttribute("aria-invalid");
   // 扫描室: the barcode gun ends the serial with Enter; that loads the case's materials instead of submitting,
   // and the material select then takes the focus.
   document.addEventListener("keydown", function (e) {
@@ -96,7 +126,7 @@
   });
   document.addEventListener("htmx:afterSwap", function (e) {
     var box = e.detail.target;
-    if (!box || !box.classList || !box.classList.contains("materials")) return;
+    if (!box || !box.classList || !box.classList.contains("scan-materials")) return;
     var select = box.querySelector("select");
     if (select) select.focus();
   });

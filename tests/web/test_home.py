@@ -1,0 +1,80 @@
+"""工作台 and the barcode landing: today's cases of this clerk and branch, paged on the server; nothing of another
+branch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from archive.catalogue.models import Case
+from archive.context import Context
+from archive.web.routes.home import PAGE_SIZE
+from tests.factories import add_case, file_case_row
+from tests.web.html import UiClient, soup, text
+
+NOW = datetime.now(UTC)
+
+
+def _serials(page_text: str, prefix: str = "YW") -> set[str]:
+    return {w for w in page_text.split() if w.startswith(prefix)}
+
+
+def test_home_lists_todays_cases_by_state(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    add_case(ctx, "YWTODAY0001", accepted=NOW)
+    add_case(ctx, "YWTODAY0002", accepted=NOW)
+    add_case(ctx, "YWOLD000001", accepted=NOW - timedelta(days=3))
+    add_case(ctx, "YWFILED0001", accepted=NOW)
+    file_case_row(ctx, "YWFILED0001")
+    with ctx.catalogue.session() as s:
+        s.execute(update(Case).where(Case.serial == "YWFILED0001").values(closed_at=NOW))
+    clerk = ui("clerk01")
+    page = clerk.get("/ui/")
+    assert _serials(text(page)) == {"YWTODAY0001", "YWTODAY0002"}
+    tabs = {a.get_text(" ", strip=True) for a in soup(page).select("nav.tabs a")}
+    assert "办理中 2" in tabs and "已归档 1" in tabs and "归档检测未通过 0" in tabs
+    filed = clerk.get("/ui/?view=filed")
+    assert _serials(text(filed)) >= {"YWFILED0001"} and "YWTODAY0001" not in text(filed)
+
+
+def test_home_pages_on_the_server(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    for i in range(PAGE_SIZE + 3):
+        add_case(ctx, f"YWPAGE{i:05d}", accepted=NOW - timedelta(seconds=i), enqueue=False)
+    clerk = ui("clerk01")
+    first, second = clerk.get("/ui/"), clerk.get("/ui/?page=2")
+    assert len(soup(first).select("table.list tbody tr")) == PAGE_SIZE
+    assert len(soup(second).select("table.list tbody tr")) == 3
+    assert "第 1 / 2 页" in text(first) and soup(first).find("a", rel="next") is not None
+    assert clerk.get("/ui/?page=0").status_code == 422  # a bad page number is refused, not a server error
+
+
+def test_another_branch_sees_nothing(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    add_case(ctx, "YWBR0100001", accepted=NOW, name="李四")
+    other = ui("clerk02", ["clerk"], "BR02")
+    home = other.get("/ui/?scope=branch")
+    assert "YWBR0100001" not in home.text and "李四" not in home.text
+    go = other.get("/ui/go?serial=YWBR0100001", follow_redirects=False)
+    unknown = other.get("/ui/go?serial=YWNOSUCH0001", follow_redirects=False)
+    assert go.status_code == unknown.status_code == 404
+    assert text(go).replace("YWBR0100001", "X") == text(unknown).replace("YWNOSUCH0001", "X")
+
+
+def test_the_barcode_gun_lands_on_the_case(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    add_case(ctx, "YWGUN000001", accepted=NOW)
+    clerk = ui("clerk01")
+    r = clerk.get("/ui/go?serial=%20YWGUN000001%20", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/cases/YWGUN000001"
+    unknown = clerk.get("/ui/go?serial=YWNEW0000001")
+    assert unknown.status_code == 404 and soup(unknown).find("a", href="/ui/cases/new?serial=YWNEW0000001")
+    bad = clerk.get("/ui/go?serial=%3Cscript%3E")
+    assert bad.status_code == 404 and "invalid_serial" in text(bad) and "<script>" not in bad.text
+
+
+def test_names_are_masked_for_a_role_without_pii(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    add_case(ctx, "YWMASK00001", accepted=NOW, name="王小明")
+    head = ui("head01", ["archive_head"], "BR01")
+    page = head.get("/ui/?scope=branch")
+    assert "YWMASK00001" in page.text and "王小明" not in page.text and "王*明" in page.text
+    clerk = ui("clerk01")
+    assert "王小明" in clerk.get("/ui/?scope=branch").text
