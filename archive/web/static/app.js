@@ -116,6 +116,7 @@
     if (!msg) return;
     if (msg.getAttribute("data-invalid") === "true") field.setAttribute("aria-invalid", "true");
     else field.removeAttribute("aria-invalid");
+  });
   // 扫描室: the barcode gun ends the serial with Enter; that loads the case's materials instead of submitting,
   // and the material select then takes the focus.
   document.addEventListener("keydown", function (e) {
