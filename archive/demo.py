@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import img2pdf
@@ -124,7 +125,8 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
                      TrailStep(action="审批", person="chief01", at=closed - timedelta(hours=1), opinion="同意"),
                      TrailStep(action="办结", person=case.clerk, at=closed)]
             close_case(ctx, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
-    batch_note = _stack(ctx, system, stacked, rng) if stacked else ""
+    # the stack is scanned at BR02, where its cases are: its batch belongs there (clerk02 sees it in 扫描室)
+    batch_note = _stack(ctx, replace(system, branches=frozenset({"BR02"})), stacked, rng) if stacked else ""
     filed_count = sum(1 for _, f in CASES if f) + len(EXPIRED)
     users = "、".join(u[0] for u in USERS)
     return (f"已加载演示数据：{len(USERS)} 个用户（密码均为 {DEMO_PASSWORD}：{users}），"

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import audit, indexing
+from archive import audit, authorization, indexing
 from archive.archival_code import CodeParts, allocate, peek
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, get_case
@@ -45,6 +45,7 @@ from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
 from archive.retention.holds import item_objects
 from archive.retention.periods import lock_end
+from archive.retention.refusals import audited
 from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
 from signing.pades import sign_pdf
@@ -94,6 +95,25 @@ class _Built:
 
 class _Stale(Exception):
     """The predicted 件号 was taken, or the case changed, while the filing was being built."""
+
+
+def file_case(ctx: Context, session: Session, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
+    """办结归档 as people and business systems ask for it (API and UI alike): the permission check, then
+    :func:`close_case` as an audited step (``item.file``); a GD refusal keeps its check report.
+
+    ``session`` is the request's unit of work: it is committed here, before filing starts, because filing takes
+    short transactions of its own and on SQLite an open one would hold the write lock they need.
+    """
+    authorization.require(session, principal, Permission.CASE_WRITE, Permission.FILING_OVERRIDE, action="item.file",
+                          target_type="case", target_id=serial,
+                          message="当前账号没有「受理与修改业务」权限，不能办结归档")
+    session.commit()
+    try:
+        with audited(session, principal, "item.file", target_type="case", target_id=serial):
+            return close_case(ctx, principal, serial, data)
+    except FilingChecksFailed as exc:
+        keep_refusal(ctx, principal, serial, exc)
+        raise
 
 
 def close_case(ctx: Context, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:

@@ -6,6 +6,10 @@ store under ``thumbnails/<document sha256>/<page>-<width>.<format>``: the key is
 original's digest, so it never goes stale, and the store records the image's own SHA-256, which is the
 ETag. A small in-process LRU in front of the store makes a warm request cost a dictionary look-up.
 Watermarked images (user and time) are drawn on top of the cached image per request and never cached.
+
+Pages of a batch-scanned stack (for the clerk who assigns what waits, 待分配) are cached the same way under the
+stack's digest; they are rendered from the stored stack copied to a temporary file, a page at a time, so a
+stack of hundreds of megabytes costs only the page.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from archive.capture.scans import stored_stack
 from archive.capture.sniff import JPEG, OFD, PDF, PNG, TIFF
-from archive.catalogue.models import Document
+from archive.catalogue.models import Document, ScanBatch
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound
 from storage.base import ObjectExists, ObjectNotFound
@@ -62,18 +68,22 @@ def check_request(doc: Document, page: int, width: int, fmt: str) -> None:
     if fmt not in FORMATS:
         raise InvalidInput(f"不支持的图像格式 {fmt!r}；可用格式：{'、'.join(FORMATS)}", code="unsupported_image_format",
                            detail={"format": fmt, "allowed": list(FORMATS)})
-    if width > MAX_WIDTH:
-        raise InvalidInput(f"图像宽度 {width} 超过上限 {MAX_WIDTH} 像素", code="width_too_large",
-                           detail={"w": width, "max": MAX_WIDTH})
-    if width < MIN_WIDTH:
-        raise InvalidInput(f"图像宽度 {width} 太小，至少 {MIN_WIDTH} 像素", code="width_too_small",
-                           detail={"w": width, "min": MIN_WIDTH})
+    check_width(width)
     if doc.media_type == OFD:
         raise UnsupportedForRendering(f"材料“{doc.filename}”是 OFD 版式文件，不能生成页面图像；请下载原件查看",
                                       detail={"document": doc.id, "media_type": doc.media_type})
     if page < 1 or page > doc.page_count:
         raise NotFound(f"材料“{doc.filename}”共 {doc.page_count} 页，没有第 {page} 页", code="page_not_found",
                        detail={"document": doc.id, "page": page, "pages": doc.page_count})
+
+
+def check_width(width: int) -> None:
+    if width > MAX_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 超过上限 {MAX_WIDTH} 像素", code="width_too_large",
+                           detail={"w": width, "max": MAX_WIDTH})
+    if width < MIN_WIDTH:
+        raise InvalidInput(f"图像宽度 {width} 太小，至少 {MIN_WIDTH} 像素", code="width_too_small",
+                           detail={"w": width, "min": MIN_WIDTH})
 
 
 class _Lru:
@@ -127,7 +137,27 @@ def evict(document_sha256: str) -> int:
 def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> PageImage:
     """The page at the width and format: from the cache, else rendered from the original and cached."""
     check_request(doc, page, width, fmt)
-    key = cache_key(doc.sha256, page, width, fmt)
+    return _cached(ctx, cache_key(doc.sha256, page, width, fmt), fmt, lambda: render_page(
+        ctx.store.read_bytes(doc.original_key), doc.media_type, page, width))
+
+
+def stack_page_image(ctx: Context, batch: ScanBatch, page: int, width: int) -> PageImage:
+    """Page ``page`` (1-based) of a batch's stored stack as a JPEG ``width`` pixels wide, cached like a
+    document's pages (under the stack's SHA-256)."""
+    check_width(width)
+    if page < 1 or page > batch.pages_total:
+        raise NotFound(f"扫描批次 {batch.id} 共 {batch.pages_total} 页，没有第 {page} 页", code="page_not_found",
+                       detail={"batch": batch.id, "page": page, "pages": batch.pages_total})
+
+    def render() -> Image.Image:
+        with stored_stack(ctx, batch.original_key, batch.media_type) as stack:
+            return _fit(stack.render(page), width)
+
+    return _cached(ctx, cache_key(batch.sha256, page, width, "jpeg"), "jpeg", render)
+
+
+def _cached(ctx: Context, key: str, fmt: str, render: Callable[[], Image.Image]) -> PageImage:
+    """The image under ``key``: from memory, else from the object store, else rendered now and kept in both."""
     media_type = FORMATS[fmt]
     hit = memory_cache.get(key)
     if hit is not None:
@@ -139,7 +169,7 @@ def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> 
         return PageImage(data, info.sha256, media_type, cached=True)
     except ObjectNotFound:
         pass
-    data = encode(render_page(ctx.store.read_bytes(doc.original_key), doc.media_type, page, width), fmt)
+    data = encode(render(), fmt)
     sha = hashlib.sha256(data).hexdigest()
     try:
         ctx.store.put(key, io.BytesIO(data), size=len(data), sha256=sha, media_type=media_type)

@@ -1,6 +1,10 @@
 """Batch scans (批量扫描): a stack is stored as received, then split at its cover sheets into parts,
 and at material separator sheets (材料分隔页) into parts of one material type each.
 
+A batch belongs to the branch of the person who uploaded it: its pages (the unassigned ones above all) are
+personal data of that branch's customers, so a clerk sees her branch's batches only; another branch's batch
+or part is answered exactly like one that does not exist (404).
+
 Processing is a resumable job. Each page's outcome is committed as it goes (``pages_done`` and the
 sheets found), so a crash resumes at the next page; parts are keyed by (batch, first page) and
 their PDFs are built deterministically, so a re-run attaches nothing twice.
@@ -17,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from archive import audit
@@ -58,13 +62,58 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
     batch = ScanBatch(filename=received.filename, original_key=key, sha256=received.sha256, media_type=media_type,
-                      pages_total=pages, material_type=material_type, covers=[],
+                      pages_total=pages, material_type=material_type, covers=[], branch=branch_of(principal),
                       created_by=f"{principal.kind}:{principal.name}")
     session.add(batch)
     session.flush()
     audit.record(session, Actor.of(principal), "scan.receive", target_type="scan_batch",
                  target_id=batch.id, detail={"pages": pages, "sha256": received.sha256})
     return batch
+
+
+def branch_of(principal: Principal) -> str | None:
+    """The branch a person's batch belongs to: her one branch; None for someone who sees every branch. A caller
+    of several branches (an API client) gets the first of them, so that it still sees its own batch."""
+    return None if principal.branches is None else min(principal.branches, default=None)
+
+
+def visible(principal: Principal) -> ColumnElement[bool]:
+    """The batches ``principal`` may see: all for someone who sees every branch, else those of her branches
+    (a batch without a branch may hold any branch's pages: only the former see it)."""
+    return true() if principal.branches is None else ScanBatch.branch.in_(sorted(principal.branches))
+
+
+def get_batch(session: Session, principal: Principal, batch_id: int) -> ScanBatch:
+    batch = session.scalar(select(ScanBatch).where(ScanBatch.id == batch_id, visible(principal)))
+    if batch is None:
+        raise NotFound(f"扫描批次 {batch_id} 不存在", code="scan_batch_not_found", detail={"batch": batch_id})
+    return batch
+
+
+def recent_batches(session: Session, principal: Principal, limit: int, offset: int = 0
+                   ) -> tuple[int, list[ScanBatch]]:
+    """How many batches the person may see, and one page of them, newest first."""
+    total = session.scalar(select(func.count()).select_from(ScanBatch).where(visible(principal))) or 0
+    rows = session.scalars(select(ScanBatch).where(visible(principal))
+                           .order_by(ScanBatch.created_at.desc(), ScanBatch.id.desc()).limit(limit).offset(offset))
+    return total, list(rows)
+
+
+def get_part(session: Session, principal: Principal, part_id: int) -> ScanPart:
+    row = session.scalar(select(ScanPart).join(ScanPart.batch).where(ScanPart.id == part_id, visible(principal)))
+    if row is None:
+        raise NotFound(f"待分配扫描页 {part_id} 不存在", code="scan_part_not_found", detail={"part": part_id})
+    return row
+
+
+def unassigned(session: Session, principal: Principal, limit: int, offset: int = 0) -> tuple[int, list[ScanPart]]:
+    """How many parts wait for a clerk (待分配) in the batches the person may see, and one page of them, oldest
+    first."""
+    where = (ScanPart.status == "unassigned", visible(principal))
+    total = session.scalar(select(func.count()).select_from(ScanPart).join(ScanPart.batch).where(*where)) or 0
+    rows = session.scalars(select(ScanPart).join(ScanPart.batch).where(*where).order_by(ScanPart.id)
+                           .limit(limit).offset(offset))
+    return total, list(rows)
 
 
 def process(ctx: Context, batch_id: int) -> None:
@@ -77,7 +126,7 @@ def process(ctx: Context, batch_id: int) -> None:
         key, media_type, start = batch.original_key, batch.media_type, batch.pages_done
         covers = list(batch.covers or [])
     try:
-        with _stored_stack(ctx, key, media_type) as stack:
+        with stored_stack(ctx, key, media_type) as stack:
             for number in range(start + 1, stack.pages + 1):
                 mark = read_mark(stack.render(number))
                 with ctx.catalogue.session() as s:
@@ -160,15 +209,14 @@ def _attach(ctx: Context, s: Session, row: ScanPart, case: Case, stack: Any, mat
 
 def assign(ctx: Context, session: Session, principal: Principal, part_id: int, serial: str,
            material_type: str) -> ScanPart:
-    """A clerk attaches an unassigned part to a case."""
-    row = session.get(ScanPart, part_id)
-    if row is None:
-        raise NotFound(f"待分配扫描页 {part_id} 不存在", code="scan_part_not_found")
+    """A clerk attaches an unassigned part of a batch she may see to a case she may see (404 for either outside
+    her branches, as if it did not exist)."""
+    row = get_part(session, principal, part_id)
     if row.status != "unassigned":
         raise Conflict(f"扫描页 {part_id} 已经分配", code="scan_part_assigned")
     case = get_case(session, principal, serial)
     batch = row.batch
-    with _stored_stack(ctx, batch.original_key, batch.media_type) as stack:
+    with stored_stack(ctx, batch.original_key, batch.media_type) as stack:
         _attach(ctx, session, row, case, stack, material_type, Actor.of(principal))
     audit.record(session, Actor.of(principal), "scan.assign", target_type="case",
                  target_id=case.serial, detail={"part": part_id, "document_id": row.document_id})
@@ -176,7 +224,7 @@ def assign(ctx: Context, session: Session, principal: Principal, part_id: int, s
 
 
 @contextmanager
-def _stored_stack(ctx: Context, key: str, media_type: str) -> Iterator[Stack]:
+def stored_stack(ctx: Context, key: str, media_type: str) -> Iterator[Stack]:
     """The stored stack, copied chunk by chunk to a temporary file (bounded memory) and opened."""
     with tempfile.NamedTemporaryFile(suffix=".scan") as tmp:
         source = ctx.store.get(key)

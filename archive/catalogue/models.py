@@ -388,6 +388,8 @@ class ScanBatch(Base):
     pages_total: Mapped[int] = mapped_column(default=0)
     pages_done: Mapped[int] = mapped_column(default=0)
     material_type: Mapped[str] = mapped_column(String(40), default="other")  # given to every attached part
+    # the uploader's branch; None: uploaded by someone who sees every branch (or before revision 0012)
+    branch: Mapped[str | None] = mapped_column(String(32), index=True)
     covers: Mapped[list[Any] | None]  # [[page, serial(, material)], …] sheets found so far; resumes from here
     error: Mapped[dict[str, Any] | None]
     created_by: Mapped[str] = mapped_column(String(100))

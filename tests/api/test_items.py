@@ -16,7 +16,7 @@ from sqlalchemy import select
 from archive import identity, images
 from archive.access import ACTION, RateLimited, RateLimiter, purpose_of
 from archive.api.app import create_app
-from archive.api.routes.items import parse_range
+from archive.api.files import parse_range
 from archive.audit import Actor
 from archive.catalogue.models import ApiClient, AuditEvent, Document
 from archive.catalogue.types import utcnow

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import authorization
 from archive.access import PURPOSE_HEADER, EventOut, case_events, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require
 from archive.api.params import MAX_INT, Id, Offset
@@ -20,10 +19,9 @@ from archive.capture.cases import CaseIn, get_case, open_case
 from archive.catalogue.models import Case, Document
 from archive.context import Context
 from archive.errors import InvalidInput
-from archive.filing import CloseIn, FilingChecksFailed, close_case, keep_refusal
+from archive.filing import CloseIn, file_case
 from archive.identifiers import mask_id_number, mask_mobile, mask_name
 from archive.permissions import Permission, Principal
-from archive.retention.refusals import audited
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -365,16 +363,7 @@ def separator_sheets(serial: str,
              responses={409: {"description": "材料不齐（detail.missing）或业务已归档"}})
 def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
           principal: Principal = Depends(caller)) -> CaseOut:
-    authorization.require(session, principal, Permission.CASE_WRITE, Permission.FILING_OVERRIDE, action="item.file",
-                          target_type="case", target_id=serial,
-                          message="当前账号没有「受理与修改业务」权限，不能办结归档")
-    session.commit()  # filing takes short transactions of its own; on SQLite this one would hold the write lock
-    try:
-        with audited(session, principal, "item.file", target_type="case", target_id=serial):
-            close_case(ctx, principal, serial, req)
-    except FilingChecksFailed as exc:
-        keep_refusal(ctx, principal, serial, exc)
-        raise
+    file_case(ctx, session, principal, serial, req)
     with ctx.catalogue.reading() as r:
         return case_out(get_case(r, principal, serial), principal)
 

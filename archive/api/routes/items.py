@@ -8,8 +8,7 @@ outside the caller's branches is 404, as if it did not exist.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,28 +18,22 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from archive import access, authorization, images, reading
+from archive import access, authorization, images, items, reading
 from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
 from archive.api.deps import UnitOfWork, caller, context, require, route_of, sqlite_turn
+from archive.api.files import file_response, matches, rendition_response
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
-from archive.catalogue.models import ArchiveItem, Case
+from archive.catalogue.models import Case
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import InvalidRange, NotFound
 from archive.permissions import Permission, Principal
-from archive.reading import granted_document, not_destroyed
-from archive.retention import lending
-from signing.certificates import load_trust_roots
+from archive.reading import granted_document
 from signing.eep import EepFile, build_eep
-from signing.fixity import Digests
-from signing.validate import verify_pdf
 
 MAX_BATCH = 100
-CHUNK = 256 * 1024
 CODE_EXAMPLE = "J001-YW·2026-D30-TQ-000001"
 
 
@@ -81,22 +74,6 @@ async def purpose(x_purpose: str | None = Header(None, alias=PURPOSE_HEADER, des
     return purpose_of(x_purpose)
 
 
-def find_item(session: Session, principal: Principal, archival_code: str) -> ArchiveItem:
-    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
-    if item is None or not principal.sees_branch(item.case.branch):
-        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
-    return item
-
-
-def granted_item(session: Session, principal: Principal, archival_code: str, what: str, permission: Permission,
-                 ctx: Context) -> tuple[ArchiveItem, int | None]:
-    """The item, and the id of the lending grant the caller reads it under (None: by role and branch)."""
-    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
-    if item is None:  # without the permission: 403 before saying whether it exists
-        authorization.require(session, principal, permission, target_type="item", target_id=archival_code,
-                              detail={"what": what})
-        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
-    return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -107,7 +84,7 @@ def granted_item(session: Session, principal: Principal, archival_code: str, wha
 def read_item(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
               why: str | None = Depends(purpose),
               principal: Principal = Depends(guard(Permission.ITEM_READ, grantable=True))) -> CaseRecord:
-    item, grant = granted_item(session, principal, archival_code, "data", Permission.ITEM_READ, ctx)
+    item, grant = items.granted_item(session, principal, archival_code, "data", Permission.ITEM_READ, ctx)
     record_access(session, principal, item.case, "data", why, grant=grant)
     return case_record(session, item.case, principal)
 
@@ -163,7 +140,7 @@ def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depe
     image, marked = read.image, read.watermarked
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
-    if not marked and _matches(request, image.etag):
+    if not marked and matches(request, image.etag):
         return Response(status_code=304, headers=headers)
     return Response(image.data, media_type=image.media_type, headers=headers)
 
@@ -183,7 +160,7 @@ def original(document_id: Id, request: Request, ctx: Context = Depends(context),
              why: str | None = Depends(purpose),
              principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
     doc, grant = granted_document(session, principal, document_id, "original", Permission.FILE_READ, ctx)
-    response = _file_response(ctx, request, doc.original_key, doc.size, doc.sha256, doc.media_type, doc.filename)
+    response = file_response(ctx, request, doc.original_key, doc.size, doc.sha256, doc.media_type, doc.filename)
     record_access(session, principal, doc.case, "original", why, document=doc.id,
                   range=request.headers.get("range"), grant=grant)
     return response
@@ -195,14 +172,7 @@ def original(document_id: Id, request: Request, ctx: Context = Depends(context),
 def rendition(archival_code: str, request: Request, ctx: Context = Depends(context), session: Session = UnitOfWork,
               why: str | None = Depends(purpose),
               principal: Principal = Depends(guard(Permission.FILE_READ, grantable=True))) -> Response:
-    item, grant = granted_item(session, principal, archival_code, "rendition", Permission.FILE_READ, ctx)
-    key = _rendition_key(item)
-    size = ctx.store.stat(key).size
-    response = _file_response(ctx, request, key, size, item.rendition_sha256 or "", "application/pdf",
-                              f"{archival_code}.pdf")
-    record_access(session, principal, item.case, "rendition", why, range=request.headers.get("range"),
-                  grant=grant)
-    return response
+    return rendition_response(ctx, request, session, principal, archival_code, why)
 
 
 class CheckOut(BaseModel):
@@ -231,12 +201,7 @@ class VerificationOut(BaseModel):
 def verification(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
                  why: str | None = Depends(purpose),
                  principal: Principal = Depends(guard(Permission.ITEM_READ))) -> VerificationOut:
-    item = find_item(session, principal, archival_code)
-    with ctx.store.get(_rendition_key(item)) as f:
-        data = f.read()
-    report = verify_pdf(data, load_trust_roots(ctx.settings.pki_path),
-                        Digests(item.rendition_sha256 or "", item.rendition_sm3 or "", len(data)))
-    record_access(session, principal, item.case, "verification", why, ok=report.ok)
+    _, report = items.verify(ctx, session, principal, archival_code, why)
     return VerificationOut(archival_code=archival_code, verified_at=datetime.now(UTC), **report.to_dict())
 
 
@@ -247,8 +212,8 @@ def verification(archival_code: str, ctx: Context = Depends(context), session: S
 def package(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
             why: str | None = Depends(purpose),
             principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
-    item = find_item(session, principal, archival_code)
-    with ctx.store.get(_rendition_key(item)) as f:
+    item = items.find_item(session, principal, archival_code)
+    with ctx.store.get(items.rendition_key(item)) as f:
         data = f.read()
     xml = build_eep(eep_record(ctx, item), [EepFile(f"{archival_code}.pdf", data, title="归档 PDF/A")], ctx.signer,
                     creator_unit=ctx.settings.fonds_name)
@@ -281,74 +246,3 @@ def access_events(archival_code: str | None = Query(None, max_length=64, example
     return AccessPage(total=total, events=events)
 
 
-# --- helpers -------------------------------------------------------------------------------------
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The single byte range ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` as (start, end inclusive)."""
-    if header is None:
-        return None
-    m = _RANGE.fullmatch(header.strip())
-    if m is None or not (m.group(1) or m.group(2)):
-        raise InvalidRange(f"Range 请求头 {header!r} 格式不对：只支持单个范围，"
-                           "如 bytes=0-1023、bytes=1024-、bytes=-500", size)
-    if m.group(1):
-        start = int(m.group(1))
-        end = int(m.group(2)) if m.group(2) else max(start, size - 1)
-        if end < start:
-            raise InvalidRange(f"Range 请求头 {header!r} 的终点小于起点", size)
-    else:
-        suffix = int(m.group(2))
-        if suffix == 0:
-            raise InvalidRange("Range bytes=-0 不包含任何字节", size, code="range_not_satisfiable")
-        start, end = max(0, size - suffix), size - 1
-    if start >= size:
-        raise InvalidRange(f"读取起点 {start} 超出文件大小（{size} 字节）", size, code="range_not_satisfiable")
-    return start, min(end, size - 1)
-
-
-def _file_response(ctx: Context, request: Request, key: str, size: int, sha256: str, media_type: str,
-                   filename: str) -> Response:
-    etag = f'"{sha256}"'
-    span = parse_range(request.headers.get("range"), size)
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=86400",
-               "Content-Disposition": f"attachment; filename=\"{_ascii(filename)}\"; "
-                                      f"filename*=UTF-8''{quote(filename)}"}
-    if span is None and _matches(request, etag):
-        return Response(status_code=304, headers=headers)
-    start, end = span if span is not None else (0, size - 1)
-    length = end - start + 1
-    headers["Content-Length"] = str(length)
-    if span is not None:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    stream = ctx.store.get(key, offset=start, length=length) if length > 0 else None
-    # closed after the response even when the client left before the first chunk was read
-    return StreamingResponse(_chunks(stream), status_code=206 if span is not None else 200, media_type=media_type,
-                             headers=headers, background=BackgroundTask(stream.close) if stream else None)
-
-
-def _chunks(stream: Any) -> Iterator[bytes]:
-    if stream is None:
-        return
-    with stream:
-        while chunk := stream.read(CHUNK):
-            yield chunk
-
-
-def _matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    return header is not None and (header.strip() == "*" or etag in [t.strip() for t in header.split(",")])
-
-
-def _ascii(name: str) -> str:
-    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "file"
-
-
-def _rendition_key(item: ArchiveItem) -> str:
-    not_destroyed(item)
-    if not item.rendition_key:
-        raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
-                       detail={"archival_code": item.archival_code})
-    return item.rendition_key

@@ -7,16 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.api.deps import UnitOfWork, context, require
 from archive.api.params import Id
 from archive.capture import scans
 from archive.capture.documents import Received
-from archive.catalogue.models import ScanBatch, ScanPart
+from archive.catalogue.models import ScanBatch
 from archive.context import Context
-from archive.errors import NotFound
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1/scans", tags=["scans"])
@@ -69,20 +67,17 @@ def upload(file: Annotated[UploadFile, File(description="扫描仪输出的多�
     return batch_out(batch)
 
 
-@router.get("/unassigned", response_model=list[PartOut], summary="待分配的扫描页")
+@router.get("/unassigned", response_model=list[PartOut], summary="待分配的扫描页（本人可见网点的批次）")
 def unassigned(limit: int = Query(100, ge=1, le=1000), session: Session = UnitOfWork,
-               _: Principal = Depends(require(Permission.CASE_WRITE))) -> list[PartOut]:
-    rows = session.scalars(select(ScanPart).where(ScanPart.status == "unassigned").order_by(ScanPart.id).limit(limit))
+               principal: Principal = Depends(require(Permission.CASE_WRITE))) -> list[PartOut]:
+    _, rows = scans.unassigned(session, principal, limit)
     return [PartOut.model_validate(p, from_attributes=True) for p in rows]
 
 
-@router.get("/{batch_id}", response_model=BatchOut, summary="批量扫描的进度与拆分结果")
+@router.get("/{batch_id}", response_model=BatchOut, summary="批量扫描的进度与拆分结果（其他网点的批次为 404）")
 def read(batch_id: Id, session: Session = UnitOfWork,
-         _: Principal = Depends(require(Permission.CASE_WRITE))) -> BatchOut:
-    batch = session.get(ScanBatch, batch_id)
-    if batch is None:
-        raise NotFound(f"扫描批次 {batch_id} 不存在", code="scan_batch_not_found")
-    return batch_out(batch)
+         principal: Principal = Depends(require(Permission.CASE_WRITE))) -> BatchOut:
+    return batch_out(scans.get_batch(session, principal, batch_id))
 
 
 class AssignIn(BaseModel):

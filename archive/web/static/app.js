@@ -117,4 +117,18 @@
     if (msg.getAttribute("data-invalid") === "true") field.setAttribute("aria-invalid", "true");
     else field.removeAttribute("aria-invalid");
   });
+  // 扫描室: the barcode gun ends the serial with Enter; that loads the case's materials instead of submitting,
+  // and the material select then takes the focus.
+  document.addEventListener("keydown", function (e) {
+    var el = e.target;
+    if (e.key !== "Enter" || !el.matches || !el.matches("input[data-serial-lookup]")) return;
+    e.preventDefault();
+    if (window.htmx) window.htmx.trigger(el, "lookup");
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var box = e.detail.target;
+    if (!box || !box.classList || !box.classList.contains("scan-materials")) return;
+    var select = box.querySelector("select");
+    if (select) select.focus();
+  });
 })();

@@ -1,0 +1,62 @@
+"""Archive items (归档件) as a caller may reach them: by 档号 within the caller's branches, under a lending grant,
+their rendition, and its verification. Shared by the API and the web UI, so both answer alike (404 outside the
+branches, 410 for a destroyed item) and both register the same access events.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import authorization
+from archive.access import record_access
+from archive.catalogue.models import ArchiveItem
+from archive.context import Context
+from archive.errors import NotFound
+from archive.permissions import Permission, Principal
+from archive.reading import not_destroyed
+from archive.retention import lending
+from signing.certificates import load_trust_roots
+from signing.fixity import Digests
+from signing.validate import VerificationReport, verify_pdf
+
+
+def find_item(session: Session, principal: Principal, archival_code: str) -> ArchiveItem:
+    """The item; 404 also when it belongs to a branch the caller may not see (existence must not leak)."""
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
+    if item is None or not principal.sees_branch(item.case.branch):
+        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
+    return item
+
+
+def granted_item(session: Session, principal: Principal, archival_code: str, what: str, permission: Permission,
+                 ctx: Context) -> tuple[ArchiveItem, int | None]:
+    """The item, and the id of the lending grant the caller reads it under (None: by role and branch)."""
+    item = session.scalar(select(ArchiveItem).where(ArchiveItem.archival_code == archival_code))
+    if item is None:  # without the permission: 403 before saying whether it exists
+        authorization.require(session, principal, permission, target_type="item", target_id=archival_code,
+                              detail={"what": what})
+        raise NotFound(f"档号 {archival_code} 不存在", code="item_not_found", detail={"archival_code": archival_code})
+    return item, lending.authorize_read(session, principal, item, what, permission, ctx.zone)
+
+
+def rendition_key(item: ArchiveItem) -> str:
+    """Where the item's signed PDF/A is stored; 410 for a destroyed item, 404 for one without a rendition."""
+    not_destroyed(item)
+    if not item.rendition_key:
+        raise NotFound(f"档案 {item.archival_code} 没有归档 PDF", code="rendition_not_found",
+                       detail={"archival_code": item.archival_code})
+    return item.rendition_key
+
+
+def verify(ctx: Context, session: Session, principal: Principal, archival_code: str,
+           purpose: str | None) -> tuple[ArchiveItem, VerificationReport]:
+    """Verify the item's rendition afresh (signature, chain, PDF/A, fixity against the catalogue's digests) and
+    register the read (what=verification)."""
+    item = find_item(session, principal, archival_code)
+    with ctx.store.get(rendition_key(item)) as f:
+        data = f.read()
+    report = verify_pdf(data, load_trust_roots(ctx.settings.pki_path),
+                        Digests(item.rendition_sha256 or "", item.rendition_sm3 or "", len(data)))
+    record_access(session, principal, item.case, "verification", purpose, ok=report.ok)
+    return item, report
