@@ -41,6 +41,15 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_image_cache() -> None:
+    """Rendered page images are cached per process, keyed by content: a test must not see another's renderings
+    (it would skip writing its own into its object store)."""
+    from archive import images
+
+    images.memory_cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2's production cost is ~0.2 s a hash here; tests create hundreds of users."""
     from argon2 import PasswordHasher

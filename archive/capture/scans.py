@@ -116,6 +116,13 @@ def unassigned(session: Session, principal: Principal, limit: int, offset: int =
     return total, list(rows)
 
 
+def unassigned_pages(session: Session, principal: Principal) -> int:
+    """How many scanned pages wait for a clerk (待分配) in the batches the person may see."""
+    pages = func.coalesce(func.sum(ScanPart.last_page - ScanPart.first_page + 1), 0)
+    return session.scalar(select(pages).join(ScanPart.batch)
+                          .where(ScanPart.status == "unassigned", visible(principal))) or 0
+
+
 def process(ctx: Context, batch_id: int) -> None:
     """Read every remaining page, then split and attach. Safe to run again after a crash."""
     with ctx.catalogue.session() as s:

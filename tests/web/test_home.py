@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from archive.catalogue.models import Case
+from archive.catalogue.models import Case, ScanBatch, ScanPart
 from archive.context import Context
 from archive.web.routes.home import PAGE_SIZE
 from tests.factories import add_case, file_case_row
@@ -78,3 +78,19 @@ def test_names_are_masked_for_a_role_without_pii(ctx: Context, ui: Callable[...,
     assert "YWMASK00001" in page.text and "王小明" not in page.text and "王*明" in page.text
     clerk = ui("clerk01")
     assert "王小明" in clerk.get("/ui/?scope=branch").text
+
+
+def test_unassigned_pages_are_counted_for_the_own_branch_only(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    with ctx.catalogue.session() as s:
+        for branch, parts in (("BR01", 2), ("BR02", 5)):
+            batch = ScanBatch(filename="stack.pdf", original_key="scans/x", sha256="0" * 64,
+                              media_type="application/pdf", status="done", created_by="someone", branch=branch,
+                              covers=[])
+            s.add(batch)
+            s.flush()
+            s.add_all(ScanPart(batch_id=batch.id, first_page=3 * i + 1, last_page=3 * i + 3, status="unassigned",
+                               reason="unknown_serial") for i in range(parts))
+    big = soup(ui("clerk01").get("/ui/")).select_one("strong.big")
+    assert big is not None and big.get_text() == "6"  # 2 parts of 3 pages in BR01; BR02's 15 pages are not hers
+    other = soup(ui("clerk02", ["clerk"], "BR02").get("/ui/")).select_one("strong.big")
+    assert other is not None and other.get_text() == "15"

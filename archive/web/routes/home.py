@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, Exists, and_, exists, func, select, union
 from sqlalchemy.orm import Session, selectinload
 
 from archive.api.deps import UnitOfWork, context
+from archive.capture import scans
 from archive.capture.cases import SERIAL
-from archive.catalogue.models import Case, CheckReport, ScanPart
+from archive.catalogue.models import Case, CheckReport
 from archive.context import Context
 from archive.permissions import Permission, Principal
 from archive.web.deps import require
@@ -66,8 +67,7 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
     rows = db.scalars(select(Case).options(selectinload(Case.item)).where(*where, views[view])
                       .order_by(Case.accepted_at.desc(), Case.id.desc())
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    unassigned = db.scalar(select(func.coalesce(func.sum(ScanPart.last_page - ScanPart.first_page + 1), 0))
-                           .where(ScanPart.status == "unassigned")) or 0
+    unassigned = scans.unassigned_pages(db, principal)
     pages = max(1, -(-counts[view] // PAGE_SIZE))
     return render(request, "home.html", cases=rows, counts=counts, views=VIEWS, view=view, scope=scope,
                   page=page, pages=pages, unassigned=unassigned, schedule=ctx.schedule,
