@@ -22,6 +22,14 @@
   document.addEventListener("htmx:sendError", function () {
     flash("网络连接中断，操作未完成。请检查网络后重试；已上传成功的文件不会重复保存。");
   });
+  // After any answer (or none), empty the form's file inputs: choosing the same file again to retry must fire
+  // `change` once more (the browser fires it only when the selection differs).
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || !elt.querySelectorAll) return;
+    var inputs = elt.querySelectorAll("input[type=file][data-autosubmit]");
+    for (var i = 0; i < inputs.length; i++) inputs[i].value = "";
+  });
   document.addEventListener("htmx:timeout", function () {
     flash("服务器响应超时，操作可能未完成。请刷新页面查看结果后再重试。");
   });

@@ -24,7 +24,10 @@ from tests.helpers import PASSWORD
 
 REQUIRE_BROWSER = os.environ.get("ARCHIVE_TEST_REQUIRE_BROWSER") == "1"
 CHROMIUM = os.environ.get("ARCHIVE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[3]
+# Every run writes its screenshots to build/screenshots (not tracked); ARCHIVE_TEST_UPDATE_SCREENSHOTS=1 writes
+# them to docs/screenshots, the ones the README shows.
+SHOTS = ROOT / ("docs" if os.environ.get("ARCHIVE_TEST_UPDATE_SCREENSHOTS") == "1" else "build") / "screenshots"
 COUNTER = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
 
@@ -99,7 +102,7 @@ def page_for(browser: object, live: str) -> Iterator[object]:
 
 
 def shot(page: object, name: str) -> Path:
-    """Write a screenshot of the page to docs/screenshots/<name>.png (the README shows some of them)."""
+    """Write a screenshot of the page to <SHOTS>/<name>.png (see SHOTS)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)  # type: ignore[attr-defined]
