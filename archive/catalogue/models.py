@@ -173,7 +173,7 @@ class Case(Base):
     unit_account: Mapped[str | None] = mapped_column(String(32))
     loan_contract_no: Mapped[str | None] = mapped_column(String(64), index=True)
     branch: Mapped[str] = mapped_column(String(32), index=True)  # 办理网点
-    clerk: Mapped[str] = mapped_column(String(64))  # 经办人
+    clerk: Mapped[str] = mapped_column(String(64), index=True)  # 经办人 (the 工作台 lists a clerk's cases)
     accepted_at: Mapped[datetime] = mapped_column(index=True)  # the counter's 工作台 lists today's cases
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))  # 办结结果: approved, rejected, withdrawn

@@ -33,7 +33,9 @@ def test_home_lists_todays_cases_by_state(ctx: Context, ui: Callable[..., UiClie
     page = clerk.get("/ui/")
     assert _serials(text(page)) == {"YWTODAY0001", "YWTODAY0002"}
     tabs = {a.get_text(" ", strip=True) for a in soup(page).select("nav.tabs a")}
-    assert "办理中 2" in tabs and "已归档 1" in tabs and "归档检测未通过 0" in tabs
+    assert "办理中 2" in tabs and "已归档 1" in tabs and "归档检测未通过 0" in tabs and "未办结（含往日） 3" in tabs
+    pending = clerk.get("/ui/?view=pending")
+    assert _serials(text(pending)) == {"YWTODAY0001", "YWTODAY0002", "YWOLD000001"}
     filed = clerk.get("/ui/?view=filed")
     assert _serials(text(filed)) >= {"YWFILED0001"} and "YWTODAY0001" not in text(filed)
 

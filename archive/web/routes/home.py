@@ -21,7 +21,7 @@ from archive.web.render import SECURITY_HEADERS, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 20
-VIEWS = {"open": "办理中", "filed": "已归档", "refused": "归档检测未通过"}
+VIEWS = {"open": "办理中", "filed": "已归档", "refused": "归档检测未通过", "pending": "未办结（含往日）"}
 
 
 @router.get("")
@@ -54,14 +54,15 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
     # accepted or closed today: a union of two index ranges (an OR would let SQLite walk the status index instead)
     today = Case.id.in_(union(select(Case.id).where(Case.accepted_at >= midnight),
                               select(Case.id).where(Case.closed_at >= midnight)))
-    where: list[ColumnElement[bool]] = [today]
+    where: list[ColumnElement[bool]] = []
     if scope == "mine":
         where.append(Case.clerk == principal.name)
     if principal.branches is not None:
         where.append(Case.branch.in_(principal.branches))
-    views = {"open": and_(Case.status == "open", ~_refused_filing()),
-             "filed": Case.status == "filed",
-             "refused": and_(Case.status == "open", _refused_filing())}
+    views = {"open": and_(today, Case.status == "open", ~_refused_filing()),
+             "filed": and_(today, Case.status == "filed"),
+             "refused": and_(today, Case.status == "open", _refused_filing()),
+             "pending": Case.status == "open"}  # every day's: what is still on this desk
     counts = {k: db.scalar(select(func.count()).select_from(Case).where(*where, cond)) or 0
               for k, cond in views.items()}
     rows = db.scalars(select(Case).options(selectinload(Case.item)).where(*where, views[view])

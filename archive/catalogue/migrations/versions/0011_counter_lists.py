@@ -1,4 +1,4 @@
-"""the counter's 工作台 lists today's cases: index acceptance and closing times (issue 14)
+"""the counter's 工作台 lists a clerk's cases of today: index clerk, acceptance and closing times (issue 14)
 
 Revision ID: 0011
 Revises: 0010
@@ -19,9 +19,11 @@ def upgrade() -> None:
     with op.batch_alter_table("case") as batch_op:
         batch_op.create_index(batch_op.f("ix_case_accepted_at"), ["accepted_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_case_closed_at"), ["closed_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_case_clerk"), ["clerk"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("case") as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_clerk"))
         batch_op.drop_index(batch_op.f("ix_case_closed_at"))
         batch_op.drop_index(batch_op.f("ix_case_accepted_at"))
