@@ -27,25 +27,32 @@ def not_destroyed(item: ArchiveItem | None) -> None:
                    code="item_destroyed", detail={"archival_code": item.archival_code})
 
 
-def find_document(session: Session, principal: Principal, document_id: int) -> Document:
-    """The document, 404 also when its case is in a branch the caller may not see."""
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
+def _load(session: Session, document_id: int) -> Document | None:
+    return session.scalar(select(Document).where(Document.id == document_id)
+                          .options(joinedload(Document.case).joinedload(Case.item)))
+
+
+def _visible(doc: Document | None, principal: Principal, document_id: int) -> Document:
+    """The document, 404 also when its case is in a branch the caller may not see; 410 once destroyed."""
     if doc is None or not principal.sees_branch(doc.case.branch):
         raise NotFound(f"材料 {document_id} 不存在", code="document_not_found", detail={"document": document_id})
     not_destroyed(doc.case.item)
     return doc
 
 
+def find_document(session: Session, principal: Principal, document_id: int) -> Document:
+    """The document, 404 also when its case is in a branch the caller may not see."""
+    return _visible(_load(session, document_id), principal, document_id)
+
+
 def granted_document(session: Session, principal: Principal, document_id: int, what: str, permission: Permission,
                      ctx: Context) -> tuple[Document, int | None]:
     """The document, and the id of the lending grant on its item the caller reads it under, if any."""
-    doc = session.scalar(select(Document).where(Document.id == document_id)
-                         .options(joinedload(Document.case).joinedload(Case.item)))
+    doc = _load(session, document_id)  # once: every thumbnail of a case page comes through here
     if doc is None or doc.case.item is None:
         authorization.require(session, principal, permission, target_type="document", target_id=document_id,
                               detail={"what": what})
-        return find_document(session, principal, document_id), None
+        return _visible(doc, principal, document_id), None
     try:
         grant = lending.authorize_read(session, principal, doc.case.item, what, permission, ctx.zone)
     except NotFound:
