@@ -179,3 +179,8 @@ def test_a_serial_of_another_branch_reads_as_unknown(ctx: Context, ui: Callable[
     assert r.status_code == 404 and "case_not_found" in field_message(soup(r), "serial")
     assert "张三" not in r.text.replace('value="张三"', "")  # only what this clerk typed herself
     assert count(ctx, Case) == 1
+
+
+def test_an_unknown_live_check_is_404(ui: Callable[..., UiClient]) -> None:
+    r = ui("clerk01").post("/ui/validate/passport", data={"x": "1"})
+    assert r.status_code == 404 and "没有这种校验" in r.text

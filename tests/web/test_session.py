@@ -60,6 +60,14 @@ def test_login_form_needs_its_token(ctx: Context, client: TestClient) -> None:
     assert r.status_code == 403 and "csrf_failed" in text(r) and session.COOKIE not in b.cookies
 
 
+def test_an_empty_login_form_is_refused_in_chinese(ctx: Context, client: TestClient) -> None:
+    add_user(ctx, "clerk01", ["clerk"], "BR01")
+    b = _browser(client)
+    r = b.post("/ui/login", data={"username": "  ", "password": "", "csrf_token": login_form_token(b)})
+    assert r.status_code == 422 and "请输入用户名和密码" in text(r) and "missing_credentials" in text(r)
+    assert session.COOKIE not in b.cookies
+
+
 def test_next_never_leaves_the_ui(ctx: Context, client: TestClient) -> None:
     add_user(ctx, "clerk01", ["clerk"], "BR01")
     for target in ("https://evil.example/", "//evil.example/ui/", "/api/v1/cases", "/ui\\..\\x"):
