@@ -53,6 +53,9 @@ ACTIONS: dict[str, str] = {
     "check.sweep.pause": "暂停长期保存检测",
     "check.sweep.finish": "完成长期保存检测",
     "check.sweep.fail": "长期保存检测出错中止",
+    # web console
+    "job.start": "开始后台任务（销毁执行、移交导出、重新适用分类方案等）",
+    "job.finish": "后台任务结束（完成、出错或中断）",
     "alert.raise": "产生存储告警",
     "alert.acknowledge": "确认存储告警",
     "storage.gc": "清理未登记的存储对象",

@@ -14,12 +14,14 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -797,3 +799,55 @@ class StorageAlert(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     acknowledged_at: Mapped[datetime | None]
     acknowledge_note: Mapped[str | None] = mapped_column(String(500))
+
+
+# --- web console: background jobs and saved searches (archive/jobs.py, archive/web) ---
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process ended before it finished; it may be started again
+
+
+class Job(Base):
+    """A long action started from the web console (销毁执行, 移交导出, 重新适用分类方案 …) with its progress.
+
+    ``key`` names what it acts on (``destruction.execute:12``): while one job of a key runs, starting it again
+    answers the running job instead of a second one.
+    """
+
+    __tablename__ = "job"
+    # at most one running job per key, across processes (a partial unique index on both databases)
+    __table_args__ = (Index("uq_job_running_key", "key", unique=True, sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(String(200))  # Chinese, for the person watching it
+    permission: Mapped[str] = mapped_column(String(64))  # who may watch it besides the person who started it
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING.value, index=True)
+    _valid_status = _one_of(JobStatus)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    owner: Mapped[dict[str, Any]]  # host and pid of the process running it
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what the page shows when it is done
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {code, message} when it failed
+    link: Mapped[str | None] = mapped_column(String(300))  # where to see what it made
+    started_by: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class SavedSearch(Base):
+    """A person's saved search (保存的检索): its name and the query string of the search page."""
+
+    __tablename__ = "saved_search"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from archive import audit
+from archive import audit, leases
 from archive.audit import Actor
 from archive.catalogue.models import StorageSweep
 from archive.catalogue.types import utcnow
@@ -243,7 +242,7 @@ def _start(ctx: Context, actor: Actor, options: SweepOptions) -> StorageSweep:
 
 
 def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    return leases.owner()
 
 
 def _resume(ctx: Context, actor: Actor, which: bool | int, options: SweepOptions) -> StorageSweep | None:
@@ -274,21 +273,7 @@ def _resume(ctx: Context, actor: Actor, which: bool | int, options: SweepOptions
 
 
 def _alive(owner: dict[str, Any], checkpoint_at: datetime) -> bool:
-    """Whether the process that runs a sweep is still alive: on this host, whether the pid exists; on
-    another (a container that was killed and replaced has another hostname), whether it checkpointed
-    within the lease."""
-    pid = owner.get("pid")
-    if owner.get("host") != socket.gethostname():
-        return utcnow() - checkpoint_at < LEASE
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return leases.alive(owner, checkpoint_at, LEASE)
 
 
 def _checkpoint(ctx: Context, actor: Actor, sweep_id: int, results: list[tuple[CheckItem, Result]], *,

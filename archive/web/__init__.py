@@ -12,11 +12,28 @@ from archive.web.session import check_csrf
 
 
 def install(app: FastAPI) -> None:
-    from archive.web.routes import auth, cases, filing, home, scans
+    from archive.web.routes import (
+        admin,
+        appraisal,
+        audit,
+        auth,
+        cases,
+        checks,
+        dashboard,
+        filing,
+        home,
+        jobs,
+        lending,
+        retention,
+        scans,
+        search,
+        transfers,
+    )
 
     app.include_router(assets.router)
     app.include_router(home.site)
     app.include_router(auth.router)
-    for module in (home, cases, filing, scans):  # every state change under /ui carries the session's CSRF token
+    for module in (home, cases, filing, scans, jobs, search, appraisal, retention, lending, transfers, checks, audit,
+                   admin, dashboard):  # every state change under /ui carries the session's CSRF token
         app.include_router(module.router, dependencies=[Depends(check_csrf)])
     errors.install(app)

@@ -25,8 +25,44 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY", "Cache-Control": "no-store",  # pages carry personal data: never cached
 }
 
+# The header's navigation: (label, path, any of these permissions). A person sees the entries her roles allow; the
+# first one is where she lands after login when she has no 工作台 (archivists, auditors, administrators).
+NAV: tuple[tuple[str, str, frozenset[Permission]], ...] = (
+    ("工作台", "/ui/", frozenset({Permission.CASE_WRITE})),
+    ("受理", "/ui/cases/new", frozenset({Permission.CASE_WRITE})),
+    ("扫描室", "/ui/scans", frozenset({Permission.CASE_WRITE})),
+    ("统计", "/ui/dashboard", frozenset({Permission.RETENTION_MANAGE, Permission.DESTRUCTION_APPROVE,
+                                        Permission.CHECK_READ, Permission.ITEM_READ})),
+    ("检索", "/ui/search", frozenset({Permission.ITEM_READ})),
+    ("鉴定销毁", "/ui/appraisal", frozenset({Permission.RETENTION_MANAGE, Permission.DESTRUCTION_APPROVE})),
+    ("冻结", "/ui/holds", frozenset({Permission.HOLD_MANAGE})),
+    ("保管期限", "/ui/schedules", frozenset({Permission.RETENTION_MANAGE})),
+    ("利用", "/ui/lending", frozenset({Permission.LENDING_REQUEST, Permission.LENDING_APPROVE})),
+    ("移交", "/ui/transfers", frozenset({Permission.TRANSFER_MANAGE})),
+    ("四性检测", "/ui/checks", frozenset({Permission.CHECK_READ})),
+    ("审计", "/ui/audit", frozenset({Permission.AUDIT_READ})),
+    ("用户与系统", "/ui/admin", frozenset({Permission.USER_READ, Permission.USER_MANAGE, Permission.CLIENT_MANAGE,
+                                          Permission.ROLE_ASSIGN})),
+)
+
+
+def nav_for(principal: Any) -> list[tuple[str, str]]:
+    """The navigation entries ``principal`` may open, in order."""
+    if principal is None:
+        return []
+    return [(label, path) for label, path, perms in NAV if perms & principal.permissions]
+
+
+def nav_current(path: str, entry: str) -> bool:
+    """Whether the page at ``path`` belongs to the navigation entry ``entry`` (its section)."""
+    if entry == "/ui/":
+        return path == "/ui/" or (path.startswith("/ui/cases/") and path != "/ui/cases/new")
+    return path == entry or path.startswith(entry.rstrip("/") + "/")
+
+
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+env.globals.update(nav_for=nav_for, nav_current=nav_current)
 env.globals.update(asset=asset_url, ROLE_NAMES=ROLE_NAMES, PERMISSION_NAMES=PERMISSION_NAMES, Permission=Permission)
 env.filters.update(mask_id=mask_id_number, mask_mobile=mask_mobile, mask_name=mask_name)
 

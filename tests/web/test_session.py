@@ -147,12 +147,12 @@ def test_pages_forbid_inline_script_and_framing(ui: Callable[..., UiClient]) -> 
 def test_a_person_without_the_permission_gets_403_and_it_is_audited(ctx: Context,
                                                                     ui: Callable[..., UiClient]) -> None:
     auditor = ui("audit01", ["auditor"], None)
-    r = auditor.get("/ui/")
-    assert r.status_code == 403 and "permission_denied" in text(r) and "<table" not in r.text
+    r = auditor.get("/ui/cases/new")
+    assert r.status_code == 403 and "permission_denied" in text(r) and "<form" not in r.text.split("</header>")[-1]
     with ctx.catalogue.reading() as s:
         ev = s.execute(select(AuditEvent.outcome, AuditEvent.target_id)
                        .where(AuditEvent.action == "permission.denied")).one()
-    assert tuple(ev) == ("refused", "GET /ui/")
+    assert tuple(ev) == ("refused", "GET /ui/cases/new")
 
 
 def test_unknown_ui_path_is_a_chinese_page(ui: Callable[..., UiClient]) -> None:

@@ -10,14 +10,15 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import ColumnElement, Exists, and_, exists, func, select, union
 from sqlalchemy.orm import Session, selectinload
 
-from archive.api.deps import UnitOfWork, context
+from archive import authorization
+from archive.api.deps import UnitOfWork, context, route_of
 from archive.capture import scans
 from archive.capture.cases import SERIAL
 from archive.catalogue.models import Case, CheckReport
 from archive.context import Context
 from archive.permissions import Permission, Principal
-from archive.web.deps import require
-from archive.web.render import SECURITY_HEADERS, render
+from archive.web.deps import person, require
+from archive.web.render import SECURITY_HEADERS, nav_for, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 20
@@ -47,7 +48,12 @@ def _refused_filing() -> Exists:
 def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
          scope: Annotated[str, Query(max_length=8)] = "mine", page: Annotated[int, Query(ge=1, le=10_000)] = 1,
          db: Session = UnitOfWork, ctx: Context = Depends(context),
-         principal: Principal = Depends(require(Permission.CASE_READ))) -> Response:
+         principal: Principal = Depends(person)) -> Response:
+    if not principal.can(Permission.CASE_WRITE) and not request.query_params and (entries := nav_for(principal)):
+        # archivists, auditors and administrators have no counter desk: their first page instead (a branch's
+        # cases stay one link away: /ui/?scope=branch)
+        return RedirectResponse(entries[0][1], status_code=303, headers=SECURITY_HEADERS)
+    authorization.require(db, principal, Permission.CASE_READ, target_type="ui", target_id=route_of(request))
     view = view if view in VIEWS else "open"
     scope = scope if scope in ("mine", "branch") else "mine"
     midnight = datetime.combine(datetime.now(ctx.zone).date(), time(0), ctx.zone)
