@@ -102,6 +102,7 @@ def read_rendition_page(ctx: Context, session: Session, principal: Principal, ar
         now = datetime.now(UTC)
         image = images.watermark(image, "jpeg", images.watermark_text(principal.name, now.astimezone(ctx.zone)))
     case = item.case
+    case.item  # noqa: B018 - loaded before the commit: the access writer reads it after
     session.commit()  # as read_page: the access event is group-committed
     ctx.access_writer.write(principal, case, "page", purpose, rendition=True, page=page, width=width,
                            watermark=marked or None, grant=grant)
