@@ -45,7 +45,8 @@ def test_reports_are_listed_and_filtered(ui: Callable[..., UiClient], two: dict[
     assert f"/ui/checks/reports/{two['b']}" in failed.text and f"/ui/checks/reports/{two['a']}\"" not in failed.text
     by_item = auditor.get("/ui/checks", params={"item": two["code_a"]})
     assert f"reports/{two['a']}\"" in by_item.text and f"reports/{two['b']}\"" not in by_item.text
-    assert auditor.get("/ui/checks?stage=bc").status_code == 200 and "没有符合条件" in text(auditor.get("/ui/checks?stage=bc"))
+    storage = auditor.get("/ui/checks?stage=bc")
+    assert storage.status_code == 200 and "没有符合条件" in text(storage)
 
 
 def test_an_unknown_item_or_bad_filter_is_a_clear_refusal(ui: Callable[..., UiClient], two: dict[str, int]) -> None:
@@ -105,7 +106,8 @@ def test_alerts_inbox_and_acknowledge(ctx: Context, ui: Callable[..., UiClient])
     assert r.status_code == 403
 
     arch = ui("arch01", ["archivist"], None)
-    assert soup(arch.get("/ui/checks/alerts")).find("form", attrs={"hx-post": f"/ui/checks/alerts/{alert_id}/acknowledge"})
+    ack = f"/ui/checks/alerts/{alert_id}/acknowledge"
+    assert soup(arch.get("/ui/checks/alerts")).find("form", attrs={"hx-post": ack})
     too_long = arch.post(f"/ui/checks/alerts/{alert_id}/acknowledge", data={"note": "长" * 501})
     assert too_long.status_code == 422 and "处理说明不能超过 500 字" in text(too_long)
     r = arch.post(f"/ui/checks/alerts/{alert_id}/acknowledge", data={"note": "已从备份恢复"})

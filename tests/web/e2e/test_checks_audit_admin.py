@@ -85,7 +85,8 @@ def test_auditor_reads_admin_issues_a_key_officer_assigns(ctx: Context, live: st
     expect(page.get_by_text("核对提取材料")).to_be_visible()
     shot(page, "access-register")
     _no_changing_buttons(page)
-    for path in ("/ui/checks/alerts/1/acknowledge", "/ui/admin/users", "/ui/admin/clients", "/ui/admin/users/clerk09/roles"):
+    for path in ("/ui/checks/alerts/1/acknowledge", "/ui/admin/users", "/ui/admin/clients",
+                 "/ui/admin/users/clerk09/roles"):
         status = page.evaluate("""async (path) => (await fetch(path, {method: 'POST', headers: {
             'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}})).status""", path)
         assert status == 403, (path, status)
