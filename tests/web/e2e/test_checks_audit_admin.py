@@ -78,7 +78,7 @@ def test_auditor_reads_admin_issues_a_key_officer_assigns(ctx: Context, live: st
     page.goto(f"{live}/ui/audit")
     expect(page.locator("table.audit-events tbody tr").first).to_be_visible()
     page.get_by_role("button", name="核验哈希链").click()
-    expect(page.get_by_text("审计日志完整")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("审计日志完整", timeout=20_000)
     shot(page, "audit-log")
     _no_changing_buttons(page)
     page.goto(f"{live}/ui/audit/access")
