@@ -368,10 +368,15 @@ def pending_requests(session: Session, principal: Principal, limit: int = 100,
 
 
 def active_grants(session: Session, principal: Principal, limit: int = 100, offset: int = 0) -> list[LendingRequest]:
-    """Grants running now (有效授权), those ending soonest first: what an approver may revoke."""
+    """Grants running now (有效授权), those ending soonest first: what an approver may revoke. An approver limited
+    to some branches sees the grants whose items are all of those branches, as in :func:`pending_requests`."""
     require(session, principal, Permission.LENDING_APPROVE, Permission.AUDIT_READ, target_type="lending_request")
-    q = (select(LendingRequest).where(LendingRequest.status == "approved", LendingRequest.expires_at > utcnow())
-         .order_by(LendingRequest.expires_at, LendingRequest.id).limit(limit).offset(offset))
+    q = select(LendingRequest).where(LendingRequest.status == "approved", LendingRequest.expires_at > utcnow())
+    if principal.branches is not None:
+        q = q.where(~exists().where(LendingItem.request_id == LendingRequest.id,
+                                    ArchiveItem.id == LendingItem.item_id, Case.id == ArchiveItem.case_id,
+                                    Case.branch.not_in(sorted(principal.branches))))
+    q = q.order_by(LendingRequest.expires_at, LendingRequest.id).limit(limit).offset(offset)
     return list(session.scalars(q))
 
 

@@ -235,3 +235,17 @@ def test_paper_loans_overdue_first_with_reminders_and_return(ctx: Context, ui: U
     with ctx.catalogue.reading() as s:
         assert s.scalar(select(func.count()).select_from(PaperLoan)) == 2
     assert isinstance(today, date)
+
+
+def test_an_approver_of_another_branch_neither_sees_nor_decides(ctx: Context, ui: Ui, codes: list[str]) -> None:
+    clerk, head = ui("clerk01", ["clerk"], "BR01"), ui("head01", ["archive_head"], None)
+    other = ui("arch02", ["archivist"], "BR02")
+    ask(clerk, codes[:1])
+    ask(clerk, codes[1:])
+    first, second = (r.id for r in requests(ctx))
+    assert soup(other.get("/ui/lending/approvals")).find("tr", id=f"req-{first}") is None
+    chinese(other.post(f"/ui/lending/requests/{first}/approve", htmx=False, data={}), 403, "item_outside_branch")
+    assert requests(ctx)[0].status == "pending"
+    head.post(f"/ui/lending/requests/{second}/approve", htmx=False, data={})
+    assert f"#{second}" in text(head.get("/ui/lending/grants"))
+    assert f"#{second}" not in text(other.get("/ui/lending/grants"))

@@ -111,7 +111,7 @@ def receive(request: Request, file: Annotated[UploadFile | None, File()] = None,
 @router.get("/receipts/{receipt_id}")
 def receipt_page(receipt_id: Id, request: Request, db: Session = UnitOfWork, _: Principal = Manager) -> Response:
     row = transfer.get_receipt(db, receipt_id)
-    message, _ = transfer.receipt_verdict(row)
+    message = transfer.receipt_verdict(row)[0]
     return render(request, "transfer_receipt.html", tab="receipts", row=row, message=message,
                   **_results(row.check_results))
 
