@@ -204,3 +204,30 @@ def test_who_may_open_the_transfer_pages(ctx: Context, ui: Ui) -> None:
     chinese(arch.get("/ui/transfers/receipts/999"), 404, "receipt_not_found")
     assert arch.get("/ui/transfers/abc").status_code == 422
     assert arch.get("/ui/transfers/receipts/0").status_code == 422
+
+
+def test_a_large_package_is_received_by_a_job(ctx: Context, ui: Ui, codes: list[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from archive.audit import Actor
+    from archive.retention import transfer
+    from archive.retention.transfer import Selection
+    from archive.web.routes import transfers as view
+
+    with ctx.catalogue.session() as s:
+        row = transfer.export(ctx, s, Actor("user", "arch02"), Selection(archival_codes=codes))
+        key = row.zip_key
+    data = ctx.store.get(key or "").read()
+    monkeypatch.setattr(view, "RECEIVE_JOB_BYTES", 1)  # every package counts as large
+    arch = ui("arch01", ["archivist"], None)
+    r = arch.post("/ui/transfers/receipts", htmx=False, files={"file": ("big.zip", data, "application/zip")},
+                  follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/transfers/receipts?done=started"
+    with ctx.catalogue.reading() as s:
+        job_id = s.scalar(select(Job.id).where(Job.key == view.RECEIVE_KEY))
+    assert job_id is not None
+    job = jobs.wait(ctx, job_id)
+    assert job.status == "done" and job.link == "/ui/transfers/receipts/1", job.error
+    page = arch.get("/ui/transfers/receipts")
+    assert "信息包通过移交与接收检测，已登记接收" in text(page) and soup(page).find("a", string="查看结果") is not None
+    assert count(ctx, TransferReceipt) == 1
+    assert list((ctx.settings.data_dir / "tmp").iterdir()) == []  # the job removed the upload

@@ -44,10 +44,15 @@ PER_PAGE = 20
 PageNo = Annotated[int, Query(ge=1, le=10_000)]
 Text = Annotated[str, Form(max_length=2_000_000)]  # a pasted 档号 list of up to 100,000 codes
 EXPORT_KEY = "transfer:export"  # one export at a time: a second click answers the running job
+RECEIVE_KEY = "transfer:receive"  # one large receipt at a time
+RECEIVE_JOB_BYTES = 64 * 1024 * 1024  # a package this large is verified by a background job
 LABELS = {"archival_codes": "档号", "category": "业务类别", "year": "年度", "retention_code": "保管期限",
           "receiver": "接收单位", "": "选择范围"}
 DONE = {"started": "已开始生成移交信息包，进度见下方；可离开本页，稍后回来查看",
         "running": "已有移交信息包正在生成，下面是这个任务的进度；它完成后再开始新的移交"}
+RECEIVE_DONE = {"started": "信息包已上传，正在后台检测，进度见下方；可离开本页，稍后回来查看",
+                "running": "已有信息包正在后台检测，本次上传未处理；请等它完成后再上传"}
+STATUS_NAMES = {"running": "进行中", "done": "已完成", "failed": "出错中止", "interrupted": "已中断"}
 OUTCOME_TAGS = {"passed": "ok", "failed": "bad", "error": "bad", "not_applicable": "info", "manual": "warn"}
 
 
@@ -72,7 +77,8 @@ def _receipts(request: Request, ctx: Context, db: Session, page: int = 1, error:
                            .limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)))
     return render(request, "transfer_receipts.html", status=status_of(error) if error else 200, tab="receipts",
                   rows=rows[:PER_PAGE], page=page, more=len(rows) > PER_PAGE, error=error,
-                  limit_mb=ctx.settings.transfer_max_package_mb)
+                  limit_mb=ctx.settings.transfer_max_package_mb, job=jobs.latest(db, RECEIVE_KEY),
+                  done=RECEIVE_DONE.get(request.query_params.get("done", ""), ""), status_names=STATUS_NAMES)
 
 
 @router.get("/receipts")
@@ -85,27 +91,58 @@ def receipts(request: Request, page: PageNo = 1, ctx: Context = Depends(context)
 def receive(request: Request, file: Annotated[UploadFile | None, File()] = None,
             sender_sha256: Annotated[str, Form(max_length=200)] = "", ctx: Context = Depends(context),
             db: Session = UnitOfWork, principal: Principal = Manager) -> Response:
-    """Stream the upload to a temporary file (size limit from settings), verify it, record the 接收 or 退回."""
+    """Stream the upload to a temporary file (size limit from settings), verify it, record the 接收 or 退回; a
+    large package is verified by a background job (its digests and EEP signatures take minutes)."""
     actor = Actor.of(principal)
     name = (file.filename if file else "") or "upload.zip"
+    sender = sender_sha256.strip() or None
     base = ctx.settings.data_dir / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="receive-", dir=base))
+    path, handed_over = tmp / "package.zip", False
     try:
         with refusals.answered(db, actor, "transfer.receive", source=name) as refused:
             if file is None or not file.filename:
                 raise InvalidInput("请选择要接收的移交信息包（zip 文件）", code="transfer_not_zip",
                                    detail={"field": "file"})
-            path = tmp / "package.zip"
             transfer.save_upload(file.file, path, ctx.settings.transfer_max_package_mb)
-            row = transfer.receive(ctx, db, actor, path, source=name, sender_sha256=sender_sha256.strip() or None)
+            if path.stat().st_size < RECEIVE_JOB_BYTES:
+                row = transfer.receive(ctx, db, actor, path, source=name, sender_sha256=sender)
+        if not refused and path.stat().st_size >= RECEIVE_JOB_BYTES:
+            db.commit()  # the request's transaction ends here: on SQLite it holds the write lock the job needs
+            _, handed_over = jobs.start(ctx, principal, kind="transfer.receive", key=RECEIVE_KEY,
+                                        title=f"接收移交信息包 {name[-60:]}", permission=Permission.TRANSFER_MANAGE,
+                                        work=_receive_work(ctx, principal, tmp, name, sender))
+            return RedirectResponse(f"/ui/transfers/receipts?done={'started' if handed_over else 'running'}",
+                                    status_code=303, headers=SECURITY_HEADERS)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not handed_over:  # a job that took the file removes it when done
+            shutil.rmtree(tmp, ignore_errors=True)
     if refused:  # answered, not raised: the refusal's audit event commits with this request
         if refused[0].kind in SYSTEM_KINDS:
             raise refused[0]
         return _receipts(request, ctx, db, error=refused[0])
     return RedirectResponse(f"/ui/transfers/receipts/{row.id}", status_code=303, headers=SECURITY_HEADERS)
+
+
+def _receive_work(ctx: Context, principal: Principal, tmp: Path, name: str, sender: str | None) -> jobs.Work:
+    """Receiving a large package as a job's work; a refusal is audited as in the request, then fails the job."""
+    actor = Actor.of(principal)
+
+    def work(progress: jobs.Progress) -> jobs.Outcome:
+        try:
+            with ctx.catalogue.session() as s:
+                with refusals.answered(s, actor, "transfer.receive", source=name) as refused:
+                    row = transfer.receive(ctx, s, actor, tmp / "package.zip", source=name, sender_sha256=sender)
+                if not refused:
+                    receipt_id, message = row.id, transfer.receipt_verdict(row)[0]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if refused:
+            raise refused[0]
+        return jobs.Outcome({"summary": message, "receipt_id": receipt_id}, f"/ui/transfers/receipts/{receipt_id}")
+
+    return work
 
 
 @router.get("/receipts/{receipt_id}")
@@ -133,7 +170,7 @@ def _index(request: Request, ctx: Context, db: Session, page: int = 1, error: An
     return render(request, "transfers.html", status=status_of(error) if error else 200, tab="export",
                   rows=rows[:PER_PAGE], page=page, more=len(rows) > PER_PAGE, error=error, form=form or {},
                   job=jobs.latest(db, EXPORT_KEY), done=DONE.get(request.query_params.get("done", ""), ""),
-                  status_names={"running": "进行中", "done": "已完成", "failed": "出错中止", "interrupted": "已中断"},
+                  status_names=STATUS_NAMES,
                   receiver=ctx.settings.transfer_receiver)
 
 
