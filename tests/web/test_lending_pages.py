@@ -56,7 +56,7 @@ def chinese(r: object, status: int, code: str) -> None:
 
 def test_request_approve_and_read_inside_the_grant_until_it_expires(ctx: Context, ui: Ui, codes: list[str]) -> None:
     clerk, head = ui("clerk01", ["clerk"], "BR01"), ui("head01", ["archive_head"], None)
-    pdf = f"/ui/items/{quote(codes[0])}/rendition.pdf"
+    pdf = f"/ui/items/{quote(codes[0])}/rendition.pdf?purpose={quote('业务复核')}"  # the purpose goes on record
     assert clerk.get(pdf).status_code == 403  # a clerk may not download the PDF by role
     r = ask(clerk, codes[:1])
     assert r.status_code == 303 and r.headers["location"] == "/ui/lending?done=requested"  # type: ignore[attr-defined]
@@ -129,7 +129,7 @@ def test_reject_and_revoke_need_a_reason_and_a_second_click_changes_nothing(ctx:
                      follow_redirects=False).status_code == 303
     chinese(arch.post(f"/ui/lending/requests/{second}/revoke", htmx=False, data={"reason": "提前结束"}), 409,
             "grant_not_active")
-    r = clerk.get(f"/ui/items/{quote(codes[1])}/rendition.pdf")
+    r = clerk.get(f"/ui/items/{quote(codes[1])}/rendition.pdf?purpose={quote('业务复核')}")
     assert r.status_code == 403 and "grant_revoked" in text(r)
     assert [r.status for r in requests(ctx)] == ["rejected", "revoked"]
     detail = arch.get(f"/ui/lending/requests/{second}")

@@ -24,7 +24,7 @@ def test_request_approval_view_inside_the_grant_and_expiry(ctx: Context, live: s
     code = stored_item(ctx, rendition=samples.pdf(1)).archival_code
     add_user(ctx, "clerk01", ["clerk"], "BR01")
     add_user(ctx, "archhead", ["archive_head"])
-    pdf = f"{live}/ui/items/{code}/rendition.pdf"
+    pdf = f"{live}/ui/items/{quote(code)}/rendition.pdf?purpose={quote('业务复核')}"
 
     clerk = page_for("clerk01")
     assert clerk.request.get(pdf).status == 403  # no 下载档案文件 by role
@@ -56,7 +56,7 @@ def test_request_approval_view_inside_the_grant_and_expiry(ctx: Context, live: s
     clerk.reload()
     assert "已批准（有效）" in clerk.locator("table.list").inner_text()
     link = clerk.get_by_role("link", name=f"查阅 {code[-6:]}")
-    assert link.get_attribute("href") == f"/ui/items/{quote(code)}/rendition.pdf"
+    assert link.get_attribute("href") == pdf.removeprefix(live)
     inside = clerk.request.get(pdf)  # the viewer's PDF, with the page's own session
     assert inside.status == 200 and inside.body().startswith(b"%PDF")
 
