@@ -367,6 +367,19 @@ def pending_requests(session: Session, principal: Principal, limit: int = 100,
     return list(session.scalars(q))
 
 
+def active_grants(session: Session, principal: Principal, limit: int = 100, offset: int = 0) -> list[LendingRequest]:
+    """Grants running now (有效授权), those ending soonest first: what an approver may revoke. An approver limited
+    to some branches sees the grants whose items are all of those branches, as in :func:`pending_requests`."""
+    require(session, principal, Permission.LENDING_APPROVE, Permission.AUDIT_READ, target_type="lending_request")
+    q = select(LendingRequest).where(LendingRequest.status == "approved", LendingRequest.expires_at > utcnow())
+    if principal.branches is not None:
+        q = q.where(~exists().where(LendingItem.request_id == LendingRequest.id,
+                                    ArchiveItem.id == LendingItem.item_id, Case.id == ArchiveItem.case_id,
+                                    Case.branch.not_in(sorted(principal.branches))))
+    q = q.order_by(LendingRequest.expires_at, LendingRequest.id).limit(limit).offset(offset)
+    return list(session.scalars(q))
+
+
 def grant_views(session: Session, principal: Principal, request_id: int) -> list[AccessEventOut]:
     """Every read registered under this grant (利用登记), oldest first."""
     require(session, principal, Permission.LENDING_APPROVE, Permission.AUDIT_READ, target_type="lending_request",
@@ -542,11 +555,11 @@ def list_loans(session: Session, principal: Principal, status: str | None = None
     return list(session.scalars(q))
 
 
-def overdue_loans(session: Session, principal: Principal, today: date) -> list[PaperLoan]:
-    """催还 list: loans still out after their due date, most overdue first."""
+def overdue_loans(session: Session, principal: Principal, today: date, limit: int | None = None) -> list[PaperLoan]:
+    """催还 list: loans still out after their due date, most overdue first (the first ``limit`` when given)."""
     require(session, principal, Permission.LENDING_APPROVE, target_type="paper_loan")
     q = (select(PaperLoan).where(PaperLoan.status == "out", PaperLoan.due_date < today)
-         .order_by(PaperLoan.due_date, PaperLoan.id))
+         .order_by(PaperLoan.due_date, PaperLoan.id).limit(limit))
     return list(session.scalars(q))
 
 

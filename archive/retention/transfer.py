@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
@@ -44,7 +44,7 @@ from archive.checks.base import CheckItem, Outcome, Result, Stage, blocking_fail
 from archive.checks.reports import save_report
 from archive.context import Context
 from archive.eep_record import eep_record
-from archive.errors import Conflict, InvalidInput, NotFound
+from archive.errors import Conflict, InvalidInput, NotFound, TooLarge
 from archive.retention.bagit import (
     BAG_INFO,
     CHUNK,
@@ -224,6 +224,27 @@ def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *
 
     A package whose checks fail is recorded with status ``failed`` and not released (no zip is kept).
     """
+    packed = pack(ctx, session, actor, selection, receiver=receiver, progress=progress, branches=branches)
+    return record_export(session, actor, selection, packed)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A package written, checked and (if it passed) stored, not yet recorded in the catalogue."""
+
+    package_no: str
+    receiver: str
+    created: datetime
+    built: Built
+    zipped: Digests
+    results: list[tuple[CheckItem, Result]]
+    key: str | None  # the zip in the object store; None when the checks failed
+
+
+def pack(ctx: Context, session: Session, actor: Actor, selection: Selection, *, receiver: str | None = None,
+         progress: Progress | None = None, branches: frozenset[str] | None = None) -> Packed:
+    """The long part of :func:`export`; it only reads the catalogue, so a background job runs it in a read-only
+    session (on SQLite a write transaction would lock out the job's progress writes for the whole export)."""
     items = select_items(session, selection, branches)
     created = utcnow().replace(microsecond=0)
     package_no = new_package_no(ctx, created)
@@ -238,29 +259,35 @@ def export(ctx: Context, session: Session, actor: Actor, selection: Selection, *
             zipped = digest_stream(f, CHUNK)
         with open_bag(path, ctx.settings) as bag:
             results = run_checks(ctx, bag, side="export", actor=actor, received=zipped, sender_digest=None)
-        passed = _passed(results)
         key = None
-        if passed:
+        if _passed(results):
             key = content_key("packages", zipped.sha256)
             with path.open("rb") as f:
                 ctx.store.put(key, f, size=zipped.size, sha256=zipped.sha256, sm3=zipped.sm3,
                               media_type="application/zip")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return Packed(package_no, receiver, created, built, zipped, results, key)
+
+
+def record_export(session: Session, actor: Actor, selection: Selection, packed: Packed) -> TransferPackage:
+    """Record a packed package (released, or failed when its checks failed), its check report, and audit it."""
+    built, zipped, results, passed = packed.built, packed.zipped, packed.results, _passed(packed.results)
+    package_no = packed.package_no
     row = TransferPackage(
-        package_no=package_no, sender=ctx.settings.fonds_name, receiver=receiver,
+        package_no=package_no, sender=built.register["sender"], receiver=packed.receiver,
         selection=selection.model_dump(exclude_none=True), item_count=built.item_count,
-        payload_bytes=built.payload_bytes, bag_sha256=built.bag.sha256, bag_sm3=built.bag.sm3, zip_key=key,
+        payload_bytes=built.payload_bytes, bag_sha256=built.bag.sha256, bag_sm3=built.bag.sm3, zip_key=packed.key,
         zip_size=zipped.size, zip_sha256=zipped.sha256, zip_sm3=zipped.sm3, register=built.register,
         status="released" if passed else "failed", check_results=results_json(results), created_by=actor.name,
-        created_at=created)
+        created_at=packed.created)
     session.add(row)
     session.flush()
     row.report_id = _save_report(session, actor, f"transfer:{package_no}", results, package_id=row.id)
     audit.record(session, actor, "transfer.export", target_type="transfer_package", target_id=package_no,
                  outcome="success" if passed else "failure", detail={
                      "items": built.item_count, "payload_bytes": built.payload_bytes, "zip_sha256": zipped.sha256,
-                     "bag_sha256": built.bag.sha256, "receiver": receiver, "failed": failed_codes(results)})
+                     "bag_sha256": built.bag.sha256, "receiver": packed.receiver, "failed": failed_codes(results)})
     return row
 
 
@@ -391,6 +418,38 @@ def get_receipt(session: Session, receipt_id: int) -> TransferReceipt:
     if row is None:
         raise NotFound(f"接收记录 {receipt_id} 不存在", code="receipt_not_found", detail={"id": receipt_id})
     return row
+
+
+def download(ctx: Context, session: Session, actor: Actor, package_id: int) -> tuple[TransferPackage, Iterator[bytes]]:
+    """A released package and its zip's bytes (streamed), the download audited."""
+    row = get_package(session, package_id)
+    chunks = package_stream(ctx, row)
+    audit.record(session, actor, "transfer.download", target_type="transfer_package", target_id=row.package_no,
+                 detail={"zip_sha256": row.zip_sha256})
+    return row, chunks
+
+
+def save_upload(source: BinaryIO, path: Path, limit_mb: int) -> None:
+    """Copy an uploaded package to ``path`` in chunks (never whole in memory), refusing it past ``limit_mb``."""
+    limit, size = limit_mb * 1024 * 1024, 0
+    with path.open("wb") as out:
+        while chunk := source.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"上传的信息包超过 {limit_mb} MB 上限，已拒收", code="transfer_too_large",
+                               detail={"limit_mb": limit_mb})
+            out.write(chunk)
+    if size == 0:
+        raise InvalidInput("上传的文件是空的，不是移交信息包", code="transfer_not_zip")
+
+
+def receipt_verdict(row: TransferReceipt) -> tuple[str, list[str]]:
+    """What a receipt means in one sentence (接收 or 退回 and why), and the codes of every failed YJ item."""
+    failed = sorted({r["code"] for r in row.check_results if r["outcome"] in ("failed", "error")})
+    blocking = sorted({r["code"] for r in row.check_results if r["outcome"] in ("failed", "error") and r["blocking"]})
+    message = ("信息包通过移交与接收检测，已登记接收" if row.status == "accepted" else
+               f"信息包未通过移交与接收检测（{'、'.join(blocking)}），应退回移交单位")
+    return message, failed
 
 
 def package_stream(ctx: Context, row: TransferPackage) -> Iterator[bytes]:

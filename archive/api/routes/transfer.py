@@ -15,14 +15,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, context, require
 from archive.api.errors import error_response
 from archive.api.params import Id, Offset
 from archive.catalogue.models import TransferPackage, TransferReceipt
 from archive.checks import yj  # noqa: F401  (registers the YJ items wherever the API lists check items)
 from archive.context import Context
-from archive.errors import InvalidInput, TooLarge
 from archive.permissions import Permission, Principal
 from archive.retention import refusals, transfer
 from archive.retention.register import receipt_pdf, register_pdf
@@ -107,10 +105,7 @@ def package_out(row: TransferPackage) -> PackageOut:
 
 
 def receipt_out(row: TransferReceipt) -> ReceiptOut:
-    failed = sorted({r["code"] for r in row.check_results if r["outcome"] in ("failed", "error")})
-    blocking = sorted({r["code"] for r in row.check_results if r["outcome"] in ("failed", "error") and r["blocking"]})
-    message = ("信息包通过移交与接收检测，已登记接收" if row.status == "accepted" else
-               f"信息包未通过移交与接收检测（{'、'.join(blocking)}），应退回移交单位")
+    message, failed = transfer.receipt_verdict(row)
     data = {c: getattr(row, c) for c in ReceiptOut.model_fields if hasattr(row, c)}
     return ReceiptOut(**(data | {"register": row.register, "message": message, "failed": failed}))
 
@@ -147,13 +142,10 @@ def read_package(package_id: Id, session: Session = UnitOfWork, _: Principal = D
     **_ERRORS, 200: {"content": {"application/zip": {}}}}, summary="下载移交信息包（zip，流式）")
 def download_package(package_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
                      principal: Principal = Depends(_manage)) -> StreamingResponse:
-    row = transfer.get_package(session, package_id)
-    chunks = transfer.package_stream(ctx, row)
-    audit.record(session, actor_of(principal), "transfer.download", target_type="transfer_package",
-                 target_id=row.package_no, detail={"zip_sha256": row.zip_sha256})
+    row, chunks = transfer.download(ctx, session, actor_of(principal), package_id)
     return StreamingResponse(chunks, media_type="application/zip", headers={
         "Content-Length": str(row.zip_size), "ETag": f'"{row.zip_sha256}"', "X-Package-SHA256": row.zip_sha256 or "",
-        "Content-Disposition": _attachment(f"{row.package_no}.zip")})
+        "Content-Disposition": attachment(f"{row.package_no}.zip")})
 
 
 @router.get("/transfers/{package_id}/register.pdf", response_class=Response, responses={
@@ -163,7 +155,7 @@ def package_register(package_id: Id, ctx: Context = Depends(context), session: S
     row = transfer.get_package(session, package_id)
     pdf = register_pdf(ctx, row.register, row.check_results)
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": _attachment(f"{row.package_no}-移交登记表.pdf")})
+                    headers={"Content-Disposition": attachment(f"{row.package_no}-移交登记表.pdf")})
 
 
 # --- receive --------------------------------------------------------------------------------------
@@ -184,7 +176,7 @@ def receive_package(file: Annotated[UploadFile, File(description="移交信息�
     try:
         with refusals.answered(session, actor, "transfer.receive", source=name) as refused:
             path = tmp / "package.zip"
-            _save_upload(file, path, ctx.settings.transfer_max_package_mb)
+            transfer.save_upload(file.file, path, ctx.settings.transfer_max_package_mb)
             row = transfer.receive(ctx, session, actor, path, source=name, sender_sha256=sender_sha256 or None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -213,22 +205,9 @@ def receipt_register(receipt_id: Id, ctx: Context = Depends(context), session: S
     row = transfer.get_receipt(session, receipt_id)
     pdf = receipt_pdf(ctx, row)
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": _attachment(f"接收登记表-{row.id}.pdf")})
+                    headers={"Content-Disposition": attachment(f"接收登记表-{row.id}.pdf")})
 
 
-def _save_upload(file: UploadFile, path: Path, limit_mb: int) -> None:
-    limit, size = limit_mb * 1024 * 1024, 0
-    with path.open("wb") as out:
-        while chunk := file.file.read(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"上传的信息包超过 {limit_mb} MB 上限，已拒收", code="transfer_too_large",
-                               detail={"limit_mb": limit_mb})
-            out.write(chunk)
-    if size == 0:
-        raise InvalidInput("上传的文件是空的，不是移交信息包", code="transfer_not_zip")
-
-
-def _attachment(filename: str) -> str:
+def attachment(filename: str) -> str:
     ascii_name = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in filename)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
