@@ -136,9 +136,15 @@ def _run(ctx: Context, actor: Actor, job_id: int, work: Work) -> None:
     except Exception:  # the person sees a plain message; the log keeps the trace
         log.exception("job %s failed", job_id)
         status, error = JobStatus.FAILED, {"code": "job_failed", "message": FAILED}
-    finally:
+    try:
+        _finish(ctx, actor, job_id, status, result, link, error)
+    finally:  # only now: a page polling between the work's end and this write must not take the job for dead
         with _lock:
             _running.discard(job_id)
+
+
+def _finish(ctx: Context, actor: Actor, job_id: int, status: JobStatus, result: dict[str, Any] | None,
+            link: str | None, error: dict[str, str] | None) -> None:
     with ctx.catalogue.session() as s:
         job = s.get(Job, job_id)
         assert job is not None

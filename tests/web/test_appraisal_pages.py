@@ -117,6 +117,10 @@ def test_all_matching_across_pages_less_the_rows_left_out(ctx: Context, ui: Call
         decided = set(s.scalars(select(ArchiveItem.archival_code).join(
             AppraisalDecision, AppraisalDecision.item_id == ArchiveItem.id)))
     assert decided == set(codes) - {shown[0], codes[55]} and not decided & set(other)
+    # nothing ticked: "all matching" means all of them
+    r = person.post("/ui/appraisal/decisions", htmx=False, follow_redirects=False, data=destroy_form(
+        scope="all", year="2010", shown=other))
+    assert r.status_code == 303 and "decided=2" in r.headers["location"]
 
 
 def test_matching_codes_is_refused_past_the_maximum(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:

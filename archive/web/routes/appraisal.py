@@ -111,6 +111,7 @@ def _decide_key(principal: Principal) -> str:
 def _queue_page(request: Request, ctx: Context, db: Session, principal: Principal, f: appraisal.QueueFilter | None,
                 page: int, status: int = 200, error: AnyError | None = None, raw: dict[str, str] | None = None,
                 notice: str = "") -> Response:
+    page = min(page, COUNT_CAP // PER_PAGE + 1)  # no deep OFFSET past what the bounded count can show
     total, items = appraisal.queue(ctx, db, principal, f, PER_PAGE, (page - 1) * PER_PAGE, count_cap=COUNT_CAP)
     query = _filter_query(f) if f else ""
     return render(request, "appraisal.html", status=status, items=items, total=total, capped=total >= COUNT_CAP,
@@ -162,8 +163,9 @@ def decide(request: Request, scope: Annotated[str, Form(max_length=8)] = "checke
                                detail={"field": "decision"})
         if not reason.strip():
             raise InvalidInput("请填写鉴定意见（理由）", code="appraisal_reason_required", detail={"field": "reason"})
-        if scope == "all":  # rows on this page left unticked and 档号 typed are left out
-            left_out = set(shown or ()) - set(code or ()) | {c.strip() for c in exclude.split() if c.strip()}
+        if scope == "all":  # 档号 typed are left out, and so are this page's unticked rows if any row is ticked
+            unticked = set(shown or ()) - set(code or ()) if code else set()
+            left_out = unticked | {c.strip() for c in exclude.split() if c.strip()}
             codes = appraisal.matching_codes(ctx, db, principal, f, sorted(left_out))
         else:
             codes = [c.strip() for c in code or () if c.strip()]
