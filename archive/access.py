@@ -80,11 +80,12 @@ class EventOut(BaseModel):
     outcome: str
 
 
-def case_events(session: Session, case: Case, limit: int = 200) -> list[EventOut]:
-    """The audit events about the case and its item, oldest first (access events included)."""
+def case_events(session: Session, case: Case, limit: int = 200, *, newest: bool = False) -> list[EventOut]:
+    """The audit events about the case and its item, oldest first (access events included); ``newest``: the
+    latest ``limit`` of them, newest first (a much-read item's page shows its recent history)."""
     targets = [case.serial] + ([case.item.archival_code] if case.item else [])
     rows = session.scalars(select(AuditEvent).where(AuditEvent.target_id.in_(targets))
-                           .order_by(AuditEvent.seq).limit(limit))
+                           .order_by(AuditEvent.seq.desc() if newest else AuditEvent.seq).limit(limit))
     return [EventOut(seq=e.seq, at=e.at, action=e.action, actor=e.actor, actor_type=e.actor_type,
                      outcome=e.outcome) for e in rows]
 

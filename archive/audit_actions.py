@@ -34,6 +34,8 @@ ACTIONS: dict[str, str] = {
     # use: access, lending, paper loans, search
     "access.read": "查阅档案",
     "search.person": "按证件号码检索",
+    "search.save": "保存检索条件",
+    "search.saved.delete": "删除保存的检索条件",
     "lending.request": "提出利用申请",
     "lending.approve": "批准利用申请",
     "lending.reject": "驳回利用申请",

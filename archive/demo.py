@@ -16,6 +16,7 @@ import img2pdf
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from archive import identity
 from archive.audit import Actor
@@ -23,11 +24,13 @@ from archive.capture import scans
 from archive.capture.cases import Applicant, CaseIn, Unit, open_case
 from archive.capture.cover_sheet import ChecklistLine, render
 from archive.capture.documents import Received, attach
-from archive.catalogue.models import User
+from archive.catalogue.models import ArchiveItem, Case, User
 from archive.context import Context
 from archive.filing import CloseIn, TrailStep, close_case
 from archive.identifiers import id_number_check_char, uscc_check_char
-from archive.permissions import ROLE_PERMISSIONS, Principal
+from archive.permissions import ROLE_PERMISSIONS, Principal, permissions_of_roles
+from archive.retention import lending
+from archive.retention.lending import LoanIn, RequestIn
 from signing.fixity import digest_bytes
 
 DEMO_PASSWORD = "demo-pass-1"
@@ -125,13 +128,42 @@ def load_demo(ctx: Context, seed: int = 495) -> str:
                      TrailStep(action="审批", person="chief01", at=closed - timedelta(hours=1), opinion="同意"),
                      TrailStep(action="办结", person=case.clerk, at=closed)]
             close_case(ctx, system, serial, CloseIn(outcome="approved", closed_at=closed, trail=trail))
+    lending_note = _lending(ctx)
     # the stack is scanned at BR02, where its cases are: its batch belongs there (clerk02 sees it in 扫描室)
     batch_note = _stack(ctx, replace(system, branches=frozenset({"BR02"})), stacked, rng) if stacked else ""
     filed_count = sum(1 for _, f in CASES if f) + len(EXPIRED)
     users = "、".join(u[0] for u in USERS)
     return (f"已加载演示数据：{len(USERS)} 个用户（密码均为 {DEMO_PASSWORD}：{users}），"
             f"{len(CASES) + len(EXPIRED)} 笔业务（{filed_count} 笔已归档，其中 {len(EXPIRED)} 笔已到保管期限、可鉴定）"
-            f"{batch_note}；演示接入系统 demo-core-system 的密钥：{key}")
+            f"{batch_note}{lending_note}；演示接入系统 demo-core-system 的密钥：{key}")
+
+
+def _person(session: Session, username: str) -> Principal:
+    user = session.scalar(select(User).where(User.username == username))
+    assert user is not None
+    roles = tuple(user.role_codes)
+    return Principal("user", user.id, username, permissions_of_roles(roles), roles,
+                     frozenset({user.branch}) if user.branch else None)
+
+
+def _lending(ctx: Context) -> str:
+    """For the console's 利用 pages: clerk01 asks to consult a filed item (waiting for someone else's approval), and
+    a paper file went out three weeks ago and is overdue (催还)."""
+    with ctx.catalogue.session() as s:
+        codes = list(s.scalars(select(ArchiveItem.archival_code).join(Case).where(Case.branch == "BR01")
+                               .order_by(ArchiveItem.id).limit(2)))
+        if len(codes) < 2:
+            return ""
+        clerk, archivist = (_person(s, n) for n in ("clerk01", "archivist"))
+        max_days = ctx.settings.lending_max_days
+        lending.create_request(s, clerk, RequestIn(archival_codes=[codes[0]], purpose="review", mode="online", days=7,
+                                                   department="归集科", purpose_text="核对缴存基数"), max_days)
+        today = datetime.now(ctx.zone).date()
+        out = LoanIn(borrower="赵审计", borrower_unit="审计科", archival_codes=[codes[1]],
+                     due_date=today - timedelta(days=6))
+        loan = lending.lend_out(s, archivist, out, today - timedelta(days=21), max_days)
+        loan.lent_at -= timedelta(days=21)
+    return "，1 份待审批的利用申请和 1 份逾期未还的实体借阅"
 
 
 def _stack(ctx: Context, system: Principal, cases: list[tuple[str, list[str]]], rng: random.Random) -> str:

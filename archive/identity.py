@@ -150,6 +150,10 @@ def revoke_client(session: Session, actor: Actor, name: str) -> ApiClient:
     client = session.scalar(select(ApiClient).where(ApiClient.name == name))
     if client is None:
         raise NotFound(f"接入系统 {name} 不存在", code="client_not_found")
+    if not client.active:  # a second click: the first revocation stands, nothing more to record
+        when = f"{client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else "此前"
+        raise Conflict(f"接入系统 {name} 的密钥已于 {when} 吊销，无需重复吊销", code="client_already_revoked",
+                       detail={"name": name})
     client.active, client.revoked_at = False, utcnow()
     audit.record(session, actor, "client.revoke", target_type="client", target_id=name)
     return client

@@ -141,6 +141,30 @@ def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> 
         ctx.store.read_bytes(doc.original_key), doc.media_type, page, width))
 
 
+_rendition_pages: OrderedDict[str, int] = OrderedDict()  # rendition SHA-256 → page count (a few thousand)
+
+
+def rendition_pages(ctx: Context, key: str, sha256: str) -> int:
+    """How many pages the signed rendition has: counted once per rendition (its digest never changes)."""
+    if sha256 not in _rendition_pages:
+        _rendition_pages[sha256] = len(pdfium.PdfDocument(ctx.store.read_bytes(key)))
+        while len(_rendition_pages) > 4096:
+            _rendition_pages.popitem(last=False)
+    return _rendition_pages[sha256]
+
+
+def rendition_page_image(ctx: Context, key: str, sha256: str, page: int, width: int) -> PageImage:
+    """Page ``page`` of an item's signed PDF/A (归档 PDF) as a JPEG, cached like a document's pages (under the
+    rendition's SHA-256)."""
+    check_width(width)
+    pages = rendition_pages(ctx, key, sha256)
+    if page < 1 or page > pages:
+        raise NotFound(f"归档 PDF 共 {pages} 页，没有第 {page} 页", code="page_not_found",
+                       detail={"page": page, "pages": pages})
+    return _cached(ctx, cache_key(sha256, page, width, "jpeg"), "jpeg",
+                   lambda: _render_pdf(ctx.store.read_bytes(key), page, width))
+
+
 def stack_page_image(ctx: Context, batch: ScanBatch, page: int, width: int) -> PageImage:
     """Page ``page`` (1-based) of a batch's stored stack as a JPEG ``width`` pixels wide, cached like a
     document's pages (under the stack's SHA-256)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +26,9 @@ from archive.permissions import Permission, Principal
 from search.base import SearchDocument, SearchQuery, SearchResult
 
 LONG_NUMBER = re.compile(r"\d{10,}[\dXx]?")  # 证件号码, 手机号, 银行卡号 typed into the text box
+ID_NUMBER = re.compile(r"\d{17}[\dXx]")  # 居民身份证号码
+ARCHIVAL_CODE = re.compile(r"[A-Za-z0-9]+-[A-Za-z0-9·.\-]*\d")  # 档号: 全宗号-…-件号, e.g. J001-YW·2026-D30-TQ-000001
+SERIAL_KEY = re.compile(r"(?=.*[A-Za-z])(?=.*\d)[A-Za-z0-9][A-Za-z0-9_-]{5,63}")  # 业务流水号: letters and digits
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,28 @@ def search(ctx: Context, session: Session, principal: Principal, query: SearchQu
             "id_number": mask_id_number(id_number), "q": LONG_NUMBER.sub(_mask_number, text) if text else None,
             "hits": found.result.total, "source": found.source})
     return found
+
+
+def day_start(day: date | None, zone: tzinfo, plus: int = 0) -> datetime | None:
+    """Midnight of ``day`` (plus ``plus`` days) in the center's zone: a date range's bound on a datetime field."""
+    if day is None or (plus and day == date.max):  # "up to 9999-12-31 inclusive" has no end
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(days=plus)
+
+
+def read_box(box: str) -> tuple[dict[str, str], str | None]:
+    """What one search box holds: an exact key (证件号码, 档号, 业务流水号) or free text, as (keys, text).
+
+    A long number that is no 证件号码 (手机号, 银行卡号) stays text, so it is audited as such by :func:`search`.
+    """
+    value = box.strip()
+    if ID_NUMBER.fullmatch(value):
+        return {"id_number": value.upper()}, None
+    if " " not in value and ("·" in value or (ARCHIVAL_CODE.fullmatch(value) and value.count("-") >= 2)):
+        return {"archival_code": value}, None
+    if SERIAL_KEY.fullmatch(value):
+        return {"serial": value}, None
+    return {}, value or None
 
 
 def shown(doc: SearchDocument, principal: Principal) -> dict[str, Any]:

@@ -7,7 +7,7 @@ acknowledgement stays when the finding recurs: it says a person knows, not that 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,10 @@ from archive.audit import Actor
 from archive.catalogue.models import AlertSeverity, StorageAlert
 from archive.catalogue.types import utcnow
 from archive.checks.base import CheckItem, Outcome, Result
-from archive.errors import Conflict, InvalidInput, NotFound
+from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from archive.context import Context
 
 CRITICAL, WARNING = AlertSeverity.CRITICAL.value, AlertSeverity.WARNING.value
 SEVERITY_NAMES = {CRITICAL: "严重", WARNING: "警告"}
@@ -84,6 +87,19 @@ def acknowledge(session: Session, actor: Actor, alert_id: int, note: str | None 
     audit.record(session, actor, "alert.acknowledge", target_type="alert", target_id=alert.id,
                  detail={"code": alert.code, "target": alert.target, "note": note})
     return alert
+
+
+def acknowledge_recorded(ctx: Context, session: Session, actor: Actor, alert_id: int,
+                         note: str | None = None) -> StorageAlert:
+    """:func:`acknowledge` for a person (API and UI): a refusal is kept in the audit log, nothing else changes."""
+    try:
+        return acknowledge(session, actor, alert_id, note)
+    except ERRORS as exc:
+        session.rollback()  # ends the request's transaction (on SQLite: frees the write lock) first
+        with ctx.catalogue.session() as s:
+            audit.record(s, actor, "alert.acknowledge", target_type="alert", target_id=alert_id,
+                         outcome="refused", detail={"code": exc.code, "message": exc.message})
+        raise
 
 
 def query(session: Session, *, include_acknowledged: bool = False, severity: str | None = None,

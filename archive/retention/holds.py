@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from archive import audit
-from archive.catalogue.models import ArchiveItem, Case, Document, Hold, HoldItem, SavedSearch
+from archive import audit, saved_searches
+from archive.catalogue.models import ArchiveItem, Case, Document, Hold, HoldItem
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -51,42 +51,29 @@ class HoldIn(BaseModel):
     query: HoldQuery | None = Field(None, description="按目录查询条件冻结")
 
 
-# A saved search's parameters (the search page's query string) that a hold's catalogue query can take; free text,
-# 保管期限 and status are not catalogue criteria of a hold and are left out (the page says so).
-SAVED_FIELDS = {"category": "category", "business_type": "business_type", "year": "year", "branch": "branch",
-                "filed_from": "filed_from", "filed_to": "filed_to", "date_from": "filed_from", "date_to": "filed_to"}
+# The search page's parameters (archive/saved_searches.py keeps them as pairs) that a hold's catalogue query can take;
+# free text, 保管期限, status and the 受理/办结 dates are not catalogue criteria of a hold and are left out.
+SAVED_FIELDS = ("category", "business_type", "year", "branch")
 
 
 def query_of_saved(session: Session, principal: Principal, saved_id: int) -> tuple[HoldQuery, list[str]]:
     """The HoldQuery one of the person's saved searches (保存的检索) maps to, and the parameters left out."""
-    saved = session.get(SavedSearch, saved_id)
-    if saved is None or saved.owner != principal.name:  # another person's search reads as one that does not exist
-        raise NotFound(f"保存的检索 {saved_id} 不存在", code="saved_search_not_found",
-                       detail={"saved_search": saved_id})
-    values: dict[str, Any] = {}
+    saved = saved_searches.get_saved(session, principal, saved_id)  # another person's reads as not existing
+    values: dict[str, str] = {}
     skipped: list[str] = []
-    for key, value in (saved.query or {}).items():
-        if isinstance(value, list):
-            if len(value) > 1 and key in SAVED_FIELDS:
-                raise InvalidInput(f"保存的检索“{saved.name}”的 {key} 有多个值；冻结的查询条件每项只能有一个值",
-                                   code="saved_search_not_holdable", detail={"field": key})
-            value = value[0] if value else None
-        if value in (None, ""):
-            continue
-        if key in SAVED_FIELDS:
-            values[SAVED_FIELDS[key]] = value
-        else:
+    for key, value in saved_searches.params_of(saved):
+        if key not in SAVED_FIELDS:
             skipped.append(key)
+        elif key in values and values[key] != value:
+            raise InvalidInput(f"保存的检索“{saved.name}”的 {key} 有多个值；冻结的查询条件每项只能有一个值",
+                               code="saved_search_not_holdable", detail={"field": key})
+        else:
+            values[key] = value
     try:
         return HoldQuery.model_validate(values), skipped
     except ValueError:
-        raise InvalidInput(f"保存的检索“{saved.name}”的条件不能用作冻结条件（年度或日期格式不对）",
+        raise InvalidInput(f"保存的检索“{saved.name}”的条件不能用作冻结条件（年度或网点格式不对）",
                            code="saved_search_not_holdable", detail={"saved_search": saved_id}) from None
-
-
-def saved_searches(session: Session, principal: Principal) -> list[SavedSearch]:
-    return list(session.scalars(select(SavedSearch).where(SavedSearch.owner == principal.name)
-                                .order_by(SavedSearch.name).limit(200)))
 
 
 def chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:

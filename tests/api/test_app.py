@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from archive.api.app import create_app
-from archive.catalogue.models import AuditEvent, UserSession
+from archive.catalogue.models import AuditEvent, LendingRequest, PaperLoan, UserSession
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.demo import CASES, EXPIRED, load_demo
@@ -281,3 +281,14 @@ def test_commit_happens_before_the_response(ctx: Context, monkeypatch: pytest.Mo
         assert r.status_code == 500
         with ctx.catalogue.sessions() as s:
             assert s.scalar(select(AuditEvent).where(AuditEvent.action == "user.roles")) is None
+
+
+def test_demo_data_gives_the_lending_pages_something_to_show(ctx: Context) -> None:
+    """Given the demo data, then a 利用 request of clerk01 waits for someone else's approval and one paper loan is
+    overdue, so the console's 利用 pages show their inbox and 催还 on a first visit."""
+    load_demo(ctx)
+    with ctx.catalogue.reading() as s:
+        requests = s.execute(select(LendingRequest.requester, LendingRequest.status)).all()
+        loans = s.execute(select(PaperLoan.status, PaperLoan.due_date)).all()
+    assert [tuple(r) for r in requests] == [("clerk01", "pending")]
+    assert len(loans) == 1 and loans[0].status == "out" and loans[0].due_date < date.today()

@@ -95,9 +95,9 @@ def test_filing_a_complete_case_shows_its_code_and_the_item_page_verifies_it(
 
     page = clerk.get(link["href"])
     assert page.status_code == 200, page.text
-    assert "核验通过" in text(page) and "申请表" in text(page) and "PAdES B-B" in text(page)
+    assert "完好" in text(page) and "申请表" in text(page) and "PAdES B-B" in text(page)  # the filing's 四性检测
     assert "张三" in text(page)  # clerks hold pii.read
-    assert [e.detail["what"] for e in events(ctx, "access.read")] == ["verification"]
+    assert [e.detail["what"] for e in events(ctx, "access.read")] == ["data"]  # no re-verification on a view
     head = ui("head01", ["archive_head"], None).get(link["href"])  # no pii.read: masked
     assert head.status_code == 200 and "张*" in text(head) and "张三" not in text(head)
 
@@ -203,14 +203,14 @@ def test_rendition_download_records_the_access(ctx: Context, client: TestClient,
     clerk = ui("clerk01")
     assert clerk.post(PAGE, data=form()).status_code == 200
     url = f"/ui/items/{quote(CODE)}/rendition.pdf"
-    assert soup(clerk.get(f"/ui/items/{quote(CODE)}")).find("a", href=url) is None
-    assert clerk.get(url).status_code == 403
+    assert soup(clerk.get(f"/ui/items/{quote(CODE)}")).find("form", action=url) is None
+    assert clerk.get(url, params={"purpose": "复核"}).status_code == 403
     archivist = ui("arch01", ["archivist"], None)
-    assert soup(archivist.get(f"/ui/items/{quote(CODE)}")).find("a", href=url) is not None
-    r = archivist.get(url)
+    assert soup(archivist.get(f"/ui/items/{quote(CODE)}")).find("form", action=url) is not None
+    r = archivist.get(url, params={"purpose": "业务复核"})
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
-    assert [e.detail["what"] for e in events(ctx, "access.read") if e.actor == "arch01"] == ["verification",
-                                                                                            "rendition"]
+    assert [(e.detail["what"], e.detail["purpose"]) for e in events(ctx, "access.read") if e.actor == "arch01"] == [
+        ("data", "档案查阅"), ("rendition", "业务复核")]
 
 
 def test_filing_pages_carry_no_inline_script_style_or_handlers(

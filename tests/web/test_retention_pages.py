@@ -56,11 +56,13 @@ def test_holds_by_serial_query_and_saved_search(ctx: Context, ui: Callable[..., 
     r = arch.post("/ui/holds", htmx=False, data=hold_form(scope="query", year="2010"), follow_redirects=False)
     assert r.status_code == 303, r.text
     with ctx.catalogue.session() as s:
-        s.add(SavedSearch(owner="arch", name="2009年提取", query={"q": "张三", "year": "2009", "category": ["TQ"]}))
-        s.add(SavedSearch(owner="other", name="别人的", query={"year": "2009"}))
+        s.add(SavedSearch(owner="arch", name="2009年提取",
+                          query={"params": [["q", "张三"], ["year", "2009"], ["category", "TQ"]]}))
+        s.add(SavedSearch(owner="arch", name="两个年度", query={"params": [["year", "2009"], ["year", "2010"]]}))
+        s.add(SavedSearch(owner="other", name="别人的", query={"params": [["year", "2009"]]}))
     page = soup(arch.get("/ui/holds"))
     options = {o.get_text(): o["value"] for o in page.select("select[name=saved_search] option") if o["value"]}
-    assert list(options) == ["2009年提取"]  # only her own
+    assert sorted(options) == ["2009年提取", "两个年度"]  # only her own
     r = arch.post("/ui/holds", htmx=False, data=hold_form(scope="saved", saved_search=options["2009年提取"]),
                   follow_redirects=False)
     assert r.status_code == 303, r.text
@@ -71,6 +73,8 @@ def test_holds_by_serial_query_and_saved_search(ctx: Context, ui: Callable[..., 
         other = s.scalar(select(SavedSearch.id).where(SavedSearch.owner == "other"))
     r = arch.post("/ui/holds", htmx=False, data=hold_form(scope="saved", saved_search=str(other)))
     assert r.status_code == 404 and "saved_search_not_found" in text(r)
+    r = arch.post("/ui/holds", htmx=False, data=hold_form(scope="saved", saved_search=options["两个年度"]))
+    assert r.status_code == 422 and "saved_search_not_holdable" in text(r)
 
 
 def test_bad_holds_change_nothing(ctx: Context, ui: Callable[..., UiClient]) -> None:

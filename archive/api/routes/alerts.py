@@ -10,13 +10,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import audit
 from archive.api.deps import UnitOfWork, actor_of, context, require
 from archive.api.params import Id, Offset
 from archive.catalogue.models import StorageSweep
 from archive.checks import alerts
 from archive.context import Context
-from archive.errors import ERRORS, NotFound
+from archive.errors import NotFound
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -100,15 +99,7 @@ def summary(session: Session = UnitOfWork, _: Principal = Depends(require(Permis
 def acknowledge(alert_id: Id, body: AckIn | None = None, ctx: Context = Depends(context),
                 session: Session = UnitOfWork,
                 principal: Principal = Depends(require(Permission.CHECK_RUN))) -> AlertOut:
-    note = body.note if body else None
-    try:
-        alert = alerts.acknowledge(session, actor_of(principal), alert_id, note)
-    except ERRORS as exc:  # the refusal is kept in the audit log; nothing else changes
-        session.rollback()  # ends the request's transaction (on SQLite: frees the write lock) first
-        with ctx.catalogue.session() as s:
-            audit.record(s, actor_of(principal), "alert.acknowledge", target_type="alert", target_id=alert_id,
-                         outcome="refused", detail={"code": exc.code, "message": exc.message})
-        raise
+    alert = alerts.acknowledge_recorded(ctx, session, actor_of(principal), alert_id, body.note if body else None)
     return AlertOut.model_validate(alert, from_attributes=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -74,12 +74,6 @@ def present(doc: SearchDocument, principal: Principal) -> Hit:
     return Hit.model_validate(retrieval.shown(doc, principal))
 
 
-def _day(day: date | None, zone: tzinfo, plus: int = 0) -> datetime | None:
-    if day is None or (plus and day == date.max):  # "up to 9999-12-31 inclusive" has no end
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(days=plus)
-
-
 @router.get("", response_model=SearchOut,
             summary="检索业务与档案（全文、精确键、筛选、范围、分面；按网点与角色过滤，个人信息按角色脱敏）",
             responses={422: {"description": "检索条件有误"}, 503: {"description": "检索服务不可用"}})
@@ -127,8 +121,8 @@ def search(
                                  ("retention_code", retention_code), ("status", status), ("branch", branch),
                                  ("year", year), ("kind", kind)) if v}
     ranges = {
-        "accepted_at": Range(_day(accepted_from, zone), _day(accepted_to, zone, 1)),
-        "closed_at": Range(_day(closed_from, zone), _day(closed_to, zone, 1)),
+        "accepted_at": Range(retrieval.day_start(accepted_from, zone), retrieval.day_start(accepted_to, zone, 1)),
+        "closed_at": Range(retrieval.day_start(closed_from, zone), retrieval.day_start(closed_to, zone, 1)),
         "expiry_date": Range(expiry_from, expiry_to + timedelta(days=1) if expiry_to and expiry_to < date.max
                              else None),
         "year": Range(year_from, year_to + 1 if year_to is not None else None),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from archive import jobs
+from archive import jobs, saved_searches
 from archive.api.deps import UnitOfWork, context
 from archive.api.errors import status_of
 from archive.api.params import Id
@@ -72,7 +72,7 @@ def _holds_page(request: Request, ctx: Context, db: Session, principal: Principa
     found = holds.list_holds(db, status_filter or None, HOLDS_PER_PAGE + 1, (page - 1) * HOLDS_PER_PAGE)
     return render(request, "holds.html", status=status, holds=found[:HOLDS_PER_PAGE], more=len(found) > HOLDS_PER_PAGE,
                   page=page, status_filter=status_filter, hold_status=HOLD_STATUS, scopes=SCOPES, error=error,
-                  form=form or {}, schedule=ctx.schedule, saved=holds.saved_searches(db, principal))
+                  form=form or {}, schedule=ctx.schedule, saved=saved_searches.list_saved(db, principal))
 
 
 @router.get("/holds")

@@ -140,3 +140,48 @@
     if (select) select.focus();
   });
 })();
+
+// ===== console: search and item page =====
+// The item page's viewer: the page image is asked at the viewer's own width (server-rendered, steps of
+// data-widths so the cache is shared), zoom (+ / - / 0) asks a wider image, rotate (R) turns the view only.
+(function () {
+  "use strict";
+  var zoom = 1, turn = 0;
+  function stage() { return document.querySelector(".viewer-stage"); }
+  function fit() {
+    var box = stage();
+    if (!box) return;
+    var img = box.querySelector("img.viewer-page");
+    var steps = (box.getAttribute("data-widths") || "1000").split(",").map(Number);
+    var want = Math.round(box.clientWidth * (window.devicePixelRatio || 1) * zoom);
+    var width = steps[steps.length - 1];
+    for (var i = 0; i < steps.length; i++) { if (steps[i] >= want) { width = steps[i]; break; } }
+    var src = img.getAttribute("data-src").replace(/w=0$/, "w=" + width);
+    if (img.getAttribute("src") !== src) img.setAttribute("src", src);
+    box.classList.toggle("zoomed", zoom > 1);
+    img.setAttribute("width", String(Math.round(box.clientWidth * zoom)));
+    img.className = "viewer-page" + (turn ? " rot-" + turn : "");
+  }
+  function act(what) {
+    if (!stage()) return;
+    if (what === "in") zoom = Math.min(zoom * 1.5, 4);
+    else if (what === "out") zoom = Math.max(zoom / 1.5, 0.5);
+    else if (what === "fit") zoom = 1;
+    else if (what === "rotate") turn = (turn + 90) % 360;
+    fit();
+  }
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-viewer]") : null;
+    if (b) { e.preventDefault(); act(b.getAttribute("data-viewer")); }
+  });
+  document.addEventListener("keydown", function (e) {
+    var el = document.activeElement;
+    if (!stage() || e.ctrlKey || e.altKey || e.metaKey) return;
+    if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT")) return;
+    var what = {"+": "in", "=": "in", "-": "out", "0": "fit", "r": "rotate", "R": "rotate"}[e.key];
+    if (what) { e.preventDefault(); act(what); }
+  });
+  document.addEventListener("DOMContentLoaded", fit);
+  document.addEventListener("htmx:afterSettle", fit);
+  window.addEventListener("resize", fit);
+})();
