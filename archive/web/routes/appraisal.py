@@ -245,8 +245,9 @@ def _list_page(request: Request, db: Session, principal: Principal, dl: Destruct
                status: int = 200, error: AnyError | None = None) -> Response:
     entries = destruction.entries_of(db, dl.id, PER_PAGE, (page - 1) * PER_PAGE)
     approvals = destruction.approvals_of(db, dl.id)
-    names = dict(db.execute(select(ArchiveItem.id, Case.applicant_name).join(Case, Case.id == ArchiveItem.case_id)
-                            .where(ArchiveItem.id.in_([e.item_id for e in entries]))).tuples().all())
+    names: dict[int, str | None] = {item_id: name for item_id, name in db.execute(
+        select(ArchiveItem.id, Case.applicant_name).join(Case, Case.id == ArchiveItem.case_id)
+        .where(ArchiveItem.id.in_([e.item_id for e in entries])))}
     return render(request, "destruction_list.html", status=status, dl=dl, entries=entries, approvals=approvals,
                   page=page, pages=max(1, -(-dl.item_count // PER_PAGE)), list_status=STATUS,
                   status_names=JOB_STATUS,
