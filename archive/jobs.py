@@ -14,6 +14,7 @@ starting it again goes on where it stopped.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,7 @@ Progress = Callable[[int, "int | None"], None]
 LEASE = timedelta(minutes=10)  # a job of another host not heard of for this long is taken as dead
 PROGRESS_EVERY = 0.5  # seconds between progress writes: the page polls once a second
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job")
-_running: set[int] = set()  # ids of the jobs this process runs now
+_running: set[str] = set()  # run tokens of the jobs this process runs now
 _lock = threading.Lock()
 FAILED = "后台任务出错中止，已完成的部分已保存；请稍后重新开始，或联系系统管理员查看日志"
 
@@ -67,24 +68,33 @@ def start(ctx: Context, principal: Principal, *, kind: str, key: str, title: str
         running = _running_job(s, key)
         if running is not None:
             return running.id, False
+    # a job of this process is alive while its run token is in _running: the token goes in before the row is
+    # written and out after its end is, so a poll never takes a live job for a dead one
+    run = secrets.token_hex(8)
+    with _lock:
+        _running.add(run)
     try:
         with ctx.catalogue.session() as s:
             job = Job(kind=kind, key=key, title=title, permission=permission.value, total=total,
-                      owner=leases.owner(), started_by=principal.name)
+                      owner={**leases.owner(), "run": run}, started_by=principal.name)
             s.add(job)
             s.flush()
             job_id = job.id
             audit.record(s, actor, "job.start", target_type="job", target_id=job_id,
                          detail={"kind": kind, "key": key})
     except IntegrityError:  # another process started it between the look and the insert
+        with _lock:
+            _running.discard(run)
         with ctx.catalogue.session() as s:
             running = _running_job(s, key)
             if running is None:
                 raise
             return running.id, False
-    with _lock:
-        _running.add(job_id)
-    _pool.submit(_run, ctx, actor, job_id, work)
+    except BaseException:
+        with _lock:
+            _running.discard(run)
+        raise
+    _pool.submit(_run, ctx, actor, job_id, run, work)
     return job_id, True
 
 
@@ -100,7 +110,7 @@ def _running_job(session: Session, key: str) -> Job | None:
 def _alive(job: Job) -> bool:
     if job.owner.get("pid") == leases.owner()["pid"] and job.owner.get("host") == leases.owner()["host"]:
         with _lock:
-            return job.id in _running
+            return job.owner.get("run") in _running
     return leases.alive(job.owner, job.heartbeat_at, LEASE)
 
 
@@ -113,7 +123,7 @@ def _interrupt(session: Session, job: Job) -> None:
     session.flush()
 
 
-def _run(ctx: Context, actor: Actor, job_id: int, work: Work) -> None:
+def _run(ctx: Context, actor: Actor, job_id: int, run: str, work: Work) -> None:
     last = 0.0
 
     def progress(done: int, total: int | None) -> None:
@@ -129,33 +139,28 @@ def _run(ctx: Context, actor: Actor, job_id: int, work: Work) -> None:
 
     status, result, link, error = JobStatus.DONE, None, None, None
     try:
-        outcome = work(progress)
-        result, link = outcome.result, outcome.link
-    except ArchiveError as e:
-        status, error = JobStatus.FAILED, {"code": e.code, "message": e.message}
-    except Exception:  # the person sees a plain message; the log keeps the trace
-        log.exception("job %s failed", job_id)
-        status, error = JobStatus.FAILED, {"code": "job_failed", "message": FAILED}
-    try:
-        _finish(ctx, actor, job_id, status, result, link, error)
-    finally:  # only now: a page polling between the work's end and this write must not take the job for dead
+        try:
+            outcome = work(progress)
+            result, link = outcome.result, outcome.link
+        except ArchiveError as e:
+            status, error = JobStatus.FAILED, {"code": e.code, "message": e.message}
+        except Exception:  # the person sees a plain message; the log keeps the trace
+            log.exception("job %s failed", job_id)
+            status, error = JobStatus.FAILED, {"code": "job_failed", "message": FAILED}
+        with ctx.catalogue.session() as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            job.status, job.result, job.link, job.error = status.value, result, link, error
+            job.finished_at = job.heartbeat_at = utcnow()
+            if status is JobStatus.DONE and job.total is not None:
+                job.done = job.total
+            audit.record(s, actor, "job.finish", target_type="job", target_id=job_id,
+                         outcome="success" if status is JobStatus.DONE else "failure",
+                         detail={"kind": job.kind, "key": job.key, "status": job.status,
+                                 **({"error": error["code"]} if error else {})})
+    finally:  # only once its end is written: until then a poll must see it alive, not interrupted
         with _lock:
-            _running.discard(job_id)
-
-
-def _finish(ctx: Context, actor: Actor, job_id: int, status: JobStatus, result: dict[str, Any] | None,
-            link: str | None, error: dict[str, str] | None) -> None:
-    with ctx.catalogue.session() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        job.status, job.result, job.link, job.error = status.value, result, link, error
-        job.finished_at = job.heartbeat_at = utcnow()
-        if status is JobStatus.DONE and job.total is not None:
-            job.done = job.total
-        audit.record(s, actor, "job.finish", target_type="job", target_id=job_id,
-                     outcome="success" if status is JobStatus.DONE else "failure",
-                     detail={"kind": job.kind, "key": job.key, "status": job.status,
-                             **({"error": error["code"]} if error else {})})
+            _running.discard(run)
 
 
 def get(session: Session, principal: Principal, job_id: int) -> Job:

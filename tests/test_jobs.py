@@ -107,3 +107,24 @@ def test_only_the_starter_and_people_with_the_permission_see_a_job(ctx: Context)
         with pytest.raises(NotFound):
             jobs.get(s, person("clerk01", "clerk"), job_id)
         assert [j.id for j in jobs.recent(s, person("clerk01", "clerk"))] == []
+
+
+def test_a_job_is_alive_until_its_end_is_written(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll that reads the job while its end is being written must not take it for a dead one (it would be
+    shown as interrupted and the page would stop polling)."""
+    alive_at_finish: list[bool] = []
+    record = jobs.audit.record
+
+    def spy(session, actor, action, **kw):  # type: ignore[no-untyped-def]
+        if action == "job.finish":
+            with ctx.catalogue.reading() as s:
+                row = s.get(Job, kw["target_id"])
+                alive_at_finish.append(row is not None and jobs._alive(row))
+        return record(session, actor, action, **kw)
+
+    monkeypatch.setattr(jobs.audit, "record", spy)
+    job_id, _ = jobs.start(ctx, ARCHIVIST, kind="k", key="k:alive", title="t", work=lambda p: jobs.Outcome(),
+                           permission=Permission.RETENTION_MANAGE)
+    assert jobs.wait(ctx, job_id).status == "done" and alive_at_finish == [True]
+    with ctx.catalogue.session() as s:
+        assert not jobs._alive(s.get(Job, job_id))  # once ended, nothing of it is left in this process
