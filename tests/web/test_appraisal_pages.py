@@ -3,6 +3,7 @@ rejected, executed as a job, its signed PDF."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import date
 
@@ -14,7 +15,7 @@ from archive.catalogue.models import AppraisalDecision, ArchiveItem, Destruction
 from archive.context import Context
 from archive.errors import InvalidInput, PermissionDenied
 from archive.permissions import Principal, permissions_of_roles
-from archive.retention import appraisal
+from archive.retention import appraisal, destruction
 from tests.retention.test_holds import events, expire_locks, keys_of, make_item
 from tests.web.html import UiClient, soup, text
 
@@ -238,3 +239,28 @@ def test_unknown_lists_and_bad_input(ctx: Context, ui: Callable[..., UiClient]) 
     with ctx.catalogue.session() as s:
         assert s.scalar(select(func.count()).select_from(DestructionList)) == 0
     assert arch.post("/ui/appraisal/lists/999/approve", htmx=False, data={}).status_code == 404
+
+
+def test_a_second_click_on_execute_answers_the_running_job(ctx: Context, ui: Callable[..., UiClient],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    arch, head = ui("arch", ["archivist"], None), ui("head", ["archive_head"], None)
+    list_id = _proposed(ctx, arch, make_item(ctx))
+    for person in (arch, head):
+        assert person.post(f"/ui/appraisal/lists/{list_id}/approve", htmx=False, data={}).status_code in (200, 303)
+    release = threading.Event()
+
+    def slow(*args: object, **kw: object) -> destruction.ExecutionReport:
+        release.wait(10)
+        return destruction.ExecutionReport("XH")
+
+    monkeypatch.setattr(destruction, "execute", slow)
+    for _ in range(2):
+        assert arch.post(f"/ui/appraisal/lists/{list_id}/execute", htmx=False,
+                         follow_redirects=False).status_code == 303
+    page = soup(arch.get(f"/ui/appraisal/lists/{list_id}"))
+    assert page.select_one("section.job[hx-get]") is not None  # the page polls the running job
+    assert page.find("button", string="执行销毁") is None
+    with ctx.catalogue.session() as s:
+        job_ids = list(s.scalars(select(Job.id).where(Job.kind == "destruction.execute")))
+    release.set()
+    assert len(job_ids) == 1 and jobs.wait(ctx, job_ids[0]).status == "done"
