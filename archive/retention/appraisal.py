@@ -64,8 +64,10 @@ def queue_query(today: date, f: QueueFilter | None = None,
     held = exists().where(HoldItem.item_id == ArchiveItem.id, Hold.id == HoldItem.hold_id, Hold.status == "active")
     decided = exists().where(AppraisalDecision.item_id == ArchiveItem.id, AppraisalDecision.decision == "destroy",
                              AppraisalDecision.status.in_(OPEN_DESTROY))
-    stmt = (select(ArchiveItem).where(ArchiveItem.status == "filed", ArchiveItem.expiry_date <= today,
-                                      ~held, ~decided))
+    # status through coalesce: its index (nearly every item is filed) must not be chosen over expiry_date's, which
+    # gives the queue's order, so a page or a bounded count stops early instead of sorting a million rows
+    stmt = (select(ArchiveItem).where(func.coalesce(ArchiveItem.status, "") == "filed",
+                                      ArchiveItem.expiry_date <= today, ~held, ~decided))
     f = f or QueueFilter()
     if f.expired_before is not None:
         stmt = stmt.where(ArchiveItem.expiry_date < f.expired_before)
@@ -77,8 +79,8 @@ def queue_query(today: date, f: QueueFilter | None = None,
         stmt = stmt.join(Case, Case.id == ArchiveItem.case_id)
         if f.business_type:
             stmt = stmt.where(Case.business_type == f.business_type)
-        if branches is not None:
-            stmt = stmt.where(Case.branch.in_(sorted(branches)))
+        if branches is not None:  # coalesce: a branch holds many items; drive from expiry_date, as above
+            stmt = stmt.where(func.coalesce(Case.branch, "").in_(sorted(branches)))
     return stmt
 
 
@@ -87,13 +89,34 @@ def today_in(ctx: Context) -> date:
 
 
 def queue(ctx: Context, session: Session, principal: Principal, f: QueueFilter | None = None,
-          limit: int = 100, offset: int = 0) -> tuple[int, list[ArchiveItem]]:
-    """(total, one page ordered by expiry date then 档号)."""
+          limit: int = 100, offset: int = 0, count_cap: int | None = None) -> tuple[int, list[ArchiveItem]]:
+    """(total, one page ordered by expiry date then 档号); with ``count_cap`` the total stops counting there (a page
+    over a million items says "more than …" instead of scanning them all)."""
     require(session, principal, Permission.RETENTION_MANAGE, target_type="appraisal_queue")
     stmt = queue_query(today_in(ctx), f, principal.branches)
-    total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(ArchiveItem.id).subquery())) or 0
+    ids = stmt.with_only_columns(ArchiveItem.id)
+    if count_cap is not None:
+        ids = ids.limit(count_cap)
+    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
     page = list(session.scalars(stmt.order_by(ArchiveItem.expiry_date, ArchiveItem.id).limit(limit).offset(offset)))
     return total, page
+
+
+def matching_codes(ctx: Context, session: Session, principal: Principal, f: QueueFilter,
+                   exclude: list[str] | None = None) -> list[str]:
+    """The 档号 of the queue's items ``f`` matches minus ``exclude``, queue order; refused past MAX_DECISIONS."""
+    require(session, principal, Permission.RETENTION_MANAGE, target_type="appraisal_queue")
+    left_out = {c.strip() for c in exclude or () if c.strip()}
+    stmt = (queue_query(today_in(ctx), f, principal.branches).with_only_columns(ArchiveItem.archival_code)
+            .order_by(ArchiveItem.expiry_date, ArchiveItem.id).limit(MAX_DECISIONS + len(left_out) + 1))
+    codes = [c for c in session.scalars(stmt) if c not in left_out]
+    if not codes:
+        raise InvalidInput("没有符合条件的待鉴定档案；请调整筛选条件", code="appraisal_selection_empty")
+    if len(codes) > MAX_DECISIONS:
+        raise InvalidInput(f"一次最多鉴定 {MAX_DECISIONS} 件，符合条件的超过此数；"
+                           "请缩小筛选范围（如按年度、类别）后分批鉴定", code="appraisal_selection_too_large",
+                           detail={"max": MAX_DECISIONS})
+    return codes
 
 
 def title_of(ctx: Context, case: Case) -> str:

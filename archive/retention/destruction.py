@@ -295,10 +295,7 @@ def execute(ctx: Context, principal: Principal, list_id: int,
     with ctx.catalogue.session() as s, audited(s, principal, "destruction.execute", target_type="destruction_list",
                                                target_id=list_id, permission=Permission.RETENTION_MANAGE):
         dl = get_list(s, list_id)
-        approvers = {a.approver for a in approvals_of(s, list_id)}
-        if dl.status not in ("approved", "executed") or len(approvers) < APPROVALS_NEEDED:
-            raise Conflict(f"销毁清册 {dl.number} 尚未经两名不同的审批人批准（已批准 {len(approvers)} 人），"
-                           "不能执行销毁", code="destruction_not_approved", detail={"approvals": sorted(approvers)})
+        check_executable(s, dl)
         number = dl.number
         # only entries not yet decided: a refused one stays refused (its item went back to appraisal)
         entries = [(e.id, e.archival_code) for e in s.scalars(
@@ -326,6 +323,14 @@ def execute(ctx: Context, principal: Principal, list_id: int,
                      target_id=number, detail={"destroyed": len(report.destroyed), "refused": len(report.refused),
                                                "refusals": report.refused[:100]})
     return report
+
+
+def check_executable(session: Session, dl: DestructionList) -> None:
+    """Refuse execution of a list not approved by two different people (the page checks before starting a job)."""
+    approvers = {a.approver for a in approvals_of(session, dl.id)}
+    if dl.status not in ("approved", "executed") or len(approvers) < APPROVALS_NEEDED:
+        raise Conflict(f"销毁清册 {dl.number} 尚未经两名不同的审批人批准（已批准 {len(approvers)} 人），"
+                       "不能执行销毁", code="destruction_not_approved", detail={"approvals": sorted(approvers)})
 
 
 def _blocked(session: Session, entry: DestructionEntry, today: date) -> dict[str, str] | None:
@@ -449,6 +454,16 @@ def list_lists(session: Session, status: str | None = None, limit: int = 100, of
     if status:
         stmt = stmt.where(DestructionList.status == status)
     return list(session.scalars(stmt))
+
+
+def proposed_count(session: Session, principal: Principal, cap: int = 10_001) -> int:
+    """Proposed destroy decisions not yet on a list, of the branches the person sees (counting stops at ``cap``)."""
+    stmt = (select(AppraisalDecision.id).join(ArchiveItem, ArchiveItem.id == AppraisalDecision.item_id)
+            .where(AppraisalDecision.decision == "destroy", AppraisalDecision.status == "proposed",
+                   ArchiveItem.status == "filed"))
+    if principal.branches is not None:
+        stmt = stmt.join(Case, Case.id == ArchiveItem.case_id).where(Case.branch.in_(sorted(principal.branches)))
+    return session.scalar(select(func.count()).select_from(stmt.limit(cap).subquery())) or 0
 
 
 def entries_of(session: Session, list_id: int, limit: int = 1000, offset: int = 0) -> list[DestructionEntry]:

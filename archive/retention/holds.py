@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from archive import audit
+from archive import audit, saved_searches
 from archive.catalogue.models import ArchiveItem, Case, Document, Hold, HoldItem
 from archive.catalogue.types import utcnow
 from archive.context import Context
@@ -49,6 +49,31 @@ class HoldIn(BaseModel):
     archival_codes: list[str] | None = Field(None, max_length=MAX_KEYS, description="档号清单")
     serials: list[str] | None = Field(None, max_length=MAX_KEYS, description="业务流水号清单")
     query: HoldQuery | None = Field(None, description="按目录查询条件冻结")
+
+
+# The search page's parameters (archive/saved_searches.py keeps them as pairs) that a hold's catalogue query can take;
+# free text, 保管期限, status and the 受理/办结 dates are not catalogue criteria of a hold and are left out.
+SAVED_FIELDS = ("category", "business_type", "year", "branch")
+
+
+def query_of_saved(session: Session, principal: Principal, saved_id: int) -> tuple[HoldQuery, list[str]]:
+    """The HoldQuery one of the person's saved searches (保存的检索) maps to, and the parameters left out."""
+    saved = saved_searches.get_saved(session, principal, saved_id)  # another person's reads as not existing
+    values: dict[str, str] = {}
+    skipped: list[str] = []
+    for key, value in saved_searches.params_of(saved):
+        if key not in SAVED_FIELDS:
+            skipped.append(key)
+        elif key in values and values[key] != value:
+            raise InvalidInput(f"保存的检索“{saved.name}”的 {key} 有多个值；冻结的查询条件每项只能有一个值",
+                               code="saved_search_not_holdable", detail={"field": key})
+        else:
+            values[key] = value
+    try:
+        return HoldQuery.model_validate(values), skipped
+    except ValueError:
+        raise InvalidInput(f"保存的检索“{saved.name}”的条件不能用作冻结条件（年度或网点格式不对）",
+                           code="saved_search_not_holdable", detail={"saved_search": saved_id}) from None
 
 
 def chunks(values: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
