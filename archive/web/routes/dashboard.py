@@ -1,7 +1,157 @@
-"""首页/统计 (the dashboard)."""
+"""首页/统计 (the dashboard): the figures of archive.dashboard, each block shown to people whose permissions cover
+it, charts drawn here as SVG (no script, no inline style: CSS classes under the dashboard's marker in app.css), and
+every figure a link to the list behind it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from archive import dashboard
+from archive.api.deps import UnitOfWork, context
+from archive.context import Context
+from archive.dashboard import Figures
+from archive.permissions import Permission, Principal
+from archive.web.deps import require
+from archive.web.render import SECURITY_HEADERS, render
 
 router = APIRouter(prefix="/ui/dashboard", include_in_schema=False)
+P = Permission
+# Who sees which block: a block shows what its list page would show the person (NAV opens the page to any of them).
+BLOCKS: dict[str, frozenset[Permission]] = {
+    "filings": frozenset({P.ITEM_READ}),  # filings per day, 归档及时率
+    "checks": frozenset({P.CHECK_READ}),  # 四性检测 pass rate, alerts, index backlog, storage and replicas
+    "unassigned": frozenset({P.CASE_READ}),  # scanned pages waiting for a clerk
+    "lending": frozenset({P.LENDING_APPROVE}),  # paper loans overdue
+    "expiring": frozenset({P.RETENTION_MANAGE, P.DESTRUCTION_APPROVE}),  # items whose 保管期限 ends soon
+}
+# the SVG's coordinate system (it scales with the card: viewBox)
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 720, 200, 40, 10, 24
+
+
+def search_link(**params: str) -> str:
+    """A link to the search page (检索) with these filters."""
+    return "/ui/search?" + urlencode({k: v for k, v in params.items() if v})
+
+
+def checks_link(**params: str) -> str:
+    return "/ui/checks?" + urlencode({k: v for k, v in params.items() if v})
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One rectangle of a chart, with the link and the tooltip (SVG <title>) of what it counts."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    css: str
+    href: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    bars: list[Bar]
+    ticks: list[tuple[float, str]]  # (y, label) of the value axis
+    days: list[tuple[float, str]]  # (x, label) of the day axis (every 5th day)
+    line: str = ""  # polyline points (pass rate)
+
+
+def _nice_max(value: int) -> int:
+    """The value axis' top: 1, 2, 5 × 10^n at least ``value``."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return max(m * step, 1)
+        step *= 10
+
+
+def _day_axis(days: list[date], slot: float) -> list[tuple[float, str]]:
+    """Every 5th day's label, ending today."""
+    return [(LEFT + i * slot + slot / 2, f"{d.month}-{d.day}") for i, d in enumerate(days)
+            if (len(days) - 1 - i) % 5 == 0]
+
+
+def filings_chart(figures: Figures, category_names: dict[str, str], category_class: dict[str, str]) -> Chart:
+    """Stacked bars: each day's filings by category; each part links to that day's items of the category."""
+    top = _nice_max(max((d.total for d in figures.days), default=0))
+    plot_h = HEIGHT - TOP - BOTTOM
+    slot = (WIDTH - LEFT) / len(figures.days)
+    bars = []
+    for i, d in enumerate(figures.days):
+        y = TOP + plot_h
+        for cat in figures.categories:
+            n = d.filed.get(cat, 0)
+            if not n:
+                continue
+            h = plot_h * n / top
+            y -= h
+            bars.append(Bar(round(LEFT + i * slot + slot * 0.15, 1), round(y, 1), round(slot * 0.7, 1), round(h, 1),
+                            category_class.get(cat, "c-other"),
+                            search_link(category=cat, date_from=d.day.isoformat(), date_to=d.day.isoformat()),
+                            f"{d.day:%m-%d} {category_names.get(cat, cat)}：{n} 件"))
+    ticks = [(round(TOP + plot_h * (1 - f), 1), str(int(top * f))) for f in (0, 0.5, 1)]
+    return Chart(bars, ticks, _day_axis([d.day for d in figures.days], slot))
+
+
+def checks_chart(figures: Figures) -> Chart:
+    """The pass rate of each day's 归档环节 checks as a line; each day with reports a dot linking to them."""
+    plot_h = HEIGHT - TOP - BOTTOM
+    slot = (WIDTH - LEFT) / len(figures.days)
+    dots, points = [], []
+    for i, d in enumerate(figures.days):
+        if not d.checks:
+            continue
+        x, y = LEFT + i * slot + slot / 2, TOP + plot_h * (1 - d.passed / d.checks)
+        points.append(f"{x:.1f},{y:.1f}")
+        day = d.day.isoformat()
+        dots.append(Bar(round(x, 1), round(y, 1), 4, 0, "bad" if d.passed < d.checks else "ok",
+                        checks_link(stage="gd", date_from=day, date_to=day),
+                        f"{d.day:%m-%d} 归档检测 {d.checks} 次，通过 {d.passed} 次（{100 * d.passed // d.checks}%）"))
+    ticks = [(round(TOP + plot_h * (1 - f), 1), f"{int(f * 100)}%") for f in (0, 0.5, 1)]
+    return Chart(dots, ticks, _day_axis([d.day for d in figures.days], slot), " ".join(points))
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "—"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "—"
+
+
+@router.get("")
+def index(request: Request, refresh: Annotated[int, Query(ge=0, le=1)] = 0, db: Session = UnitOfWork,
+          ctx: Context = Depends(context),
+          principal: Principal = Depends(require(P.RETENTION_MANAGE, P.DESTRUCTION_APPROVE, P.CHECK_READ,
+                                                 P.ITEM_READ))) -> Response:
+    cache: dashboard.Cache = getattr(request.app.state, "dashboard_cache", None) or dashboard.Cache()
+    request.app.state.dashboard_cache = cache
+    figures = cache.figures(ctx, db, principal, refresh=bool(refresh))
+    if refresh:  # back to the plain address, so a reload does not ask again
+        return RedirectResponse("/ui/dashboard", status_code=303, headers=SECURITY_HEADERS)
+    shown = {name for name, perms in BLOCKS.items() if perms & principal.permissions}
+    names = {code: c.name for code, c in ctx.schedule.categories.items()}
+    classes = {code: f"c{i % 8}" for i, code in enumerate(ctx.schedule.categories)}
+    first, last = figures.days[0].day.isoformat(), figures.days[-1].day.isoformat()
+    return render(request, "dashboard.html", f=figures, shown=shown, names=names, classes=classes, first=first,
+                  last=last, filings=filings_chart(figures, names, classes), checks=checks_chart(figures),
+                  age=dashboard.age_text(figures.computed_at, ctx.zone), search_link=search_link,
+                  checks_link=checks_link, size_text=size_text, percent=percent, W=WIDTH, H=HEIGHT, LEFT=LEFT,
+                  TOP=TOP, BOTTOM=BOTTOM, can_assign=principal.can(P.CASE_WRITE))
