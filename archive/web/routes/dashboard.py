@@ -88,7 +88,7 @@ def filings_chart(figures: Figures, category_names: dict[str, str], category_cla
     slot = (WIDTH - LEFT) / len(figures.days)
     bars = []
     for i, d in enumerate(figures.days):
-        y = TOP + plot_h
+        y = float(TOP + plot_h)
         for cat in figures.categories:
             n = d.filed.get(cat, 0)
             if not n:
