@@ -31,8 +31,9 @@ BLOCKS: dict[str, frozenset[Permission]] = {
     "lending": frozenset({P.LENDING_APPROVE}),  # paper loans overdue
     "expiring": frozenset({P.RETENTION_MANAGE, P.DESTRUCTION_APPROVE}),  # items whose 保管期限 ends soon
 }
-# the SVG's coordinate system (it scales with the card: viewBox)
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 720, 200, 40, 10, 24
+# the SVGs' coordinate systems (they scale with their card: viewBox), about the card's width at 1366 px so the
+# axis labels stay at the page's text size: the filings chart spans the page, the pass rate half of it
+WIDE, WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 1280, 620, 220, 40, 16, 10, 24
 
 
 def search_link(**params: str) -> str:
@@ -62,6 +63,7 @@ class Chart:
     bars: list[Bar]
     ticks: list[tuple[float, str]]  # (y, label) of the value axis
     days: list[tuple[float, str]]  # (x, label) of the day axis (every 5th day)
+    width: int
     line: str = ""  # polyline points (pass rate)
 
 
@@ -85,7 +87,7 @@ def filings_chart(figures: Figures, category_names: dict[str, str], category_cla
     """Stacked bars: each day's filings by category; each part links to that day's items of the category."""
     top = _nice_max(max((d.total for d in figures.days), default=0))
     plot_h = HEIGHT - TOP - BOTTOM
-    slot = (WIDTH - LEFT) / len(figures.days)
+    slot = (WIDE - LEFT - RIGHT) / len(figures.days)
     bars = []
     for i, d in enumerate(figures.days):
         y = float(TOP + plot_h)
@@ -99,14 +101,14 @@ def filings_chart(figures: Figures, category_names: dict[str, str], category_cla
                             category_class.get(cat, "c-other"),
                             search_link(category=cat, date_from=d.day.isoformat(), date_to=d.day.isoformat()),
                             f"{d.day:%m-%d} {category_names.get(cat, cat)}：{n} 件"))
-    ticks = [(round(TOP + plot_h * (1 - f), 1), str(int(top * f))) for f in (0, 0.5, 1)]
-    return Chart(bars, ticks, _day_axis([d.day for d in figures.days], slot))
+    ticks = [(round(TOP + plot_h * (1 - f), 1), f"{top * f:g}") for f in (0, 0.5, 1)]
+    return Chart(bars, ticks, _day_axis([d.day for d in figures.days], slot), WIDE)
 
 
 def checks_chart(figures: Figures) -> Chart:
     """The pass rate of each day's 归档环节 checks as a line; each day with reports a dot linking to them."""
     plot_h = HEIGHT - TOP - BOTTOM
-    slot = (WIDTH - LEFT) / len(figures.days)
+    slot = (WIDTH - LEFT - RIGHT) / len(figures.days)
     dots, points = [], []
     for i, d in enumerate(figures.days):
         if not d.checks:
@@ -118,7 +120,8 @@ def checks_chart(figures: Figures) -> Chart:
                         checks_link(stage="gd", date_from=day, date_to=day),
                         f"{d.day:%m-%d} 归档检测 {d.checks} 次，通过 {d.passed} 次（{100 * d.passed // d.checks}%）"))
     ticks = [(round(TOP + plot_h * (1 - f), 1), f"{int(f * 100)}%") for f in (0, 0.5, 1)]
-    return Chart(dots, ticks, _day_axis([d.day for d in figures.days], slot), " ".join(points))
+    return Chart(dots, ticks, _day_axis([d.day for d in figures.days], slot), WIDTH,
+                 " ".join(points))
 
 
 def size_text(n: int | None) -> str:
@@ -153,5 +156,5 @@ def index(request: Request, refresh: Annotated[int, Query(ge=0, le=1)] = 0, db: 
     return render(request, "dashboard.html", f=figures, shown=shown, names=names, classes=classes, first=first,
                   last=last, filings=filings_chart(figures, names, classes), checks=checks_chart(figures),
                   age=dashboard.age_text(figures.computed_at, ctx.zone), search_link=search_link,
-                  checks_link=checks_link, size_text=size_text, percent=percent, W=WIDTH, H=HEIGHT, LEFT=LEFT,
-                  TOP=TOP, BOTTOM=BOTTOM, can_assign=principal.can(P.CASE_WRITE))
+                  checks_link=checks_link, size_text=size_text, percent=percent, H=HEIGHT, LEFT=LEFT,
+                  can_assign=principal.can(P.CASE_WRITE))
