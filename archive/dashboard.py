@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, select
+from sqlalchemy import ColumnElement, Integer, Select, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from archive.capture import scans
@@ -124,25 +124,29 @@ def _within(db: Session, days: int) -> ColumnElement[bool]:
     return (ArchiveItem.filed_at - Case.closed_at) <= timedelta(days=days)
 
 
+def filings_query(db: Session, principal: Principal, due_days: int, start: datetime, end: datetime,
+                  ) -> Select[str, int, int]:
+    """(category, items filed, of them on time) for items filed in [start, end): a range on filed_at (0014)."""
+    on_time = func.coalesce(func.sum(cast(case((_within(db, due_days), 1), else_=0), Integer)), 0)
+    return (select(ArchiveItem.category, func.count(), on_time).join(Case, Case.id == ArchiveItem.case_id)
+            .where(ArchiveItem.filed_at >= start, ArchiveItem.filed_at < end, *_branch_filter(principal))
+            .group_by(ArchiveItem.category))
+
+
 def _days(ctx: Context, db: Session, principal: Principal, today: date) -> list[Day]:
     """One indexed range query per day for filings and one for checks: the local day's bounds are computed here,
     so the center's time zone is right on both databases."""
-    on_time = func.coalesce(func.sum(cast(case((_within(db, ctx.settings.filing_due_days), 1), else_=0), Integer)), 0)
+    passed = func.coalesce(func.sum(cast(case((CheckReport.passed.is_(True), 1), else_=0), Integer)), 0)
     out = []
     for back in range(DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
         start = datetime.combine(day, dtime(0), ctx.zone).astimezone(UTC)
         end = start + timedelta(days=1)
-        rows = db.execute(select(ArchiveItem.category, func.count(), on_time)
-                          .join(Case, Case.id == ArchiveItem.case_id)
-                          .where(ArchiveItem.filed_at >= start, ArchiveItem.filed_at < end, *_branch_filter(principal))
-                          .group_by(ArchiveItem.category)).all()
-        checks, passed = db.execute(
-            select(func.count(), func.coalesce(func.sum(cast(case((CheckReport.passed.is_(True), 1), else_=0),
-                                                             Integer)), 0))
-            .where(CheckReport.stage == "gd", CheckReport.created_at >= start, CheckReport.created_at < end)).one()
+        rows = db.execute(filings_query(db, principal, ctx.settings.filing_due_days, start, end)).all()
+        checks, ok = db.execute(select(func.count(), passed).where(
+            CheckReport.stage == "gd", CheckReport.created_at >= start, CheckReport.created_at < end)).one()
         out.append(Day(day, {str(c): int(n) for c, n, _ in rows}, sum(int(t) for _, _, t in rows),
-                       int(checks or 0), int(passed or 0)))
+                       int(checks or 0), int(ok or 0)))
     return out
 
 

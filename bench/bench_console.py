@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real", type=int, default=3, help="items filed through the real pipeline (renditions)")
     ap.add_argument("--pg", default=PG_ADMIN_URL)
     ap.add_argument("--sqlite-only", action="store_true")
+    ap.add_argument("--no-index", action="store_true", help="skip the index (the dashboard does not use it)")
     args = ap.parse_args(argv)
     with databases(args.pg, "console") as targets:
         for name, url in targets[:1] if args.sqlite_only else targets:
@@ -186,10 +187,11 @@ def main(argv: list[str] | None = None) -> None:
                     fill(ctx, args.items)
                     print(f"{name}: {args.items:,} items (cases, items, documents) inserted in "
                           f"{time.perf_counter() - t:.1f} s")
-                    t = time.perf_counter()
-                    n = indexing.rebuild(ctx)
-                    took = time.perf_counter() - t
-                    print(f"{name}: index rebuilt: {n:,} documents in {took:.1f} s ({n / took:,.0f}/s)")
+                    if not args.no_index:
+                        t = time.perf_counter()
+                        n = indexing.rebuild(ctx)
+                        took = time.perf_counter() - t
+                        print(f"{name}: index rebuilt: {n:,} documents in {took:.1f} s ({n / took:,.0f}/s)")
                     ui_login(client, "arch01")
 
                     def cold(state: object = app.state) -> None:  # figures computed afresh: none cached

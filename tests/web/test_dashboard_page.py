@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from archive import dashboard
 from archive.catalogue.models import (
@@ -23,8 +24,12 @@ from archive.catalogue.models import (
     StorageSweep,
 )
 from archive.context import Context
+from archive.permissions import Principal
+from storage.filesystem import FilesystemStore
+from storage.replicated import ReplicatedStore
 from tests.factories import add_case, file_case_row
-from tests.web.html import UiClient, soup, text
+from tests.web.html import UiClient, soup
+from tests.web.html import text as page_text
 
 NOW = datetime.now(UTC)
 PAGE = "/ui/dashboard"
@@ -87,7 +92,7 @@ def test_an_archivist_sees_every_figure_with_its_list(ctx: Context, ui: Callable
     seed(ctx)
     page = ui("arch01", ["archivist"], None).get(PAGE)
     assert page.status_code == 200 and ids(page) == ALL
-    body = text(page)
+    body = page_text(page)
     # 归档及时率: 2 of 3 items filed within 3 days of 办结 (all branches)
     assert "66.7%" in body and "3 件中 2 件在办结后 3 天内归档" in body
     tiles = {t["id"]: t.get_text(" ", strip=True) for t in soup(page).select(".tile")}
@@ -156,7 +161,7 @@ def test_who_may_not_gets_403_and_an_audit_event(ctx: Context, ui: Callable[...,
     seed(ctx)
     for name, role in (("admin01", "admin"), ("sec01", "security_officer")):
         r = ui(name, [role], None).get(PAGE)
-        assert r.status_code == 403 and "permission_denied" in text(r) and "fig-" not in r.text
+        assert r.status_code == 403 and "permission_denied" in page_text(r) and "fig-" not in r.text
     with ctx.catalogue.session() as s:
         denied = s.scalars(select(AuditEvent).where(AuditEvent.action == "permission.denied")).all()
         assert [(e.actor, e.target_id) for e in denied] == [("admin01", "GET /ui/dashboard"),
@@ -166,7 +171,7 @@ def test_who_may_not_gets_403_and_an_audit_event(ctx: Context, ui: Callable[...,
 def test_another_branch_is_not_counted(ctx: Context, ui: Callable[..., UiClient]) -> None:
     seed(ctx)
     page = ui("clerk02", ["clerk"], "BR02").get(PAGE)
-    body = text(page)
+    body = page_text(page)
     assert "1 件中 1 件在办结后 3 天内归档" in body  # BR02's one item only
     assert soup(page).find(id="fig-unassigned").get_text(" ", strip=True).startswith("扫描件待分配 0")  # type: ignore[union-attr]
 
@@ -175,17 +180,18 @@ def test_figures_are_cached_with_their_age_and_refreshed_on_request(ctx: Context
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     arch = ui("arch01", ["archivist"], None)
     first = arch.get(PAGE)
-    assert "0 件中 0 件" in text(first) and "数据更新于" in text(first) and "不到 1 分钟前" in text(first)
+    shown = page_text(first)
+    assert "0 件中 0 件" in shown and "数据更新于" in shown and "不到 1 分钟前" in shown
     assert soup(first).find("a", string="刷新")["href"] == "/ui/dashboard?refresh=1"  # type: ignore[index]
     seed(ctx)
-    assert "0 件中 0 件" in text(arch.get(PAGE))  # within ARCHIVE_DASHBOARD_CACHE_SECONDS: the same figures
+    assert "0 件中 0 件" in page_text(arch.get(PAGE))  # within ARCHIVE_DASHBOARD_CACHE_SECONDS: the same figures
     # a refresh clicked again at once reuses them (no recomputation on every click) …
     again = arch.get(f"{PAGE}?refresh=1", follow_redirects=False)
     assert again.status_code == 303 and again.headers["location"] == PAGE
-    assert "0 件中 0 件" in text(arch.get(PAGE))
+    assert "0 件中 0 件" in page_text(arch.get(PAGE))
     # … after REFRESH_MIN_SECONDS it computes them again
     monkeypatch.setattr(dashboard, "REFRESH_MIN_SECONDS", 0)
-    assert "3 件中 2 件" in text(arch.get(f"{PAGE}?refresh=1"))
+    assert "3 件中 2 件" in page_text(arch.get(f"{PAGE}?refresh=1"))
 
 
 def test_the_age_reads_in_minutes(ctx: Context) -> None:
@@ -197,11 +203,39 @@ def test_the_age_reads_in_minutes(ctx: Context) -> None:
 @pytest.mark.parametrize("query", ["refresh=abc", "refresh=2", "refresh=" + "9" * 300])
 def test_bad_input_is_a_clear_422(ctx: Context, ui: Callable[..., UiClient], query: str) -> None:
     r = ui("arch01", ["archivist"], None).get(f"{PAGE}?{query}")
-    assert r.status_code == 422 and "请求内容有误" in text(r) and "Traceback" not in r.text
+    assert r.status_code == 422 and "请求内容有误" in page_text(r) and "Traceback" not in r.text
 
 
 def test_nothing_filed_reads_plainly(ctx: Context, ui: Callable[..., UiClient]) -> None:
     page = ui("arch01", ["archivist"], None).get(PAGE)
-    body = text(page)
+    body = page_text(page)
     assert page.status_code == 200 and "近 30 天没有归档" in body and "近 30 天没有归档检测" in body
     assert "—" in soup(page).find(id="fig-timeliness").get_text()  # type: ignore[union-attr]
+
+
+def test_a_replicated_store_shows_both_copies_and_their_alerts(ctx: Context, ui: Callable[..., UiClient],
+                                                                tmp_path: Path) -> None:
+    ctx._store = ReplicatedStore(FilesystemStore(tmp_path / "a"), FilesystemStore(tmp_path / "b"))
+    seed(ctx)
+    with ctx.catalogue.session() as s:  # a later sweep of both copies read each object twice
+        s.add(StorageSweep(scope="all", tier="all", status="done", object_count=20, byte_count=4 * 2**20,
+                           findings=1, options={}, tally={}, started_by="system", finished_at=NOW))
+    page = ui("audit01", ["auditor"], None).get(PAGE)
+    rows = [r.get_text(" ", strip=True) for r in soup(page).select("#fig-storage tbody tr")]
+    assert len(rows) == 2 and rows[0].startswith("主副本") and rows[1].startswith("备副本")
+    assert all(" 10 2.0 MB " in f" {r} " and "1 项问题" in r for r in rows), rows
+    assert href(page, "fig-replicas") == "/ui/checks/alerts?code=BC-4-1"
+    assert "1 个对象的两副本不一致或缺失" in page_text(page)
+
+
+def test_a_days_filings_are_an_index_range(ctx: Context) -> None:
+    """The per-day count reads ix_archive_item_filed_at, not the table (SQLite's plan; PostgreSQL chooses by its
+    statistics)."""
+    with ctx.catalogue.session() as s:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("the query plan is checked on SQLite")
+        everyone = Principal("user", 1, "arch01", frozenset())
+        q = dashboard.filings_query(s, everyone, 3, NOW - timedelta(days=1), NOW)
+        sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(r[-1]) for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    assert "ix_archive_item_filed_at" in plan, plan
