@@ -124,43 +124,56 @@ def _within(db: Session, days: int) -> ColumnElement[bool]:
     return (ArchiveItem.filed_at - Case.closed_at) <= timedelta(days=days)
 
 
-def filings_query(db: Session, principal: Principal, due_days: int, start: datetime, end: datetime,
-                  ) -> Select[str, int, int]:
-    """(category, items filed, of them on time) for items filed in [start, end): a range on filed_at (0014)."""
-    on_time = func.coalesce(func.sum(cast(case((_within(db, due_days), 1), else_=0), Integer)), 0)
-    return (select(ArchiveItem.category, func.count(), on_time).join(Case, Case.id == ArchiveItem.case_id)
-            .where(ArchiveItem.filed_at >= start, ArchiveItem.filed_at < end, *_branch_filter(principal))
-            .group_by(ArchiveItem.category))
+def _day_of(column: Any, bounds: list[datetime]) -> Any:
+    """The index (0 … DAYS-1) of the local day ``column`` falls in, given the days' UTC starts and the end: a CASE
+    over the bounds computed in Python, so the center's time zone is right on both databases."""
+    return case(*[(column < end, i) for i, end in enumerate(bounds[1:])], else_=None)
+
+
+def filings_query(db: Session, principal: Principal, due_days: int, bounds: list[datetime],
+                  ) -> Select[Any, str, int, int]:
+    """(day index, category, items filed, of them on time) for the items filed within ``bounds``: one range on
+    filed_at (0014), grouped outside (a subquery: PostgreSQL would not match a GROUP BY's CASE with other
+    parameters to the select's)."""
+    rows = (select(_day_of(ArchiveItem.filed_at, bounds).label("day"), ArchiveItem.category.label("category"),
+                   cast(case((_within(db, due_days), 1), else_=0), Integer).label("on_time"))
+            .join(Case, Case.id == ArchiveItem.case_id)
+            .where(ArchiveItem.filed_at >= bounds[0], ArchiveItem.filed_at < bounds[-1], *_branch_filter(principal))
+            .subquery())
+    return (select(rows.c.day, rows.c.category, func.count(), func.coalesce(func.sum(rows.c.on_time), 0))
+            .group_by(rows.c.day, rows.c.category))
 
 
 def _days(ctx: Context, db: Session, principal: Principal, today: date) -> list[Day]:
-    """One indexed range query per day for filings and one for checks: the local day's bounds are computed here,
-    so the center's time zone is right on both databases."""
-    passed = func.coalesce(func.sum(cast(case((CheckReport.passed.is_(True), 1), else_=0), Integer)), 0)
-    out = []
-    for back in range(DAYS - 1, -1, -1):
-        day = today - timedelta(days=back)
-        start = datetime.combine(day, dtime(0), ctx.zone).astimezone(UTC)
-        end = start + timedelta(days=1)
-        rows = db.execute(filings_query(db, principal, ctx.settings.filing_due_days, start, end)).all()
-        checks, ok = db.execute(select(func.count(), passed).where(
-            CheckReport.stage == "gd", CheckReport.created_at >= start, CheckReport.created_at < end)).one()
-        out.append(Day(day, {str(c): int(n) for c, n, _ in rows}, sum(int(t) for _, _, t in rows),
-                       int(checks or 0), int(ok or 0)))
-    return out
+    """Filings by day and category, and 归档环节 checks by day: one grouped range query each."""
+    days = [today - timedelta(days=back) for back in range(DAYS - 1, -1, -1)]
+    bounds = [datetime.combine(d, dtime(0), ctx.zone).astimezone(UTC) for d in days]
+    bounds.append(datetime.combine(today + timedelta(days=1), dtime(0), ctx.zone).astimezone(UTC))
+    filed: list[dict[str, int]] = [{} for _ in days]
+    on_time = [0] * DAYS
+    for i, category, n, in_time in db.execute(filings_query(db, principal, ctx.settings.filing_due_days, bounds)):
+        filed[i][str(category)] = int(n)
+        on_time[i] += int(in_time)
+    reports = (select(_day_of(CheckReport.created_at, bounds).label("day"),
+                      cast(case((CheckReport.passed.is_(True), 1), else_=0), Integer).label("passed"))
+               .where(CheckReport.stage == "gd", CheckReport.created_at >= bounds[0],
+                      CheckReport.created_at < bounds[-1]).subquery())
+    checks = {int(i): (int(n), int(ok)) for i, n, ok in db.execute(
+        select(reports.c.day, func.count(), func.coalesce(func.sum(reports.c.passed), 0)).group_by(reports.c.day))}
+    return [Day(d, filed[i], on_time[i], *checks.get(i, (0, 0))) for i, d in enumerate(days)]
 
 
 def _expiring(db: Session, principal: Principal, today: date) -> list[tuple[int, int]]:
-    """Items (still kept) whose 保管期限 ends within 30, 60 and 90 days: a range on expiry_date."""
-    out = []
-    for within in EXPIRY_WINDOWS:
-        q = select(func.count()).select_from(ArchiveItem).where(
-            ArchiveItem.status == ItemStatus.FILED.value, ArchiveItem.expiry_date >= today,
-            ArchiveItem.expiry_date <= today + timedelta(days=within))
-        if principal.branches is not None:
-            q = q.join(Case, Case.id == ArchiveItem.case_id).where(*_branch_filter(principal))
-        out.append((within, int(db.scalar(q) or 0)))
-    return out
+    """Items (still kept) whose 保管期限 ends within 30, 60 and 90 days: one range on expiry_date."""
+    sums = [func.coalesce(func.sum(cast(case((ArchiveItem.expiry_date <= today + timedelta(days=w), 1), else_=0),
+                                        Integer)), 0) for w in EXPIRY_WINDOWS]
+    q = select(*sums).select_from(ArchiveItem).where(
+        ArchiveItem.status == ItemStatus.FILED.value, ArchiveItem.expiry_date >= today,
+        ArchiveItem.expiry_date <= today + timedelta(days=max(EXPIRY_WINDOWS)))
+    if principal.branches is not None:
+        q = q.join(Case, Case.id == ArchiveItem.case_id).where(*_branch_filter(principal))
+    counts = db.execute(q).one()
+    return [(w, int(n or 0)) for w, n in zip(EXPIRY_WINDOWS, counts, strict=True)]
 
 
 def _copies(ctx: Context, db: Session) -> list[Copy]:

@@ -235,7 +235,7 @@ def test_a_days_filings_are_an_index_range(ctx: Context) -> None:
         if s.get_bind().dialect.name != "sqlite":
             pytest.skip("the query plan is checked on SQLite")
         everyone = Principal("user", 1, "arch01", frozenset())
-        q = dashboard.filings_query(s, everyone, 3, NOW - timedelta(days=1), NOW)
+        q = dashboard.filings_query(s, everyone, 3, [NOW - timedelta(days=2), NOW - timedelta(days=1), NOW])
         sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(r[-1]) for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
     assert "ix_archive_item_filed_at" in plan, plan
