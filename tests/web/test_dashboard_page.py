@@ -239,3 +239,15 @@ def test_a_days_filings_are_an_index_range(ctx: Context) -> None:
         sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(r[-1]) for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
     assert "ix_archive_item_filed_at" in plan, plan
+
+
+def test_days_are_the_centers_local_days(ctx: Context) -> None:
+    """Filed at 23:30 and at 00:30 Beijing time: two different days, although both are the same UTC date."""
+    noon = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
+    _file(ctx, "YWTZ0000001", 1, datetime(2026, 6, 14, 15, 30, tzinfo=UTC), datetime(2026, 6, 14, 1, tzinfo=UTC))
+    _file(ctx, "YWTZ0000002", 2, datetime(2026, 6, 14, 16, 30, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    with ctx.catalogue.session() as s:
+        figures = dashboard.compute(ctx, s, Principal("user", 1, "arch01", frozenset()), noon)
+    by_day = {d.day: (d.total, d.on_time) for d in figures.days if d.total}
+    assert by_day == {date(2026, 6, 14): (1, 1), date(2026, 6, 15): (1, 0)}  # the second was filed 13 days late
+    assert figures.days[-1].day == date(2026, 6, 15) and len(figures.days) == dashboard.DAYS
