@@ -40,8 +40,8 @@ ALL = FILINGS | CHECKS | {"fig-unassigned", "fig-overdue", "fig-expiring", "fig-
 
 
 def _file(ctx: Context, serial: str, number: int, filed: datetime, closed: datetime, branch: str = "BR01",
-          expiry: date | None = None) -> None:
-    add_case(ctx, serial, branch=branch, business_type="TQ01")
+          expiry: date | None = None, business_type: str = "TQ01") -> None:
+    add_case(ctx, serial, branch=branch, business_type=business_type)
     file_case_row(ctx, serial, number)
     with ctx.catalogue.session() as s:
         case_id = s.scalar(select(Case.id).where(Case.serial == serial))
