@@ -1,9 +1,9 @@
 """首页/统计 (the console's dashboard): the figures archivists, the archive head and auditors start their day with.
 
-Every figure is an index range or a small table, never a scan of the catalogue: filings per day (a range on
-``archive_item.filed_at`` per day, migration 0014), 四性检测 per day (``check_report.created_at``), items expiring
-(``archive_item.expiry_date``), backlogs (partial counts on indexed status columns), storage from the last sweep
-of each copy (the sweep measured it; nothing is listed here). Even so the figures are computed at most every
+Every figure is an index range or a small table, never a scan of the catalogue: filings per day over 30 days (one
+range on ``archive_item.filed_at``, migration 0014, grouped by local day and category), 四性检测 per day (a range on
+``check_report.created_at``), items expiring (a range on ``archive_item.expiry_date``), backlogs (counts on indexed
+status columns), storage from the last sweep of each copy (the sweep measured it; nothing is listed here). Even so the figures are computed at most every
 ``ARCHIVE_DASHBOARD_CACHE_SECONDS`` per process and per set of branches, and the page shows their age.
 """
 
@@ -214,7 +214,8 @@ def compute(ctx: Context, db: Session, principal: Principal, now: datetime | Non
 
 
 class Cache:
-    """The figures per set of branches, computed at most every ``seconds`` (one per process: the app holds it)."""
+    """The figures per set of branches, computed at most every ``ARCHIVE_DASHBOARD_CACHE_SECONDS`` (a refresh: at
+    most every REFRESH_MIN_SECONDS); one per process, held by the app."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
