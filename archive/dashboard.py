@@ -3,8 +3,9 @@
 Every figure is an index range or a small table, never a scan of the catalogue: filings per day over 30 days (one
 range on ``archive_item.filed_at``, migration 0014, grouped by local day and category), 四性检测 per day (a range on
 ``check_report.created_at``), items expiring (a range on ``archive_item.expiry_date``), backlogs (counts on indexed
-status columns), storage from the last sweep of each copy (the sweep measured it; nothing is listed here). Even so the figures are computed at most every
-``ARCHIVE_DASHBOARD_CACHE_SECONDS`` per process and per set of branches, and the page shows their age.
+status columns), storage from the last sweep of each copy (the sweep measured it; nothing is listed here). Even
+so the figures are computed at most every ``ARCHIVE_DASHBOARD_CACHE_SECONDS`` per process and per set of
+branches, and the page shows their age.
 """
 
 from __future__ import annotations
