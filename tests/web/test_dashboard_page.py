@@ -4,6 +4,7 @@ not counted."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -107,14 +108,16 @@ def test_an_archivist_sees_every_figure_with_its_list(ctx: Context, ui: Callable
     # every figure links to the list behind it
     first = (datetime.now(ctx.zone).date() - timedelta(days=29)).isoformat()
     today = datetime.now(ctx.zone).date().isoformat()
-    assert href(page, "fig-timeliness") == f"/ui/search?date_from={first}&date_to={today}"
+    month = f"/ui/search?status=filed&closed_from={first}&closed_to={today}"  # the search page filters by 办结
+    assert href(page, "fig-timeliness") == month
     assert href(page, "fig-alerts") == "/ui/checks/alerts"
     assert href(page, "fig-overdue") == "/ui/lending/loans?overdue=1"
     assert href(page, "fig-expiring") == "/ui/appraisal"
-    assert href(page, "fig-checks").startswith("/ui/checks?stage=gd&date_from=")
-    assert href(page, "fig-filings") == f"/ui/search?date_from={first}&date_to={today}"
+    assert href(page, "fig-checks") == "/ui/checks?stage=gd"
+    assert soup(page).find("a", string=re.compile("未通过的 1 次检测"))["href"] == "/ui/checks?stage=gd&outcome=failed"  # type: ignore[index]
+    assert href(page, "fig-filings") == month and href(page, "fig-storage") == "/ui/checks/sweeps"
     legend = [a["href"] for a in soup(page).select(".legend a")]
-    assert legend == [f"/ui/search?category=TQ&date_from={first}&date_to={today}"]
+    assert legend == [f"/ui/search?status=filed&category=TQ&closed_from={first}&closed_to={today}"]
 
 
 def test_the_charts_are_svg_with_links_and_no_inline_style(ctx: Context, ui: Callable[..., UiClient]) -> None:
@@ -125,12 +128,12 @@ def test_the_charts_are_svg_with_links_and_no_inline_style(ctx: Context, ui: Cal
     # today: 2 items (one per branch), yesterday 1: two bars of category TQ
     assert len(bars) == 2 and {b.find("title").get_text() for b in bars} >= {f"{today[5:]} 提取：2 件"}
     links = {b.parent["href"] for b in bars}
-    assert f"/ui/search?category=TQ&date_from={today}&date_to={today}" in links
+    assert f"/ui/search?status=filed&category=TQ&closed_from={today}&closed_to={today}" in links
     heights = sorted(float(b["height"]) for b in bars)
     assert heights[1] == pytest.approx(2 * heights[0], rel=0.02)  # bars scale with the counts
     dots = soup(page).select("#fig-checks svg a circle")
     assert len(dots) == 1 and "bad" in dots[0]["class"] and "通过 2 次（66%）" in dots[0].get_text()
-    assert dots[0].parent["href"] == f"/ui/checks?stage=gd&date_from={today}&date_to={today}"
+    assert dots[0].parent["href"] == "/ui/checks?stage=gd&outcome=failed"  # a day with failures: those reports
     assert "style=" not in page.text and "<script>" not in page.text
 
 
@@ -224,7 +227,7 @@ def test_a_replicated_store_shows_both_copies_and_their_alerts(ctx: Context, ui:
     rows = [r.get_text(" ", strip=True) for r in soup(page).select("#fig-storage tbody tr")]
     assert len(rows) == 2 and rows[0].startswith("主副本") and rows[1].startswith("备副本")
     assert all(" 10 2.0 MB " in f" {r} " and "1 项问题" in r for r in rows), rows
-    assert href(page, "fig-replicas") == "/ui/checks/alerts?code=BC-4-1"
+    assert href(page, "fig-replicas") == "/ui/checks/alerts"
     assert "1 个对象的两副本不一致或缺失" in page_text(page)
 
 

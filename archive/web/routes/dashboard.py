@@ -36,12 +36,16 @@ BLOCKS: dict[str, frozenset[Permission]] = {
 WIDE, WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 1280, 620, 220, 40, 16, 10, 24
 
 
-def search_link(**params: str) -> str:
-    """A link to the search page (检索) with these filters."""
+def filed_link(first: date, last: date, category: str = "") -> str:
+    """The search page (检索) for the items filed in these days: it filters by 办结 date, not by the filing's, and
+    an item files at its 办结 (or within ARCHIVE_FILING_DUE_DAYS of it), so this is the closest list."""
+    params = {"status": "filed", "category": category, "closed_from": first.isoformat(),
+              "closed_to": last.isoformat()}
     return "/ui/search?" + urlencode({k: v for k, v in params.items() if v})
 
 
 def checks_link(**params: str) -> str:
+    """The 四性检测 reports page with these filters (outcome, stage; it has no date filter)."""
     return "/ui/checks?" + urlencode({k: v for k, v in params.items() if v})
 
 
@@ -99,7 +103,7 @@ def filings_chart(figures: Figures, category_names: dict[str, str], category_cla
             y -= h
             bars.append(Bar(round(LEFT + i * slot + slot * 0.15, 1), round(y, 1), round(slot * 0.7, 1), round(h, 1),
                             category_class.get(cat, "c-other"),
-                            search_link(category=cat, date_from=d.day.isoformat(), date_to=d.day.isoformat()),
+                            filed_link(d.day, d.day, cat),
                             f"{d.day:%m-%d} {category_names.get(cat, cat)}：{n} 件"))
     ticks = [(round(TOP + plot_h * (1 - f), 1), f"{top * f:g}") for f in (0, 0.5, 1)]
     return Chart(bars, ticks, _day_axis([d.day for d in figures.days], slot), WIDE)
@@ -115,9 +119,8 @@ def checks_chart(figures: Figures) -> Chart:
             continue
         x, y = LEFT + i * slot + slot / 2, TOP + plot_h * (1 - d.passed / d.checks)
         points.append(f"{x:.1f},{y:.1f}")
-        day = d.day.isoformat()
         dots.append(Bar(round(x, 1), round(y, 1), 4, 0, "bad" if d.passed < d.checks else "ok",
-                        checks_link(stage="gd", date_from=day, date_to=day),
+                        checks_link(stage="gd", outcome="" if d.passed == d.checks else "failed"),
                         f"{d.day:%m-%d} 归档检测 {d.checks} 次，通过 {d.passed} 次（{100 * d.passed // d.checks}%）"))
     ticks = [(round(TOP + plot_h * (1 - f), 1), f"{int(f * 100)}%") for f in (0, 0.5, 1)]
     return Chart(dots, ticks, _day_axis([d.day for d in figures.days], slot), WIDTH,
@@ -152,9 +155,9 @@ def index(request: Request, refresh: Annotated[int, Query(ge=0, le=1)] = 0, db: 
     shown = {name for name, perms in BLOCKS.items() if perms & principal.permissions}
     names = {code: c.name for code, c in ctx.schedule.categories.items()}
     classes = {code: f"c{i % 8}" for i, code in enumerate(ctx.schedule.categories)}
-    first, last = figures.days[0].day.isoformat(), figures.days[-1].day.isoformat()
+    first, last = figures.days[0].day, figures.days[-1].day
     return render(request, "dashboard.html", f=figures, shown=shown, names=names, classes=classes, first=first,
                   last=last, filings=filings_chart(figures, names, classes), checks=checks_chart(figures),
-                  age=dashboard.age_text(figures.computed_at, ctx.zone), search_link=search_link,
+                  age=dashboard.age_text(figures.computed_at, ctx.zone), filed_link=filed_link,
                   checks_link=checks_link, size_text=size_text, percent=percent, H=HEIGHT, LEFT=LEFT,
                   can_assign=principal.can(P.CASE_WRITE))
