@@ -131,11 +131,13 @@ def ui_login(client: TestClient, username: str) -> None:
     assert r.status_code == 303, r.text
 
 
-def measure(client: TestClient, path: str, runs: int, before: object = None) -> tuple[float, float] | int:
-    """(p50, p95) in ms of ``runs`` GETs after one to warm; the status code instead when it is not 200."""
+def measure(client: TestClient, path: str, runs: int, before: object = None) -> tuple[float, float, int] | int:
+    """(p50, p95) in ms of ``runs`` GETs after one to warm, and the page's size (a tiny page would be a refusal);
+    the status code instead when it is not 200."""
     r = client.get(path)
     if r.status_code != 200:
         return r.status_code
+    size = len(r.content)
     times = []
     for _ in range(runs):
         if callable(before):
@@ -144,17 +146,17 @@ def measure(client: TestClient, path: str, runs: int, before: object = None) -> 
         r = client.get(path)
         times.append(time.perf_counter() - t)
         assert r.status_code == 200, (path, r.status_code, r.text[:300])
-    return pct(times, 50), pct(times, 95)
+    return pct(times, 50), pct(times, 95), size
 
 
-def report(db: str, what: str, target: str, figure: tuple[float, float] | int) -> None:
+def report(db: str, what: str, target: str, figure: tuple[float, float, int] | int) -> None:
     if isinstance(figure, int):
         print(f"{db}: {what}: not measured (HTTP {figure}: page not built yet)")
         return
-    p50, p95 = figure
+    p50, p95, size = figure
     goal = TARGETS[target]
     print(f"{db}: {what}: p50 {p50:.1f} ms, p95 {p95:.1f} ms (target p95 ≤ {goal:.0f} ms; "
-          f"ratio {p95 / goal:.2f})")
+          f"ratio {p95 / goal:.2f}; page {size / 1024:.0f} KB)")
 
 
 def main(argv: list[str] | None = None) -> None:
