@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     lending_max_days: int = Field(30, ge=1, le=3650, description="Longest period of a 利用 grant or a paper "
                                   "loan, in days; longer requests are refused.")
 
+    # --- the console's dashboard (archive/dashboard.py) ---
+    filing_due_days: int = Field(3, ge=0, le=365, description="归档及时率: an item counts as filed on time when it "
+                                 "was filed within this many days of its case's 办结.")
+    dashboard_cache_seconds: int = Field(300, ge=5, le=86_400, description="How long the dashboard's figures are "
+                                         "reused before they are computed again (per process); the page shows "
+                                         "their age and a refresh link.")
+
     # --- transfer (archive/retention/transfer.py) ---
     transfer_receiver: str = Field("档案馆", description="Default 接收单位 written into transfer registers.")
     transfer_max_package_mb: int = Field(4096, ge=1, le=1024 * 1024, description="Largest transfer package "

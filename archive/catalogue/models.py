@@ -246,7 +246,7 @@ class ArchiveItem(Base):
     rendition_sha256: Mapped[str | None] = mapped_column(String(64))
     rendition_sm3: Mapped[str | None] = mapped_column(String(64))
     signature: Mapped[dict[str, Any] | None]  # signature summary: signer, time, level, timestamp
-    filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    filed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the dashboard counts filings by day
 
     case: Mapped[Case] = relationship(back_populates="item")
 
