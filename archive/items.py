@@ -5,16 +5,18 @@ branches, 410 for a destroyed item) and both register the same access events.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import authorization
+from archive import access, authorization, images
 from archive.access import record_access
 from archive.catalogue.models import ArchiveItem
 from archive.context import Context
 from archive.errors import NotFound
 from archive.permissions import Permission, Principal
-from archive.reading import not_destroyed
+from archive.reading import PageRead, not_destroyed
 from archive.retention import lending
 from signing.certificates import load_trust_roots
 from signing.fixity import Digests
@@ -60,3 +62,22 @@ def verify(ctx: Context, session: Session, principal: Principal, archival_code: 
                         Digests(item.rendition_sha256 or "", item.rendition_sm3 or "", len(data)))
     record_access(session, principal, item.case, "verification", purpose, ok=report.ok)
     return item, report
+
+
+def read_rendition_page(ctx: Context, session: Session, principal: Principal, archival_code: str, page: int,
+                        width: int, purpose: str | None) -> PageRead:
+    """Page ``page`` of the item's signed PDF/A at ``width`` pixels, read by role and branch or under a grant,
+    watermarked and registered (what=page) exactly as a document's page (:func:`read_page`)."""
+    item, grant = granted_item(session, principal, archival_code, "page", Permission.IMAGE_READ, ctx)
+    key = rendition_key(item)
+    marked = access.watermarked(principal, ctx.settings) or grant is not None
+    image = images.rendition_page_image(ctx, key, item.rendition_sha256 or "", page, width)
+    if marked:
+        now = datetime.now(UTC)
+        image = images.watermark(image, "jpeg", images.watermark_text(principal.name, now.astimezone(ctx.zone)))
+    case = item.case
+    case.item  # noqa: B018 - loaded before the commit: the access writer reads it after
+    session.commit()  # as read_page: the access event is group-committed
+    ctx.access_writer.write(principal, case, "page", purpose, rendition=True, page=page, width=width,
+                           watermark=marked or None, grant=grant)
+    return PageRead(image, marked)

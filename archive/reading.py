@@ -86,24 +86,3 @@ def read_page(ctx: Context, session: Session, principal: Principal, document_id:
     ctx.access_writer.write(principal, doc.case, "page", purpose, document=doc.id, page=page, width=width,
                            watermark=marked or None, grant=grant)
     return PageRead(image, marked)
-
-
-def read_rendition_page(ctx: Context, session: Session, principal: Principal, archival_code: str, page: int,
-                        width: int, purpose: str | None) -> PageRead:
-    """Page ``page`` of the item's signed PDF/A at ``width`` pixels, read by role and branch or under a grant,
-    watermarked and registered (what=page) exactly as a document's page (:func:`read_page`)."""
-    from archive import items  # items imports this module
-
-    item, grant = items.granted_item(session, principal, archival_code, "page", Permission.IMAGE_READ, ctx)
-    key = items.rendition_key(item)
-    marked = access.watermarked(principal, ctx.settings) or grant is not None
-    image = images.rendition_page_image(ctx, key, item.rendition_sha256 or "", page, width)
-    if marked:
-        now = datetime.now(UTC)
-        image = images.watermark(image, "jpeg", images.watermark_text(principal.name, now.astimezone(ctx.zone)))
-    case = item.case
-    case.item  # noqa: B018 - loaded before the commit: the access writer reads it after
-    session.commit()  # as read_page: the access event is group-committed
-    ctx.access_writer.write(principal, case, "page", purpose, rendition=True, page=page, width=width,
-                           watermark=marked or None, grant=grant)
-    return PageRead(image, marked)

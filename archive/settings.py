@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     # --- API ---
     host: str = Field("127.0.0.1", description="Address `archive serve` listens on.")
     port: int = Field(8000, description="Port `archive serve` listens on.")
-    session_hours: int = Field(8, ge=1, le=24 * 30, description="Lifetime of a person's login token.")
+    session_hours: int = Field(8, ge=1, le=24 * 30, description="Lifetime of a person's login token; in the web "
+                               "UI an idle timeout (each use renews it).")
     login_max_failures: int = Field(5, ge=1, le=100, description="Consecutive wrong passwords after which a "
                                     "user name is locked (429 account_locked) for login_lock_minutes.")
     login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="How long a locked user name stays locked; "
