@@ -100,7 +100,8 @@ def lookup(session: Session, schedule: Schedule, query: SearchQuery, visibility:
     q = _with_relations()
     for key, value in query.keys.items():
         if key == "archival_code":
-            q = q.where(Case.item.has(ArchiveItem.archival_code == value))
+            # IN over the unique 档号 rather than EXISTS: SQLite would probe the EXISTS for every case
+            q = q.where(Case.id.in_(select(ArchiveItem.case_id).where(ArchiveItem.archival_code == value)))
         else:
             column = {"serial": Case.serial, "id_number": Case.applicant_id_number, "uscc": Case.unit_uscc,
                       "loan_contract_no": Case.loan_contract_no}[key]

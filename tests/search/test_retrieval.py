@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from archive import retrieval
 from archive.catalogue.models import AuditEvent
@@ -51,3 +51,30 @@ def test_a_caller_without_read_rights_is_refused_and_the_refusal_recorded(ctx: C
     [event] = _events(ctx, "permission.denied")
     assert event.actor == "admin" and event.outcome == "refused" and event.target_type == "search"
     assert _events(ctx, "search.person") == []
+
+
+def test_a_search_by_archival_code_finds_the_case_by_index_not_by_scanning(ctx: Context) -> None:
+    """Given the catalogue, When one 档号 is looked up, Then the statement reaches the case through the unique 档号
+    (an EXISTS made SQLite probe every case: 216 ms at 100,000 cases)."""
+    if not ctx.settings.database_url.startswith("sqlite"):
+        pytest.skip("the query plan checked is SQLite's")
+    seen: list[tuple[str, object]] = []
+
+    def spy(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "archival_code" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    engine = ctx.catalogue.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        with ctx.catalogue.session() as s:
+            retrieval.search(ctx, s, ADMIN_READER, SearchQuery(keys={"archival_code": "J001-YW·2026-D30-TQ-000001"}))
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    statement, parameters = seen[0]
+    with engine.connect() as c:
+        plan = " ".join(str(row[-1]) for row in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "SCAN case" not in plan and "archival_code" in plan
+
+
+ADMIN_READER = Principal("user", 3, "arch01", ROLE_PERMISSIONS["archivist"], ("archivist",))
