@@ -9,7 +9,7 @@ the real pipeline first (API: open, upload 3 scans, close → signed rendition) 
 rendition. The index is built as `archive index rebuild` does (archive.indexing.rebuild). A page not built yet
 (404) is reported as such, not measured.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_console.py [--items 1000000] [--runs 50] [--real 3] [--sqlite-only]
+    .venv/bin/python bench/bench_console.py [--items 1000000] [--runs 50] [--real 3] [--sqlite-only | --pg-only]
 
 (PYTHONPATH=. from a git worktree: the script's directory comes first on sys.path, and the virtual environment's
 editable install points at the main checkout.)
@@ -166,10 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real", type=int, default=3, help="items filed through the real pipeline (renditions)")
     ap.add_argument("--pg", default=PG_ADMIN_URL)
     ap.add_argument("--sqlite-only", action="store_true")
+    ap.add_argument("--pg-only", action="store_true", help="PostgreSQL only (when it answers)")
     ap.add_argument("--no-index", action="store_true", help="skip the index (the dashboard does not use it)")
     args = ap.parse_args(argv)
     with databases(args.pg, "console") as targets:
-        for name, url in targets[:1] if args.sqlite_only else targets:
+        chosen = targets[:1] if args.sqlite_only else targets[1:] if args.pg_only else targets
+        for name, url in chosen:
             data = Path(tempfile.mkdtemp())
             settings = load_settings(data_dir=data, database_url=url, index="embedded")
             ctx = Context.build(settings)
