@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
 from archive.catalogue.models import Document
@@ -135,7 +135,8 @@ def test_a_dropped_connection_is_reported_and_the_retry_stores_once(ctx: Context
     before = _documents(ctx)
     page.context.set_offline(True)
     page.set_input_files("#f-id_proof", str(tmp_path / "id.png"))
-    assert "网络连接中断" in page.locator("#flash").inner_text(timeout=10_000)
+    # waits for the text (inner_text would read the flash at once, before the failed request is reported)
+    expect(page.locator("#flash")).to_contain_text("网络连接中断", timeout=10_000)
     page.context.set_offline(False)
     for _ in range(2):  # the clerk retries, then (unsure) once more: the same file is stored once
         with page.expect_response(f"**/ui/cases/{A}/documents"):
