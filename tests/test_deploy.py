@@ -8,7 +8,9 @@ check is checked: settings, files, secrets, command lines, certificate commands.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import http.server
+import io
 import ipaddress
 import json
 import os
@@ -24,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -127,6 +130,16 @@ def test_compose_values_are_valid_settings() -> None:
     assert settings.storage in {"s3", "replicated"} and settings.index == "elasticsearch"
     assert settings.catalogue_url.startswith("postgresql+psycopg://")
     assert ":" not in settings.catalogue_url.split("//", 1)[1].split("@", 1)[0], "no password in the URL (PGPASSWORD)"
+
+
+def test_readme_names_the_readme_sections_it_points_to() -> None:
+    """Given deploy/README.md, when it sends the reader to a section of the repository's README, then that section
+    exists."""
+    headings = set(re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.M))
+    sections = re.findall(r"repository.s README \(\"(.+?)\"\)", _readme())
+    assert sections
+    for section in sections:
+        assert section in headings, section
 
 
 def test_compose_interpolation_is_explicit() -> None:
@@ -369,6 +382,11 @@ def test_dockerfile_has_fonts_clamav_a_non_root_owner_of_the_data_dir_and_a_heal
     if listing.returncode == 0:  # Debian here: the path is the package's
         assert font.group(1) in listing.stdout.split()
     assert "archivedata:/var/lib/archive" in _services()["api"]["volumes"]
+    # the entrypoint the compose health checks call by name is the one the image installs and runs
+    assert "COPY deploy/entrypoint.sh /usr/local/bin/archive-entrypoint" in text
+    assert 'ENTRYPOINT ["archive-entrypoint"]' in text
+    assert _services()["clamav"]["command"] == ["clamd"]
+    assert '"${1:-}" = "clamd"' in (DEPLOY / "entrypoint.sh").read_text()
 
 
 def test_entrypoint_reads_secret_files_into_the_environment(tmp_path: Path) -> None:
@@ -718,3 +736,115 @@ def test_every_archive_command_line_is_a_real_command() -> None:
             option = token.split("=", 1)[0]
             if option.startswith("--") and (" ".join(path), option) not in PENDING_OPTIONS:
                 assert option in options, f"{where}: `archive {' '.join(path)}` has no option {option}"
+
+
+# --- the object store: the README's Ceph RGW steps on the real gateway ---------------------------------------------
+
+# Until deploy/s3-policy.json lands (the S3 helper writes it), the README's steps run with this policy, which says
+# what the README says the policy grants. With the file present the test uses the file.
+FALLBACK_S3_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "ApplicationBucket", "Effect": "Allow",
+         "Principal": {"AWS": ["arn:aws:iam:::user/hpf-archive-app"]},
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation",
+                    "s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"],
+         "Resource": ["arn:aws:s3:::hpf-archive"]},
+        {"Sid": "ApplicationObjects", "Effect": "Allow",
+         "Principal": {"AWS": ["arn:aws:iam:::user/hpf-archive-app"]},
+         "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetObjectRetention",
+                    "s3:PutObjectRetention", "s3:GetObjectLegalHold", "s3:PutObjectLegalHold", "s3:DeleteObject",
+                    "s3:DeleteObjectVersion", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+         "Resource": ["arn:aws:s3:::hpf-archive/*"]},
+        {"Sid": "NeverLoosenTheLock", "Effect": "Deny",
+         "Principal": {"AWS": ["arn:aws:iam:::user/hpf-archive-app"]},
+         "Action": ["s3:BypassGovernanceRetention", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+                    "s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning", "s3:DeleteBucket"],
+         "Resource": ["arn:aws:s3:::hpf-archive", "arn:aws:s3:::hpf-archive/*"]},
+    ],
+}
+
+
+def _gateway() -> tuple[str, Path]:
+    """The test gateway's endpoint and ceph.conf (scripts/s3-gateway), or skip."""
+    endpoint = os.environ.get("ARCHIVE_TEST_S3_ENDPOINT", "127.0.0.1:7480")
+    conf = Path(os.environ.get("ARCHIVE_CEPH_DIR", "/tmp/archive-ceph")) / "ceph.conf"
+    if shutil.which("radosgw-admin") is None or not conf.exists() or shutil.which("aws") is None:
+        pytest.skip("no Ceph RGW here (scripts/s3-gateway start) or no radosgw-admin / aws CLI")
+    try:
+        socket.create_connection(tuple(endpoint.rsplit(":", 1)), timeout=2).close()  # type: ignore[arg-type]
+    except OSError:
+        pytest.skip(f"the Ceph RGW does not answer on {endpoint} (scripts/s3-gateway start)")
+    return endpoint, conf
+
+
+def test_readme_ceph_steps_give_the_application_a_locked_bucket_it_cannot_loosen(tmp_path: Path) -> None:
+    """Given the README's radosgw-admin and aws commands, when they run as written on the real gateway (fresh user
+    and bucket names, its endpoint without TLS), then the bucket has object lock, and the application's own keys can
+    store and read through the application's S3 store, but cannot delete a locked version, change the bucket's policy
+    or delete the bucket."""
+    from minio import Minio
+    from minio.error import S3Error
+
+    from storage.base import ObjectLocked
+    from storage.s3 import S3Store
+
+    endpoint, conf = _gateway()
+    tag = os.urandom(5).hex()
+    owner, app, bucket = f"hpf-owner-{tag}", f"hpf-app-{tag}", f"hpf-archive-{tag}"
+    users: dict[str, dict[str, str]] = {}
+    for line in _block("radosgw-admin user create").replace("\\\n", " ").splitlines():
+        tokens = shlex.split(line.replace("hpf-archive-owner", owner).replace("hpf-archive-app", app), comments=True)
+        if not tokens:
+            continue
+        assert tokens[0] == "radosgw-admin"
+        done = subprocess.run([tokens[0], "--conf", str(conf), *tokens[1:]], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        info = json.loads(done.stdout)
+        users[info["user_id"]] = info["keys"][0]
+    assert set(users) == {owner, app}
+    policy_file = DEPLOY / "s3-policy.json"
+    policy = policy_file.read_text() if policy_file.exists() else json.dumps(FALLBACK_S3_POLICY)
+    (tmp_path / "policy.json").write_text(policy.replace("hpf-archive-app", app).replace("hpf-archive", bucket)
+                                          .replace(f"{bucket}-{tag}", bucket))
+    script = _block("s3api create-bucket")
+    script = re.sub(r"^export AWS_ACCESS_KEY_ID=.*$", "", script, flags=re.M)
+    script = (script.replace("https://rgw.center.example", f"http://{endpoint}")
+              .replace("--ca-bundle deploy/certs/s3-ca.crt", "")
+              .replace("--bucket hpf-archive", f"--bucket {bucket}")
+              .replace("file://deploy/s3-policy.json", f"file://{tmp_path / 'policy.json'}"))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": users[owner]["access_key"],
+           "AWS_SECRET_ACCESS_KEY": users[owner]["secret_key"], "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    answers, text = [], done.stdout.strip()
+    while text:  # the aws commands' JSON answers, one after another
+        answer, end = json.JSONDecoder().raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    assert answers[-1]["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+
+    keys = users[app]
+    store = S3Store(endpoint, keys["access_key"], keys["secret_key"], bucket, secure=False)
+    assert store.health()["ok"]
+    data = b"the application's own keys"
+    store.put("deploy/check", io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+              retain_until=datetime.now(UTC) + timedelta(days=1))
+    assert store.read_bytes("deploy/check") == data
+    with pytest.raises(ObjectLocked):
+        store.delete("deploy/check")
+    client = Minio(endpoint, access_key=keys["access_key"], secret_key=keys["secret_key"], secure=False)
+    loose = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:*"], "Resource": [f"arn:aws:s3:::{bucket}/*"]}]})
+    for attempt in (lambda: client.set_bucket_policy(bucket, loose), lambda: client.delete_bucket_policy(bucket)):
+        with pytest.raises(S3Error) as refused:
+            attempt()
+        assert refused.value.code == "AccessDenied"
+    # what the application may do comes from the policy: on a bucket of the owner's without it, nothing
+    owner_client = Minio(endpoint, access_key=users[owner]["access_key"], secret_key=users[owner]["secret_key"],
+                         secure=False)
+    owner_client.make_bucket(f"{bucket}-bare", object_lock=True)
+    assert not S3Store(endpoint, keys["access_key"], keys["secret_key"], f"{bucket}-bare", secure=False).health()["ok"]
