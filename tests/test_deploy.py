@@ -20,6 +20,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -848,3 +849,99 @@ def test_readme_ceph_steps_give_the_application_a_locked_bucket_it_cannot_loosen
                          secure=False)
     owner_client.make_bucket(f"{bucket}-bare", object_lock=True)
     assert not S3Store(endpoint, keys["access_key"], keys["secret_key"], f"{bucket}-bare", secure=False).health()["ok"]
+
+
+# --- PostgreSQL: the README's WAL archiving and point-in-time recovery, with this machine's PostgreSQL ---------------
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("needs Debian's PostgreSQL server binaries and root (to run them as the postgres user)")
+    return found[-1].parent
+
+
+@pytest.fixture
+def postgres_dir() -> Iterator[Path]:
+    """A directory the postgres user can reach (pytest's own temp root is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="deploy-pitr-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_readme_point_in_time_recovery_brings_the_catalogue_back_to_a_moment(postgres_dir: Path) -> None:
+    """Given a PostgreSQL run with the compose file's WAL archiving options, when the README's base backup command
+    runs, rows are written before and after a moment, and the README's recovery script is run for that moment,
+    then the recovered server is writable again and holds exactly the rows from before the moment."""
+    pg = _pg_bin()
+    tmp_path = postgres_dir
+    data, wal, sock = tmp_path / "data", tmp_path / "wal-archive", tmp_path / "sock"
+    for d in (data, wal, sock):
+        d.mkdir(mode=0o700)
+        shutil.chown(d, "postgres", "postgres")
+    port = _free_port()
+
+    def as_postgres(*args: str, check: bool = True) -> str:
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "PGHOST": str(sock), "PGPORT": str(port)})
+        assert not check or done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def sql(statement: str) -> str:
+        return as_postgres(str(pg / "psql"), "-U", "archive", "-d", "postgres", "-At", "-c", statement)
+
+    def start() -> None:
+        as_postgres(str(pg / "pg_ctl"), "-D", str(data), "-l", str(sock / "pg.log"), "-w", "-t", "60", "start")
+
+    command = _services()["postgres"]["command"]
+    options = [command[i + 1] for i, t in enumerate(command) if t == "-c"]
+    as_postgres(str(pg / "initdb"), "-D", str(data), "-U", "archive", "--auth=trust")
+    with (data / "postgresql.conf").open("a") as conf:  # the compose file's -c options, as configuration lines
+        conf.write(f"port = {port}\nunix_socket_directories = '{sock}'\nlisten_addresses = ''\n")
+        for option in options:
+            key, value = option.split("=", 1)
+            conf.write(f"{key} = '{value.replace('/wal-archive', str(wal))}'\n")
+    start()
+    try:
+        sql("CREATE TABLE item (note text)")
+        sql("INSERT INTO item VALUES ('before the base backup')")
+        line = next(x for x in _block("pg_basebackup").replace("\\\n", " ").splitlines() if "pg_basebackup" in x)
+        line = line[line.index("pg_basebackup"):].replace("/wal-archive", str(wal))
+        as_postgres("sh", "-c", f"{pg}/{line}")  # as in the container: a shell, for $(date +%F)
+        day = next((wal / "base").iterdir()).name
+        sql("INSERT INTO item VALUES ('kept')")
+        time.sleep(1.1)
+        moment = sql("SELECT now()")
+        time.sleep(1.1)
+        sql("INSERT INTO item VALUES ('the mistake')")
+        segment = sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        sql("SELECT pg_switch_wal()")
+        for _ in range(100):  # archive_command has copied the segment holding the mistake
+            if (wal / segment).exists():
+                break
+            time.sleep(0.1)
+        assert (wal / segment).exists(), "the compose file's archive_command did not archive the WAL"
+    finally:
+        as_postgres(str(pg / "pg_ctl"), "-D", str(data), "-m", "fast", "stop", check=False)
+
+    tokens = shlex.split(_block("recovery_target_time"), comments=True)
+    script = tokens[tokens.index("--entrypoint") + 4]  # dc run --rm --no-deps --entrypoint sh postgres -c '…'
+    assert tokens[tokens.index("--entrypoint") + 3] == "-c"
+    target = re.search(r"recovery_target_time = '\\''([^']+)'\\''", _block("recovery_target_time"))
+    assert target
+    script = (script.replace("/var/lib/postgresql/data", str(data)).replace("/wal-archive", str(wal))
+              .replace("base/2026-12-01/", f"base/{day}/").replace(target.group(1), moment))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    start()
+    try:
+        for _ in range(100):
+            if sql("SELECT pg_is_in_recovery()") == "f":
+                break
+            time.sleep(0.2)
+        assert sql("SELECT pg_is_in_recovery()") == "f"
+        assert sql("SELECT string_agg(note, ',' ORDER BY note) FROM item") == "before the base backup,kept"
+        sql("INSERT INTO item VALUES ('writable again')")
+    finally:
+        as_postgres(str(pg / "pg_ctl"), "-D", str(data), "-m", "fast", "stop", check=False)
