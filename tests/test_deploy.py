@@ -61,7 +61,7 @@ SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])ARCHIVE_[A-Z0-9_]*[A-Z0-9]")
 
 
 def _yaml(name: str) -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return yaml.safe_load((DEPLOY / name).read_text(encoding="utf-8"))
 
 
 def _compose() -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _compose() -> dict[str, Any]:
 
 
 def _services() -> dict[str, dict[str, Any]]:
-    return _compose()["services"]  # type: ignore[no-any-return]
+    return _compose()["services"]
 
 
 def _readme() -> str:
