@@ -63,14 +63,16 @@ def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演
     ensure_fonds(ctx)
     _record_schedule(ctx)
     out.print(f"目录数据库已就绪：{ctx.catalogue.engine.url.render_as_string(hide_password=True)}")
-    first_use.prepare_signer(ctx)
-    first_use.ensure_admin(ctx, admin, admin_password_file)
-    first_use.check_signing(ctx)
-    if demo:
-        from archive.demo import load_demo
+    try:
+        first_use.prepare_signer(ctx)
+        first_use.ensure_admin(ctx, admin, admin_password_file)
+        first_use.check_signing(ctx)
+        if demo:
+            from archive.demo import load_demo
 
-        summary = load_demo(ctx)
-        out.print(summary)
+            out.print(load_demo(ctx))
+    finally:
+        ctx.close()  # ends the PKCS#11 session (and its login) and the catalogue's connections
 
 
 @app.command()

@@ -181,7 +181,11 @@ def open_pkcs11_signer(module: Path, *, key_label: str, pin: str | None, token_l
         raise _hsm_problem("pkcs11_pin_missing", "没有配置 PKCS#11 令牌的 PIN（ARCHIVE_PKCS11_PIN_FILE）",
                            token=token.label)
     try:
-        session = token.open(user_pin=pin)
+        try:
+            session = token.open(user_pin=pin)
+        except p11e.UserAlreadyLoggedIn:
+            # PKCS#11 login is per process: another session of this process has logged in with the PIN already
+            session = token.open()
     except p11e.PinIncorrect as exc:
         raise _hsm_problem("pkcs11_pin_incorrect", f"PKCS#11 令牌 {token.label} 的 PIN 不正确；为免令牌被锁定，"
                            "改正 ARCHIVE_PKCS11_PIN_FILE 后需重启服务才会再次尝试", token=token.label) from exc
