@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from archive.checks.security import Scanner
     from search.base import SearchIndex
     from signing.certificates import KeySigner
-    from signing.errors import SigningError
     from signing.keys import HsmSigner, SignerInfo
     from storage.base import ObjectStore
 
@@ -54,7 +53,7 @@ class Context:
     _store: ObjectStore | None = field(default=None, repr=False)
     _signer: KeySigner | HsmSigner | None = field(default=None, repr=False)
     _signer_info: SignerInfo | None = field(default=None, repr=False)
-    _signer_error: SigningError | None = field(default=None, repr=False)
+    _signer_error: ServiceUnavailable | None = field(default=None, repr=False)
     _index: SearchIndex | None = field(default=None, repr=False)
     _timestamper: object = field(default=_UNSET, repr=False)
     _scanner: object = field(default=_UNSET, repr=False)
@@ -103,18 +102,16 @@ class Context:
 
     def _load_signer(self) -> None:
         if self._signer_error is not None:
-            exc = self._signer_error
-        else:
-            try:
-                self._signer, self._signer_info = build_signer(self.settings)
-                return
-            except ERRORS as err:
-                exc = err
-                if exc.code in STICKY_SIGNER_ERRORS:
-                    self._signer_error = exc
-        message = (exc.message if exc.code == "signer_missing"
-                   else f"签章证书不可用：{exc.message}（{signer_setting(self.settings)}）")
-        raise ServiceUnavailable(message, code=exc.code, detail=exc.detail) from exc
+            raise self._signer_error
+        try:
+            self._signer, self._signer_info = build_signer(self.settings)
+        except ERRORS as exc:
+            message = (exc.message if exc.code == "signer_missing"
+                       else f"签章证书不可用：{exc.message}（{signer_setting(self.settings)}）")
+            answer = ServiceUnavailable(message, code=exc.code, detail=exc.detail)
+            if exc.code in STICKY_SIGNER_ERRORS:
+                self._signer_error = answer
+            raise answer from exc
 
     @property
     def index(self) -> SearchIndex:

@@ -116,7 +116,18 @@ class HsmSigner(PKCS11Signer):
         self._lock = threading.Lock()
         self._load_objects()  # pulls the certificate and the key handle now: errors at start
         self._key_handle = _LockedKey(self._key_handle, self._lock)  # type: ignore[assignment]
+        assert self._signing_cert is not None  # _load_objects pulled it or raised
         self.certificate = x509.load_der_x509_certificate(self._signing_cert.dump())
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        """A synchronous raw signature, as KeySigner offers it (signing/eep.py signs the DA/T 48 package with it)."""
+        spec = self._select_pkcs11_signing_params(digest_algorithm, sign_kwargs=self.sign_kwargs(data))
+        if spec.pre_sign_transform is not None:
+            data = spec.pre_sign_transform(data)
+        signature: bytes = self._key_handle.sign(data, **spec.sign_kwargs)  # type: ignore[union-attr]
+        if spec.post_sign_transform is not None:
+            signature = spec.post_sign_transform(signature)
+        return bytes(signature)
 
     def sign_probe(self) -> bytes:
         """A raw signature over KEY_PROBE, to prove the token's key belongs to the certificate."""
@@ -309,3 +320,7 @@ def verify_signer(signer: KeySigner | HsmSigner, roots: Sequence[x509.Certificat
     if cert.not_valid_after_utc - RENEW_BEFORE <= at:
         info.warnings.append(f"签章证书将于 {cert.not_valid_after_utc:%Y-%m-%d} 过期，请尽快更换")
     return info
+
+
+CenterSigner = KeySigner | HsmSigner
+"""The center's signer, however its key is kept."""

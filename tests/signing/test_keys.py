@@ -177,3 +177,19 @@ def test_the_chain_must_reach_a_trusted_root_through_the_given_intermediates(pki
     with pytest.raises(CertificateProblem) as err:
         check_chain(leaf2, [], [root[0]])
     assert err.value.code == "signer_chain_untrusted" and "测试中级" in err.value.message
+
+
+def test_a_transfer_package_signed_through_pkcs11_verifies(softhsm: SoftHsm, signed_bt: bytes) -> None:
+    """Given the key in a token, When a DA/T 48 package (移交) is signed with it (a synchronous raw signature), Then
+    the package's signature and certificate verify."""
+    from signing.eep import EepFile, build_eep, verify_eep
+    from signing.fixity import digest_bytes
+    from tests.signing.test_eep import PDF_NAME, _record
+
+    signer = _open(softhsm)
+    try:
+        package = build_eep(_record(), [EepFile(PDF_NAME, signed_bt, title="归档 PDF")], signer)
+    finally:
+        signer.close()
+    report = verify_eep(package, load_trust_roots(softhsm.pki_dir), {PDF_NAME: digest_bytes(signed_bt)})
+    assert report.ok, report.failures
