@@ -87,10 +87,20 @@ def check_signing(ctx: Context) -> None:
 
 
 def report_signer_at_start(ctx: Context) -> None:
-    """`archive serve`: load and check the signer now, so a wrong PIN or certificate is reported at start, not at the
-    first filing. The service still starts (and /readyz says not ready) so an operator can see why."""
+    """`archive serve`: load and check the signer (and probe the TSA) now, so a wrong PIN or certificate is reported
+    at start, not at the first filing. The service still starts (and /readyz says not ready) so an operator can see
+    why."""
     try:
         for line in describe(signer_status(ctx)):
             (err.print(f"[yellow]{line}[/]") if line.startswith("警告") else out.print(line))
     except ERRORS as exc:
         err.print(f"[bold red]签章不可用，归档将被拒绝[/] {exc.message}  [dim]({exc.code})[/]", highlight=False)
+    if ctx.settings.tsa_url:
+        from signing.tsa import probe_tsa
+
+        try:
+            probe_tsa(ctx.settings.tsa_url)
+        except ERRORS as exc:
+            fate = "归档将被拒绝" if ctx.settings.tsa_required else "签章将降为 PAdES B-B"
+            err.print(f"[bold red]时间戳服务 {ctx.settings.tsa_url} 无法使用，{fate}[/] {exc.message}  "
+                      f"[dim]({exc.code})[/]", highlight=False)

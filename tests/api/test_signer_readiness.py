@@ -196,3 +196,20 @@ def test_filing_signs_through_pkcs11(make_ctx: Callable[..., Context], softhsm: 
     report = verify_pdf(rendition, load_trust_roots(ctx.settings.pki_path))
     assert report.ok, report.failures
     assert "档案签章" in (report.signer or "")
+
+
+def test_a_pkcs12_file_as_signer_cert(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
+    """Given ARCHIVE_SIGNER_CERT a PKCS#12 file (no ARCHIVE_SIGNER_KEY) encrypted with the configured passphrase,
+    Then ready, the key counted as encrypted."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from signing.certificates import load_certificates, load_private_key
+
+    probe = make_ctx()
+    pki = DevPki(probe.settings.pki_path)
+    p12 = tmp_path / "center.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"center", load_private_key(pki.signer_key), load_certificates(pki.signer_cert)[0],  # type: ignore[arg-type]
+        load_certificates(pki.ca_cert), serialization.BestAvailableEncryption(b"p12 pass")))
+    body = _readyz(make_ctx(signer_cert=p12, signer_key_passphrase="p12 pass", environment="production"))
+    assert body["ready"] is True and body["signer"]["key_encrypted"] is True, body

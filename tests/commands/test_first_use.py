@@ -157,3 +157,25 @@ def test_init_with_a_pkcs11_token(data_dir: Path, softhsm: SoftHsm, monkeypatch:
     get_settings.cache_clear()
     r = runner.invoke(app, ["init"])
     assert r.exit_code == 2 and "pkcs11_pin_incorrect" in r.output and "Traceback" not in r.output
+
+
+def test_serve_reports_an_unusable_signer_at_start(data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Given production without a signer, When `archive serve` starts, Then it says at once (before the first filing)
+    that filing will be refused and why; with the development PKI it prints the certificate instead."""
+    from archive.commands.first_use import report_signer_at_start
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    ctx = Context.build(load_settings(data_dir=data_dir))
+    try:
+        report_signer_at_start(ctx)
+    finally:
+        ctx.close()
+    assert "开发用证书" in capsys.readouterr().out
+    ctx = Context.build(load_settings(data_dir=data_dir, environment="production"))
+    try:
+        report_signer_at_start(ctx)
+    finally:
+        ctx.close()
+    printed = capsys.readouterr().err
+    assert "归档将被拒绝" in printed and "signer_missing" in printed

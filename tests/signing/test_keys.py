@@ -193,3 +193,37 @@ def test_a_transfer_package_signed_through_pkcs11_verifies(softhsm: SoftHsm, sig
         signer.close()
     report = verify_eep(package, load_trust_roots(softhsm.pki_dir), {PDF_NAME: digest_bytes(signed_bt)})
     assert report.ok, report.failures
+
+
+def test_the_token_may_be_chosen_by_slot(softhsm: SoftHsm) -> None:
+    """Given ARCHIVE_PKCS11_SLOT instead of a token label, When the signer is opened, Then that slot's token is used;
+    a slot without a token is pkcs11_token_missing."""
+    import pkcs11
+
+    slots = {s.get_token().label: s.slot_id for s in pkcs11.lib(str(softhsm.module)).get_slots(token_present=True)}
+    signer = _open(softhsm, None, slot=slots["archive"])  # type: ignore[arg-type]
+    signer.close()
+    with pytest.raises(CertificateProblem) as err:
+        _open(softhsm, None, slot=max(slots.values()) + 1000)  # type: ignore[arg-type]
+    assert err.value.code == "pkcs11_token_missing"
+
+
+def test_threads_share_one_token_session(softhsm: SoftHsm) -> None:
+    """Given one PKCS#11 signer shared by the API's threads, When eight threads sign at once, Then every signature
+    verifies. (SoftHSM2 copes without HsmSigner's lock too; the lock is for tokens that refuse a second operation
+    on a busy session, CKR_OPERATION_ACTIVE.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signer = _open(softhsm)
+    try:
+        messages = [f"message {i}".encode() * 50 for i in range(32)]
+        with ThreadPoolExecutor(8) as pool:
+            signatures = list(pool.map(lambda m: signer.sign_raw(m, "sha256"), messages))
+        pub = signer.certificate.public_key()
+        for m, sig in zip(messages, signatures, strict=True):
+            pub.verify(sig, m, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
+    finally:
+        signer.close()
