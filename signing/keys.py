@@ -73,6 +73,9 @@ def load_file_signer(cert: Path, key: Path | None = None, *, chain: Sequence[Pat
         if not path.is_file():
             raise CertificateProblem(f"签章证书或密钥文件不存在：{path}", code="signer_file_missing",
                                      detail={"path": str(path)})
+    if key is None and b"-----BEGIN" in Path(cert).read_bytes()[:4096]:
+        raise CertificateProblem(f"{cert} 是 PEM 证书，不含私钥：请同时设置私钥文件（ARCHIVE_SIGNER_KEY），"
+                                 "或改用 PKCS#12 文件", code="signer_file_missing", detail={"path": str(cert)})
     encrypted = key_file_encrypted(key_file)
     if encrypted and not passphrase:
         raise CertificateProblem(f"签章私钥 {key_file} 已加密，但没有配置口令（ARCHIVE_SIGNER_KEY_PASSPHRASE_FILE）",

@@ -227,3 +227,9 @@ def test_threads_share_one_token_session(softhsm: SoftHsm) -> None:
             pub.verify(sig, m, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
     finally:
         signer.close()
+
+
+def test_a_pem_certificate_without_its_key_is_named(pki: DevPki) -> None:
+    with pytest.raises(CertificateProblem) as err:
+        load_file_signer(pki.signer_cert)
+    assert err.value.code == "signer_file_missing" and "ARCHIVE_SIGNER_KEY" in err.value.message
