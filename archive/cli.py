@@ -49,8 +49,14 @@ def _record_schedule(ctx: Context) -> None:
 
 @app.command()
 @friendly
-def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演示接入系统和演示业务。")] = False) -> None:
-    """创建数据目录和目录数据库并迁移到最新版本，生成开发用证书；加 --demo 时加载演示数据。"""
+def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演示接入系统和演示业务。")] = False,
+         admin: Annotated[str | None, typer.Option(help="首次使用：创建这个系统管理员（已有时不做修改）。")] = None,
+         admin_password_file: Annotated[Path | None, typer.Option(help="首个系统管理员的密码文件（第一行）。")] = None
+         ) -> None:
+    """创建数据目录和目录数据库并迁移到最新版本；开发环境生成开发用证书（生产环境不生成）；可创建首个系统管理员；
+    检查签章证书与时间戳服务并汇总，签章不可用时退出码 2；加 --demo 时加载演示数据。"""
+    from archive.commands import first_use
+
     ctx = cli_context(check=False)
     ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx.catalogue.upgrade()
@@ -58,17 +64,15 @@ def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演
     _record_schedule(ctx)
     out.print(f"目录数据库已就绪：{ctx.catalogue.engine.url.render_as_string(hide_password=True)}")
     try:
-        from signing.certificates import ensure_dev_pki
-    except ImportError:
-        pass
-    else:
-        ensure_dev_pki(ctx.settings.pki_path)
-        out.print(f"开发用证书已就绪：{ctx.settings.pki_path}")
-    if demo:
-        from archive.demo import load_demo
+        first_use.prepare_signer(ctx)
+        first_use.ensure_admin(ctx, admin, admin_password_file)
+        first_use.check_signing(ctx)
+        if demo:
+            from archive.demo import load_demo
 
-        summary = load_demo(ctx)
-        out.print(summary)
+            out.print(load_demo(ctx))
+    finally:
+        ctx.close()  # ends the PKCS#11 session (and its login) and the catalogue's connections
 
 
 @app.command()
@@ -114,6 +118,9 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
 
     ctx = cli_context()
     _record_schedule(ctx)
+    from archive.commands.first_use import report_signer_at_start
+
+    report_signer_at_start(ctx)
     application = create_app(context=ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
     out.print(f"网页（柜面、扫描室）：http://{h}:{p}/ui/")

@@ -20,7 +20,14 @@ from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.settings import Settings
-from archive.wiring import build_index, build_store, scanner_from_settings, timestamper_from_settings
+from archive.wiring import (
+    build_index,
+    build_signer,
+    build_store,
+    scanner_from_settings,
+    signer_setting,
+    timestamper_from_settings,
+)
 
 if TYPE_CHECKING:
     from pyhanko.sign.timestamps import TimeStamper
@@ -28,11 +35,13 @@ if TYPE_CHECKING:
     from archive.checks.security import Scanner
     from search.base import SearchIndex
     from signing.certificates import KeySigner
+    from signing.keys import HsmSigner, SignerInfo
     from storage.base import ObjectStore
 
 _UNSET = object()  # the timestamper and scanner may be None when not configured
 
-SIGNER_MISSING = "签章证书未配置：运行 archive init 生成开发证书，或将中心的证书放入 ARCHIVE_PKI_DIR（当前：{}）"
+# A wrong PIN is tried once per process: retrying on every /readyz poll would lock the token (after 3 tries on most).
+STICKY_SIGNER_ERRORS = {"pkcs11_pin_incorrect", "pkcs11_pin_locked"}
 
 
 @dataclass
@@ -42,7 +51,9 @@ class Context:
     schedule: Schedule
     code_rule: CodeRule
     _store: ObjectStore | None = field(default=None, repr=False)
-    _signer: KeySigner | None = field(default=None, repr=False)
+    _signer: KeySigner | HsmSigner | None = field(default=None, repr=False)
+    _signer_info: SignerInfo | None = field(default=None, repr=False)
+    _signer_error: ServiceUnavailable | None = field(default=None, repr=False)
     _index: SearchIndex | None = field(default=None, repr=False)
     _timestamper: object = field(default=_UNSET, repr=False)
     _scanner: object = field(default=_UNSET, repr=False)
@@ -65,25 +76,42 @@ class Context:
         return self._store
 
     @property
-    def signer(self) -> KeySigner:
-        """The center's signing key and certificate (signing/), loaded once it can be.
+    def signer(self) -> KeySigner | HsmSigner:
+        """The center's signing key and certificate (signing/), loaded and checked once it can be
+        (archive.wiring.build_signer: a key file, the development PKI, or a PKCS#11 token).
 
-        Without a usable certificate nothing can be filed until an administrator configures one: a 503
+        Without a usable signer nothing can be filed until an administrator configures one: a 503
         (ServiceUnavailable) naming the setting, the same answer `/readyz` gives.
         """
         if self._signer is None:
-            from signing.certificates import load_pki_signer  # pyhanko: only commands that sign load it
-
-            path = self.settings.pki_path
-            try:
-                self._signer = load_pki_signer(path)
-            except ERRORS as exc:
-                if exc.code == "signer_missing":
-                    raise ServiceUnavailable(SIGNER_MISSING.format(path), code="signer_missing",
-                                             detail={"setting": "ARCHIVE_PKI_DIR", "pki_dir": str(path)}) from exc
-                raise ServiceUnavailable(f"签章证书不可用：{exc.message}；请更换 ARCHIVE_PKI_DIR 中的证书",
-                                         code=exc.code, detail=exc.detail) from exc
+            with self._lock:
+                if self._signer is None:
+                    self._load_signer()
+        assert self._signer is not None
         return self._signer
+
+    @property
+    def signer_info(self) -> SignerInfo:
+        """Where the signer's key lives, and the warnings found when it was loaded."""
+        self.signer  # noqa: B018  # loads it
+        if self._signer_info is None:  # a signer handed in (tests, tools) rather than built from the settings
+            from signing.keys import SignerInfo
+
+            self._signer_info = SignerInfo("file")
+        return self._signer_info
+
+    def _load_signer(self) -> None:
+        if self._signer_error is not None:
+            raise self._signer_error
+        try:
+            self._signer, self._signer_info = build_signer(self.settings)
+        except ERRORS as exc:
+            message = (exc.message if exc.code == "signer_missing"
+                       else f"签章证书不可用：{exc.message}（{signer_setting(self.settings)}）")
+            answer = ServiceUnavailable(message, code=exc.code, detail=exc.detail)
+            if exc.code in STICKY_SIGNER_ERRORS:
+                self._signer_error = answer
+            raise answer from exc
 
     @property
     def index(self) -> SearchIndex:
@@ -129,4 +157,7 @@ class Context:
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
+        close_signer = getattr(self._signer, "close", None)
+        if close_signer is not None:
+            close_signer()
         self.catalogue.dispose()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archive.errors import ConfigError
@@ -141,6 +141,38 @@ class Settings(BaseSettings):
     pki_dir: Path | None = Field(None, description="Certificates and keys; default <data_dir>/pki.")
     tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority URL; none means PAdES B-B.")
     tsa_required: bool = Field(True, description="Refuse to sign when the TSA is unreachable (else B-B).")
+    environment: Literal["development", "production"] = Field(
+        "development", description="production: no development PKI is ever created or used (archive init does not "
+        "make one; a signer must be configured with ARCHIVE_SIGNER_CERT or ARCHIVE_SIGNER=pkcs11, else /readyz is "
+        "not ready), and an unencrypted signing key file is reported.")
+    signer: Literal["file", "pkcs11"] = Field(
+        "file", description="Where the center's signing key lives: file (PEM/PKCS#12) or pkcs11 (an HSM or token).")
+    signer_cert: Path | None = Field(
+        None, description="file signer: the center's certificate (PEM, may be followed by its chain) or a PKCS#12 "
+        "file holding certificate and key. Unset: <pki_dir>/signer.p12 or signer.pem (development PKI).")
+    signer_key: Path | None = Field(
+        None, description="file signer: the private key (PEM; encrypted PKCS#8 supported). Unset with a PEM "
+        "certificate: the certificate is read as PKCS#12.")
+    signer_chain: Path | None = Field(
+        None, description="PEM bundle of the intermediate (and root) certificates to embed in signatures. The root "
+        "itself must also be trusted: put it under <pki_dir>/trust/.")
+    signer_key_passphrase_file: Path | None = Field(
+        None, description="File holding the passphrase of the signing key (first line); preferred over "
+        "ARCHIVE_SIGNER_KEY_PASSPHRASE. Also encrypts the development PKI's signing key.")
+    signer_key_passphrase: SecretStr | None = Field(
+        None, description="Passphrase of the signing key (environment); ARCHIVE_SIGNER_KEY_PASSPHRASE_FILE wins.")
+    signer_require_encrypted_key: bool = Field(
+        False, description="Refuse (/readyz not ready, archive init fails) an unencrypted signing key file; "
+        "default: a warning in production.")
+    pkcs11_module: Path | None = Field(
+        None, description="pkcs11 signer: the PKCS#11 module (.so), e.g. /usr/lib/softhsm/libsofthsm2.so.")
+    pkcs11_token_label: str | None = Field(None, description="pkcs11 signer: the token's label.")
+    pkcs11_slot: int | None = Field(None, ge=0, description="pkcs11 signer: slot id (or index) when no token label "
+                                    "is given.")
+    pkcs11_key_label: str | None = Field(None, description="pkcs11 signer: label (CKA_LABEL) of the private key.")
+    pkcs11_cert_label: str | None = Field(None, description="pkcs11 signer: label of the certificate; default: "
+                                          "the key's label.")
+    pkcs11_pin_file: Path | None = Field(None, description="pkcs11 signer: file holding the user PIN (first line).")
 
     @field_validator("timezone")
     @classmethod

@@ -132,9 +132,13 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _write_key(path: Path, key: PrivateKey) -> None:
+def _encryption(passphrase: bytes | None) -> serialization.KeySerializationEncryption:
+    return serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+
+
+def _write_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
     _write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+                                           _encryption(passphrase)))
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
@@ -158,13 +162,15 @@ def _issued_by(cert_path: Path, ca_cert: x509.Certificate) -> bool:
     return True
 
 
-def ensure_dev_pki(pki_dir: Path) -> DevPki:
+def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None) -> DevPki:
     """Create the development CA, signing and TSA certificates unless they exist and are still valid.
 
     Idempotent: valid files are left alone; a missing leaf certificate, or one within 30 days of
-    expiry, is (re-)issued by the development CA. Keys are written with mode 0600 and no passphrase
-    (development only). A directory holding ``ca.pem`` without ``ca.key.pem`` is a center's own PKI
-    and is not touched.
+    expiry, is (re-)issued by the development CA. Keys are written with mode 0600; with ``passphrase``
+    the signing key (``signer.key.pem``, encrypted PKCS#8, and ``signer.p12``) is encrypted with it,
+    and an existing unencrypted signing key is encrypted in place. The CA and TSA keys stay
+    unencrypted (development only). A directory holding ``ca.pem`` without ``ca.key.pem`` is a
+    center's own PKI and is not touched.
     """
     pki = DevPki(Path(pki_dir))
     if pki.ca_cert.exists() and not pki.ca_key.exists():
@@ -190,14 +196,17 @@ def ensure_dev_pki(pki_dir: Path) -> DevPki:
         cert = issue_certificate(_name(f"{CENTER_NAME} 档案签章", "档案管理"), key.public_key(), ca_cert,
                                  ca_key, not_before=start, not_after=now + dt.timedelta(days=365 * 3),
                                  key_usage=_key_usage(digital_signature=True, non_repudiation=True))
-        _write_key(pki.signer_key, key)
+        _write_key(pki.signer_key, key, passphrase)
         _write_cert(pki.signer_cert, cert)
+        pki.signer_p12.unlink(missing_ok=True)
+    elif passphrase and b"ENCRYPTED" not in pki.signer_key.read_bytes():
+        _write_key(pki.signer_key, load_private_key(pki.signer_key), passphrase)
         pki.signer_p12.unlink(missing_ok=True)
     if not pki.signer_p12.exists():
         p12 = pkcs12.serialize_key_and_certificates(
-            b"signer", load_private_key(pki.signer_key),
+            b"signer", load_private_key(pki.signer_key, passphrase if passphrase else None),
             x509.load_pem_x509_certificate(pki.signer_cert.read_bytes()), [ca_cert],
-            serialization.NoEncryption())
+            _encryption(passphrase))
         _write_private(pki.signer_p12, p12)
 
     if not (_usable(pki.tsa_cert, pki.tsa_key, now) and _issued_by(pki.tsa_cert, ca_cert)):
@@ -374,14 +383,24 @@ def load_signer(cert_or_p12: Path, key: Path | None = None, *, password: bytes |
     return make_signer(certs[0], load_private_key(key, password), [*certs[1:], *extra], at=at)
 
 
-def load_pki_signer(pki_dir: Path) -> KeySigner:
-    """The center's signer from the PKI directory: ``signer.p12`` or ``signer.pem`` + ``signer.key.pem``."""
+def pki_signer_files(pki_dir: Path) -> tuple[Path, Path | None] | None:
+    """The signer's files in a PKI directory: (``signer.p12``, None), (``signer.pem``, ``signer.key.pem``) or None."""
+    pki = DevPki(Path(pki_dir))
+    if pki.signer_p12.exists():
+        return pki.signer_p12, None
+    if pki.signer_cert.exists() and pki.signer_key.exists():
+        return pki.signer_cert, pki.signer_key
+    return None
+
+
+def load_pki_signer(pki_dir: Path, passphrase: bytes | None = None) -> KeySigner:
+    """The center's signer from the PKI directory: ``signer.p12`` or ``signer.pem`` + ``signer.key.pem``
+    (encrypted with ``passphrase`` when it is given)."""
     pki = DevPki(Path(pki_dir))
     chain = [pki.ca_cert] if pki.ca_cert.exists() else []
-    if pki.signer_p12.exists():
-        return load_signer(pki.signer_p12, chain=chain)
-    if pki.signer_cert.exists() and pki.signer_key.exists():
-        return load_signer(pki.signer_cert, pki.signer_key, chain=chain)
+    files = pki_signer_files(pki.directory)
+    if files is not None:
+        return load_signer(files[0], files[1], password=passphrase, chain=chain)
     raise CertificateProblem(f"在 {pki_dir} 下没有找到签章证书（signer.p12 或 signer.pem + signer.key.pem），"
                              "请先运行 archive init 或放入中心的签章证书", code="signer_missing",
                              detail={"pki_dir": str(pki_dir)})

@@ -15,7 +15,7 @@ import binascii
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -28,6 +28,9 @@ from signing.eep_schema import NAMESPACE, schema
 from signing.errors import CertificateProblem, EepInvalid
 from signing.fixity import Digests, digest_bytes
 from signing.validate import VerificationReport
+
+if TYPE_CHECKING:
+    from signing.keys import HsmSigner  # pkcs11: loaded only when a token is configured
 
 FORMAT_DESCRIPTION = "本EEP根据中华人民共和国档案行业标准DA/T 48-2009《基于XML的电子文件封装规范》生成"
 ORIGINAL_DESCRIPTION = "本封装包包含电子文件数据及其元数据，原始封装，未经修改"
@@ -199,7 +202,7 @@ def canonical_signed_object(root: etree._Element) -> bytes:
     return etree.tostring(signed, method="c14n", exclusive=False, with_comments=False)
 
 
-def build_eep(record: EepRecord, files: Sequence[EepFile], signer: KeySigner, *,
+def build_eep(record: EepRecord, files: Sequence[EepFile], signer: KeySigner | HsmSigner, *,
               created: dt.datetime | None = None, creator_unit: str | None = None) -> bytes:
     """An original (原始型) EEP of one item's files and metadata, signed by the center's key."""
     if not files:

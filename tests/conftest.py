@@ -23,6 +23,7 @@ from archive.api.app import create_app
 from archive.catalogue.db import Catalogue
 from archive.context import Context
 from archive.settings import Settings, get_settings, load_settings
+from tests.hsm import softhsm  # noqa: F401  # the SoftHSM2 token fixture, for tests of the PKCS#11 signer
 
 PG_ADMIN_URL = os.environ.get("ARCHIVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("ARCHIVE_TEST_REQUIRE_PG") == "1"

@@ -15,8 +15,8 @@ from archive.context import Context
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.indexing import status as index_status
 from archive.settings import Settings
+from archive.signer_status import signer_status
 from signing import tsa
-from signing.certificates import check_signing_certificate
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -63,19 +63,16 @@ def readiness(request: Request, ctx: Context) -> dict[str, Any]:
     if failing:
         body["code"] = failing[0][1]["code"]
         body["message"] = "系统未就绪：" + "；".join(
-            p["detail"] if p["code"] != "unavailable" else f"{LABELS[name]}不可用" for name, p in failing)
+            f"{LABELS[name]}：{p['detail']}" if p["code"] != "unavailable" else f"{LABELS[name]}不可用"
+            for name, p in failing)
     return body
 
 
 def _signer(ctx: Context) -> dict[str, Any]:
-    """The signer loads, and its certificate (loaded at start, maybe long ago) is still valid for signing."""
-    cert = ctx.signer.certificate
-    try:
-        check_signing_certificate(cert)
-    except ERRORS as exc:
-        raise ServiceUnavailable(f"{exc.message}（证书目录 ARCHIVE_PKI_DIR：{ctx.settings.pki_path}）",
-                                 code=exc.code, detail=exc.detail) from exc
-    return {"subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat()}
+    """The signer loads and passed its checks at load (chain, key matches certificate, encrypted key when required),
+    and its certificate (loaded at start, maybe long ago) is still valid for signing; warnings (expiring within 30
+    days, an unencrypted key file in production) do not make the system un-ready."""
+    return signer_status(ctx)
 
 
 def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
