@@ -43,14 +43,11 @@ README = DEPLOY / "README.md"
 
 # Settings, commands and files other helpers of issue 16 are adding in parallel; the lead empties these at merge.
 PENDING_SETTINGS = {
-    "ARCHIVE_ENVIRONMENT", "ARCHIVE_SIGNER", "ARCHIVE_SIGNER_CERT", "ARCHIVE_SIGNER_KEY", "ARCHIVE_SIGNER_CHAIN",
-    "ARCHIVE_SIGNER_KEY_PASSPHRASE_FILE", "ARCHIVE_PKCS11_MODULE", "ARCHIVE_PKCS11_TOKEN_LABEL",
-    "ARCHIVE_PKCS11_KEY_LABEL", "ARCHIVE_PKCS11_PIN_FILE",  # signing keys + `archive init`
     "ARCHIVE_LOG_FORMAT", "ARCHIVE_METRICS_ALLOW",  # /metrics + JSON logs
     "ARCHIVE_BACKUP_DIR",  # archive backup
 }
 PENDING_COMMANDS = {("backup",)}  # archive backup create|verify|restore
-PENDING_OPTIONS = {("init", "--admin"), ("init", "--admin-password-file"), ("serve", "--workers")}
+PENDING_OPTIONS = {("serve", "--workers")}
 PENDING_FILES = {"deploy/s3-policy.json"}  # written by the S3 helper
 
 ONE_SHOT = {"init", "es-setup"}
