@@ -62,9 +62,9 @@ def wanted_locks(ctx: Context) -> Iterator[tuple[str, datetime]]:
     with ctx.catalogue.session() as s:
         lists = s.execute(select(DestructionList.pdf_key, DestructionList.approved_at)
                           .where(DestructionList.pdf_key.is_not(None))).all()
-    for key, approved in lists:
-        if key and approved:
-            yield key, datetime(approved.year + PDF_LOCK_YEARS, 1, 1, tzinfo=UTC)
+    for pdf_key, approved in lists:
+        if pdf_key and approved:
+            yield pdf_key, datetime(approved.year + PDF_LOCK_YEARS, 1, 1, tzinfo=UTC)
 
 
 def extend_locks(ctx: Context, actor: Actor, *, within_years: int = 10, dry_run: bool = False,
@@ -94,7 +94,7 @@ def extend_locks(ctx: Context, actor: Actor, *, within_years: int = 10, dry_run:
             report.at_limit.append((key, current))
     if not dry_run and (report.extended or report.at_limit):
         with ctx.catalogue.session() as s:
-            audit.record(s, actor, "storage.extend_locks", detail={
+            audit.record(s, actor, "storage.extend", detail={
                 "objects": report.objects, "extended": len(report.extended), "at_limit": len(report.at_limit),
                 "within_years": within_years, "limit": report.limit.isoformat() if report.limit else None,
                 "keys": [k for k, _ in report.extended[:100]]})

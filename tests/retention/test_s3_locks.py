@@ -125,7 +125,7 @@ def test_extend_locks_renews_capped_locks_and_reports_those_at_the_limit(
     assert f"已延长 {len(keys)} 个" in r.output and "2106-01-01" in r.output
     assert {ctx.store.stat(k).retain_until for k in keys} == {CAP}
     with ctx.catalogue.session() as s:
-        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "storage.extend_locks")
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "storage.extend")
                                 .order_by(AuditEvent.seq)))
     assert [(e.detail["extended"], e.detail["at_limit"]) for e in events] == [(0, len(keys)), (len(keys), 0)]
     r = run("2106-01-01")
