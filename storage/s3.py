@@ -373,8 +373,9 @@ class S3Store(BackendStore):
             self._ready()
         except (StoreUnavailable, StorageConfigError) as exc:
             return {"ok": False, "backend": self.backend, "detail": exc.message}
+        cap = f"，锁定日期上限 {self.max_retain_until:%Y-%m-%d}" if self.max_retain_until else ""
         return {"ok": True, "backend": self.backend,
-                "detail": f"{self.location}（对象锁定已启用，模式 {self.retention_mode}）"}
+                "detail": f"{self.location}（对象锁定已启用，模式 {self.retention_mode}{cap}）"}
 
 
 class _ResponseStream(io.RawIOBase):
