@@ -418,7 +418,7 @@ class _ChunkReader(io.RawIOBase):
     """``read(n)`` over an iterator of chunks (minio reads each part with repeated reads)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._buf = chunks, b""
+        self._chunks, self._buf = chunks, bytearray()
 
     def readable(self) -> bool:
         return True
@@ -428,10 +428,11 @@ class _ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self._buf += chunk
+            self._buf += chunk  # a bytearray grows in place; deleting from its front is cheap
         if n is None or n < 0:
             n = len(self._buf)
-        data, self._buf = self._buf[:n], self._buf[n:]
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
         return data
 
 
