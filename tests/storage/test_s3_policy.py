@@ -1,5 +1,6 @@
-"""deploy/s3-policy.json: the least-privilege policy for the application's S3 user covers every call S3Store makes
-and nothing broader (bucket ``archive``; replace the name when the bucket is called otherwise)."""
+"""deploy/s3-policy.json: the least-privilege bucket policy for the application's S3 user covers every call S3Store
+makes and nothing broader. It names the bucket ``hpf-archive`` and the user ``hpf-archive-app`` (deploy/README.md §5:
+the bucket's owner attaches it with put-bucket-policy; edit both names when others are used)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 ROOT = Path(__file__).parents[2]
 POLICY = ROOT / "deploy" / "s3-policy.json"
-BUCKET, OBJECTS = "arn:aws:s3:::archive", "arn:aws:s3:::archive/*"
+BUCKET, OBJECTS = "arn:aws:s3:::hpf-archive", "arn:aws:s3:::hpf-archive/*"
+APP_USER = "arn:aws:iam:::user/hpf-archive-app"
 
 # The S3 actions each minio call of storage/s3.py needs (HEAD returns the lock headers only with the Get*
 # lock permissions; calls naming a version id need the *Version actions).
@@ -65,6 +67,7 @@ def test_nothing_broader_is_allowed() -> None:
     assert not any("*" in action for action in allowed)
     assert not any(a.startswith(("s3:PutBucket", "s3:DeleteBucket", "s3:CreateBucket", "s3:Bypass")) for a in allowed)
     assert all(r in (BUCKET, OBJECTS) for resources in allowed.values() for r in resources)
+    assert all(s["Principal"] == {"AWS": [APP_USER]} for s in _statements("Allow") + _statements("Deny"))
     denied = {a for s in _statements("Deny") for a in s["Action"]}
     assert {"s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration",
             "s3:DeleteBucket"} <= denied
@@ -107,11 +110,8 @@ def test_the_policy_is_enough_on_the_gateway_and_refuses_the_rest() -> None:
     owner = new_s3_store()
     owner._client.make_bucket(owner.bucket, object_lock=True)
     access, secret = _policy_user()
-    policy = json.loads(POLICY.read_text(encoding="utf-8"))
-    for s in policy["Statement"]:
-        s["Principal"] = {"AWS": [f"arn:aws:iam:::user/{POLICY_USER[0]}"]}
-        s["Resource"] = [r.replace(BUCKET, f"arn:aws:s3:::{owner.bucket}") for r in s["Resource"]]
-    owner._client.set_bucket_policy(owner.bucket, json.dumps(policy))
+    policy = POLICY.read_text(encoding="utf-8").replace("hpf-archive-app", POLICY_USER[0])
+    owner._client.set_bucket_policy(owner.bucket, policy.replace("hpf-archive", owner.bucket))
     app = S3Store(owner.endpoint, access, secret, owner.bucket, secure=False, part_size=MIN_PART_SIZE)
     assert app.health()["ok"] is True
     b, big, loose = blob(seed=1), blob(MIN_PART_SIZE + 1000, seed=2), blob(seed=3)
