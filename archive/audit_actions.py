@@ -61,6 +61,7 @@ ACTIONS: dict[str, str] = {
     "alert.raise": "产生存储告警",
     "alert.acknowledge": "确认存储告警",
     "storage.gc": "清理未登记的存储对象",
+    "storage.extend": "延长存储对象的保管期限锁定（到期前续期）",
     # identity and sign-in
     "fonds.create": "登记全宗",
     "user.create": "创建用户",

@@ -6,6 +6,7 @@ object store and an embedded index, all under ``./archive-data``.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     s3_ca_file: Path | None = Field(None, description="CA bundle for the S3 endpoint's TLS certificate.")
     s3_retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(
         "COMPLIANCE", description="Object-lock mode for retained objects.")
+    s3_max_retain_until: date | None = Field(
+        date(2106, 1, 1), description="Latest object-lock date the S3 server keeps (Ceph RGW wraps dates after "
+        "2106-02-07 to 32 bits); later locks are capped to it and extended by `archive storage extend-locks` "
+        "before they run out. Empty: no cap (only for a server proven to keep later dates).")
     replica: Literal["filesystem", "s3"] = Field(
         "s3", description="With storage=replicated: the secondary store (the primary is filesystem).")
     replica_path: Path | None = Field(None, description="Secondary filesystem root when replica=filesystem.")
@@ -187,6 +192,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, v: object) -> object:
         return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+
+    @field_validator("s3_max_retain_until", mode="before")
+    @classmethod
+    def _no_cap_when_empty(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
     @field_validator("fonds_code")
     @classmethod

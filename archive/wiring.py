@@ -7,6 +7,7 @@ builds each once, lazily.
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,11 @@ def build_s3_store(settings: Settings) -> S3Store:
             endpoint, secure = endpoint.removeprefix(scheme).rstrip("/"), tls
     return S3Store(endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket,
                    secure=secure, region=settings.s3_region, retention_mode=settings.s3_retention_mode,
-                   ca_file=settings.s3_ca_file)
+                   ca_file=settings.s3_ca_file, max_retain_until=_midnight_utc(settings.s3_max_retain_until))
+
+
+def _midnight_utc(day: date | None) -> datetime | None:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
 
 
 def build_index(settings: Settings, **kwargs: Any) -> SearchIndex:

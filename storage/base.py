@@ -311,6 +311,21 @@ class ObjectStore(ABC):
     def health(self) -> dict[str, Any]:
         """``{"ok": bool, "backend": str, "detail": str}`` for /readyz."""
 
+    def retain_limit(self) -> datetime | None:
+        """The latest retain-until this store keeps (None: no limit); later requests are capped to it, and
+        the archive extends such locks before they run out (``archive storage extend-locks``)."""
+        return None
+
+    def capped(self, until: datetime) -> datetime:
+        """``until``, or the store's limit when it is later."""
+        limit = self.retain_limit()
+        return limit if limit is not None and until > limit else until
+
+    def version_problems(self, key: str) -> list[tuple[str, str]]:
+        """(code, explanation) of anything beside the one written version of ``key``: versions written over
+        it, delete markers hiding it. Stores without versions have none."""
+        return []
+
 
 class BackendStore(ObjectStore):
     """One storage backend: argument checks and lock rules here, mechanics in the subclass."""

@@ -141,6 +141,10 @@ class ReplicatedStore(ObjectStore):
         for store, _ in copies:
             store.delete(key)
 
+    def retain_limit(self) -> datetime | None:
+        limits = [limit for _, store in self.copies if (limit := store.retain_limit()) is not None]
+        return min(limits) if limits else None
+
     def health(self) -> dict[str, Any]:
         primary, secondary = self.primary.health(), self.secondary.health()
         return {"ok": primary["ok"] and secondary["ok"], "backend": self.backend,

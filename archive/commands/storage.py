@@ -76,3 +76,31 @@ def storage_gc(grace_minutes: Annotated[int, typer.Option(min=0, help="只删除
               f"因保留期锁定未删 {len(report.locked)} 个")
     for key in report.removed:
         out.print(f"  已删除 {key}")
+
+
+@app.command("extend-locks")
+@friendly
+def extend_locks(within_years: Annotated[int, typer.Option(min=1, max=200, help="延长在这么多年内到期的锁定。")] = 10,
+                 dry_run: Annotated[bool, typer.Option("--dry-run", help="只报告，不修改。")] = False) -> None:
+    """在对象锁定到期前续期：把在 N 年内到期、且短于目录要求的锁定延长到应有日期（不超过存储能保存的最晚日期）。
+
+    退出码：0 完成；1 有锁定已到存储上限且将在 N 年内到期（需要换用能保存更晚日期的存储）；2 出错。
+    """
+    from archive.retention.locks import extend_locks as run
+
+    report = run(cli_context(), cli_actor(), within_years=within_years, dry_run=dry_run)
+    verb = "将延长" if dry_run else "已延长"
+    limit = f"；存储能保存的最晚锁定日期 {report.limit:%Y-%m-%d}" if report.limit else ""
+    out.print(f"检查对象 {report.objects} 个：{verb} {len(report.extended)} 个的保管期限锁定{limit}")
+    for key, until in report.extended[:50]:
+        out.print(f"  {key} → {until:%Y-%m-%d}")
+    if report.missing:
+        out.print(f"[yellow]目录登记但存储中找不到的对象 {len(report.missing)} 个"
+                  "（请运行 archive check sweep）[/yellow]")
+    if report.at_limit:
+        out.print(f"[red]{len(report.at_limit)} 个对象的锁定已到存储上限，且将在 {within_years} 年内到期，无法继续延长"
+                  "（lock_at_store_limit）；请迁移到能保存更晚锁定日期的对象存储后调高 "
+                  "ARCHIVE_S3_MAX_RETAIN_UNTIL 再运行[/red]")
+        for key, until in report.at_limit[:20]:
+            out.print(f"  {key}（至 {until:%Y-%m-%d}）")
+        raise typer.Exit(1)

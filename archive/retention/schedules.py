@@ -321,6 +321,7 @@ def lock_until(item: ArchiveItem, zone: Any) -> datetime:
 
 
 def extend_objects(ctx: Context, keys: list[str], until: datetime) -> str:
+    until = ctx.store.capped(until)  # a store that keeps no later lock (Ceph RGW: 2106); extend-locks renews it
     extended = 0
     for key in keys:
         current = ctx.store.stat(key).retain_until

@@ -14,7 +14,8 @@ from tests.storage.support import new_s3_store
 
 @pytest.fixture(params=["filesystem", "s3", "replicated"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    """Each object-store backend: filesystem, S3 (moto on 127.0.0.1, fresh bucket), filesystem + S3."""
+    """Each object-store backend: filesystem, S3 (the real gateway with object lock, fresh bucket; skipped
+    without it unless ARCHIVE_TEST_REQUIRE_S3=1), filesystem + S3."""
     if request.param == "filesystem":
         return FilesystemStore(tmp_path / "objects")
     if request.param == "s3":

@@ -1,6 +1,6 @@
-"""The ObjectStore contract: filesystem, S3 (moto) and replicated stores behave the same.
+"""The ObjectStore contract: filesystem, S3 (a real gateway) and replicated stores behave the same.
 
-Where moto is more permissive than MinIO (shortening COMPLIANCE retention, deleting with a delete
+Where a server could be more permissive (moto: shortening COMPLIANCE retention, deleting with a delete
 marker), these tests check that the store itself refuses.
 """
 

@@ -1,4 +1,5 @@
-"""S3 store against moto: server-side locks, checksums, multipart, retries, a store that is down."""
+"""S3 store on the real gateway (object lock, lock-date cap, written versions, multipart); moto only behind the
+fault-injecting proxies (503s, TLS, checksum headers) and for stores that are down."""
 
 from __future__ import annotations
 
@@ -25,7 +26,16 @@ from minio.error import S3Error
 from storage.base import IntegrityFailure, StoreUnavailable
 from storage.errors import StorageConfigError
 from storage.s3 import MIN_PART_SIZE, S3Store
-from tests.storage.support import FAR, FARTHER, blob, moto_endpoint, new_s3_store, put, read_all
+from tests.storage.support import (
+    FAR,
+    FARTHER,
+    blob,
+    moto_endpoint,
+    new_moto_bucket,
+    new_s3_store,
+    put,
+    read_all,
+)
 
 
 class FlakyProxy:
@@ -133,7 +143,7 @@ def test_governance_mode_is_configurable_and_never_downgrades_compliance() -> No
     mode = governance._client.stat_object(governance.bucket, b.key).metadata["x-amz-object-lock-mode"]
     assert mode == "GOVERNANCE"
 
-    compliance = S3Store(moto_endpoint(), "testing", "testing", governance.bucket, secure=False)
+    compliance = new_s3_store(governance.bucket)
     c = blob(seed=2)
     put(compliance, c, retain_until=FAR)
     governance.set_retention(c.key, FARTHER)
@@ -145,7 +155,7 @@ def test_governance_mode_is_configurable_and_never_downgrades_compliance() -> No
 def test_a_locked_put_carries_the_sha256_checksum_header(proxy: FlakyProxy) -> None:
     """Given plain HTTP (no automatic Content-MD5), When a retained object is put,
     Then the PUT sends x-amz-checksum-sha256 with the object's digest."""
-    store = S3Store(proxy.endpoint, "testing", "testing", new_s3_store().bucket, secure=False)
+    store = S3Store(proxy.endpoint, "testing", "testing", new_moto_bucket(), secure=False)
     b = blob()
     put(store, b, retain_until=FAR)
     puts = [h for method, path, h in proxy.requests if method == "PUT" and b.key in path]
@@ -203,7 +213,7 @@ def test_transient_server_errors_are_retried() -> None:
     When an object is put and read, Then the store retries with backoff and both succeed."""
     proxy = FlakyProxy(moto_endpoint(), failures=0)
     try:
-        store = S3Store(proxy.endpoint, "testing", "testing", new_s3_store().bucket, secure=False)
+        store = S3Store(proxy.endpoint, "testing", "testing", new_moto_bucket(), secure=False)
         assert store.health()["ok"]
         b = blob()
         proxy.failures, proxy.methods = 2, ("PUT",)
@@ -256,7 +266,7 @@ def test_tls_with_the_centres_ca_file_works_and_without_it_fails_clearly(tmp_pat
     context.load_cert_chain(cert_file, key_file)
     proxy = FlakyProxy(moto_endpoint(), failures=0, tls=context)
     try:
-        bucket = new_s3_store().bucket
+        bucket = new_moto_bucket()
         trusted = S3Store(proxy.endpoint, "testing", "testing", bucket, secure=True, ca_file=cert_file)
         b = blob()
         put(trusted, b, retain_until=FAR)
@@ -283,6 +293,93 @@ def test_a_bucket_without_object_lock_is_refused() -> None:
 def test_bad_settings_are_a_config_error() -> None:
     """Given an invalid bucket name or a too-small part size, When the store is built, Then StorageConfigError."""
     with pytest.raises(StorageConfigError):
-        S3Store(moto_endpoint(), "k", "s", "Not_A_Bucket", secure=False)
+        S3Store("127.0.0.1:1", "k", "s", "Not_A_Bucket", secure=False)
     with pytest.raises(StorageConfigError):
-        S3Store(moto_endpoint(), "k", "s", "archive", secure=False, part_size=1024)
+        S3Store("127.0.0.1:1", "k", "s", "archive", secure=False, part_size=1024)
+    with pytest.raises(StorageConfigError) as exc:
+        S3Store("127.0.0.1:1", "k", "s", "archive", secure=False, max_retain_until=datetime(2020, 1, 1, tzinfo=UTC))
+    assert "ARCHIVE_S3_MAX_RETAIN_UNTIL" in exc.value.message
+
+
+# --- limits of real servers (feasibility.md §11) ------------------------------------------------------------
+
+CAP = datetime(2106, 1, 1, tzinfo=UTC)
+
+
+def test_a_lock_beyond_the_servers_limit_is_capped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Given a 100-year lock ending in 2127 (past RGW's 32-bit limit), When put and later extended to 2200,
+    Then the server holds 2106-01-01 (not a wrapped date in 1970), and the cap is logged."""
+    store = new_s3_store()
+    b = blob()
+    with caplog.at_level("WARNING", logger="storage.s3"):
+        info = put(store, b, retain_until=datetime(2127, 1, 1, tzinfo=UTC))
+    assert info.retain_until == CAP == store.retain_limit()
+    assert any("capped" in r.getMessage() and b.key in r.getMessage() for r in caplog.records)
+    headers = store._client.stat_object(store.bucket, b.key).metadata
+    assert headers["x-amz-object-lock-retain-until-date"].startswith("2106-01-01T00:00:00")
+    assert store.set_retention(b.key, datetime(2200, 1, 1, tzinfo=UTC)).retain_until == CAP
+    assert put(store, b, retain_until=datetime(2300, 1, 1, tzinfo=UTC)).retain_until == CAP
+
+
+def test_without_the_cap_a_wrapped_lock_fails_and_leaves_no_object() -> None:
+    """Given the cap switched off, When a lock in 2107 is asked for (the gateway wraps it into 1970),
+    Then the put fails clearly and the written version is removed: nothing uncatalogued looks locked."""
+    store = new_s3_store(max_retain_until=None)
+    b = blob()
+    with pytest.raises(StoreUnavailable) as exc:
+        put(store, b, retain_until=datetime(2107, 1, 1, tzinfo=UTC))
+    assert "ARCHIVE_S3_MAX_RETAIN_UNTIL" in exc.value.message and exc.value.detail["removed"] is True
+    assert not store.exists(b.key)
+    assert list(store._client.list_objects(store.bucket, include_version=True, recursive=True)) == []
+
+
+def test_reads_return_the_version_that_was_written() -> None:
+    """Given a locked object, When another client PUTs other bytes under the same key (object lock allows a new
+    version), Then get and stat - in this process and in a fresh one - still give the original bytes and digest,
+    and retention applies to the original version."""
+    store = new_s3_store()
+    b, intruder = blob(seed=1), blob(seed=2)
+    put(store, b, retain_until=FAR)
+    store._client.put_object(store.bucket, b.key, io.BytesIO(intruder.data), len(intruder.data),
+                             metadata={"sha256": intruder.sha256})
+    assert store._client.get_object(store.bucket, b.key).read() == intruder.data  # what an unpinned read sees
+    fresh = new_s3_store(store.bucket)
+    for s in (store, fresh):
+        assert read_all(s, b.key) == b.data
+        assert read_all(s, b.key, offset=10, length=5) == b.data[10:15]
+        assert s.stat(b.key).sha256 == b.sha256
+    assert fresh.set_retention(b.key, FARTHER).retain_until == FARTHER
+    assert list(fresh.list_keys()) == [b.key]
+    assert [code for code, _ in fresh.version_problems(b.key)] == ["extra_versions"]
+
+
+def test_a_delete_marker_does_not_hide_the_written_version() -> None:
+    """Given a locked object, When another client deletes it without a version id (a delete marker),
+    Then the store still lists, stats and reads it, and reports the marker."""
+    store = new_s3_store()
+    b = blob()
+    put(store, b, retain_until=FAR)
+    store._client.remove_object(store.bucket, b.key)
+    fresh = new_s3_store(store.bucket)
+    assert list(fresh.list_keys()) == [b.key]
+    assert read_all(fresh, b.key) == b.data
+    problems = fresh.version_problems(b.key)
+    assert [code for code, _ in problems] == ["delete_marker"] and "删除标记" in problems[0][1]
+
+
+def test_retain_until_with_nanoseconds_is_parsed() -> None:
+    """Given the gateway's retain-until format (nine fraction digits), When parsed, Then an aware UTC datetime."""
+    from storage.s3 import _parse_time
+
+    assert _parse_time("2026-12-03T17:27:41.211000000Z") == datetime(2026, 12, 3, 17, 27, 41, 211000, tzinfo=UTC)
+    assert _parse_time("2056-01-01T00:00:00Z") == FAR
+    assert _parse_time("2056-01-01T08:00:00.123456789+08:00") == datetime(2056, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_the_store_uses_only_minios_public_api() -> None:
+    """Given storage/s3.py, When its client calls are read, Then none is a private minio method (they change
+    without notice between minio releases)."""
+    import re
+
+    source = Path(__file__).parents[2].joinpath("storage", "s3.py").read_text(encoding="utf-8")
+    assert re.findall(r"_client\._\w+", source) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,9 @@ from archive.wiring import build_store
 from storage.base import ObjectStore
 from storage.filesystem import FilesystemStore
 from storage.replicated import ReplicatedStore
+from storage.s3 import S3Store
 from storage.verify import verify
-from tests.storage.support import FAR, FARTHER, blob, put, read_all
+from tests.storage.support import FAR, FARTHER, blob, new_s3_store, put, read_all, require_gateway
 from tests.storage.test_replicated_store import corrupt
 
 
@@ -96,6 +99,63 @@ def test_a_single_store_is_checked_against_its_recorded_digests(tmp_path: Path) 
     put(store, b)
     corrupt(_data(store, b.key))
     assert [(f.key, f.problem) for f in verify(store)] == [(b.key, "corrupt")]
+
+
+# --- versions on a real object-lock bucket (the gateway) ---
+
+def _overwrite(store: S3Store, key: str, data: bytes) -> None:
+    """What another client can do on an object-lock bucket: PUT a new version over a locked key."""
+    store._client.put_object(store.bucket, key, io.BytesIO(data), len(data))
+
+
+def test_extra_versions_and_delete_markers_are_findings() -> None:
+    """Given one intact object, one with a version written over it and one hidden by a delete marker,
+    When the S3 store is verified (deep and quick), Then exactly the two tampered keys are reported, in Chinese."""
+    store = new_s3_store()
+    ok, over, hidden = blob(seed=1), blob(seed=2), blob(seed=3)
+    for b in (ok, over, hidden):
+        put(store, b, retain_until=FAR)
+    _overwrite(store, over.key, b"other bytes")
+    store._client.remove_object(store.bucket, hidden.key)
+    for deep in (True, False):
+        findings = verify(store, deep=deep)
+        assert sorted((f.key, f.problem) for f in findings) == sorted(
+            [(over.key, "extra_versions"), (hidden.key, "delete_marker")])
+        assert all("版本" in f.detail or "删除标记" in f.detail for f in findings)
+
+
+def test_a_replica_on_the_gateway_with_a_capped_lock_agrees_and_reports_markers(tmp_path: Path) -> None:
+    """Given filesystem + gateway copies of a 永久 object locked until 2127 (the gateway keeps 2106),
+    When verified, Then the capped lock is no difference; a delete marker on the S3 copy is reported by side."""
+    s3 = new_s3_store()
+    pair = ReplicatedStore(FilesystemStore(tmp_path / "objects"), s3)
+    b = blob()
+    put(pair, b, retain_until=datetime(2127, 1, 1, tzinfo=UTC))
+    assert s3.stat(b.key).retain_until == s3.retain_limit()
+    assert verify(pair) == []
+    s3._client.remove_object(s3.bucket, b.key)
+    [finding] = verify(pair)
+    assert finding.problem == "delete_marker_in_secondary" and finding.detail.startswith("备副本")
+
+
+def test_the_command_reports_a_version_written_over_an_archived_key(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ARCHIVE_STORAGE=s3 on the gateway and a key someone wrote over, When `archive storage verify`
+    runs, Then it exits 1 naming the key, the code extra_versions and the problem in Chinese."""
+    from archive.commands.storage import app
+
+    gw, store = require_gateway(), new_s3_store()
+    b = blob()
+    put(store, b, retain_until=FAR)
+    _overwrite(store, b.key, b"other bytes")
+    for name, value in {"DATA_DIR": str(tmp_path), "STORAGE": "s3", "S3_ENDPOINT": gw.endpoint, "S3_SECURE": "false",
+                        "S3_ACCESS_KEY": gw.access_key, "S3_SECRET_KEY": gw.secret_key,
+                        "S3_BUCKET": store.bucket}.items():
+        monkeypatch.setenv(f"ARCHIVE_{name}", value)
+    get_settings.cache_clear()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["verify"])
+    assert result.exit_code == 1, result.output
+    assert "extra_versions" in result.output and b.sha256[:8] in result.output and "后写入的版本" in result.output
 
 
 # --- the command ---
