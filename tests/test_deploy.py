@@ -48,7 +48,7 @@ PENDING_SETTINGS = {
 }
 PENDING_COMMANDS = {("backup",)}  # archive backup create|verify|restore
 PENDING_OPTIONS = {("serve", "--workers")}
-PENDING_FILES = {"deploy/s3-policy.json"}  # written by the S3 helper
+PENDING_FILES: set[str] = set()
 
 ONE_SHOT = {"init", "es-setup"}
 APP_SERVICES = {"init", "api", "worker"}  # the archive image with the application's environment
