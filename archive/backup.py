@@ -33,15 +33,16 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from archive import audit
 from archive.audit import Actor
 from archive.catalogue.db import safe_url
 from archive.catalogue.models import (
     ArchiveItem,
+    AuditEvent,
     DestructionList,
     Document,
     ScanBatch,
@@ -468,11 +469,29 @@ def _inside(root: Path, rel: str) -> Path | None:
     return root / p
 
 
-def verify(path: Path, store: ObjectStore | None = None) -> Verified:
+def recorded_manifest_digest(session: Session, name: str) -> str | None:
+    """The manifest digest the audit log recorded for backup ``name`` (at create, or at a restore from it)."""
+    detail = session.scalar(select(AuditEvent.detail).where(AuditEvent.action.in_(("backup.create", "backup.restore")),
+                                                            AuditEvent.target_id == name,
+                                                            AuditEvent.outcome != "failure")
+                            .order_by(AuditEvent.seq.desc()).limit(1))
+    value = (detail or {}).get("manifest_sha256")
+    return str(value) if value else None
+
+
+def manifest_digest(path: Path) -> str:
+    with (path / MANIFEST).open("rb") as f:
+        return digest_stream(f).sha256
+
+
+def verify(path: Path, store: ObjectStore | None = None, recorded_digest: str | None = None) -> Verified:
     """Check a backup: every file against the manifest, the catalogue copy opens, every catalogued object is in the
-    inventory and (with ``store``) in the store now with the digest the inventory recorded."""
+    inventory and (with ``store``) in the store now with the digest the inventory recorded. ``recorded_digest``: the
+    manifest's SHA-256 as the audit log holds it; the manifest itself is then checked too."""
     manifest = load_manifest(path)
     report = Verified(path, manifest)
+    if recorded_digest is not None and manifest_digest(path) != recorded_digest:
+        report.problems.append(Problem(MANIFEST, "备份清单与审计日志记录的摘要不符：清单本身被改动过"))
     good: set[str] = set()
     for rel, want in sorted(manifest["files"].items()):
         file = _inside(path, rel)
@@ -640,6 +659,7 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
         audit.record(s, actor, "backup.restore", target_type="backup", target_id=manifest["name"],
                      outcome="success" if not missing else "partial", detail={
                          "path": str(path), "created_at": manifest["created_at"], "revision": revision,
+                         "manifest_sha256": manifest_digest(path),
                          "pki": pki.get("mode"), "catalogued_objects": len(keys), "missing_objects": len(missing),
                          "missing": [p.subject for p in missing[:100]]})
     return Restored(path, revision, str(pki.get("mode")), len(keys), missing)

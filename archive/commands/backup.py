@@ -81,7 +81,9 @@ def verify(path: Annotated[Path, typer.Argument(help="备份目录（backup-…�
     from archive.wiring import build_store
 
     store = None if no_store else build_store(get_settings())
-    report = backup.verify(path, store)
+    name = backup.load_manifest(path).get("name")
+    recorded = _recorded_digest(str(name))
+    report = backup.verify(path, store, recorded)
     m = report.manifest
     out.print(f"备份 {m.get('name')}（创建于 {m.get('created_at')}，{m.get('by')}）", highlight=False)
     out.print(f"  已核对文件 {report.files} 个；登记的对象 {report.catalogued} 个，"
@@ -89,11 +91,33 @@ def verify(path: Annotated[Path, typer.Argument(help="备份目录（backup-…�
               highlight=False)
     if m.get("pki", {}).get("mode") == "public_only":
         out.print("  注意：此备份不含私钥（创建时未设置口令）", highlight=False)
+    if recorded is None:
+        out.print("  注意：当前目录数据库的审计日志中没有此备份的记录，无法核对备份清单本身（manifest.json）",
+                  highlight=False)
     if report.ok:
         out.print("[green]备份完好：所有文件与清单一致，目录数据库副本可用，登记的对象齐全。[/green]")
         return
     _problems(f"备份校验发现 {len(report.problems)} 项问题", report.problems)
     raise typer.Exit(1)
+
+
+def _recorded_digest(name: str) -> str | None:
+    """The manifest digest the live catalogue's audit log recorded, or None (no such event, or no catalogue: the
+    backup is then checked on its own)."""
+    from archive import backup
+    from archive.errors import ERRORS
+
+    try:
+        ctx = cli_context()
+    except ERRORS:
+        return None
+    try:
+        with ctx.catalogue.reading() as s:
+            return backup.recorded_manifest_digest(s, name)
+    except ERRORS:
+        return None
+    finally:
+        ctx.close()
 
 
 @app.command()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,12 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from archive import backup
+from archive.audit import Actor
 from archive.catalogue.models import AuditEvent
 from archive.cli import app
 from archive.context import Context
-from archive.settings import get_settings
+from archive.settings import Settings, get_settings, load_settings
 from tests.factories import file_cases, stored_item
 from tests.helpers import add_client
 
@@ -77,7 +81,6 @@ def test_restore_drill(cli: Context, client: TestClient) -> None:
     assert manifest["inventory"]["objects"] >= manifest["catalogued_objects"]["count"]
     assert list((path / "schedules").glob("*.toml")) and (path / "inventory.jsonl").exists()
     assert b"PRIVATE KEY" not in (path / "pki.tar.enc").read_bytes()
-    assert "***" not in (path / "settings.json").read_text() or "secret" in (path / "settings.json").read_text()
     assert run("backup", "verify", str(path))[0] == 0
 
     destroy_catalogue(cli)
@@ -114,6 +117,19 @@ def test_tampered_backup_fails_verify_naming_the_file_and_is_not_restored(cli: C
     assert "extra.txt" in run("backup", "verify", str(path))[1]
 
 
+def test_a_manifest_rewritten_to_match_a_tampered_file_is_caught_by_the_audit_log(cli: Context) -> None:
+    """The manifest's own digest is in the audit log: rewriting manifest and file together does not go unnoticed."""
+    path = create_backup()
+    assert "无法核对" not in run("backup", "verify", str(path))[1]
+    settings_file = path / "settings.json"
+    settings_file.write_text(settings_file.read_text().replace("J001", "J002"))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["settings.json"] = backup._digest_files(path)["settings.json"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    code, output = run("backup", "verify", str(path))
+    assert code == 1 and "manifest.json" in output and "审计日志" in output, output
+
+
 def test_wrong_or_missing_passphrase_is_refused_before_anything_changes(cli: Context, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     path = create_backup()
@@ -142,7 +158,8 @@ def test_without_a_passphrase_private_keys_are_left_out_and_the_manifest_says_so
     with tarfile.open(path / "pki-public.tar") as tar:
         names = tar.getnames()
         assert "ca.pem" in names and "signer.key.pem" not in names and "signer.p12" not in names
-        assert all(b"PRIVATE KEY" not in (tar.extractfile(n) or open(__file__, "rb")).read() for n in names)
+        contents = [tar.extractfile(n) for n in names]
+        assert all(f is not None and b"PRIVATE KEY" not in f.read() for f in contents)
 
 
 def test_missing_object_is_reported_by_verify_and_restore(cli: Context) -> None:
@@ -172,3 +189,59 @@ def test_not_a_backup_is_a_clear_error(cli: Context, tmp_path: Path) -> None:
     assert code == 2 and "backup_not_found" in output
     code, output = run("backup", "restore", str(tmp_path / "nowhere"))
     assert code == 2 and "backup_not_found" in output
+
+
+def s3_settings() -> dict[str, object]:
+    """The real S3 gateway (scripts/s3-gateway) when ARCHIVE_TEST_S3_ENDPOINT names it, else moto; a fresh bucket."""
+    endpoint = os.environ.get("ARCHIVE_TEST_S3_ENDPOINT")
+    if endpoint:
+        access, secret = os.environ["ARCHIVE_TEST_S3_ACCESS_KEY"], os.environ["ARCHIVE_TEST_S3_SECRET_KEY"]
+    else:
+        from tests.storage.support import moto_endpoint
+
+        endpoint, access, secret = moto_endpoint(), "testing", "testing-secret"
+    return {"storage": "s3", "s3_endpoint": endpoint, "s3_access_key": access, "s3_secret_key": secret,
+            "s3_bucket": f"t-{uuid.uuid4().hex[:20]}", "s3_secure": False}
+
+
+def test_inventory_of_an_s3_store_and_redacted_settings(settings: Settings, pki_template: Path) -> None:
+    """Given an S3 store, the inventory lists every object with its size and SHA-256 as S3 reports it; the settings
+    file carries no secret; an object deleted from S3 later is reported missing by verify."""
+    s3 = s3_settings()
+    s3_settings_ = load_settings(data_dir=settings.data_dir, database_url=settings.catalogue_url, **s3)
+    shutil.copytree(pki_template, s3_settings_.pki_path)
+    ctx = Context.build(s3_settings_)
+    try:
+        from archive.cli import ensure_fonds
+
+        ensure_fonds(ctx)
+        item = stored_item(ctx)
+        created = backup.create(ctx, Actor.system("test"), passphrase=b"a long passphrase")
+        inventory = [json.loads(line) for line in (created.path / "inventory.jsonl").read_text().splitlines()]
+        by_key = {row["key"]: row for row in inventory}
+        assert set(item.original_keys) | {item.rendition_key} <= set(by_key)
+        assert all(len(row["sha256"]) == 64 and row["size"] > 0 for row in inventory)
+        assert created.manifest["inventory"]["objects"] == len(inventory)
+        saved = (created.path / "settings.json").read_text()
+        assert str(s3["s3_secret_key"]) not in saved and str(s3["s3_access_key"]) not in saved
+        assert json.loads(saved)["s3_secret_key"] == "***" and json.loads(saved)["storage"] == "s3"
+        assert backup.verify(created.path, ctx.store).ok
+        ctx.store.delete(item.rendition_key)
+        problems = backup.verify(created.path, ctx.store).problems
+        assert [(p.subject, p.problem) for p in problems] == [(item.rendition_key, "对象在存储中缺失")]
+        with ctx.catalogue.sessions() as s:
+            event = s.scalars(select(AuditEvent).where(AuditEvent.action == "backup.create")).one()
+        assert event.detail["manifest_sha256"] == created.manifest_sha256 and event.outcome == "success"
+    finally:
+        ctx.close()
+
+
+def test_postgres_password_goes_to_the_environment_never_the_command_line() -> None:
+    command, env = backup.pg_command("postgresql+psycopg://arch:s3cr%40t@db.example:5433/archive?sslmode=require",
+                                     "pg_dump", "--format=custom")
+    assert "s3cr@t" not in " ".join(command) and env["PGPASSWORD"] == "s3cr@t" and env["PGSSLMODE"] == "require"
+    assert command[:7] == ["pg_dump", "--host", "db.example", "--port", "5433", "--username", "arch"]
+    assert command[-2:] == ["--dbname", "archive"]
+    redacted = backup.redacted_settings(load_settings(database_url="postgresql+psycopg://arch:pw@h/archive",
+                                                      es_password="espw"))
+    assert "pw@" not in redacted["database_url"] and redacted["es_password"] == "***"
