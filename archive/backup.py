@@ -360,15 +360,20 @@ def program_version() -> str:
 def create(ctx: Context, actor: Actor, to: Path | None = None, passphrase: bytes | None = None,
            now: datetime | None = None) -> Created:
     """Write a backup under ``to`` (default ARCHIVE_BACKUP_DIR); audited as backup.create with its outcome."""
+    target = to or ctx.settings.backup_path
     try:
-        created = _create(ctx, actor, to or ctx.settings.backup_path, passphrase, now or datetime.now(UTC))
+        try:
+            created = _create(ctx, actor, target, passphrase, now or datetime.now(UTC))
+        except (OSError, sqlite3.Error) as exc:
+            raise BackupError(f"无法在 {target} 写入备份：{getattr(exc, 'strerror', None) or exc}",
+                              code="backup_write_failed", kind="failed", detail={"to": str(target)}) from exc
     except Exception as exc:
         code = getattr(exc, "code", type(exc).__name__)
         try:
             with ctx.catalogue.session() as s:
                 audit.record(s, actor, "backup.create", target_type="backup", outcome="failure",
-                             detail={"code": code, "to": str(to or ctx.settings.backup_path)})
-        except Exception:
+                             detail={"code": code, "to": str(target)})
+        except Exception:  # the catalogue itself may be what failed: the original error is the one to report
             pass
         raise
     with ctx.catalogue.session() as s:
@@ -472,8 +477,7 @@ def _inside(root: Path, rel: str) -> Path | None:
 def recorded_manifest_digest(session: Session, name: str) -> str | None:
     """The manifest digest the audit log recorded for backup ``name`` (at create, or at a restore from it)."""
     detail = session.scalar(select(AuditEvent.detail).where(AuditEvent.action.in_(("backup.create", "backup.restore")),
-                                                            AuditEvent.target_id == name,
-                                                            AuditEvent.outcome != "failure")
+                                                            AuditEvent.target_id == name)
                             .order_by(AuditEvent.seq.desc()).limit(1))
     value = (detail or {}).get("manifest_sha256")
     return str(value) if value else None
@@ -601,8 +605,10 @@ def catalogue_in_use(ctx: Context) -> bool:
     return bool(inspect(ctx.catalogue.engine).get_table_names())
 
 
-def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, overwrite: bool = False) -> Restored:
+def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, overwrite: bool = False,
+            pki_only: bool = False) -> Restored:
     """Restore the catalogue and the certificates of a verified backup; report catalogued objects the store lacks.
+    ``pki_only``: the certificates alone (after a point-in-time recovery of the catalogue, say).
 
     Everything that can refuse (a damaged backup, a wrong passphrase, a catalogue in use) refuses before anything
     is written. Audited in the restored catalogue, whose chain thus continues.
@@ -616,15 +622,17 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
     manifest = checked.manifest
     catalogue = manifest["catalogue"]
     backend = _backend(ctx.settings.catalogue_url)
-    if catalogue["backend"] != backend:
+    if catalogue["backend"] != backend and not pki_only:
         raise Conflict(f"备份的目录数据库是 {catalogue['backend']}，当前配置的是 {backend}（ARCHIVE_DATABASE_URL），"
                        "不能直接恢复", code="backup_wrong_backend",
                        detail={"backup": catalogue["backend"], "configured": backend})
     pki = manifest.get("pki", {})
     tar = _pki_payload(path, pki, passphrase)
     pki_dir = ctx.settings.pki_path
+    if pki_only:
+        ctx.catalogue.check_schema()  # the audit event goes into the catalogue in place
     if not overwrite:
-        if catalogue_in_use(ctx):
+        if not pki_only and catalogue_in_use(ctx):
             raise Conflict(f"目录数据库 {safe_url(ctx.settings.catalogue_url)} 中已有数据；恢复会覆盖它。"
                            "确认要覆盖时请加 --yes", code="backup_target_not_empty",
                            detail={"database": safe_url(ctx.settings.catalogue_url)})
@@ -633,16 +641,8 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
             raise Conflict(f"证书目录 {pki_dir} 中已有不同的 {clashes[0]} 等 {len(clashes)} 个文件；恢复会覆盖它们。"
                            "确认要覆盖时请加 --yes", code="backup_target_not_empty",
                            detail={"pki_dir": str(pki_dir), "files": clashes})
-    file = path / catalogue["file"]
-    ctx.catalogue.dispose()
-    if backend == "sqlite":
-        _restore_sqlite(file, _sqlite_file(ctx.settings.catalogue_url))
-    else:
-        ctx.catalogue.ping()
-        command, env = pg_command(ctx.settings.catalogue_url, "pg_restore", "--clean", "--if-exists", "--no-owner",
-                                  "--no-privileges", "--single-transaction", "--exit-on-error")
-        run_tool([*command, str(file)], env)
-    ctx.catalogue.dispose()  # connections opened before the restore may hold the old schema's state
+    if not pki_only:
+        _restore_catalogue(ctx, backend, path / catalogue["file"])
     if tar:
         _extract_pki(tar, pki_dir)
     ctx.catalogue.check_schema()
@@ -655,14 +655,26 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
         except ObjectNotFound:
             missing.append(Problem(key, "对象在存储中缺失"))
     revision = ctx.catalogue.current_revision()
-    with ctx.catalogue.session() as s:
+    with ctx.catalogue.session() as s:  # a restore that leaves objects missing did not give back a whole archive
         audit.record(s, actor, "backup.restore", target_type="backup", target_id=manifest["name"],
-                     outcome="success" if not missing else "partial", detail={
+                     outcome="failure" if missing else "success", detail={
                          "path": str(path), "created_at": manifest["created_at"], "revision": revision,
-                         "manifest_sha256": manifest_digest(path),
+                         "manifest_sha256": manifest_digest(path), "pki_only": pki_only,
                          "pki": pki.get("mode"), "catalogued_objects": len(keys), "missing_objects": len(missing),
                          "missing": [p.subject for p in missing[:100]]})
     return Restored(path, revision, str(pki.get("mode")), len(keys), missing)
+
+
+def _restore_catalogue(ctx: Context, backend: str, file: Path) -> None:
+    ctx.catalogue.dispose()
+    if backend == "sqlite":
+        _restore_sqlite(file, _sqlite_file(ctx.settings.catalogue_url))
+    else:
+        ctx.catalogue.ping()
+        command, env = pg_command(ctx.settings.catalogue_url, "pg_restore", "--clean", "--if-exists", "--no-owner",
+                                  "--no-privileges", "--single-transaction", "--exit-on-error")
+        run_tool([*command, str(file)], env)
+    ctx.catalogue.dispose()  # connections opened before the restore may hold the old schema's state
 
 
 def _pki_payload(path: Path, pki: dict[str, Any], passphrase: bytes | None) -> bytes | None:

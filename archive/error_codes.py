@@ -67,6 +67,7 @@ CODES: dict[str, Code] = {
     "backup_tool_failed": Code(Kind.FAILED, "pg_dump 或 pg_restore 执行失败"),
     "backup_tool_missing": Code(Kind.CONFIG, "找不到 pg_dump 或 pg_restore，请安装 PostgreSQL 客户端工具"),
     "backup_unsupported_catalogue": Code(Kind.CONFIG, "内存中的 SQLite 目录数据库无法备份"),
+    "backup_write_failed": Code(Kind.FAILED, "无法在 … 写入备份（目录不可写、磁盘已满等）"),
     "backup_wrong_backend": Code(Kind.CONFLICT, "备份的目录数据库类型与当前配置的不同，不能直接恢复"),
     "bucket_without_object_lock": Code(Kind.CONFIG, "存储桶 … 未启用对象锁定（object lock），不能存放归档对象"),
     "busy": Code(Kind.UNAVAILABLE, "系统繁忙，请稍后重试"),

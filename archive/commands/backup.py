@@ -124,7 +124,9 @@ def _recorded_digest(name: str) -> str | None:
 @friendly
 def restore(path: Annotated[Path, typer.Argument(help="备份目录（backup-…）。")],
             yes: Annotated[bool, typer.Option("--yes", help="目录数据库（或证书目录）已有数据时也覆盖。")] = False,
-            reindex: Annotated[bool, typer.Option("--reindex", help="恢复后重建检索索引。")] = False) -> None:
+            reindex: Annotated[bool, typer.Option("--reindex", help="恢复后重建检索索引。")] = False,
+            pki_only: Annotated[bool, typer.Option("--pki-only", help="只恢复证书与私钥，不动目录数据库"
+                                                   "（例如在 PostgreSQL 按时间点恢复之后）。")] = False) -> None:
     """从备份恢复目录数据库与证书，然后核对登记的每个对象都在存储中。
 
     先校验备份、检查口令和目标，任何一项不通过都不改动任何内容。
@@ -135,9 +137,10 @@ def restore(path: Annotated[Path, typer.Argument(help="备份目录（backup-…
     ctx = cli_context(check=False)
     try:
         passphrase = backup.read_passphrase(ctx.settings)
-        restored = backup.restore(ctx, cli_actor(), path, passphrase, overwrite=yes)
+        restored = backup.restore(ctx, cli_actor(), path, passphrase, overwrite=yes, pki_only=pki_only)
         pki = _PKI.get(restored.pki, restored.pki)
-        out.print(f"已从 {path} 恢复目录数据库（版本 {restored.revision}）；证书：{pki}", highlight=False)
+        what = "未改动目录数据库" if pki_only else f"已从 {path} 恢复目录数据库（版本 {restored.revision}）"
+        out.print(f"{what}；证书：{pki}", highlight=False)
         out.print(f"登记的存储对象 {restored.catalogued} 个，缺失 {len(restored.missing)} 个", highlight=False)
         if reindex:
             from archive.indexing import rebuild

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from archive import backup
 from archive.audit import Actor
-from archive.catalogue.models import AuditEvent
+from archive.catalogue.models import ArchiveItem, AuditEvent
 from archive.cli import app
 from archive.context import Context
 from archive.settings import Settings, get_settings, load_settings
@@ -174,6 +174,20 @@ def test_missing_object_is_reported_by_verify_and_restore(cli: Context) -> None:
     assert run("audit", "verify")[0] == 0
 
 
+def test_pki_only_restores_the_certificates_and_leaves_the_catalogue(cli: Context) -> None:
+    path = create_backup()
+    item = stored_item(cli)  # filed after the backup: a catalogue restore would lose it, --pki-only keeps it
+    (cli.settings.pki_path / "signer.key.pem").write_text("damaged")
+    code, output = run("backup", "restore", str(path), "--pki-only")
+    assert code == 2 and "backup_target_not_empty" in output and "signer.key.pem" in output
+    code, output = run("backup", "restore", str(path), "--pki-only", "--yes")
+    assert code == 0 and "未改动目录数据库" in output, output
+    assert b"PRIVATE KEY" in (cli.settings.pki_path / "signer.key.pem").read_bytes()
+    with cli.catalogue.sessions() as s:
+        assert s.scalar(select(ArchiveItem.id).where(ArchiveItem.archival_code == item.archival_code)) is not None
+    assert run("audit", "verify")[0] == 0
+
+
 def test_restore_onto_a_catalogue_in_use_needs_yes(cli: Context) -> None:
     path = create_backup()
     stored_item(cli)  # filed after the backup: restoring would lose it
@@ -185,6 +199,12 @@ def test_restore_onto_a_catalogue_in_use_needs_yes(cli: Context) -> None:
 
 
 def test_not_a_backup_is_a_clear_error(cli: Context, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    code, output = run("backup", "create", "--to", str(tmp_path / "a-file"))
+    assert code == 2 and "backup_write_failed" in output
+    with cli.catalogue.sessions() as s:
+        failed = s.scalars(select(AuditEvent).where(AuditEvent.action == "backup.create")).one()
+    assert failed.outcome == "failure" and failed.detail["code"] == "backup_write_failed"
     code, output = run("backup", "verify", str(tmp_path))
     assert code == 2 and "backup_not_found" in output
     code, output = run("backup", "restore", str(tmp_path / "nowhere"))
