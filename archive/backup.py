@@ -556,8 +556,9 @@ def _check_catalogue(file: Path, catalogue: dict[str, Any]) -> str | None:
             return f"目录数据库副本无法打开：{exc}"
         if result != [("ok",)]:
             return "目录数据库副本未通过完整性检查（integrity_check）：" + "；".join(str(r[0]) for r in result[:5])
-        if (revision[0] if revision else None) != catalogue.get("revision"):
-            return f"目录数据库副本的版本 {revision} 与备份清单记录的 {catalogue.get('revision')} 不符"
+        found = revision[0] if revision else None
+        if found != catalogue.get("revision"):
+            return f"目录数据库副本的版本 {found} 与备份清单记录的 {catalogue.get('revision')} 不符"
         return None
     try:
         listing = run_tool(["pg_restore", "--list", str(file)])
@@ -626,6 +627,8 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
         raise Conflict(f"备份的目录数据库是 {catalogue['backend']}，当前配置的是 {backend}（ARCHIVE_DATABASE_URL），"
                        "不能直接恢复", code="backup_wrong_backend",
                        detail={"backup": catalogue["backend"], "configured": backend})
+    if not pki_only:
+        _check_revision(ctx, catalogue.get("revision"), str(manifest.get("program_version")))
     pki = manifest.get("pki", {})
     tar = _pki_payload(path, pki, passphrase)
     pki_dir = ctx.settings.pki_path
@@ -645,7 +648,14 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
         _restore_catalogue(ctx, backend, path / catalogue["file"])
     if tar:
         _extract_pki(tar, pki_dir)
-    ctx.catalogue.check_schema()
+    try:
+        ctx.catalogue.check_schema()
+    except ConfigError as exc:
+        if exc.code != "catalogue_outdated":
+            raise
+        raise ConfigError(f"目录数据库已恢复，但它来自旧版本程序：{exc.message}；迁移后再运行 "
+                          f"`archive backup verify {path}` 核对存储中的对象", code=exc.code,
+                          detail=exc.detail) from None
     with ctx.catalogue.reading() as s:
         keys = sorted({str(k) for sql in _object_sql() for (k,) in _rows(s.connection(), sql)})
     missing = []
@@ -663,6 +673,23 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
                          "pki": pki.get("mode"), "catalogued_objects": len(keys), "missing_objects": len(missing),
                          "missing": [p.subject for p in missing[:100]]})
     return Restored(path, revision, str(pki.get("mode")), len(keys), missing)
+
+
+def known_revisions(url: str) -> set[str]:
+    """Every catalogue revision this program's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    from archive.catalogue.db import alembic_config
+
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+
+
+def _check_revision(ctx: Context, revision: str | None, version: str) -> None:
+    """A backup from a newer program cannot be restored by this one (it would not know the schema)."""
+    if revision not in known_revisions(ctx.settings.catalogue_url):
+        raise ConfigError(f"备份的目录数据库版本 {revision} 比本程序新（或未知），未恢复任何内容；请用创建备份的"
+                          f"程序版本 {version} 或更新的版本恢复", code="catalogue_newer_than_code",
+                          detail={"revision": revision, "program_version": version})
 
 
 def _restore_catalogue(ctx: Context, backend: str, file: Path) -> None:

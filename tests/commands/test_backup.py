@@ -198,6 +198,17 @@ def test_restore_onto_a_catalogue_in_use_needs_yes(cli: Context) -> None:
     assert run("audit", "verify")[0] == 0
 
 
+def test_a_backup_from_a_newer_program_is_refused_before_anything_changes(
+        cli: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = create_backup()
+    revision = json.loads((path / "manifest.json").read_text())["catalogue"]["revision"]
+    monkeypatch.setattr(backup, "known_revisions", lambda _url: {"0001"})  # an older program than the backup's
+    destroy_catalogue(cli)
+    code, output = run("backup", "restore", str(path))
+    assert code == 2 and "catalogue_newer_than_code" in output and revision in output, output
+    assert not backup.catalogue_in_use(cli)
+
+
 def test_not_a_backup_is_a_clear_error(cli: Context, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
     code, output = run("backup", "create", "--to", str(tmp_path / "a-file"))
