@@ -397,7 +397,7 @@ def _create(ctx: Context, actor: Actor, to: Path, passphrase: bytes | None, now:
     work = to / f".{name}.partial"  # renamed when complete: a half-written backup never looks like one
     if work.exists():
         shutil.rmtree(work)
-    work.mkdir()
+    work.mkdir(mode=0o700)  # the catalogue copy holds personal data (证件号码): the operator's eyes only
     try:
         catalogue_file = CATALOGUE_FILES[backend]
         if backend == "sqlite":

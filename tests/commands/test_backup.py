@@ -81,6 +81,7 @@ def test_restore_drill(cli: Context, client: TestClient) -> None:
     assert manifest["inventory"]["objects"] >= manifest["catalogued_objects"]["count"]
     assert list((path / "schedules").glob("*.toml")) and (path / "inventory.jsonl").exists()
     assert b"PRIVATE KEY" not in (path / "pki.tar.enc").read_bytes()
+    assert path.stat().st_mode & 0o077 == 0  # the catalogue copy holds personal data
     assert run("backup", "verify", str(path))[0] == 0
 
     destroy_catalogue(cli)
