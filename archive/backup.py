@@ -208,16 +208,35 @@ def _is_private(path: Path) -> bool:
         return b"PRIVATE KEY" in f.read(1 << 16)
 
 
-def _pki_tar(pki_dir: Path, include_private: bool) -> tuple[bytes, list[str]]:
-    """A tar of the certificate directory; without ``include_private``, private keys are left out (and named)."""
+EXTERNAL = "external/"  # tar members for signer files configured outside the certificate directory
+
+
+def external_files(settings: Settings) -> dict[str, Path]:
+    """The signer's certificate, key and chain when configured outside ``pki_dir`` (ARCHIVE_SIGNER_CERT, …)."""
+    pki_dir = settings.pki_path.absolute()
+    files = {"signer-cert": settings.signer_cert, "signer-key": settings.signer_key,
+             "signer-chain": settings.signer_chain}
+    return {role: path for role, path in files.items()
+            if path is not None and not path.absolute().is_relative_to(pki_dir)}
+
+
+def _pki_tar(pki_dir: Path, external: dict[str, Path], include_private: bool) -> tuple[bytes, list[str]]:
+    """A tar of the certificate directory and the external signer files; without ``include_private``, private keys
+    are left out (and named)."""
     buffer, omitted = io.BytesIO(), []
+    files = [(p, p.relative_to(pki_dir).as_posix()) for p in sorted(pki_dir.rglob("*")) if p.is_file()] \
+        if pki_dir.is_dir() else []
+    files += [(path, EXTERNAL + role) for role, path in external.items()]
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(p for p in pki_dir.rglob("*") if p.is_file()):
-            rel = path.relative_to(pki_dir).as_posix()
+        for path, arcname in files:
+            if not path.is_file():
+                raise ConfigError(f"签章文件 {path} 不存在，无法备份；请检查 ARCHIVE_SIGNER_CERT / "
+                                  "ARCHIVE_SIGNER_KEY / ARCHIVE_SIGNER_CHAIN", code="backup_signer_file_missing",
+                                  detail={"path": str(path)})
             if not include_private and _is_private(path):
-                omitted.append(rel)
+                omitted.append(str(path) if arcname.startswith(EXTERNAL) else arcname)
                 continue
-            tar.add(path, arcname=rel, recursive=False)
+            tar.add(path, arcname=arcname, recursive=False)
     return buffer.getvalue(), omitted
 
 
@@ -408,7 +427,7 @@ def _create(ctx: Context, actor: Actor, to: Path, passphrase: bytes | None, now:
         _write_schedules(work / SCHEDULES, versions)
         (work / SETTINGS_FILE).write_text(json.dumps(redacted_settings(settings), ensure_ascii=False, indent=2),
                                           encoding="utf-8")
-        pki = _backup_pki(settings.pki_path, work, passphrase)
+        pki = _backup_pki(settings, work, passphrase)
         objects, total = _write_inventory(ctx.store, work / INVENTORY)  # after the catalogue: see the module doc
         manifest = {
             "format": FORMAT, "name": name, "created_at": now.isoformat(), "by": actor.name,
@@ -432,18 +451,22 @@ def _create(ctx: Context, actor: Actor, to: Path, passphrase: bytes | None, now:
     return Created(to / name, manifest, digest_stream(io.BytesIO(data)).sha256)
 
 
-def _backup_pki(pki_dir: Path, work: Path, passphrase: bytes | None) -> dict[str, Any]:
-    if not pki_dir.is_dir() or not any(p.is_file() for p in pki_dir.rglob("*")):
-        return {"mode": "absent", "note": f"证书目录 {pki_dir} 不存在或为空"}
+def _backup_pki(settings: Settings, work: Path, passphrase: bytes | None) -> dict[str, Any]:
+    pki_dir, external = settings.pki_path, external_files(settings)
+    common: dict[str, Any] = {"external": {role: str(path) for role, path in external.items()}}
+    if settings.signer == "pkcs11":  # the key never leaves the token: it is the HSM's own backup that keeps it
+        common["hsm"] = "签章私钥在 HSM（PKCS#11）中，不在本备份内；请按 HSM 厂商的密钥备份流程另行备份"
+    if not external and (not pki_dir.is_dir() or not any(p.is_file() for p in pki_dir.rglob("*"))):
+        return {"mode": "absent", "note": f"证书目录 {pki_dir} 不存在或为空", **common}
     if passphrase is not None:
-        data, _ = _pki_tar(pki_dir, include_private=True)
+        data, _ = _pki_tar(pki_dir, external, include_private=True)
         (work / PKI_ENCRYPTED).write_bytes(encrypt(data, passphrase))
         return {"mode": "encrypted", "file": PKI_ENCRYPTED, "cipher": "AES-256-GCM",
-                "kdf": f"scrypt(n={SCRYPT_N}, r={SCRYPT_R}, p={SCRYPT_P})"}
-    data, omitted = _pki_tar(pki_dir, include_private=False)
+                "kdf": f"scrypt(n={SCRYPT_N}, r={SCRYPT_R}, p={SCRYPT_P})", **common}
+    data, omitted = _pki_tar(pki_dir, external, include_private=False)
     (work / PKI_PUBLIC).write_bytes(data)
     return {"mode": "public_only", "file": PKI_PUBLIC, "omitted_private_keys": omitted,
-            "note": "未设置 ARCHIVE_BACKUP_PASSPHRASE_FILE：私钥未备份（不以明文保存私钥），须另行保管"}
+            "note": "未设置 ARCHIVE_BACKUP_PASSPHRASE_FILE：私钥未备份（不以明文保存私钥），须另行保管", **common}
 
 
 # --- verify ---------------------------------------------------------------------------------------------------------
@@ -632,6 +655,7 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
     pki = manifest.get("pki", {})
     tar = _pki_payload(path, pki, passphrase)
     pki_dir = ctx.settings.pki_path
+    targets = _targets(ctx.settings, pki.get("external", {}))
     if pki_only:
         ctx.catalogue.check_schema()  # the audit event goes into the catalogue in place
     if not overwrite:
@@ -639,7 +663,7 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
             raise Conflict(f"目录数据库 {safe_url(ctx.settings.catalogue_url)} 中已有数据；恢复会覆盖它。"
                            "确认要覆盖时请加 --yes", code="backup_target_not_empty",
                            detail={"database": safe_url(ctx.settings.catalogue_url)})
-        clashes = _pki_clashes(tar, pki_dir) if tar else []
+        clashes = _pki_clashes(tar, targets) if tar else []
         if clashes:
             raise Conflict(f"证书目录 {pki_dir} 中已有不同的 {clashes[0]} 等 {len(clashes)} 个文件；恢复会覆盖它们。"
                            "确认要覆盖时请加 --yes", code="backup_target_not_empty",
@@ -647,7 +671,7 @@ def restore(ctx: Context, actor: Actor, path: Path, passphrase: bytes | None, ov
     if not pki_only:
         _restore_catalogue(ctx, backend, path / catalogue["file"])
     if tar:
-        _extract_pki(tar, pki_dir)
+        _extract_pki(tar, targets)
     try:
         ctx.catalogue.check_schema()
     except ConfigError as exc:
@@ -727,19 +751,38 @@ def _members(tar_bytes: bytes) -> Iterator[tuple[str, bytes]]:
             yield member.name, f.read()
 
 
-def _pki_clashes(tar_bytes: bytes, pki_dir: Path) -> list[str]:
+@dataclass(frozen=True)
+class _Targets:
+    pki_dir: Path
+    external: dict[str, Path]  # role -> where it goes: the path configured now, else the one it was backed up from
+
+    def of(self, name: str) -> Path:
+        if name.startswith(EXTERNAL):
+            role = name.removeprefix(EXTERNAL)
+            if role not in self.external:
+                raise BackupError(f"证书备份中有未知的条目 {name}", code="backup_invalid", detail={"member": name})
+            return self.external[role]
+        return self.pki_dir / name
+
+
+def _targets(settings: Settings, recorded: dict[str, str]) -> _Targets:
+    configured = external_files(settings)
+    return _Targets(settings.pki_path, {role: configured.get(role) or Path(path) for role, path in recorded.items()})
+
+
+def _pki_clashes(tar_bytes: bytes, targets: _Targets) -> list[str]:
     clashes = []
     for name, data in _members(tar_bytes):
-        existing = pki_dir / name
+        existing = targets.of(name)
         if existing.exists() and existing.read_bytes() != data:
-            clashes.append(name)
+            clashes.append(str(existing) if name.startswith(EXTERNAL) else name)
     return clashes
 
 
-def _extract_pki(tar_bytes: bytes, pki_dir: Path) -> None:
-    pki_dir.mkdir(parents=True, exist_ok=True)
+def _extract_pki(tar_bytes: bytes, targets: _Targets) -> None:
+    targets.pki_dir.mkdir(parents=True, exist_ok=True)
     for name, data in _members(tar_bytes):
-        target = pki_dir / name
+        target = targets.of(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".restoring")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # keys never readable by others

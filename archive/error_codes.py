@@ -63,6 +63,7 @@ CODES: dict[str, Code] = {
     "backup_passphrase_missing": Code(Kind.CONFIG, "备份中的私钥已加密，请用 ARCHIVE_BACKUP_PASSPHRASE_FILE 指定口令"),
     "backup_passphrase_unreadable": Code(Kind.CONFIG, "备份口令文件 … 无法读取或口令太短"),
     "backup_passphrase_wrong": Code(Kind.INVALID, "备份口令不正确，无法解密证书备份"),
+    "backup_signer_file_missing": Code(Kind.CONFIG, "配置的签章文件 … 不存在，无法备份"),
     "backup_target_not_empty": Code(Kind.CONFLICT, "目录数据库（或证书目录）中已有数据，恢复会覆盖；确认时请加 --yes"),
     "backup_tool_failed": Code(Kind.FAILED, "pg_dump 或 pg_restore 执行失败"),
     "backup_tool_missing": Code(Kind.CONFIG, "找不到 pg_dump 或 pg_restore，请安装 PostgreSQL 客户端工具"),

@@ -163,6 +163,35 @@ def test_without_a_passphrase_private_keys_are_left_out_and_the_manifest_says_so
         assert all(f is not None and b"PRIVATE KEY" not in f.read() for f in contents)
 
 
+def test_signer_files_outside_the_pki_dir_are_backed_up_encrypted_and_restored_where_configured(
+        cli: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARCHIVE_SIGNER_CERT / ARCHIVE_SIGNER_KEY outside ARCHIVE_PKI_DIR (production) are part of the backup too."""
+    outside = tmp_path / "etc-archive"
+    outside.mkdir()
+    cert, key = outside / "center.pem", outside / "center.key"
+    shutil.copyfile(cli.settings.pki_path / "signer.pem", cert)
+    shutil.copyfile(cli.settings.pki_path / "signer.key.pem", key)
+    monkeypatch.setenv("ARCHIVE_SIGNER_CERT", str(cert))
+    monkeypatch.setenv("ARCHIVE_SIGNER_KEY", str(key))
+    original = key.read_bytes()
+    path = create_backup()
+    pki = json.loads((path / "manifest.json").read_text())["pki"]
+    assert pki["external"] == {"signer-cert": str(cert), "signer-key": str(key)}
+    assert original not in (path / "pki.tar.enc").read_bytes()
+    key.unlink()
+    cert.write_text("replaced")
+    code, output = run("backup", "restore", str(path), "--pki-only")
+    assert code == 2 and str(cert) in output  # a different file where the certificate goes: --yes needed
+    code, output = run("backup", "restore", str(path), "--pki-only", "--yes")
+    assert code == 0, output
+    assert key.read_bytes() == original and key.stat().st_mode & 0o077 == 0
+    assert cert.read_bytes() == (cli.settings.pki_path / "signer.pem").read_bytes()
+    monkeypatch.delenv("ARCHIVE_BACKUP_PASSPHRASE_FILE")
+    key.unlink()
+    code, output = run("backup", "create")
+    assert code == 2 and "backup_signer_file_missing" in output and str(key) in output
+
+
 def test_missing_object_is_reported_by_verify_and_restore(cli: Context) -> None:
     item = stored_item(cli)
     path = create_backup()
