@@ -62,6 +62,8 @@ ACTIONS: dict[str, str] = {
     "alert.acknowledge": "确认存储告警",
     "storage.gc": "清理未登记的存储对象",
     "storage.extend": "延长存储对象的保管期限锁定（到期前续期）",
+    "backup.create": "备份目录数据库与证书",
+    "backup.restore": "从备份恢复目录数据库与证书",
     # identity and sign-in
     "fonds.create": "登记全宗",
     "user.create": "创建用户",

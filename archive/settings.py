@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     sweep_signature_every: int = Field(10, ge=1, le=10_000, description="Signatures and time stamps are "
                                        "re-validated on 1/N of the renditions per sweep (all in N sweeps).")
 
+    # --- backup (archive/backup.py) ---
+    backup_dir: Path | None = Field(None, description="Where `archive backup create` writes backups; default "
+                                    "<data_dir>/backups. Best on another disk or machine.")
+    backup_passphrase_file: Path | None = Field(None, description="File holding the passphrase that encrypts the "
+                                                "certificates and private keys in a backup (AES-256-GCM, scrypt); "
+                                                "without it a backup holds the certificates only, no private key.")
+
     # --- signing (signing/) ---
     pki_dir: Path | None = Field(None, description="Certificates and keys; default <data_dir>/pki.")
     tsa_url: str | None = Field(None, description="RFC 3161 time-stamp authority URL; none means PAdES B-B.")
@@ -216,6 +223,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.index_path or self.data_dir / "index"
+
+    @property
+    def backup_path(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def pki_path(self) -> Path:
