@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from archive import __version__, web
-from archive.api import docs, errors
+from archive.api import docs, errors, observe
 from archive.api.routes import (
     admin,
     alerts,
@@ -58,4 +58,5 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
                    events, retention, lending, transfer, checks, alerts):
         app.include_router(module.router)
     web.install(app)  # the people's pages under /ui; after errors.install: it wraps those handlers
+    observe.install(app)  # request ids, access log, request metrics, /metrics
     return app
