@@ -3,7 +3,7 @@
 Counters and histograms are module globals of the default registry, updated where the work happens (request
 middleware, filing, capture, GD reports, logins, the object store and the TSA client). The catalogue figures
 (index outbox backlog and lag, progress of the latest storage sweep) are gauges computed at scrape time by
-:class:`CatalogueCollector` with a few cheap queries, so every process reports the same values.
+archive.api.observe.CatalogueCollector with a few cheap queries, so every process reports the same values.
 
 Several processes (``archive serve --workers N``): prometheus_client's multiprocess mode. Set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory *before* the processes start (``archive serve`` does when it
@@ -24,17 +24,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector
-
-if TYPE_CHECKING:
-    from archive.context import Context
 
 log = logging.getLogger("archive.metrics")
 
@@ -174,57 +170,9 @@ def instrument_timestamper(timestamper: Any) -> Any:
     return timestamper
 
 
-# --- figures from the catalogue, computed at scrape ----------------------------------------------------------
-
-class CatalogueCollector(Collector):
-    """Index outbox backlog and lag, and the latest storage sweep's progress: a few indexed queries a scrape."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def collect(self) -> Iterator[Metric]:
-        from sqlalchemy import select
-
-        from archive.catalogue.models import StorageSweep
-        from archive.indexing import backlog
-
-        try:
-            with self.ctx.catalogue.reading() as r:
-                b = backlog(r)
-                sweep = r.scalar(select(StorageSweep).order_by(StorageSweep.id.desc()).limit(1))
-        except Exception as exc:  # a scrape must answer even when the catalogue does not
-            log.warning("metrics: catalogue figures unavailable: %s", type(exc).__name__)
-            yield GaugeMetricFamily("archive_catalogue_up", "1 when the catalogue figures could be read.", value=0)
-            return
-        yield GaugeMetricFamily("archive_catalogue_up", "1 when the catalogue figures could be read.", value=1)
-        yield GaugeMetricFamily("archive_index_outbox_pending", "Catalogue changes waiting to reach the search "
-                                "index.", value=b.pending)
-        yield GaugeMetricFamily("archive_index_outbox_failed", "Outbox rows the index refused too often "
-                                "(reported, skipped until a rebuild).", value=b.failed)
-        lag = 0.0
-        if b.oldest_pending_at is not None:
-            oldest = b.oldest_pending_at
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-            lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
-        yield GaugeMetricFamily("archive_index_lag_seconds", "Age of the oldest catalogue change not yet in the "
-                                "search index (0: none waiting).", value=lag)
-        running = sweep is not None and sweep.status == "running"
-        yield GaugeMetricFamily("archive_sweep_running", "1 while the latest storage sweep is running.",
-                                value=1 if running else 0)
-        if sweep is not None:
-            yield GaugeMetricFamily("archive_sweep_objects_checked", "Objects the latest storage sweep has "
-                                    "checked so far.", value=sweep.object_count)
-            yield GaugeMetricFamily("archive_sweep_bytes_read", "Bytes the latest storage sweep has read so far.",
-                                    value=sweep.byte_count)
-            yield GaugeMetricFamily("archive_sweep_findings", "Failures the latest storage sweep has found so far.",
-                                    value=sweep.findings)
-            at = sweep.checkpoint_at if sweep.checkpoint_at.tzinfo else sweep.checkpoint_at.replace(tzinfo=UTC)
-            yield GaugeMetricFamily("archive_sweep_last_checkpoint_timestamp_seconds", "When the latest storage "
-                                    "sweep last checkpointed (Unix time).", value=at.timestamp())
-
-
-def registry(ctx: Context | None) -> CollectorRegistry:
-    """What a scrape reports: this process (or, in multiprocess mode, every process) plus the catalogue."""
+def registry(*extra: Collector) -> CollectorRegistry:
+    """What a scrape reports: this process (or, in multiprocess mode, every process) plus ``extra`` collectors
+    (the catalogue figures, archive/api/observe.py)."""
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
@@ -233,8 +181,8 @@ def registry(ctx: Context | None) -> CollectorRegistry:
     else:
         reg = CollectorRegistry()
         reg.register(_Default())
-    if ctx is not None:
-        reg.register(CatalogueCollector(ctx))
+    for collector in extra:
+        reg.register(collector)
     return reg
 
 
@@ -245,8 +193,8 @@ class _Default(Collector):
         yield from REGISTRY.collect()
 
 
-def render(ctx: Context | None) -> bytes:
-    return generate_latest(registry(ctx))
+def render(*extra: Collector) -> bytes:
+    return generate_latest(registry(*extra))
 
 
 def prepare_multiprocess_dir(path: Path) -> None:

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archive import logs, metrics
+from archive.catalogue.models import StorageSweep
+from archive.context import Context
 from archive.errors import PermissionDenied
+from archive.indexing import backlog
 
 access_log = logging.getLogger("archive.access")
 
@@ -78,6 +86,50 @@ def caller_of(scope: Scope) -> str | None:
     return f"{getattr(principal, 'kind', '?')}:{getattr(principal, 'name', '?')}"
 
 
+# --- figures from the catalogue, computed at scrape ----------------------------------------------------------
+
+class CatalogueCollector(Collector):
+    """Index outbox backlog and lag, and the latest storage sweep's progress: a few indexed queries a scrape."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self.ctx.catalogue.reading() as r:
+                b = backlog(r)
+                sweep = r.scalar(select(StorageSweep).order_by(StorageSweep.id.desc()).limit(1))
+        except Exception as exc:  # a scrape must answer even when the catalogue does not
+            access_log.warning("metrics: catalogue figures unavailable: %s", type(exc).__name__)
+            yield GaugeMetricFamily("archive_catalogue_up", "1 when the catalogue figures could be read.", value=0)
+            return
+        yield GaugeMetricFamily("archive_catalogue_up", "1 when the catalogue figures could be read.", value=1)
+        yield GaugeMetricFamily("archive_index_outbox_pending", "Catalogue changes waiting to reach the search "
+                                "index.", value=b.pending)
+        yield GaugeMetricFamily("archive_index_outbox_failed", "Outbox rows the index refused too often "
+                                "(reported, skipped until a rebuild).", value=b.failed)
+        lag = 0.0
+        if b.oldest_pending_at is not None:
+            oldest = b.oldest_pending_at
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        yield GaugeMetricFamily("archive_index_lag_seconds", "Age of the oldest catalogue change not yet in the "
+                                "search index (0: none waiting).", value=lag)
+        running = sweep is not None and sweep.status == "running"
+        yield GaugeMetricFamily("archive_sweep_running", "1 while the latest storage sweep is running.",
+                                value=1 if running else 0)
+        if sweep is not None:
+            yield GaugeMetricFamily("archive_sweep_objects_checked", "Objects the latest storage sweep has "
+                                    "checked so far.", value=sweep.object_count)
+            yield GaugeMetricFamily("archive_sweep_bytes_read", "Bytes the latest storage sweep has read so far.",
+                                    value=sweep.byte_count)
+            yield GaugeMetricFamily("archive_sweep_findings", "Failures the latest storage sweep has found so far.",
+                                    value=sweep.findings)
+            at = sweep.checkpoint_at if sweep.checkpoint_at.tzinfo else sweep.checkpoint_at.replace(tzinfo=UTC)
+            yield GaugeMetricFamily("archive_sweep_last_checkpoint_timestamp_seconds", "When the latest storage "
+                                    "sweep last checkpointed (Unix time).", value=at.timestamp())
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -88,7 +140,7 @@ def prometheus_metrics(request: Request) -> Response:
     if not metrics.address_allowed(host, metrics.parse_networks(settings.metrics_allow)):
         raise PermissionDenied("监控指标只对允许的网络开放（ARCHIVE_METRICS_ALLOW）", code="metrics_forbidden",
                                detail={"setting": "ARCHIVE_METRICS_ALLOW"})
-    return Response(metrics.render(request.app.state.context), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.render(CatalogueCollector(request.app.state.context)), media_type=metrics.CONTENT_TYPE)
 
 
 def install(app: FastAPI) -> None:

@@ -264,7 +264,7 @@ def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
     count = "from archive import metrics; metrics.uploaded('scan', 1000)"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=120)
-    scrape = "import sys; from archive import metrics; sys.stdout.write(metrics.render(None).decode())"
+    scrape = "import sys; from archive import metrics; sys.stdout.write(metrics.render().decode())"
     text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True, capture_output=True, text=True,
                           timeout=120).stdout
     assert 'archive_upload_bytes_total{kind="scan"} 2000.0' in text
