@@ -29,7 +29,8 @@ _SANE_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID}}}")
 _PERSONAL = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|1[3-9]\d{9}|\d{16,19})(?![0-9A-Za-z])")
 
 # Attributes every LogRecord has; anything else a caller passed as ``extra=`` goes into the JSON line.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName",
+                                                                               "color_message"}  # uvicorn's ANSI copy
 
 
 def new_request_id() -> str:
