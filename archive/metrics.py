@@ -53,8 +53,8 @@ FILING_STAGE = Histogram("archive_filing_stage_duration_seconds", "Duration of t
                          "trip alone), store (object store put).", ["stage"], buckets=_STAGE_BUCKETS)
 UPLOADS = Counter("archive_uploads", "Files accepted into the object store, by kind (document, scan).", ["kind"])
 UPLOAD_BYTES = Counter("archive_upload_bytes", "Bytes of files accepted, by kind (document, scan).", ["kind"])
-CHECK_FAILURES = Counter("archive_check_failures", "四性检测 results failed or in error, by stage and item code "
-                         "(GD-…, BC-…).", ["stage", "code"])
+CHECK_FAILURES = Counter("archive_check_failures", "四性检测 results failed or in error, by stage (gd, yj, "
+                         "bc) and item code (GD-…, BC-…).", ["stage", "code"])
 STORE_ERRORS = Counter("archive_object_store_errors", "Object store operations that raised, by operation and "
                        "error code (object not found is not counted).", ["operation", "code"])
 TSA_ERRORS = Counter("archive_tsa_errors", "Time-stamp requests that failed, by code (tsa_unreachable, "

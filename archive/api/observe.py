@@ -98,7 +98,9 @@ class CatalogueCollector(Collector):
         try:
             with self.ctx.catalogue.reading() as r:
                 b = backlog(r)
-                sweep = r.scalar(select(StorageSweep).order_by(StorageSweep.id.desc()).limit(1))
+                sweep = r.execute(select(StorageSweep.status, StorageSweep.object_count, StorageSweep.byte_count,
+                                         StorageSweep.findings, StorageSweep.checkpoint_at)
+                                  .order_by(StorageSweep.id.desc()).limit(1)).first()
         except Exception as exc:  # a scrape must answer even when the catalogue does not
             access_log.warning("metrics: catalogue figures unavailable: %s", type(exc).__name__)
             yield GaugeMetricFamily("archive_catalogue_up", "1 when the catalogue figures could be read.", value=0)

@@ -268,3 +268,29 @@ def test_multiprocess_mode_sums_the_processes(tmp_path: Path) -> None:
     text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True, capture_output=True, text=True,
                           timeout=120).stdout
     assert 'archive_upload_bytes_total{kind="scan"} 2000.0' in text
+
+
+def test_gd_failures_by_item_code_and_sweep_progress(ctx: Context, local: TestClient) -> None:
+    """Given a saved 四性检测 report with a failed and a passed item, Then only the failed item's code is counted
+    (by stage); And the latest storage sweep's progress is reported from the catalogue."""
+    from archive.audit import Actor
+    from archive.catalogue.models import StorageSweep
+    from archive.checks.base import REGISTRY, Outcome, Result, Stage
+    from archive.checks.reports import save_report
+
+    failed, passed = sorted(code for code in REGISTRY if code.startswith("GD-"))[:2]
+    before = samples(local)
+    with ctx.catalogue.session() as s:
+        save_report(s, Actor.system("test"), Stage.FILING, "YW1", [
+            (REGISTRY[failed], Result(Outcome.FAILED, "坏了")), (REGISTRY[passed], Result(Outcome.PASSED))])
+        s.add(StorageSweep(scope="primary", tier="all", status="running", object_count=1234, byte_count=5678,
+                           findings=2, options={}, tally={}, started_by="test"))
+    after = samples(local)
+    assert value(after, "archive_check_failures_total", stage="gd", code=failed) == \
+        value(before, "archive_check_failures_total", stage="gd", code=failed) + 1
+    assert value(after, "archive_check_failures_total", stage="gd", code=passed) == \
+        value(before, "archive_check_failures_total", stage="gd", code=passed)
+    assert value(after, "archive_sweep_running") == 1
+    assert (value(after, "archive_sweep_objects_checked"), value(after, "archive_sweep_bytes_read"),
+            value(after, "archive_sweep_findings")) == (1234, 5678, 2)
+    assert value(after, "archive_sweep_last_checkpoint_timestamp_seconds") > 1.7e9
