@@ -194,9 +194,9 @@ def test_hostile_request_id_is_replaced(local: TestClient, hostile: str) -> None
     assert r.json()["request_id"] == rid
 
 
-def test_internal_error_carries_the_request_id(ctx: Context, local: TestClient,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given an unexpected exception, Then the 500 body and header carry the request id the caller sent."""
+def test_internal_error_carries_the_request_id(ctx: Context, captured: io.StringIO) -> None:
+    """Given an unexpected exception, Then the 500 body and header carry the request id the caller sent; And the
+    application's own log line about it (written by the 500 handler) carries the same id, as JSON."""
     def boom() -> None:
         raise RuntimeError("boom")
 
@@ -206,6 +206,9 @@ def test_internal_error_carries_the_request_id(ctx: Context, local: TestClient,
         r = c.get("/boom", headers={"X-Request-ID": "trace-500"})
     assert r.status_code == 500 and r.json()["request_id"] == "trace-500"
     assert r.headers["X-Request-ID"] == "trace-500"
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    error = [line for line in lines if line["logger"] == "archive.api" and line["level"] == "error"]
+    assert error and error[0]["request_id"] == "trace-500" and "RuntimeError: boom" in error[0]["exc"]
 
 
 def test_ui_error_page_shows_the_request_id(ctx: Context, local: TestClient) -> None:
@@ -294,3 +297,36 @@ def test_gd_failures_by_item_code_and_sweep_progress(ctx: Context, local: TestCl
     assert (value(after, "archive_sweep_objects_checked"), value(after, "archive_sweep_bytes_read"),
             value(after, "archive_sweep_findings")) == (1234, 5678, 2)
     assert value(after, "archive_sweep_last_checkpoint_timestamp_seconds") > 1.7e9
+
+
+def test_log_settings_and_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ARCHIVE_LOG_FORMAT=auto, Then json unless on a terminal; an explicit format wins; the level is read in
+    any case; And configure() turns uvicorn's own access log off (we write ours)."""
+    from archive.settings import load_settings
+
+    auto = load_settings()
+    assert (auto.log_format_in_use(terminal=False), auto.log_format_in_use(terminal=True)) == ("json", "text")
+    monkeypatch.setenv("ARCHIVE_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("ARCHIVE_LOG_LEVEL", "warning")
+    chosen = load_settings()
+    assert chosen.log_format_in_use(terminal=True) == "json" and chosen.log_level == "WARNING"
+    monkeypatch.setenv("ARCHIVE_LOG_FORMAT", "xml")
+    with pytest.raises(Exception, match="ARCHIVE_LOG_FORMAT"):
+        load_settings()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        stream = io.StringIO()
+        logs.configure("text", "WARNING", stream)
+        assert logging.getLogger("uvicorn.access").disabled and root.level == logging.WARNING
+        token = logs.request_id.set("txt-1")
+        logging.getLogger("archive.x").warning("card 6222020200112233445 seen")
+        logs.request_id.reset(token)
+        assert "[txt-1]" in stream.getvalue() and "6222020200112233445" not in stream.getvalue()
+    finally:
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+        logging.getLogger("uvicorn.access").disabled = False
