@@ -137,8 +137,7 @@ def _configure_logging(ctx: Context) -> None:
     """ARCHIVE_LOG_FORMAT / ARCHIVE_LOG_LEVEL for the long-running commands (serve, worker)."""
     from archive import logs
 
-    settings = ctx.settings
-    logs.configure(settings.log_format_in_use(sys.stderr.isatty()), settings.log_level)
+    logs.configure_from(ctx.settings)
 
 
 @app.command()

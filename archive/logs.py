@@ -16,7 +16,10 @@ import re
 import secrets
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from archive.settings import Settings
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("archive_request_id", default=None)
 
@@ -85,6 +88,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
+
+
+def configure_from(settings: Settings) -> logging.Handler:
+    """ARCHIVE_LOG_FORMAT / ARCHIVE_LOG_LEVEL, for a long-running process (``archive serve`` and each of its
+    worker processes, which do not inherit the parent's logging when spawned; ``archive worker``)."""
+    return configure(settings.log_format_in_use(sys.stderr.isatty()), settings.log_level)
 
 
 def configure(fmt: str, level: str, stream: Any = None) -> logging.Handler:
