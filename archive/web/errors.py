@@ -20,7 +20,7 @@ from archive.web import session
 from archive.web.render import SECURITY_HEADERS, is_htmx, render
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
-_KEPT_HEADERS = ("Retry-After",)
+_KEPT_HEADERS = ("Retry-After", "X-Request-Id")  # str.title() spelling
 
 
 def install(app: FastAPI) -> None:

@@ -202,13 +202,17 @@ def test_internal_error_carries_the_request_id(ctx: Context, captured: io.String
 
     app = create_app(context=ctx)
     app.router.add_api_route("/boom", boom)
+    app.router.add_api_route("/ui/boom", boom)
     with TestClient(app, client=LOCAL, raise_server_exceptions=False) as c:
+        page = c.get("/ui/boom", headers={"X-Request-ID": "trace-ui-500"})
         r = c.get("/boom", headers={"X-Request-ID": "trace-500"})
+    assert page.status_code == 500 and "trace-ui-500" in page.text  # the UI's error page, small
+    assert page.headers["X-Request-ID"] == "trace-ui-500"
     assert r.status_code == 500 and r.json()["request_id"] == "trace-500"
     assert r.headers["X-Request-ID"] == "trace-500"
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     error = [line for line in lines if line["logger"] == "archive.api" and line["level"] == "error"]
-    assert error and error[0]["request_id"] == "trace-500" and "RuntimeError: boom" in error[0]["exc"]
+    assert [e["request_id"] for e in error] == ["trace-ui-500", "trace-500"] and "RuntimeError: boom" in error[1]["exc"]
 
 
 def test_ui_error_page_shows_the_request_id(ctx: Context, local: TestClient) -> None:
