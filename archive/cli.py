@@ -7,7 +7,6 @@ commands that use them, so that ``archive --help`` and every other command start
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -117,6 +116,7 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     from archive.api.app import create_app
 
     ctx = cli_context()
+    _configure_logging(ctx)
     _record_schedule(ctx)
     from archive.commands.first_use import report_signer_at_start
 
@@ -132,10 +132,19 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     if ctx.settings.index == "embedded":  # production runs `archive worker` instead
         indexer = indexing.start_worker_thread(ctx)
     try:
-        uvicorn.run(application, host=h, port=p, log_level="info")
+        # uvicorn's access log is off: archive.access writes one line a request, with its request id and route
+        uvicorn.run(application, host=h, port=p, log_config=None, access_log=False,
+                    log_level=ctx.settings.log_level.lower())
     finally:
         if indexer is not None:
             indexer.stop()
+
+
+def _configure_logging(ctx: Context) -> None:
+    """ARCHIVE_LOG_FORMAT / ARCHIVE_LOG_LEVEL for the long-running commands (serve, worker)."""
+    from archive import logs
+
+    logs.configure_from(ctx.settings)
 
 
 @app.command()
@@ -146,7 +155,7 @@ def worker(once: Annotated[bool, typer.Option("--once", help="索引完当前待
     if once:
         out.print(f"已索引 {indexing.IndexWorker(ctx).drain()} 条待办")
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(ctx)
     stop = threading.Event()
     out.print(f"索引进程已启动（{ctx.settings.index}），按 Ctrl-C 停止")
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
+from archive import metrics
 from archive.access import AccessWriter, RateLimiter, limiter_from_settings
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
@@ -72,7 +73,7 @@ class Context:
     def store(self) -> ObjectStore:
         """The object store (storage/), built on first use."""
         if self._store is None:
-            self._store = build_store(self.settings)
+            self._store = metrics.instrument_store(build_store(self.settings))
         return self._store
 
     @property
@@ -124,7 +125,7 @@ class Context:
     def timestamper(self) -> TimeStamper | None:
         """The RFC 3161 client of ARCHIVE_TSA_URL, or None (signatures are then PAdES B-B); built once."""
         if self._timestamper is _UNSET:
-            self._timestamper = timestamper_from_settings(self.settings)
+            self._timestamper = metrics.instrument_timestamper(timestamper_from_settings(self.settings))
         return cast("TimeStamper | None", self._timestamper)
 
     @property

@@ -210,6 +210,7 @@ CODES: dict[str, Code] = {
     "material_type_count": Code(Kind.INVALID, "上传了 … 个文件，但给出了 … 个材料类型"),
     "materials_missing": Code(Kind.CONFLICT, "材料不齐，不能归档：缺少…。请补齐材料，或由档案管理员说明理由后归档"),
     "method_not_allowed": Code(Kind.NOT_ALLOWED, "该接口不支持此请求方法"),
+    "metrics_forbidden": Code(Kind.FORBIDDEN, "监控指标只对允许的网络开放（ARCHIVE_METRICS_ALLOW）"),
     "missing_applicant": Code(Kind.INVALID, "必须填写申请人（姓名和证件号码）"),
     "missing_branch": Code(Kind.INVALID, "请填写办理网点"),
     "missing_clerk": Code(Kind.INVALID, "请填写经办人"),

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from archive import audit, identity
+from archive import audit, identity, metrics
 from archive.audit import Actor
 from archive.catalogue.models import LoginFailure, LoginLock, User
 from archive.catalogue.types import utcnow
@@ -68,6 +68,7 @@ def login(ctx: Context, username: str, password: str, *, address: str | None, vi
                      outcome="failure", detail={**where, "code": failure.code})
         if isinstance(failure, Unauthenticated):  # a wrong password (not a refusal): it counts
             failure = _count_failure(s, ctx, username, address, now) or failure
+    metrics.login_failed(failure.code)
     raise failure
 
 
@@ -110,6 +111,7 @@ def _count_failure(s: Session, ctx: Context, username: str, address: str | None,
     if lock.failures < ctx.settings.login_max_failures:
         return None
     lock.locked_until = now + _window(ctx)
+    metrics.account_locked()
     audit.record(s, THROTTLE, "auth.account.locked", target_type="user", target_id=username,
                  detail={"failures": lock.failures, "until": lock.locked_until.isoformat(),
                          **({"address": address} if address is not None else {})})

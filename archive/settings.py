@@ -6,6 +6,7 @@ object store and an embedded index, all under ``./archive-data``.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +55,16 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(20, ge=1, le=100_000, description="Failed logins from one client "
                                                 "address within login_lock_minutes after which that address is "
                                                 "refused (429 login_throttled) until the oldest ages out.")
+
+    # --- observability (archive/logs.py, archive/metrics.py) ---
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines of `archive serve` and `archive worker`: json (one object a line, with "
+        "request_id), text, or auto: json unless the log goes to a terminal (so json under systemd/containers).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged (DEBUG, INFO, WARNING, ERROR).")
+    metrics_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Networks (comma-separated CIDRs) allowed to read /metrics; others get 403 metrics_forbidden.")
 
     # --- capture (受理) ---
     max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest accepted file, in MB.")
@@ -205,6 +216,25 @@ class Settings(BaseSettings):
     def _no_cap_when_empty(cls, v: object) -> object:
         return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return v.strip().upper() if v.strip().lower() in ("debug", "info", "warning", "error") else v.strip().lower()
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _networks(cls, v: object) -> object:
+        values = [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+        if isinstance(values, list):
+            for n in values:
+                try:
+                    ipaddress.ip_network(str(n), strict=False)
+                except ValueError:
+                    raise ValueError(f"not a network (CIDR): {n!r}") from None
+        return values
+
     @field_validator("fonds_code")
     @classmethod
     def _fonds_code_shape(cls, v: str) -> str:
@@ -231,6 +261,10 @@ class Settings(BaseSettings):
     @property
     def pki_path(self) -> Path:
         return self.pki_dir or self.data_dir / "pki"
+
+    def log_format_in_use(self, terminal: bool) -> str:
+        """The log format: ``auto`` is text on a terminal, json otherwise."""
+        return ("text" if terminal else "json") if self.log_format == "auto" else self.log_format
 
 
 def load_settings(**overrides: object) -> Settings:

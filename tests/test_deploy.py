@@ -42,9 +42,7 @@ DEPLOY = ROOT / "deploy"
 README = DEPLOY / "README.md"
 
 # Settings, commands and files other helpers of issue 16 are adding in parallel; the lead empties these at merge.
-PENDING_SETTINGS = {
-    "ARCHIVE_LOG_FORMAT", "ARCHIVE_METRICS_ALLOW",  # /metrics + JSON logs
-}
+PENDING_SETTINGS: set[str] = set()
 PENDING_COMMANDS: set[tuple[str, ...]] = set()
 PENDING_OPTIONS = {("serve", "--workers")}
 PENDING_FILES: set[str] = set()

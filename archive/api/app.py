@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from archive import __version__, web
-from archive.api import docs, errors
+from archive.api import docs, errors, observe
 from archive.api.routes import (
     admin,
     alerts,
@@ -33,8 +33,9 @@ from archive.settings import Settings, get_settings
 DESCRIPTION = """住房公积金电子业务档案系统 API（JGJ/T 495-2022）。
 
 People log in at `/api/v1/auth/login` and send `Authorization: Bearer <token>`; business systems send
-their key as `X-API-Key: ak_…`. Every error is JSON `{code, message, detail}`: `code` is a stable English
-identifier for programs, `message` is Chinese text for the person at the counter.
+their key as `X-API-Key: ak_…`. Every error is JSON `{code, message, detail, request_id}`: `code` is a stable English
+identifier for programs, `message` is Chinese text for the person at the counter, `request_id` the id of the request
+(also in the `X-Request-ID` response header; a caller may send its own, `[A-Za-z0-9._-]`, at most 64 characters).
 """
 
 
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
                    events, retention, lending, transfer, checks, alerts):
         app.include_router(module.router)
     web.install(app)  # the people's pages under /ui; after errors.install: it wraps those handlers
+    observe.install(app)  # request ids, access log, request metrics, /metrics
     return app

@@ -40,6 +40,7 @@ UnitOfWork = Depends(db, scope="function")  # commit before the response is sent
 
 
 def caller(
+    request: Request,
     session: Session = UnitOfWork,
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     api_key: str | None = Depends(_api_key),
@@ -47,7 +48,9 @@ def caller(
     token = api_key or (bearer.credentials if bearer else None)
     if not token:
         raise Unauthenticated("请先登录，或在请求头中提供接入密钥（X-API-Key）", code="unauthenticated")
-    return principal_from_token(session, token)
+    principal = principal_from_token(session, token)
+    request.state.principal = principal  # the access log names the caller (archive/api/observe.py)
+    return principal
 
 
 def route_of(request: Request) -> str:

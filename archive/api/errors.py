@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
+from archive import logs
 from archive.catalogue.db import is_busy
 from archive.errors import ERRORS, AnyError, catalogue_busy
 
@@ -62,7 +63,14 @@ def headers_of(exc: AnyError) -> dict[str, str]:
 
 def error_response(exc: AnyError) -> JSONResponse:
     """The answer to an error, also for a route that must answer it instead of raising (its transaction commits)."""
-    return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=headers_of(exc) or None)
+    return JSONResponse(with_request_id(exc.to_dict()), status_code=status_of(exc), headers=headers_of(exc) or None)
+
+
+def with_request_id(answer: dict[str, object]) -> dict[str, object]:
+    """Every error body names the request (``request_id``, as in the X-Request-ID header and the log lines), so
+    a person or a program can quote it to the administrator."""
+    rid = logs.request_id.get()
+    return {**answer, "request_id": rid} if rid else answer
 
 _HTTP_MESSAGES = {
     400: ("malformed_request", "请求格式有误，无法读取请求内容；请检查 JSON 或上传表单（multipart）的格式后重试"),
@@ -103,7 +111,7 @@ def reason(error: Mapping[str, Any]) -> str:
 
 
 def body(code: str, message: str, detail: object = None) -> dict[str, object]:
-    return {"code": code, "message": message, "detail": detail}
+    return with_request_id({"code": code, "message": message, "detail": detail})
 
 
 def install(app: FastAPI) -> None:
@@ -157,5 +165,7 @@ def _internal(request: Request) -> JSONResponse:
     """500 with a reference to quote; the traceback of the exception being handled goes to the log."""
     ref = uuid.uuid4().hex[:12]
     log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+    rid = logs.request_id.get()  # this handler runs outside the request middleware: it adds the header itself
     return JSONResponse(body("internal_error", f"系统内部错误，请稍后重试；如仍失败请将编号 {ref} 告知系统管理员",
-                             {"reference": ref}), status_code=500)
+                             {"reference": ref}), status_code=500,
+                        headers={logs.REQUEST_ID_HEADER: rid} if rid else None)

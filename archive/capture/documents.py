@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import audit, indexing
+from archive import audit, indexing, metrics
 from archive.audit import Actor
 from archive.capture.cases import ensure_open
 from archive.capture.inspect import check_readable, inspect
@@ -134,6 +134,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
+    metrics.uploaded("document", len(received.data))
     if replaces is not None:
         sequence = replaces.sequence
     else:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
-from archive import audit
+from archive import audit, metrics
 from archive.audit import Actor
 from archive.capture import documents
 from archive.capture.cases import get_case
@@ -61,6 +61,7 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
+    metrics.uploaded("scan", len(received.data))
     batch = ScanBatch(filename=received.filename, original_key=key, sha256=received.sha256, media_type=media_type,
                       pages_total=pages, material_type=material_type, covers=[], branch=branch_of(principal),
                       created_by=f"{principal.kind}:{principal.name}")

@@ -14,7 +14,7 @@ from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from archive import audit
+from archive import audit, metrics
 from archive.audit import Actor
 from archive.catalogue.models import CheckReport, CheckResult
 from archive.catalogue.types import utcnow
@@ -54,6 +54,7 @@ def save_report(session: Session, actor: Actor, stage: Stage, subject: str,
     summarise(report)
     session.add(report)
     session.flush()
+    metrics.check_failures(report.stage, (r.code for r in report.results if r.outcome in _BAD))
     audit.record(session, actor, "check.report", target_type="check_report", target_id=report.id,
                  outcome="success" if report.passed else "failure", detail={
                      "stage": report.stage, "subject": report.subject, "outcome": report.outcome,

@@ -20,7 +20,7 @@ from archive.web import session
 from archive.web.render import SECURITY_HEADERS, is_htmx, render
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
-_KEPT_HEADERS = ("Retry-After",)
+_KEPT_HEADERS = ("Retry-After", "X-Request-Id")  # str.title() spelling
 
 
 def install(app: FastAPI) -> None:
@@ -44,6 +44,7 @@ def _ui_first(api_handler: Handler) -> Handler:
 def as_html(request: Request, answer: Response) -> Response:
     body = json.loads(bytes(answer.body))
     code, message = str(body.get("code", "error")), str(body.get("message", "请求无法处理"))
+    rid = body.get("request_id")  # shown small: what to quote to the administrator
     status = answer.status_code
     if status == 401:
         return to_login(request, code)
@@ -51,9 +52,9 @@ def as_html(request: Request, answer: Response) -> Response:
     if is_htmx(request):  # into the page's message area, whatever the request's own target was
         headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
         return render(request, "partials/error.html", status=status, headers=headers, code=code, message=message,
-                      problems=body.get("detail") if code == "invalid_request" else None)
+                      request_id=rid, problems=body.get("detail") if code == "invalid_request" else None)
     return render(request, "error.html", status=status, headers=headers, code=code, message=message, status_code=status,
-                  problems=None)
+                  request_id=rid, problems=None)
 
 
 def to_login(request: Request, code: str) -> Response:

@@ -128,7 +128,8 @@ def test_openapi_documents_the_endpoints(client: TestClient) -> None:
 
 
 def test_errors_are_json_with_code_message_detail(client: TestClient) -> None:
-    """Given an unknown path, a malformed body and no credentials, then each answer is {code, message, detail}."""
+    """Given an unknown path, a malformed body and no credentials, then each answer is {code, message, detail}, with
+    the request's id."""
     r = client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json()["code"] == "not_found"
     r = client.post("/api/v1/auth/login", json={"username": ""})
@@ -137,7 +138,7 @@ def test_errors_are_json_with_code_message_detail(client: TestClient) -> None:
     r = client.post("/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_request"
     r = client.get("/api/v1/cases")
-    assert r.status_code == 401 and set(r.json()) == {"code", "message", "detail"}
+    assert r.status_code == 401 and set(r.json()) == {"code", "message", "detail", "request_id"}
 
 
 def test_unexpected_error_is_500_without_traceback(ctx: Context) -> None:

@@ -94,7 +94,8 @@ def test_a_value_the_database_cannot_hold_is_422_not_500(ctx: Context, exc: Exce
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/overflow")
     assert r.status_code == 422
-    assert r.json() == {"code": "value_out_of_range", "message": r.json()["message"], "detail": None}
+    assert r.json() == {"code": "value_out_of_range", "message": r.json()["message"], "detail": None,
+                        "request_id": r.headers["X-Request-ID"]}
     assert "超出" in r.json()["message"] and "SQLite" not in r.text and "integer" not in r.text
 
 
