@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 CLI = "from archive.cli import main; main()"
+ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 90.0  # two cores shared by several test runs: an import of the app can take seconds
 
 
@@ -31,6 +32,8 @@ def archive_env(settings_env: dict[str, str]) -> dict[str, str]:
     """The parent's environment without its ARCHIVE_* settings, plus ``settings_env``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_") or k.startswith("ARCHIVE_TEST_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # this checkout's code, whatever the working directory (the venv may hold an editable install of another)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(settings_env)
     return env
 
