@@ -139,8 +139,9 @@ def test_numbers_follow_each_other_without_gaps(ctx: Context, client: TestClient
     assert codes == [f"J001-YW·2026-D30-TQ-00000{n}" for n in range(1, 4)]
 
 
+@pytest.mark.parametrize("failing", ["read_bytes", "stat"])  # reading the originals; a check item's own look
 def test_an_object_store_outage_while_filing_is_503_not_a_failed_check(
-        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
     """Given the object store refuses connections (an outage), when a case is filed, then the answer is 503
     store_unavailable (try again later), not 409 filing_checks_failed with a refusal report blaming the originals;
     once the store is back the case files."""
@@ -153,8 +154,7 @@ def test_an_object_store_outage_while_filing_is_503_not_a_failed_check(
     def down(*_: Any, **__: Any) -> Any:
         raise StoreUnavailable("对象存储无法连接（NewConnectionError）")
 
-    monkeypatch.setattr(store, "read_bytes", down)
-    monkeypatch.setattr(store, "stat", down)
+    monkeypatch.setattr(store, failing, down)
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 503 and r.json()["code"] == "store_unavailable", r.text
     with ctx.catalogue.sessions() as s:

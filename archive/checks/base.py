@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from archive.errors import SYSTEM_KINDS, ArchiveError
+from archive.errors import ERRORS, SYSTEM_KINDS
 
 
 class Stage(StrEnum):
@@ -110,7 +110,7 @@ def run_items(items: Iterable[CheckItem], subject: Any) -> list[tuple[CheckItem,
         try:
             produced = item.run(subject)
             results = [produced] if isinstance(produced, Result) else list(produced)
-        except ArchiveError as exc:
+        except ERRORS as exc:  # ours and the packages' (storage/, signing/, search/) errors, with a kind
             if exc.kind in SYSTEM_KINDS:  # the store or catalogue is down: not the subject's fault, no report
                 raise
             results = [Result(Outcome.ERROR, f"检测项 {item.code} 执行出错：{type(exc).__name__}: {exc}")]
