@@ -196,8 +196,8 @@ RETURNING ok, tokens
 
 
 def limiter_from_settings(settings: Settings, engine: Engine | None = None) -> RateLimiter | SharedRateLimiter:
-    """Shared in the catalogue on PostgreSQL (unless ARCHIVE_API_RATE_SCOPE=process), else per process."""
-    if engine is not None and engine.dialect.name == "postgresql" and settings.api_rate_scope == "shared":
+    """Shared in the catalogue on PostgreSQL, else (SQLite: one process) in memory."""
+    if engine is not None and engine.dialect.name == "postgresql":
         return SharedRateLimiter(engine, settings.api_rate, settings.api_burst)
     return RateLimiter(settings.api_rate, settings.api_burst)
 

@@ -98,10 +98,6 @@ class Settings(BaseSettings):
     # --- business-system APIs (archive/api/routes/items.py) ---
     api_rate: float = Field(300.0, gt=0, description="Requests per second each API client may make (token bucket).")
     api_burst: float | None = Field(None, gt=0, description="Requests an API client may save up; default 2 x api_rate.")
-    api_rate_scope: Literal["shared", "process"] = Field(
-        "shared", description="shared: on PostgreSQL the rate limit of a client counts its requests to every API "
-        "process and host together (a row in the catalogue); process: each process counts alone (rate x processes "
-        "in all). SQLite always counts per process (it runs one).")
     watermark_clients: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="API clients (comma-separated names, * for all) whose page images carry a watermark.",
