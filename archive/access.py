@@ -6,9 +6,11 @@ inside the request's transaction: who (person or business system), which item (�
 业务流水号 while the case is not filed yet), what was read, the purpose the caller gave in the
 ``X-Purpose`` header, and when. Archivists and auditors list them at ``GET /api/v1/access-events``.
 
-Rate limits are a token bucket per API client, in memory (per process). The rate and burst come from
-``ARCHIVE_API_RATE`` (requests per second, default 300) and ``ARCHIVE_API_BURST`` (default twice the
-rate); ``ARCHIVE_WATERMARK_CLIENTS`` lists the clients (comma-separated names, or ``*``) whose page
+Rate limits are a token bucket per API client. On PostgreSQL the bucket is a row of ``api_rate_bucket`` taken
+with one atomic upsert, so every API process and host counts against the same limit (``archive serve --workers N``
+behind one address, or several hosts behind a load balancer); on SQLite (one process) it lives in memory. The
+rate and burst come from ``ARCHIVE_API_RATE`` (requests per second, default 300) and ``ARCHIVE_API_BURST``
+(default twice the rate); ``ARCHIVE_WATERMARK_CLIENTS`` lists the clients (comma-separated names, or ``*``) whose page
 images carry a watermark with the caller and the time.
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from archive import audit
@@ -133,7 +135,9 @@ class RateLimited(ArchiveError):
 
 
 class RateLimiter:
-    """A token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up."""
+    """A token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up (in this process)."""
+
+    shared = False
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         if rate <= 0:
@@ -154,7 +158,47 @@ class RateLimiter:
             self._buckets[key] = (tokens - 1, now)
 
 
-def limiter_from_settings(settings: Settings) -> RateLimiter:
+class SharedRateLimiter:
+    """The token bucket of :class:`RateLimiter` kept in the catalogue (PostgreSQL): one upsert per request.
+
+    Why not rate/N per process: a business system on one keep-alive connection lands on one process and would get
+    only rate/N, and nobody knows N across hosts. The row lock serialises one client's requests for the length of
+    one tiny, WAL-less (unlogged) update; different clients never wait on each other. Refill uses the database's
+    clock, the one clock all hosts share.
+    """
+
+    shared = True
+
+    def __init__(self, engine: Engine, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.engine = engine
+        self.rate, self.burst = rate, burst if burst is not None else 2 * rate
+
+    def take(self, key: str, now: float | None = None) -> None:
+        """Take one token or raise :class:`RateLimited` (blocking: call it from a worker thread)."""
+        with self.engine.begin() as conn:
+            ok, tokens = conn.execute(_TAKE, {"key": key[:100], "rate": self.rate, "burst": self.burst}).one()
+        if not ok:
+            raise RateLimited(max(1, math.ceil((1 - tokens) / self.rate)), self.rate)
+
+
+_REFILLED = "LEAST(:burst, b.tokens + GREATEST(0, EXCLUDED.at - b.at) * :rate)"
+_TAKE = text(f"""
+INSERT INTO api_rate_bucket AS b (key, tokens, at, ok)
+VALUES (:key, :burst - 1, extract(epoch from clock_timestamp()), true)
+ON CONFLICT (key) DO UPDATE SET
+    tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
+    ok = {_REFILLED} >= 1,
+    at = EXCLUDED.at
+RETURNING ok, tokens
+""")
+
+
+def limiter_from_settings(settings: Settings, engine: Engine | None = None) -> RateLimiter | SharedRateLimiter:
+    """Shared in the catalogue on PostgreSQL, else (SQLite: one process) in memory."""
+    if engine is not None and engine.dialect.name == "postgresql":
+        return SharedRateLimiter(engine, settings.api_rate, settings.api_burst)
     return RateLimiter(settings.api_rate, settings.api_burst)
 
 

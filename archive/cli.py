@@ -109,25 +109,33 @@ def db_status() -> None:
 @app.command()
 @friendly
 def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 ARCHIVE_HOST。")] = None,
-          port: Annotated[int | None, typer.Option(help="监听端口，默认 ARCHIVE_PORT。")] = None) -> None:
+          port: Annotated[int | None, typer.Option(help="监听端口，默认 ARCHIVE_PORT。")] = None,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="API 进程数；大于 1 时需要 PostgreSQL，"
+                                               "检索索引由另行运行的 archive worker 更新。")] = 1) -> None:
     """运行网页与 API 服务（目录数据库未迁移时立即停止并提示）。"""
     import uvicorn
 
-    from archive.api.app import create_app
+    from archive.capture.scans import resume_all
+    from archive.processes import check_workers, run_workers
 
     ctx = cli_context()
+    check_workers(ctx, workers)
     _configure_logging(ctx)
     _record_schedule(ctx)
     from archive.commands.first_use import report_signer_at_start
 
     report_signer_at_start(ctx)
-    application = create_app(context=ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
     out.print(f"网页（柜面、扫描室）：http://{h}:{p}/ui/")
     out.print(f"API: http://{h}:{p}/docs")
-    from archive.capture.scans import resume_all
-
     threading.Thread(target=resume_all, args=(ctx,), name="scan-resume", daemon=True).start()
+    if workers > 1:
+        out.print(f"{workers} 个 API 进程；检索索引由 archive worker 更新")
+        run_workers(ctx, h, p, workers)
+        return
+    from archive.api.app import create_app
+
+    application = create_app(context=ctx)
     indexer = None
     if ctx.settings.index == "embedded":  # production runs `archive worker` instead
         indexer = indexing.start_worker_thread(ctx)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from archive import metrics
-from archive.access import AccessWriter, RateLimiter, limiter_from_settings
+from archive.access import AccessWriter, RateLimiter, SharedRateLimiter, limiter_from_settings
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
 from archive.classification import Schedule, load_schedule
@@ -58,7 +58,7 @@ class Context:
     _index: SearchIndex | None = field(default=None, repr=False)
     _timestamper: object = field(default=_UNSET, repr=False)
     _scanner: object = field(default=_UNSET, repr=False)
-    _rate_limiter: RateLimiter | None = field(default=None, repr=False)
+    _rate_limiter: RateLimiter | SharedRateLimiter | None = field(default=None, repr=False)
     _access_writer: AccessWriter | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -136,10 +136,10 @@ class Context:
         return cast("Scanner | None", self._scanner)
 
     @property
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limiter(self) -> RateLimiter | SharedRateLimiter:
         """Requests per second of each API client (ARCHIVE_API_RATE, ARCHIVE_API_BURST); built on first use."""
         if self._rate_limiter is None:
-            self._rate_limiter = limiter_from_settings(self.settings)
+            self._rate_limiter = limiter_from_settings(self.settings, self.catalogue.engine)
         return self._rate_limiter
 
     @property

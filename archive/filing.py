@@ -18,14 +18,18 @@ is stored or numbered; a filed item's report is saved with it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from archive import audit, authorization, indexing, metrics
@@ -33,6 +37,7 @@ from archive.archival_code import CodeParts, allocate, peek
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, get_case
 from archive.capture.documents import filing_order, missing_materials
+from archive.catalogue.db import is_busy
 from archive.catalogue.models import ArchiveItem, Case
 from archive.catalogue.types import utcnow
 from archive.checks import gd
@@ -141,7 +146,7 @@ def close_case(ctx: Context, principal: Principal, serial: str, data: CloseIn) -
 
 def _file(ctx: Context, principal: Principal, serial: str, data: CloseIn, closed_at: datetime,
           klass: tuple[str, int, str, str]) -> ArchiveItem:
-    with _class_lock(klass):  # filings of one class in this process take their numbers in turn
+    with _class_turn(ctx, klass, serial):  # filings of one class take their numbers in turn
         for _ in range(ATTEMPTS):
             with ctx.catalogue.reading() as r:
                 built = _build(ctx, r, principal, serial, data, closed_at)
@@ -156,6 +161,34 @@ def _file(ctx: Context, principal: Principal, serial: str, data: CloseIn, closed
 def _class_lock(klass: tuple[str, int, str, str]) -> threading.Lock:
     with _class_locks_guard:
         return _class_locks.setdefault(klass, threading.Lock())
+
+
+@contextmanager
+def _class_turn(ctx: Context, klass: tuple[str, int, str, str], serial: str) -> Iterator[None]:
+    """This filing's turn in its class: the threads of this process by a lock, and on PostgreSQL the processes
+    (``serve --workers N``, other hosts) by a session advisory lock on the class. Without it two processes build
+    the same predicted 件号 and the loser builds again: filing one class through two processes at once, some
+    filings lost three times running and answered 503 filing_busy (tests/test_processes.py)."""
+    with _class_lock(klass):
+        engine = ctx.catalogue.engine
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(repr(("filing", *klass)).encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as conn:
+            try:  # waits at most the catalogue's lock_timeout (ARCHIVE_DB_BUSY_TIMEOUT_SECONDS)
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                raise Busy("同类业务正在集中归档，本次未归档，请稍后重试", code="filing_busy",
+                           detail={"serial": serial}) from exc
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
 
 def _lock_case(s: Session, serial: str) -> Case:

@@ -44,7 +44,7 @@ README = DEPLOY / "README.md"
 # Settings, commands and files other helpers of issue 16 are adding in parallel; the lead empties these at merge.
 PENDING_SETTINGS: set[str] = set()
 PENDING_COMMANDS: set[tuple[str, ...]] = set()
-PENDING_OPTIONS = {("serve", "--workers")}
+PENDING_OPTIONS: set[tuple[str, str]] = set()
 PENDING_FILES: set[str] = set()
 
 ONE_SHOT = {"init", "es-setup"}

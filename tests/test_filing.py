@@ -139,6 +139,31 @@ def test_numbers_follow_each_other_without_gaps(ctx: Context, client: TestClient
     assert codes == [f"J001-YW·2026-D30-TQ-00000{n}" for n in range(1, 4)]
 
 
+@pytest.mark.parametrize("failing", ["read_bytes", "stat"])  # reading the originals; a check item's own look
+def test_an_object_store_outage_while_filing_is_503_not_a_failed_check(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """Given the object store refuses connections (an outage), when a case is filed, then the answer is 503
+    store_unavailable (try again later), not 409 filing_checks_failed with a refusal report blaming the originals;
+    once the store is back the case files."""
+    from archive.catalogue.models import CheckReport
+    from storage.base import StoreUnavailable
+
+    complete_case(client, core)
+    store = ctx.store
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise StoreUnavailable("对象存储无法连接（NewConnectionError）")
+
+    monkeypatch.setattr(store, failing, down)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 503 and r.json()["code"] == "store_unavailable", r.text
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(CheckReport)) == 0
+    monkeypatch.undo()
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+
+
 def test_failed_signature_leaves_no_item_and_no_number(ctx: Context, client: TestClient, core: dict[str, str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Given signing fails mid-filing, then nothing is filed, and the next filing gets number 1."""
@@ -283,13 +308,16 @@ def test_number_taken_by_another_process_while_rendering_is_filed_with_the_next(
     while the first renders with its predicted 件号 000001, Then the first notices at commit, builds again and is
     filed as 000002: both numbers used once, no gap; the unused first rendition is stored without a lock, so
     `archive storage gc` can reclaim it."""
+    import contextlib
     import threading
 
     import archive.filing
 
     complete_case(client, core, serial="YW2026010500001")
     complete_case(client, core, serial="YW2026010500002")
-    monkeypatch.setattr(archive.filing, "_class_lock", lambda klass: threading.Lock())  # one per "process"
+    # one turn per "process", as without the PostgreSQL advisory lock (which would make the other wait for ours):
+    # the 件号 check at commit is what still catches a number taken meanwhile
+    monkeypatch.setattr(archive.filing, "_class_turn", lambda ctx, klass, serial: contextlib.nullcontext())
 
     def other_process_files() -> None:
         t = threading.Thread(target=archive.filing.close_case,

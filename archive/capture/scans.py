@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, text, true
 from sqlalchemy.orm import Session
 
 from archive import audit, metrics
@@ -124,8 +124,43 @@ def unassigned_pages(session: Session, principal: Principal) -> int:
                           .where(ScanPart.status == "unassigned", visible(principal))) or 0
 
 
+SCAN_LOCK = 0x5343414E  # "SCAN": first key of the per-batch advisory lock (the batch id is the second)
+
+
+@contextmanager
+def _claimed(ctx: Context, batch_id: int) -> Iterator[bool]:
+    """Whether this process may work on the batch now: on PostgreSQL a session advisory lock per batch, held while
+    it works, so an upload's processing and the resumption by every starting API process (``--workers N``, other
+    hosts) never run one batch twice at once; a crash releases it with the connection. SQLite runs one process."""
+    engine = ctx.catalogue.engine
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k, :id)"), {"k": SCAN_LOCK, "id": batch_id})
+                    .scalar())
+        conn.commit()
+        if not mine:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k, :id)"), {"k": SCAN_LOCK, "id": batch_id})
+            conn.commit()
+
+
 def process(ctx: Context, batch_id: int) -> None:
-    """Read every remaining page, then split and attach. Safe to run again after a crash."""
+    """Read every remaining page, then split and attach. Safe to run again after a crash; a batch another process
+    is working on is left to it."""
+    with _claimed(ctx, batch_id) as mine:
+        if not mine:
+            log.info("scan batch %s is being processed by another process", batch_id)
+            return
+        _process(ctx, batch_id)
+
+
+def _process(ctx: Context, batch_id: int) -> None:
     with ctx.catalogue.session() as s:
         batch = s.get(ScanBatch, batch_id)
         if batch is None or batch.status == "done":

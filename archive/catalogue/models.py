@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -308,6 +309,20 @@ class UserSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class ApiRateBucket(Base):
+    """An API client's token bucket (archive/access.py), shared by every API process on PostgreSQL.
+
+    ``at`` is the database clock's epoch seconds of the last take, so hosts with skewed clocks agree. Unlogged on
+    PostgreSQL: a crash forgets the buckets, which only means every client starts with a full burst.
+    """
+
+    __tablename__ = "api_rate_bucket"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)  # whether the last take got a token
 
 
 class LoginLock(Base):

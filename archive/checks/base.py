@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from archive.errors import ERRORS, SYSTEM_KINDS
+
 
 class Stage(StrEnum):
     FILING = "gd"  # 归档环节
@@ -100,12 +102,18 @@ def code_key(code: str) -> tuple[str, ...]:
 
 
 def run_items(items: Iterable[CheckItem], subject: Any) -> list[tuple[CheckItem, Result]]:
-    """Run check items on a subject; a check that raises becomes an ``error`` result, never a crash."""
+    """Run check items on a subject; a check that raises becomes an ``error`` result, never a crash, except for
+    an outage (an error of SYSTEM_KINDS, e.g. 503 store_unavailable), which ends the run: a report must not blame
+    the subject for it."""
     out: list[tuple[CheckItem, Result]] = []
     for item in items:
         try:
             produced = item.run(subject)
             results = [produced] if isinstance(produced, Result) else list(produced)
+        except ERRORS as exc:  # ours and the packages' (storage/, signing/, search/) errors, with a kind
+            if exc.kind in SYSTEM_KINDS:  # the store or catalogue is down: not the subject's fault, no report
+                raise
+            results = [Result(Outcome.ERROR, f"检测项 {item.code} 执行出错：{type(exc).__name__}: {exc}")]
         except Exception as exc:  # the check's own fault, recorded so the report shows it
             results = [Result(Outcome.ERROR, f"检测项 {item.code} 执行出错：{type(exc).__name__}: {exc}")]
         out.extend((item, r) for r in results)

@@ -50,7 +50,7 @@ from archive.checks.reports import save_report
 from archive.checks.security import ScanFailed, Scanner, database_age_days
 from archive.classification import RetentionCode
 from archive.context import Context
-from archive.errors import ERRORS, InvalidInput, NotFound
+from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound
 from archive.wiring import scanner_from_settings
 from signing.certificates import load_trust_roots
 from signing.fixity import digest_bytes
@@ -121,6 +121,8 @@ def load_originals(ctx: Context, docs: Sequence[Document]) -> list[Original]:
         try:
             out.append(Original(d, ctx.store.read_bytes(d.original_key)))
         except ERRORS as exc:  # missing object, digest mismatch on read …
+            if exc.kind in SYSTEM_KINDS:  # the store is down, not the original bad: 503, no failed report
+                raise
             out.append(Original(d, None, f"{exc.code}: {exc.message}"))
     return out
 
@@ -469,6 +471,8 @@ def content_links(s: FilingSubject) -> list[Result]:
         try:
             info = s.ctx.store.stat(o.doc.original_key)
         except ERRORS as exc:
+            if exc.kind in SYSTEM_KINDS:
+                raise
             bad.append(Result(F, f"原件“{o.doc.filename}”的存储对象 {o.doc.original_key} 不存在：{exc.message}",
                               o.doc.filename))
             continue
@@ -481,6 +485,8 @@ def content_links(s: FilingSubject) -> list[Result]:
             if s.ctx.store.stat(s.rendition_key).sha256 != s.rendition_sha256:
                 bad.append(Result(F, "归档 PDF 的存储对象与目录登记的摘要不一致", "rendition"))
         except ERRORS as exc:
+            if exc.kind in SYSTEM_KINDS:
+                raise
             bad.append(Result(F, f"归档 PDF 的存储对象不存在：{exc.message}", "rendition"))
     return _summary(bad, "目录中的对象键均指向摘要一致的存储对象")
 

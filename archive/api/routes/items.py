@@ -57,7 +57,11 @@ def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., C
     async def dependency(request: Request, principal: Principal = Depends(caller),
                          session: Session = UnitOfWork) -> Principal:  # no thread hop, but to audit a refusal
         if principal.kind == "client":
-            context(request).rate_limiter.take(f"client:{principal.id}")
+            limiter = context(request).rate_limiter
+            if limiter.shared:  # a catalogue round trip: not on the event loop
+                await run_in_threadpool(limiter.take, f"client:{principal.id}")
+            else:
+                limiter.take(f"client:{principal.id}")
         elif grantable:
             return principal
         if not principal.can(permission):
