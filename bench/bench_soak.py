@@ -7,8 +7,9 @@ scans, file it), a business system reading filed items (data, page images) and s
 
 Failures, at fixed fractions of the run: kill -9 API process A (started again at once), kill -9 the worker (started
 again), and the object store cut off for a while: a TCP proxy between the API processes and the gateway refuses
-connections, as a gateway that went away would. ``--restart-gateway`` instead stops and starts the real gateway
-(scripts/s3-gateway stop|start): only on a machine nobody else is using it on.
+connections, as a gateway that went away would. ``--restart-gateway`` instead kills -9 the real gateway daemon
+and starts it again (scripts/s3-gateway kill-rgw|start-rgw; the cluster keeps the data): only on a machine nobody
+else is using it on.
 
 Reported: requests/s; p50/p99 per route; answers by status per route (503 is the only error expected, during the
 outage); then every acknowledged filing verifies (signature, fixity, through the API), the outbox drains, and the
@@ -205,10 +206,10 @@ def _soak(args: argparse.Namespace, seconds: int, proxy: TcpProxy, a: Proc, b: P
     mark("worker started again")
     at(0.6)
     if args.restart_gateway:
-        subprocess.run([str(GATEWAY), "stop"], check=True)
-        mark("gateway stopped")
+        subprocess.run([str(GATEWAY), "kill-rgw"], check=True)  # kill -9 the gateway daemon; the OSD keeps the data
+        mark("gateway killed")
         time.sleep(outage)
-        subprocess.run([str(GATEWAY), "start"], check=True, capture_output=True)
+        subprocess.run([str(GATEWAY), "start-rgw"], check=True, capture_output=True)
         mark("gateway started")
     else:
         proxy.cut()
