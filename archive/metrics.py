@@ -32,6 +32,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector
 
+from archive.errors import PermissionDenied
+
 log = logging.getLogger("archive.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -210,6 +212,14 @@ def prepare_multiprocess_dir(path: Path) -> None:
 
 def parse_networks(values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+
+
+def require_scraper(host: str | None, allow: Iterable[str]) -> None:
+    """Refuse a scrape from outside ARCHIVE_METRICS_ALLOW. A network rule, not a person's permission: there is no
+    principal to audit (archive.authorization.require is for those), so it is refused here."""
+    if not address_allowed(host, parse_networks(allow)):
+        raise PermissionDenied("监控指标只对允许的网络开放（ARCHIVE_METRICS_ALLOW）", code="metrics_forbidden",
+                               detail={"setting": "ARCHIVE_METRICS_ALLOW"})
 
 
 def address_allowed(host: str | None, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

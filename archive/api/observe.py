@@ -30,7 +30,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from archive import logs, metrics
 from archive.catalogue.models import StorageSweep
 from archive.context import Context
-from archive.errors import PermissionDenied
 from archive.indexing import backlog
 
 access_log = logging.getLogger("archive.access")
@@ -138,10 +137,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/metrics")
 def prometheus_metrics(request: Request) -> Response:
     settings = request.app.state.context.settings
-    host = request.client.host if request.client else None
-    if not metrics.address_allowed(host, metrics.parse_networks(settings.metrics_allow)):
-        raise PermissionDenied("监控指标只对允许的网络开放（ARCHIVE_METRICS_ALLOW）", code="metrics_forbidden",
-                               detail={"setting": "ARCHIVE_METRICS_ALLOW"})
+    metrics.require_scraper(request.client.host if request.client else None, settings.metrics_allow)
     return Response(metrics.render(CatalogueCollector(request.app.state.context)), media_type=metrics.CONTENT_TYPE)
 
 

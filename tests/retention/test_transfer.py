@@ -186,7 +186,8 @@ def test_api_export_download_receive_round_trip(ctx: Context, client: TestClient
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     assert client.get("/api/v1/transfer-receipts", headers=h).json()[0]["id"] == receipt["id"]
     with ctx.catalogue.sessions() as s:
-        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.action.like("transfer.%")))]
+        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.action.like("transfer.%"))
+                                               .order_by(AuditEvent.seq))]
     assert actions == ["transfer.export", "transfer.download", "transfer.receive"]
 
 
