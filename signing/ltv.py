@@ -149,6 +149,16 @@ def time_stamps(pdf: bytes) -> list[TimeStampInfo]:
     return found
 
 
+def signed_revision(pdf: bytes) -> bytes:
+    """The revision the last regular signature covers (later updates hold only DSS data and document time stamps)."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    regular = reader.embedded_regular_signatures
+    if not regular:
+        return pdf
+    _s, _l1, start2, len2 = (int(v) for v in regular[-1].sig_object["/ByteRange"])
+    return pdf[: start2 + len2]
+
+
 def level_of(pdf: bytes) -> str:
     """The PAdES baseline level the file reaches: B-LTA, B-LT, B-T or B-B."""
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)

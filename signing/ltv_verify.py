@@ -39,7 +39,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from signing.certificates import to_asn1_certificate
-from signing.ltv import TimeStampInfo, level_of, signature_timestamp_tokens, time_stamps
+from signing.ltv import TimeStampInfo, level_of, signature_timestamp_tokens, signed_revision, time_stamps
 from signing.pdfa import pdfa_problems
 
 _KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
@@ -155,16 +155,11 @@ def verify_ltv(pdf: bytes, roots: Sequence[x509.Certificate], at: dt.datetime | 
     _validation_data_layer(report, sig, doc_stamps, data)
     _archive_layer(report, doc_stamps, roots, data, stamps, weak_algorithms)
     report.holds_until = stamps[-1].tsa_not_after if stamps else None
-    revision = _signed_revision(pdf, sig)
+    revision = signed_revision(pdf)
     problems = pdfa_problems(revision)
     report.add("pdfa", not problems, "签章时的版本符合 PDF/A-2b" if not problems else
                "签章时的版本不符合 PDF/A-2b：" + "；".join(problems[:3]))
     return report
-
-
-def _signed_revision(pdf: bytes, sig: EmbeddedPdfSignature) -> bytes:
-    _s, _l1, start2, len2 = (int(v) for v in sig.sig_object["/ByteRange"])
-    return pdf[: start2 + len2]
 
 
 def _signature_layers(report: LtvReport, sig: EmbeddedPdfSignature, roots: Sequence[x509.Certificate],

@@ -121,7 +121,7 @@ def test_b_lt_embeds_chains_and_revocation_data_and_verifies_offline(
     """Given the local OCSP/CRL service, When a rendition is signed at B-LT, Then the file carries the chains and
     OCSP answers for the signer and the TSA, and verifies offline with every layer passed."""
     signed = sign_pdf(rendition, ltv_signer, timestamper=http_timestamper(service.url), level="B-LT",
-                      validation_context=fetching_context(ltv_roots), check_pdfa=False)
+                      validation_context=fetching_context(ltv_roots))
     assert level_of(signed) == "B-LT"
     report = verify_ltv(signed, ltv_roots)
     assert report.ok, report.layers
@@ -174,13 +174,18 @@ def test_renewed_item_validates_after_its_certificates_expire_and_unrenewed_fail
     roots = load_trust_roots(own.pki.directory)
     with own.serve() as server:
         filed = sign_pdf(rendition, signer, timestamper=http_timestamper(server.url), level="B-LTA",
-                         validation_context=fetching_context(roots), check_pdfa=False)
+                         validation_context=fetching_context(roots))
     assert level_of(filed) == "B-LTA"
     assert [s.kind for s in time_stamps(filed)] == ["signature", "archive"]
     own.new_tsa_certificate(365 * 20)
     with own.serve() as server:
         renewed = renew(filed, http_timestamper(server.url), fetching_context(roots))
     assert renewed.startswith(filed)  # an incremental update: the filed revision is kept byte for byte
+    from signing.validate import verify_pdf
+
+    everyday = verify_pdf(renewed, roots)  # the everyday verifier accepts the LTA updates, not as modifications
+    assert everyday.ok, everyday.failures
+    assert everyday.level == "B-LTA"
     later = dt.datetime.now(dt.UTC) + 5 * YEAR
     signer_cert = x509.load_pem_x509_certificate(own.pki.signer_cert.read_bytes())
     assert signer_cert.not_valid_after_utc < later
@@ -200,7 +205,7 @@ def test_renewal_with_the_tsa_down_leaves_the_file_as_it_was(
         closed_port_url: str) -> None:
     """Given a B-LTA file, When renewal meets a TSA that does not answer, Then it raises tsa_unreachable."""
     signed = sign_pdf(rendition, ltv_signer, timestamper=http_timestamper(service.url), level="B-LTA",
-                      validation_context=fetching_context(ltv_roots), check_pdfa=False)
+                      validation_context=fetching_context(ltv_roots))
     with pytest.raises(TimestampUnavailable):
         renew(signed, http_timestamper(closed_port_url, timeout=2), fetching_context(ltv_roots))
 
@@ -209,7 +214,7 @@ def test_a_changed_byte_fails_the_signature_layer(
         rendition: bytes, ltv_signer: KeySigner, ltv_roots: list[x509.Certificate], service: LocalTsa) -> None:
     """Given a B-LTA file, When one byte of the signed content changes, Then signature_intact fails."""
     signed = bytearray(sign_pdf(rendition, ltv_signer, timestamper=http_timestamper(service.url), level="B-LTA",
-                                validation_context=fetching_context(ltv_roots), check_pdfa=False))
+                                validation_context=fetching_context(ltv_roots)))
     signed[rendition.index(b"stream") + 40] ^= 0x01  # inside the first image, well within the signed revision
     report = verify_ltv(bytes(signed), ltv_roots)
     assert not report.ok
