@@ -207,8 +207,8 @@ def renew_due(ctx: Context, actor: Actor, *, limit: int | None = None, now: dt.d
     backfill(ctx)
     with ctx.catalogue.session() as s:
         ids = due(s, ctx.settings, now, limit)
-        codes = dict(s.execute(select(ArchiveItem.id, ArchiveItem.archival_code).where(ArchiveItem.id.in_(ids))
-                               ).tuples().all()) if ids else {}
+        codes: dict[int, str] = {i: c for i, c in s.execute(
+            select(ArchiveItem.id, ArchiveItem.archival_code).where(ArchiveItem.id.in_(ids)))} if ids else {}
     summary = RenewalSummary(due=len(ids))
     for item_id in ids:
         code = codes[item_id]

@@ -79,6 +79,7 @@ def renew(pdf: bytes, timestamper: TimeStamper, context: ValidationContext) -> b
         out = io.BytesIO()
         signers.PdfTimeStamper(timestamper).update_archival_timestamp_chain(reader, context, in_place=False,
                                                                             output=out)
+        return complete_validation_data(out.getvalue(), context)
     except TimestampRequestError as exc:
         raise TimestampUnavailable(f"时间戳服务无法使用（{exc}），未续期；请检查时间戳服务后重试",
                                    code="tsa_unreachable", detail={"reason": str(exc)}) from exc
@@ -87,6 +88,24 @@ def renew(pdf: bytes, timestamper: TimeStamper, context: ValidationContext) -> b
                                    code="revocation_unavailable", detail={"reason": str(exc)}) from exc
     except Exception as exc:  # pyhanko wraps network and parse failures in many types
         raise SigningFailed(f"续期失败：{exc}", code="ltv_renewal_failed", detail={"reason": str(exc)}) from exc
+
+
+def complete_validation_data(pdf: bytes, context: ValidationContext) -> bytes:
+    """Revocation data for the newest document time stamp's certificate when the DSS lacks it.
+
+    pyHanko collects it for the certificates a TimeStamper saw in its first (cached) answer; a TSA that has since
+    changed its certificate signs with one those paths do not cover. Then the data is fetched and added here.
+    """
+    from pyhanko.sign.validation import add_validation_info
+
+    from signing.ltv_verify import embedded_validation_data, has_revocation_data
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    stamps = reader.embedded_timestamp_signatures
+    if not stamps or has_revocation_data(stamps[-1].signer_cert, embedded_validation_data(reader)):
+        return pdf
+    out = io.BytesIO()
+    add_validation_info(stamps[-1], context, output=out)
     return out.getvalue()
 
 

@@ -95,7 +95,7 @@ class _Embedded:
     ocsps: list[asn1_ocsp.OCSPResponse]
 
 
-def _embedded(reader: PdfFileReader) -> _Embedded:
+def embedded_validation_data(reader: PdfFileReader) -> _Embedded:
     try:
         dss = DocumentSecurityStore.read_dss(reader)
     except NoDSSFoundError:
@@ -126,7 +126,7 @@ def _crl_issuers(data: _Embedded) -> set[str]:
     return {c["tbs_cert_list"]["issuer"].sha256.hex() for c in data.crls}
 
 
-def _has_revocation_data(cert: Any, data: _Embedded) -> bool:
+def has_revocation_data(cert: Any, data: _Embedded) -> bool:
     return cert.serial_number in _covered_serials(data) or cert.issuer.sha256.hex() in _crl_issuers(data)
 
 
@@ -147,7 +147,7 @@ def verify_ltv(pdf: bytes, roots: Sequence[x509.Certificate], at: dt.datetime | 
         report.add("signature_intact", False, "文件没有电子签名")
         return report
     report.level, report.chain = level_of(pdf), stamps
-    data = _embedded(reader)
+    data = embedded_validation_data(reader)
     sig = regular[-1]
     signature_stamp = next((s for s in stamps if s.kind == "signature"), None)
     signing_time = signature_stamp.at if signature_stamp else sig.self_reported_timestamp or at
@@ -197,7 +197,7 @@ def _validation_data_layer(report: LtvReport, sig: EmbeddedPdfSignature,
         needed += _tsa_certs(token)
     for stamp in doc_stamps[:-1]:  # the newest document time stamp is vouched for by the time of verification
         needed.append(stamp.signer_cert)
-    missing = [c.subject.human_friendly for c in needed if not _has_revocation_data(c, data)]
+    missing = [c.subject.human_friendly for c in needed if not has_revocation_data(c, data)]
     if not data.ocsps and not data.crls:
         report.add("validation_data", False, "文件没有内嵌验证数据（证书吊销信息），不是 PAdES B-LT")
     elif missing:

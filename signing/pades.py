@@ -32,7 +32,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
-from signing.ltv import check_not_revoked, signature_metadata, signed_revision
+from signing.ltv import check_not_revoked, complete_validation_data, signature_metadata, signed_revision
 from signing.pdfa import pdfa_problems
 from signing.rendition import rendition_failed
 
@@ -157,6 +157,8 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
             signed = _sign(pdf, signer, None, seal, reason, location, field_name)
     except (SigningError, PdfError, pikepdf.PdfError, OSError, ValueError) as exc:
         raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
+    if ltv.get("use_pades_lta") and validation_context is not None:
+        signed = complete_validation_data(signed, validation_context)
     if check_pdfa:
         problems = pdfa_problems(signed_revision(signed) if ltv else signed)
         if problems:

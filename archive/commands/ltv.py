@@ -76,7 +76,7 @@ def status() -> None:
                       .group_by(RenditionVersion.item_id).subquery())
             levels = s.execute(select(RenditionVersion.level, func.count()).join(
                 newest, (newest.c.item_id == RenditionVersion.item_id) & (newest.c.v == RenditionVersion.version))
-                .group_by(RenditionVersion.level)).tuples().all()
+                .group_by(RenditionVersion.level)).all()
             due = len(ltv.due(s, ctx.settings))
         ctx.close()
     except ERRORS as exc:

@@ -1,0 +1,186 @@
+"""Long-term validation of archive items (issue 18): B-LTA at filing, renewal as a new version, offline verification
+years later, and the faults (TSA down, destruction pending, a crash between storing and cataloguing)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from archive import ltv
+from archive.api.app import create_app
+from archive.audit import Actor
+from archive.catalogue.models import AppraisalDecision, ArchiveItem, AuditEvent, RenditionVersion, StorageAlert
+from archive.cli import ensure_fonds
+from archive.context import Context
+from archive.settings import load_settings
+from signing.certificates import DevPki, load_trust_roots
+from signing.ltv_verify import verify_ltv
+from tests.factories import close_case, complete_case
+from tests.helpers import add_client
+from tests.signing.ltv_support import YEAR, LtvPki, make_ltv_pki
+
+ACTOR = Actor.system("test")
+
+
+@pytest.fixture(scope="module")
+def ltv_template(tmp_path_factory: pytest.TempPathFactory) -> LtvPki:
+    """A development PKI naming a local OCSP/CRL service, with a TSA certificate that expires in 200 days."""
+    template = make_ltv_pki(tmp_path_factory.mktemp("ltv-pki"))
+    template.new_tsa_certificate(200)
+    return template
+
+
+@pytest.fixture
+def pki(ltv_template: LtvPki, tmp_path: Path) -> LtvPki:
+    target = tmp_path / "data" / "pki"
+    shutil.copytree(ltv_template.pki.directory, target)
+    return LtvPki(DevPki(target), ltv_template.port, ltv_template.url)
+
+
+@pytest.fixture
+def lctx(pki: LtvPki, tmp_path: Path, db_url: str) -> Iterator[Context]:
+    settings = load_settings(data_dir=tmp_path / "data", database_url=db_url, tsa_url=pki.url)
+    context = Context.build(settings)
+    ensure_fonds(context)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def lclient(lctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context=lctx)) as c:
+        yield c
+
+
+def file_item(client: TestClient, ctx: Context) -> dict[str, Any]:
+    core = add_client(ctx, "core", ["cases.write", "data.read", "pii.read"])
+    complete_case(client, core)
+    item: dict[str, Any] = close_case(client, core)["item"]
+    return item
+
+
+def item_row(ctx: Context) -> ArchiveItem:
+    with ctx.catalogue.sessions() as s:
+        item = s.scalar(select(ArchiveItem))
+        assert item is not None
+        s.expunge(item)
+        return item
+
+
+def version_rows(ctx: Context) -> list[RenditionVersion]:
+    with ctx.catalogue.sessions() as s:
+        rows = list(s.scalars(select(RenditionVersion).order_by(RenditionVersion.version)))
+        s.expunge_all()
+        return rows
+
+
+def test_d30_item_filed_at_b_lta_renewed_as_a_new_version_and_valid_after_its_certificates_expire(
+        pki: LtvPki, lctx: Context, lclient: TestClient) -> None:
+    """Given a 提取 item (D30) filed with a TSA whose certificate expires in 200 days, When `archive ltv renew` runs
+    after the TSA got a new certificate, Then the item has a second rendition version (the first kept and locked),
+    an audit event, and its verification 5 years later (signer and first TSA certificates expired), offline, holds;
+    the first version alone would not, and says why."""
+    with pki.serve():
+        item = file_item(lclient, lctx)
+    assert item["signature"]["level"] == "B-LTA"
+    [first] = version_rows(lctx)
+    assert first.kind == "signed" and first.level == "B-LTA" and first.timestamp_expiry is not None
+    item_id = item_row(lctx).id
+    with lctx.catalogue.sessions() as s:
+        assert ltv.due(s, lctx.settings) == [item_id]  # 200 days < ARCHIVE_LTV_RENEW_DAYS (365)
+
+    pki.new_tsa_certificate(365 * 20)
+    with pki.serve():
+        summary = ltv.renew_due(lctx, ACTOR)
+    assert summary.renewed == [item["archival_code"]] and not summary.failed
+    first_again, second = version_rows(lctx)
+    current = item_row(lctx)
+    assert second.version == 2 and second.kind == "renewal" and current.rendition_key == second.object_key
+    assert current.rendition_sha256 == second.sha256 and first_again.object_key == first.object_key
+    old_lock = lctx.store.stat(first.object_key).retain_until
+    assert old_lock is not None and lctx.store.stat(second.object_key).retain_until == old_lock
+    with lctx.catalogue.sessions() as s:
+        assert ltv.due(s, lctx.settings) == []
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.ltv.renew"))
+        assert event is not None and event.outcome == "success" and event.detail["version"] == 2
+
+    later = (dt.datetime.now(dt.UTC) + 5 * YEAR).date()
+    files = add_client(lctx, "dms", ["files.read", "data.read"])
+    r = lclient.get(f"/api/v1/items/{quote(item['archival_code'])}/verification", params={"at": str(later)},
+                    headers=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True and body["level"] == "B-LTA"
+    long_term = body["long_term"]
+    assert long_term["ok"] is True, long_term["layers"]
+    assert long_term["summary"].startswith("证据有效") and len(long_term["versions"]) == 2
+    assert [s["kind"] for s in long_term["chain"]] == ["signature", "archive", "archive"]
+    old = verify_ltv(lctx.store.read_bytes(first.object_key), load_trust_roots(lctx.settings.pki_path),
+                     dt.datetime(later.year, later.month, later.day, tzinfo=dt.UTC))
+    assert not old.ok and "过期" in old.summary
+
+
+def test_renewal_with_the_tsa_down_leaves_the_item_as_it_was_and_raises_an_alert(
+        pki: LtvPki, lctx: Context, lclient: TestClient) -> None:
+    """Given a filed item due for renewal, When renewal runs while the TSA (and OCSP) service is down, Then the
+    item keeps its one version, an alert is raised and a failed renewal is audited."""
+    with pki.serve():
+        item = file_item(lclient, lctx)
+    before = item_row(lctx)
+    summary = ltv.renew_due(lctx, ACTOR)  # nothing listens on the service port now
+    assert list(summary.failed) == [item["archival_code"]]
+    after = item_row(lctx)
+    assert after.rendition_key == before.rendition_key and len(version_rows(lctx)) == 1
+    with lctx.catalogue.sessions() as s:
+        alert = s.scalar(select(StorageAlert).where(StorageAlert.target == item["archival_code"]))
+        assert alert is not None and "续期失败" in alert.message
+        failed = s.scalar(select(AuditEvent).where(AuditEvent.action == "item.ltv.renew"))
+        assert failed is not None and failed.outcome == "failure"
+
+
+def test_an_item_proposed_for_destruction_is_never_renewed(pki: LtvPki, lctx: Context, lclient: TestClient) -> None:
+    """Given a filed item due for renewal and proposed for destruction, When renewal runs, Then it is not due and
+    renewing it directly does nothing."""
+    with pki.serve():
+        file_item(lclient, lctx)
+        item = item_row(lctx)
+        with lctx.catalogue.session() as s:
+            s.add(AppraisalDecision(item_id=item.id, decision="destroy", reason="到期", status="proposed",
+                                    decided_by="archivist"))
+        with lctx.catalogue.sessions() as s:
+            assert ltv.due(s, lctx.settings) == []
+        assert ltv.renew_item(lctx, ACTOR, item.id) is None
+    assert len(version_rows(lctx)) == 1 and item_row(lctx).rendition_key == item.rendition_key
+
+
+def test_a_crash_before_the_catalogue_commit_leaves_the_old_version_in_force(
+        pki: LtvPki, lctx: Context, lclient: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a renewal whose catalogue transaction fails after the new object was stored, Then the item still
+    serves the old version, no version row points at anything, and the new object is only an unreferenced one."""
+    with pki.serve():
+        file_item(lclient, lctx)
+        item = item_row(lctx)
+        real = ltv.audit.record
+
+        def crash(session: Any, actor: Actor, action: str, **kw: Any) -> Any:
+            if action == "item.ltv.renew":
+                raise RuntimeError("power cut")
+            return real(session, actor, action, **kw)
+
+        monkeypatch.setattr(ltv.audit, "record", crash)
+        with pytest.raises(RuntimeError):
+            ltv.renew_item(lctx, ACTOR, item.id)
+    assert item_row(lctx).rendition_key == item.rendition_key
+    rows = version_rows(lctx)
+    assert [r.object_key for r in rows] == [item.rendition_key]
+    with lctx.catalogue.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(RenditionVersion)) == 1
+    assert all(lctx.store.exists(r.object_key) for r in rows)
