@@ -22,6 +22,7 @@ from archive.cli import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from signing.certificates import DevPki, load_trust_roots
+from signing.eep import verify_eep
 from signing.ltv_verify import verify_ltv
 from tests.factories import close_case, complete_case
 from tests.helpers import add_client
@@ -123,6 +124,10 @@ def test_d30_item_filed_at_b_lta_renewed_as_a_new_version_and_valid_after_its_ce
     assert long_term["ok"] is True, long_term["layers"]
     assert long_term["summary"].startswith("证据有效") and len(long_term["versions"]) == 2
     assert [s["kind"] for s in long_term["chain"]] == ["signature", "archive", "archive"]
+    package = lclient.get(f"/api/v1/items/{quote(item['archival_code'])}/package.eep", headers=files)
+    assert package.status_code == 200
+    assert verify_eep(package.content, load_trust_roots(lctx.settings.pki_path)).ok  # still valid under the schema
+    assert "归档时间戳续期" in package.content.decode() and second.sha256 in package.content.decode()
     old = verify_ltv(lctx.store.read_bytes(first.object_key), load_trust_roots(lctx.settings.pki_path),
                      dt.datetime(later.year, later.month, later.day, tzinfo=dt.UTC))
     assert not old.ok and "过期" in old.summary
