@@ -18,7 +18,7 @@ import datetime as dt
 import io
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,10 @@ from archive.errors import ERRORS, ConfigError, Conflict
 from archive.settings import Settings
 from signing.fixity import Digests, digest_bytes
 from storage.base import content_key
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+    from pyhanko_certvalidator import ValidationContext
 
 log = logging.getLogger(__name__)
 
@@ -159,15 +163,32 @@ class RenewalSummary:
         return {"due": self.due, "renewed": len(self.renewed), "skipped": self.skipped, "failed": self.failed}
 
 
-def renew_item(ctx: Context, actor: Actor, item_id: int) -> RenditionVersion | None:
+@dataclass
+class _Renewer:
+    """What a renewal run shares across its items: a fresh TSA client (one made at start-up would keep the
+    certificates of the TSA's first answer) and one validation context (its fetched OCSP/CRL answers are reused)."""
+
+    timestamper: TimeStamper
+    context: ValidationContext
+
+    @classmethod
+    def of(cls, ctx: Context) -> _Renewer:
+        from archive.wiring import timestamper_from_settings
+        from signing.certificates import load_trust_roots
+        from signing.ltv import fetching_context
+
+        timestamper = timestamper_from_settings(ctx.settings)
+        if timestamper is None:
+            raise ConfigError("没有配置时间戳服务（ARCHIVE_TSA_URL），无法续期归档时间戳", code="tsa_not_configured")
+        return cls(timestamper, fetching_context(load_trust_roots(ctx.settings.pki_path)))
+
+
+def renew_item(ctx: Context, actor: Actor, item_id: int, renewer: _Renewer | None = None) -> RenditionVersion | None:
     """Renew one item's archive time stamp; None when it is (now) under destruction. Raises the signing errors
     (TSA or revocation source down: TimestampUnavailable) with the item unchanged."""
-    from signing.certificates import load_trust_roots
-    from signing.ltv import fetching_context, renew
+    from signing.ltv import renew
 
-    timestamper = ctx.timestamper
-    if timestamper is None:
-        raise ConfigError("没有配置时间戳服务（ARCHIVE_TSA_URL），无法续期归档时间戳", code="tsa_not_configured")
+    renewer = renewer or _Renewer.of(ctx)
     with ctx.catalogue.session() as s:
         if under_destruction(s, item_id):
             return None
@@ -179,7 +200,7 @@ def renew_item(ctx: Context, actor: Actor, item_id: int) -> RenditionVersion | N
     if digest_bytes(data).sha256 != expected:
         raise Conflict(f"归档件 {code} 的版式文件与目录登记的摘要不一致，未续期；请先核查存储",
                        code="ltv_fixity_mismatch", detail={"archival_code": code, "key": old_key})
-    renewed = renew(data, timestamper, fetching_context(load_trust_roots(ctx.settings.pki_path)))
+    renewed = renew(data, renewer.timestamper, renewer.context)
     digests = digest_bytes(renewed)
     key = content_key("renditions", digests.sha256)
     ctx.store.put(key, io.BytesIO(renewed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3)
@@ -210,10 +231,13 @@ def renew_due(ctx: Context, actor: Actor, *, limit: int | None = None, now: dt.d
         codes: dict[int, str] = {i: c for i, c in s.execute(
             select(ArchiveItem.id, ArchiveItem.archival_code).where(ArchiveItem.id.in_(ids)))} if ids else {}
     summary = RenewalSummary(due=len(ids))
+    if not ids:
+        return summary
+    renewer = _Renewer.of(ctx)
     for item_id in ids:
         code = codes[item_id]
         try:
-            row = renew_item(ctx, actor, item_id)
+            row = renew_item(ctx, actor, item_id, renewer)
         except ERRORS as exc:
             summary.failed[code] = exc.message
             _alert(ctx, actor, code, exc.message, exc.code)

@@ -189,3 +189,25 @@ def test_a_crash_before_the_catalogue_commit_leaves_the_old_version_in_force(
     with lctx.catalogue.sessions() as s:
         assert s.scalar(select(func.count()).select_from(RenditionVersion)) == 1
     assert all(lctx.store.exists(r.object_key) for r in rows)
+
+
+def test_the_storage_sweep_renews_what_is_due_and_checks_every_version(
+        pki: LtvPki, lctx: Context, lclient: TestClient) -> None:
+    """Given a filed item due for renewal, When a storage sweep of the renditions runs with the TSA up, Then its last
+    step renews the item; a second sweep finds both versions as expected objects (no finding about either) and
+    signature_every=1 validates them."""
+    from archive.checks.sweep import SweepOptions, run_sweep
+
+    with pki.serve():
+        file_item(lclient, lctx)
+        pki_cert = pki.new_tsa_certificate(365 * 20)
+    with pki.serve():
+        run_sweep(lctx, ACTOR, SweepOptions(tier="renditions"))
+        first, second = version_rows(lctx)
+        assert second.kind == "renewal" and pki_cert.subject.rfc4514_string()
+        sweep = run_sweep(lctx, ACTOR, SweepOptions(tier="renditions", signature_every=1))
+    assert sweep.status == "done"
+    with lctx.catalogue.sessions() as s:
+        findings = list(s.scalars(select(StorageAlert)))
+    assert [a.target for a in findings if first.object_key in a.target or second.object_key in a.target] == []
+    assert len(version_rows(lctx)) == 2  # nothing due any more
