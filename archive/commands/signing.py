@@ -45,6 +45,12 @@ def tsa(host: str = typer.Option("127.0.0.1", help="监听地址。"),
         console.print(f"[red]无法启动时间戳服务：{getattr(exc, 'message', exc)}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"本地时间戳服务（仅供开发测试）: {server.url}  设置 ARCHIVE_TSA_URL={server.url}  按 Ctrl+C 停止")
+    from signing.certificates import dev_service_url
+
+    named = dev_service_url(_pki_dir(pki_dir))
+    if named:
+        where = "" if named.rstrip("/") == server.url.rstrip("/") else f"；但证书指向 {named}，请在该端口运行"
+        console.print(f"同时提供开发 CA 的吊销信息：CRL {server.url}crl，OCSP {server.url}ocsp{where}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

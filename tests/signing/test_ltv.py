@@ -146,6 +146,22 @@ def test_renewed_item_validates_after_its_certificates_expire_and_unrenewed_fail
     assert [x.name for x in failed] == ["archive_timestamps"]
     assert "过期" in failed[0].detail and bad.summary.startswith("证据不成立")
 
+    # the same through `archive verify FILE --at DATE` (offline: nothing listens on the service port now)
+    import json
+
+    from typer.testing import CliRunner
+
+    from archive.cli import app
+
+    (tmp_path / "renewed.pdf").write_bytes(renewed)
+    (tmp_path / "filed.pdf").write_bytes(filed)
+    args = ["verify", "--pki-dir", str(own.pki.directory), "--at", f"{later:%Y-%m-%d}", "--json"]
+    ok = CliRunner().invoke(app, [*args, str(tmp_path / "renewed.pdf")])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["long_term"]["ok"] is True
+    lapsed = CliRunner().invoke(app, [*args, str(tmp_path / "filed.pdf")])
+    assert lapsed.exit_code == 1 and "证据不成立" in json.loads(lapsed.output)["long_term"]["summary"]
+
 
 def test_renewal_with_the_tsa_down_leaves_the_file_as_it_was(
         rendition: bytes, ltv_signer: KeySigner, ltv_roots: list[x509.Certificate], service: LocalTsa,
