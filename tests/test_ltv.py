@@ -211,3 +211,34 @@ def test_the_storage_sweep_renews_what_is_due_and_checks_every_version(
         findings = list(s.scalars(select(StorageAlert)))
     assert [a.target for a in findings if first.object_key in a.target or second.object_key in a.target] == []
     assert len(version_rows(lctx)) == 2  # nothing due any more
+
+
+def test_archive_ltv_commands_list_renew_and_report(pki: LtvPki, lctx: Context, lclient: TestClient,
+                                                  monkeypatch: pytest.MonkeyPatch, db_url: str) -> None:
+    """Given a filed item due for renewal, When `archive ltv status`, `renew --dry-run` and `renew` run (the last
+    with the TSA down, then up with a new certificate), Then they report the level and what is due, list it, exit 1
+    naming the failure, then renew it (exit 0)."""
+    from typer.testing import CliRunner
+
+    from archive.cli import app
+    from archive.settings import get_settings
+
+    with pki.serve():
+        item = file_item(lclient, lctx)
+    monkeypatch.setenv("ARCHIVE_DATA_DIR", str(lctx.settings.data_dir))
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", db_url)
+    monkeypatch.setenv("ARCHIVE_TSA_URL", pki.url)
+    get_settings.cache_clear()
+    status = CliRunner().invoke(app, ["ltv", "status"])
+    assert status.exit_code == 0, status.output
+    assert "PAdES B-LTA" in status.output and "需要续期" in status.output and "1 件" in status.output
+    listed = CliRunner().invoke(app, ["ltv", "renew", "--dry-run"])
+    assert listed.exit_code == 0 and item["archival_code"] in listed.output
+    down = CliRunner().invoke(app, ["ltv", "renew"])
+    assert down.exit_code == 1 and "失败 1 件" in down.output
+    pki.new_tsa_certificate(365 * 20)
+    with pki.serve():
+        up = CliRunner().invoke(app, ["ltv", "renew"])
+    assert up.exit_code == 0 and "已续期 1 件" in up.output, up.output
+    get_settings.cache_clear()
+    assert len(version_rows(lctx)) == 2
