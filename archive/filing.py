@@ -53,6 +53,7 @@ from archive.retention.periods import lock_end
 from archive.retention.refusals import audited
 from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
+from signing.pades import sign_pdf
 from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
@@ -253,7 +254,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
-        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention)
+        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf)
     digests = digest_bytes(signed)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,11 +57,12 @@ def filing_level(settings: Settings, retention: str, timestamped: bool) -> str:
     return "B-LT"
 
 
-def sign_rendition(ctx: Context, rendition: bytes, retention: str) -> tuple[bytes, str]:
-    """Sign a rendition for filing at the level its retention calls for; returns (signed bytes, level)."""
+def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Callable[..., bytes]
+                   ) -> tuple[bytes, str]:
+    """Sign a rendition for filing at the level its retention calls for (with ``sign_pdf``, signing.pades's,
+    passed by the filing); returns (signed bytes, level)."""
     from signing.certificates import load_trust_roots
     from signing.ltv import fetching_context, level_of
-    from signing.pades import sign_pdf
 
     settings = ctx.settings
     timestamper = ctx.timestamper
