@@ -29,6 +29,7 @@ from pyhanko.sign.signers.pdf_signer import _ensure_esic_ext
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathValidationError
 
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
@@ -155,6 +156,9 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
             log.warning("TSA %s unavailable (%s): signing as PAdES B-B without a time stamp "
                         "(tsa_required is off)", url, exc, extra={"code": "tsa_downgrade", "tsa_url": url})
             signed = _sign(pdf, signer, None, seal, reason, location, field_name)
+    except PathValidationError as exc:  # B-LT/B-LTA: validation data for the signature or time stamp unavailable
+        raise TimestampUnavailable(f"无法取得签章或时间戳证书的验证数据（OCSP/CRL），未签章：{exc}",
+                                   code="revocation_unavailable", detail={"reason": str(exc)}) from exc
     except (SigningError, PdfError, pikepdf.PdfError, OSError, ValueError) as exc:
         raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
     if ltv.get("use_pades_lta") and validation_context is not None:
