@@ -21,6 +21,7 @@ ACTIONS: dict[str, str] = {
     "item.file": "归档（生成并签署归档件）",
     "item.retention.reapply": "按新版分类方案调整档案的保管期限",
     "item.destroy": "销毁档案",
+    "item.ltv.renew": "续期归档时间戳（PAdES B-LTA：新增文档时间戳与验证数据，保存为新版本）",
     "schedule.version.record": "登记分类方案的新版本",
     "schedule.reapply": "对已归档档案重新适用分类方案",
     "retention.event": "接收业务事件（贷款结清、账户销户、单位注销），开始计算保管期限",

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from archive.settings import get_settings
 
 if TYPE_CHECKING:
     from archive.settings import Settings
+    from signing.tsa import LocalTsa
 
 DEBIAN_DATABASE = Path("/var/lib/clamav")
 SYSTEM_SOCKETS = (Path("/run/clamav/clamd.ctl"), Path("/var/run/clamav/clamd.ctl"))
@@ -125,21 +127,35 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def start_services(settings: Settings, stack: ExitStack) -> None:
-    """Start the demo's TSA and ClamAV (stopped when ``stack`` closes), set their ARCHIVE_ variables, and say so."""
-    # the signing stack (pyhanko) is loaded when the services start, not when ./scripts/demo --help runs
+def _local_services(settings: Settings, stack: ExitStack) -> LocalTsa:
+    """The TSA with the development CA's CRL and OCSP, on the port the development certificates name, so demo
+    items are PAdES B-LT/B-LTA; when that port is taken, on a free one, and the demo signs at B-T."""
     from signing.certificates import ensure_dev_pki
     from signing.tsa import LocalTsa
 
+    pki = ensure_dev_pki(settings.pki_path, service_url=settings.dev_pki_url)
+    port = urllib.parse.urlsplit(settings.dev_pki_url).port or 80
+    try:
+        return LocalTsa(pki, port=port).start()
+    except OSError:
+        stack.callback(os.environ.pop, "ARCHIVE_LTV_LEVEL", None)
+        os.environ["ARCHIVE_LTV_LEVEL"] = "B-T"
+        out.print(f"吊销信息服务的端口 {port} 已被占用：演示归档为 PAdES B-T（不含长期验证数据）")
+        return LocalTsa(pki).start()
+
+
+def start_services(settings: Settings, stack: ExitStack) -> None:
+    """Start the demo's TSA and ClamAV (stopped when ``stack`` closes), set their ARCHIVE_ variables, and say so."""
+    # the signing stack (pyhanko) is loaded when the services start, not when ./scripts/demo --help runs
     run_dir = settings.data_dir / "run"
     if os.environ.get("ARCHIVE_TSA_URL"):
         out.print(f"时间戳：使用已设置的 ARCHIVE_TSA_URL（{os.environ['ARCHIVE_TSA_URL']}）")
     else:
-        tsa = LocalTsa(ensure_dev_pki(settings.pki_path)).start()
+        tsa = _local_services(settings, stack)
         stack.callback(tsa.stop)
         stack.callback(os.environ.pop, "ARCHIVE_TSA_URL", None)
         os.environ["ARCHIVE_TSA_URL"] = tsa.url
-        out.print(f"时间戳：本地时间戳服务 {tsa.url}（仅供开发演示），演示归档为 PAdES B-T")
+        out.print(f"时间戳与吊销信息：本地服务 {tsa.url}（仅供开发演示），演示归档为 PAdES B-LT/B-LTA")
     plan = plan_clamav(os.environ, run_dir)
     out.print(plan.note)
     if plan.clamd is not None:

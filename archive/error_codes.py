@@ -370,6 +370,14 @@ CODES: dict[str, Code] = {
     "width_too_large": Code(Kind.INVALID, "图像宽度 … 超过上限 … 像素"),
     "width_too_small": Code(Kind.INVALID, "图像宽度 … 太小，至少 … 像素"),
     "workers_need_postgresql": Code(Kind.CONFIG, "多个 API 进程（--workers 大于 1）需要 PostgreSQL 目录数据库"),
+    # long-term validation (issue 18: PAdES B-LT/B-LTA, archive time-stamp renewal)
+    "certificate_revoked": Code(Kind.CONFIG, "签章证书已被吊销（…，序列号 …），不能签章；请更换有效证书"),
+    "certificate_untrusted": Code(Kind.CONFIG, "签章证书无法验证到信任的根证书（…）"),
+    "revocation_unavailable": Code(Kind.UNAVAILABLE, "无法取得证书的吊销信息（OCSP/CRL），未签章或未续期；"
+                                   "请检查网络或吊销信息服务"),
+    "ltv_renewal_failed": Code(Kind.FAILED, "归档时间戳续期失败：…"),
+    "ltv_fixity_mismatch": Code(Kind.CONFLICT, "归档件 … 的版式文件与目录登记的摘要不一致，未续期；请先核查存储"),
+    "tsa_not_configured": Code(Kind.CONFIG, "没有配置时间戳服务（ARCHIVE_TSA_URL），无法续期归档时间戳"),
 }
 
 

@@ -32,13 +32,13 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from archive import audit, authorization, indexing, metrics
+from archive import audit, authorization, indexing, ltv, metrics
 from archive.archival_code import CodeParts, allocate, peek
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, get_case
 from archive.capture.documents import filing_order, missing_materials
 from archive.catalogue.db import is_busy
-from archive.catalogue.models import ArchiveItem, Case
+from archive.catalogue.models import ArchiveItem, Case, RenditionVersion
 from archive.catalogue.types import utcnow
 from archive.checks import gd
 from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
@@ -95,7 +95,8 @@ class _Built:
     trigger_date: date | None
     expiry: date | None
     lock: datetime | None  # object-lock end; None for back-filed records already past their period
-    level: str  # B-T with a time stamp, else B-B
+    level: str  # B-T with a time stamp, else B-B; B-LT / B-LTA with validation data (archive.ltv)
+    version: RenditionVersion | None = None  # the rendition's version 1 (archive.ltv), item_id set at commit
 
 
 class _Stale(Exception):
@@ -250,11 +251,10 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
         dates=(case.accepted_at.astimezone(ctx.zone).date(), local_closed), parties=parties,
         extra={"年度": str(parts.year), "办理网点": case.branch, "经办人": case.clerk},
     )
-    timestamper = ctx.timestamper
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
-        signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required)
+        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf)
     digests = digest_bytes(signed)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
@@ -270,7 +270,8 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from
     originals = [d.original_key for d in docs + split_sources]
     return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date,
-                  expiry, lock_until if lock_until > datetime.now(UTC) else None, "B-T" if timestamper else "B-B")
+                  expiry, lock_until if lock_until > datetime.now(UTC) else None, level,
+                  ltv.version_row(0, 1, key, signed, digests, ltv.SIGNED))
 
 
 def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:
@@ -301,6 +302,9 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     )
     s.add(item)
     s.flush()
+    if b.version is not None:  # every version of the rendition is kept in order (archive.ltv)
+        b.version.item_id = item.id
+        s.add(b.version)
     if b.lock is not None:  # every object the item references: rendition and all its documents' originals
         ctx.store.set_retention(b.key, b.lock)
         for key in sorted(item_objects(s, [item.id])[item.id] - {b.key}):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from archive import audit
 from archive.audit import Actor
-from archive.catalogue.models import ArchiveItem, Document, OrphanObject, ScanBatch
+from archive.catalogue.models import ArchiveItem, Document, OrphanObject, RenditionVersion, ScanBatch
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from storage.base import ObjectLocked
@@ -36,7 +36,8 @@ class GcReport:
 
 def referenced(session: Session) -> set[str]:
     q: CompoundSelect[Any] = union(select(Document.original_key), select(ScanBatch.original_key),
-              select(ArchiveItem.rendition_key).where(ArchiveItem.rendition_key.is_not(None)))
+              select(ArchiveItem.rendition_key).where(ArchiveItem.rendition_key.is_not(None)),
+              select(RenditionVersion.object_key))  # earlier versions of renewed renditions (archive.ltv)
     return {key for key in session.scalars(q) if key is not None}
 
 

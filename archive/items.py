@@ -6,6 +6,7 @@ branches, 410 for a destroyed item) and both register the same access events.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -62,6 +63,23 @@ def verify(ctx: Context, session: Session, principal: Principal, archival_code: 
                         Digests(item.rendition_sha256 or "", item.rendition_sm3 or "", len(data)))
     record_access(session, principal, item.case, "verification", purpose, ok=report.ok)
     return item, report
+
+
+def long_term(ctx: Context, session: Session, item: ArchiveItem, at: datetime | None = None) -> dict[str, Any]:
+    """The offline long-term verification of the item's newest rendition at ``at`` (default now): per layer, the
+    one-line summary, the time-stamp chain, and every version of the rendition (archive.ltv)."""
+    from archive.ltv import versions
+    from signing.ltv_verify import verify_ltv
+
+    with ctx.store.get(rendition_key(item)) as f:
+        data = f.read()
+    report = verify_ltv(data, load_trust_roots(ctx.settings.pki_path), at,
+                        frozenset(ctx.settings.ltv_weak_algorithms))
+    return {**report.to_dict(), "versions": [
+        {"version": v.version, "kind": v.kind, "level": v.level, "sha256": v.sha256, "sm3": v.sm3,
+         "created_at": v.created_at.isoformat(),
+         "timestamp_expiry": v.timestamp_expiry.isoformat() if v.timestamp_expiry else None}
+        for v in versions(session, item.id)]}
 
 
 def read_rendition_page(ctx: Context, session: Session, principal: Principal, archival_code: str, page: int,

@@ -197,6 +197,20 @@ class Settings(BaseSettings):
                                           "the key's label.")
     pkcs11_pin_file: Path | None = Field(None, description="pkcs11 signer: file holding the user PIN (first line).")
 
+    # --- long-term validation (signing/ltv.py, archive/ltv.py) ---
+    ltv_level: Literal["B-T", "B-LT", "B-LTA"] = Field(
+        "B-LTA", description="Highest PAdES level at filing (with a TSA): B-LTA for items whose retention is in "
+        "ARCHIVE_LTV_LTA_RETENTION, B-LT for the others; B-LT: never B-LTA; B-T: no validation data.")
+    ltv_lta_retention: Annotated[list[str], NoDecode] = Field(
+        ["D30", "Y"], description="保管期限 codes (comma-separated) whose items get an archive time stamp (B-LTA).")
+    ltv_renew_days: int = Field(365, ge=1, le=3650, description="`archive ltv renew` renews items whose newest "
+                                "time stamp's certificate expires within this many days.")
+    ltv_weak_algorithms: Annotated[list[str], NoDecode] = Field(
+        ["md5", "sha1"], description="Digest algorithms (comma-separated) no longer trusted: items whose newest "
+        "time stamp uses one are renewed.")
+    dev_pki_url: str = Field("http://127.0.0.1:3161/", description="Development PKI only: where `archive tsa` "
+                             "serves the TSA, CRL and OCSP its certificates name (set before `archive init`).")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
@@ -241,6 +255,11 @@ class Settings(BaseSettings):
         if not v or not v.isascii() or not v.isalnum() or len(v) > 8:
             raise ValueError("全宗号 must be 1-8 ASCII letters or digits")
         return v
+
+    @field_validator("ltv_lta_retention", "ltv_weak_algorithms", mode="before")
+    @classmethod
+    def _ltv_lists(cls, v: object) -> object:
+        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
 
     @property
     def catalogue_url(self) -> str:

@@ -103,8 +103,11 @@ def issue_certificate(subject: x509.Name, public_key: rsa.RSAPublicKey | ec.Elli
                       issuer: x509.Certificate | None, issuer_key: PrivateKey, *,
                       not_before: dt.datetime, not_after: dt.datetime, ca: bool = False,
                       key_usage: x509.KeyUsage | None = None,
-                      extended_key_usage: Sequence[x509.ObjectIdentifier] = ()) -> x509.Certificate:
-    """Issue one certificate (also used by tests to make expired or wrong-usage certificates)."""
+                      extended_key_usage: Sequence[x509.ObjectIdentifier] = (),
+                      extensions: Sequence[x509.ExtensionType] = ()) -> x509.Certificate:
+    """Issue one certificate (also used by tests to make expired or wrong-usage certificates).
+
+    ``extensions`` are added non-critical (e.g. signing.revocation.revocation_extensions: CRL and OCSP pointers)."""
     issuer_name = issuer.subject if issuer is not None else subject
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
                .public_key(public_key).serial_number(x509.random_serial_number())
@@ -117,6 +120,8 @@ def issue_certificate(subject: x509.Name, public_key: rsa.RSAPublicKey | ec.Elli
         builder = builder.add_extension(key_usage, critical=True)
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usage)), critical=True)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -162,7 +167,27 @@ def _issued_by(cert_path: Path, ca_cert: x509.Certificate) -> bool:
     return True
 
 
-def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None) -> DevPki:
+def _names_service(cert_path: Path, service_url: str | None) -> bool:
+    """Whether the certificate carries the revocation pointers of ``service_url`` (always true without one)."""
+    if service_url is None:
+        return True
+    from signing.revocation import ocsp_url
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(d.access_location.value == ocsp_url(service_url) for d in aia)
+
+
+def dev_service_url(pki_dir: Path) -> str | None:
+    """The URL of the revocation (CRL/OCSP) and TSA service the development PKI's certificates name, if any."""
+    path = DevPki(Path(pki_dir)).directory / "service_url"
+    return path.read_text(encoding="ascii").strip() or None if path.exists() else None
+
+
+def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None, service_url: str | None = None) -> DevPki:
     """Create the development CA, signing and TSA certificates unless they exist and are still valid.
 
     Idempotent: valid files are left alone; a missing leaf certificate, or one within 30 days of
@@ -170,7 +195,9 @@ def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None) -> DevPki:
     the signing key (``signer.key.pem``, encrypted PKCS#8, and ``signer.p12``) is encrypted with it,
     and an existing unencrypted signing key is encrypted in place. The CA and TSA keys stay
     unencrypted (development only). A directory holding ``ca.pem`` without ``ca.key.pem`` is a
-    center's own PKI and is not touched.
+    center's own PKI and is not touched. With ``service_url`` (e.g. ``http://127.0.0.1:3161/``, where
+    ``archive tsa`` listens) the leaf certificates name its ``crl`` and ``ocsp`` paths for revocation data, as a
+    real CA's do (PAdES B-LT); leaves without them are re-issued. The URL is kept in ``<pki_dir>/service_url``.
     """
     pki = DevPki(Path(pki_dir))
     if pki.ca_cert.exists() and not pki.ca_key.exists():
@@ -190,12 +217,21 @@ def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None) -> DevPki:
         _write_key(pki.ca_key, ca_key)
         _write_cert(pki.ca_cert, ca_cert)
 
-    if not (_usable(pki.signer_cert, pki.signer_key, now) and _issued_by(pki.signer_cert, ca_cert)):
+    service_url = service_url or dev_service_url(pki.directory)
+    extensions = []
+    if service_url is not None:
+        from signing.revocation import revocation_extensions
+
+        extensions = revocation_extensions(service_url)
+        (pki.directory / "service_url").write_text(service_url + "\n", encoding="ascii")
+    if not (_usable(pki.signer_cert, pki.signer_key, now) and _issued_by(pki.signer_cert, ca_cert)
+            and _names_service(pki.signer_cert, service_url)):
         ca_key = ca_key or load_private_key(pki.ca_key)
         key = _new_key()
         cert = issue_certificate(_name(f"{CENTER_NAME} 档案签章", "档案管理"), key.public_key(), ca_cert,
                                  ca_key, not_before=start, not_after=now + dt.timedelta(days=365 * 3),
-                                 key_usage=_key_usage(digital_signature=True, non_repudiation=True))
+                                 key_usage=_key_usage(digital_signature=True, non_repudiation=True),
+                                 extensions=extensions)
         _write_key(pki.signer_key, key, passphrase)
         _write_cert(pki.signer_cert, cert)
         pki.signer_p12.unlink(missing_ok=True)
@@ -209,13 +245,14 @@ def ensure_dev_pki(pki_dir: Path, passphrase: bytes | None = None) -> DevPki:
             _encryption(passphrase))
         _write_private(pki.signer_p12, p12)
 
-    if not (_usable(pki.tsa_cert, pki.tsa_key, now) and _issued_by(pki.tsa_cert, ca_cert)):
+    if not (_usable(pki.tsa_cert, pki.tsa_key, now) and _issued_by(pki.tsa_cert, ca_cert)
+            and _names_service(pki.tsa_cert, service_url)):
         ca_key = ca_key or load_private_key(pki.ca_key)
         key = _new_key()
         cert = issue_certificate(_name(f"{CENTER_NAME} 开发测试时间戳"), key.public_key(), ca_cert, ca_key,
                                  not_before=start, not_after=now + dt.timedelta(days=365 * 10),
                                  key_usage=_key_usage(digital_signature=True, non_repudiation=True),
-                                 extended_key_usage=[ExtendedKeyUsageOID.TIME_STAMPING])
+                                 extended_key_usage=[ExtendedKeyUsageOID.TIME_STAMPING], extensions=extensions)
         _write_key(pki.tsa_key, key)
         _write_cert(pki.tsa_cert, cert)
     return pki

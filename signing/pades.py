@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 from cryptography import x509
@@ -27,9 +28,12 @@ from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_signer import _ensure_esic_ext
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathValidationError
 
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
+from signing.ltv import check_not_revoked, complete_validation_data, signature_metadata, signed_revision
 from signing.pdfa import pdfa_problems
 from signing.rendition import rendition_failed
 
@@ -97,10 +101,10 @@ def _seal_style(seal: Seal) -> StaticStampStyle:
 
 
 def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, seal: Seal | None,
-          reason: str, location: str | None, field_name: str) -> bytes:
+          reason: str, location: str | None, field_name: str, ltv: dict[str, Any] | None = None) -> bytes:
     meta = signers.PdfSignatureMetadata(
         field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256",
-        reason=reason, location=location)
+        reason=reason, location=location, **(ltv or {}))
     field_spec: fields.SigFieldSpec | None = None
     stamp_style: StaticStampStyle | None = None
     if seal is not None:
@@ -118,8 +122,13 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
 
 def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | None = None,
              tsa_required: bool = True, seal: Seal | None = None, reason: str = "电子档案归档签章",
-             location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True) -> bytes:
+             location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True,
+             level: str = "B-T", validation_context: ValidationContext | None = None) -> bytes:
     """Sign a PDF/A-2b file as PAdES B-T (with ``timestamper``) or B-B (without).
+
+    ``level`` B-LT or B-LTA with a ``validation_context`` that may fetch (signing.ltv.fetching_context) and a
+    ``timestamper``: the certificate chains and revocation data go into the document security store (B-LT) and a
+    document time stamp covers them (B-LTA); a revoked signing certificate is refused (``certificate_revoked``).
 
     An unreachable or failing TSA is a TimestampUnavailable when ``tsa_required``; otherwise the
     signature is made as B-B and the downgrade is logged as a warning. The signer's certificate is
@@ -128,10 +137,15 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
     """
     if signer.signing_cert is None:
         raise SigningFailed("签章器没有证书", code="signing_failed")
-    check_signing_certificate(x509.load_der_x509_certificate(signer.signing_cert.dump()))
+    signing_cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
+    check_signing_certificate(signing_cert)
+    ltv = signature_metadata(level, validation_context) if timestamper is not None else {}
+    if ltv and validation_context is not None:
+        chain = [x509.load_der_x509_certificate(c.dump()) for c in signer.cert_registry or ()]
+        check_not_revoked(signing_cert, chain, validation_context)
     try:
         try:
-            signed = _sign(pdf, signer, timestamper, seal, reason, location, field_name)
+            signed = _sign(pdf, signer, timestamper, seal, reason, location, field_name, ltv)
         except TimestampRequestError as exc:
             url = getattr(timestamper, "url", None)
             code = "tsa_unreachable" if isinstance(exc.__cause__, OSError) else "tsa_error"
@@ -142,10 +156,15 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
             log.warning("TSA %s unavailable (%s): signing as PAdES B-B without a time stamp "
                         "(tsa_required is off)", url, exc, extra={"code": "tsa_downgrade", "tsa_url": url})
             signed = _sign(pdf, signer, None, seal, reason, location, field_name)
+    except PathValidationError as exc:  # B-LT/B-LTA: validation data for the signature or time stamp unavailable
+        raise TimestampUnavailable(f"无法取得签章或时间戳证书的验证数据（OCSP/CRL），未签章：{exc}",
+                                   code="revocation_unavailable", detail={"reason": str(exc)}) from exc
     except (SigningError, PdfError, pikepdf.PdfError, OSError, ValueError) as exc:
         raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
+    if ltv.get("use_pades_lta") and validation_context is not None:
+        signed = complete_validation_data(signed, validation_context)
     if check_pdfa:
-        problems = pdfa_problems(signed)
+        problems = pdfa_problems(signed_revision(signed) if ltv else signed)
         if problems:
             raise rendition_failed(problems, "signed")
     return signed

@@ -7,8 +7,10 @@ it has no policy, no audit log and trusts the machine clock.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+import urllib.parse
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +27,7 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from signing.certificates import DevPki, load_private_key, to_asn1_certificate, to_asn1_key
 from signing.errors import CertificateProblem, TimestampUnavailable
+from signing.revocation import CRL_PATH, OCSP_PATH, RevocationService
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ PROBE_TIMEOUT = 2.0
 MAX_REQUEST_BYTES = 64 * 1024
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
+OCSP_REPLY_TYPE = "application/ocsp-response"
+CRL_TYPE = "application/pkix-crl"
 
 
 def http_timestamper(url: str, timeout: float = DEFAULT_TIMEOUT) -> TimeStamper:
@@ -101,6 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
+        if self.path.rstrip("/").endswith("/" + OCSP_PATH) and self.server.revocation is not None:
+            if not 0 < length <= MAX_REQUEST_BYTES:
+                self._reply(400, b"expected an OCSP request", "text/plain")
+                return
+            self._reply(200, self.server.revocation.ocsp(self.rfile.read(length)), OCSP_REPLY_TYPE)
+            return
         if self.headers.get_content_type() != QUERY_TYPE or not 0 < length <= MAX_REQUEST_BYTES:
             self._reply(400, b"expected an RFC 3161 application/timestamp-query", "text/plain")
             return
@@ -114,6 +125,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, response, REPLY_TYPE)
 
     def do_GET(self) -> None:
+        revocation = self.server.revocation
+        if revocation is not None and self.path.rstrip("/").endswith("/" + CRL_PATH):
+            self._reply(200, revocation.crl(), CRL_TYPE)
+            return
+        if revocation is not None and f"/{OCSP_PATH}/" in self.path:  # RFC 6960 A.1 GET: base64 of the request
+            encoded = urllib.parse.unquote(self.path.split(f"/{OCSP_PATH}/", 1)[1])
+            try:
+                request = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                self._reply(400, b"bad OCSP GET request", "text/plain")
+                return
+            self._reply(200, revocation.ocsp(request), OCSP_REPLY_TYPE)
+            return
         self._reply(405, b"POST an RFC 3161 time-stamp request", "text/plain")
 
     def _reply(self, status: int, body: bytes, content_type: str) -> None:
@@ -130,16 +154,23 @@ class _Handler(BaseHTTPRequestHandler):
 class _TsaHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], stamper: DummyTimeStamper) -> None:
+    def __init__(self, address: tuple[str, int], stamper: DummyTimeStamper,
+                 revocation: RevocationService | None = None) -> None:
         super().__init__(address, _Handler)
         self.stamper = stamper
+        self.revocation = revocation
 
 
 class LocalTsa:
-    """A local RFC 3161 TSA over HTTP. Use as a context manager, or ``start()``/``stop()``."""
+    """A local RFC 3161 TSA over HTTP. Use as a context manager, or ``start()``/``stop()``.
+
+    With the development CA's key at hand it also serves that CA's CRL (GET ``/crl``) and OCSP (POST ``/ocsp``,
+    GET ``/ocsp/<base64>``): see signing.revocation.
+    """
 
     def __init__(self, pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _TsaHttpServer((host, port), dev_timestamper(pki))
+        revocation = RevocationService(pki) if pki.ca_key.exists() else None
+        self._server = _TsaHttpServer((host, port), dev_timestamper(pki), revocation)
         self._thread: threading.Thread | None = None
 
     @property

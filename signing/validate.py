@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.utils import CryptographyDeprecationWarning
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
@@ -130,9 +131,18 @@ def check_fixity(report: VerificationReport, actual: Digests, expected: Digests 
                "SHA-256、SM3 摘要与目录一致" if not wrong else f"{'、'.join(wrong)}与目录记录不一致，文件已被改动")
 
 
+def _lta_updates_only(status: Any) -> bool:
+    """Whether everything after this signature's revision is long-term validation data (DSS, document time
+    stamps: PAdES B-LT/B-LTA), which ISO 32000-2 and PAdES do not count as a modification."""
+    return getattr(status, "modification_level", None) in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES) \
+        and status.coverage is not None and status.coverage >= SignatureCoverageLevel.ENTIRE_REVISION
+
+
 def _signed_revision(data: bytes, signatures: Sequence[EmbeddedPdfSignature]) -> bytes:
+    # the revision the (last regular) signature covers; later DSS and document time-stamp updates are not PDF/A-2
+    regular = [s for s in signatures if s.sig_object_type != "/DocTimeStamp"] or list(signatures)
     try:
-        _start, _len1, start2, len2 = (int(v) for v in signatures[-1].sig_object["/ByteRange"])
+        _start, _len1, start2, len2 = (int(v) for v in regular[-1].sig_object["/ByteRange"])
     except (IndexError, KeyError, TypeError, ValueError):
         return data
     return data[: start2 + len2]
@@ -292,16 +302,21 @@ def _check_signature(report: VerificationReport, sig: EmbeddedPdfSignature, data
             report.add("timestamp", False, NO_TIMESTAMP + "，但要求有时间戳", name)
         else:
             report.add_absent("timestamp", NO_TIMESTAMP, name)
+    lta_only = _lta_updates_only(status)
     if last:
-        whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+        whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE or lta_only
         level = status.coverage.name if status.coverage else "未知"
         report.add("coverage", whole, "签名覆盖整个文件" if whole else
                    f"签名没有覆盖整个文件（{level}），签章后文件被追加了内容", name)
         report.level = "B-T" if timestamp is not None else "B-B"
+        if sig.sig_object_type == "/DocTimeStamp" or lta_only:  # PAdES B-LT / B-LTA (signing.ltv)
+            from signing.ltv import level_of
+
+            report.level = level_of(data)
         report.signer = subject
         report.signing_time = when
     else:
-        ok = bool(status.docmdp_ok) and status.coverage is not None and \
+        ok = (bool(status.docmdp_ok) or lta_only) and status.coverage is not None and \
             status.coverage >= SignatureCoverageLevel.ENTIRE_REVISION
         report.add("coverage", ok, "签名覆盖其版本，之后的修改是允许的" if ok else "签名之后的修改不被允许", name)
     contents, detail = _contents(sig, data)

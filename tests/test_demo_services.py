@@ -56,10 +56,15 @@ def test_clamav_with_signatures_gets_a_private_clamd_or_clamscan(tmp_path: Path)
     assert plan_clamav({"ARCHIVE_CLAMSCAN": "x"}, tmp_path, which=_which("clamd"), database=db).env == {}
 
 
-def test_demo_filings_are_bt_and_the_tsa_stops_with_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given the demo's services started, When `archive init --demo` runs, Then every demo item is PAdES B-T;
-    When the demo stops, Then the TSA no longer answers and ARCHIVE_TSA_URL is unset again."""
+def test_demo_filings_are_long_term_and_the_tsa_stops_with_the_demo(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the demo's services started (TSA, CRL and OCSP on the port the development certificates name),
+    When `archive init --demo` runs, Then every demo item is PAdES B-LTA (D30, Y) or B-LT (D10), fetching real
+    revocation data; When the demo stops, Then the TSA no longer answers and ARCHIVE_TSA_URL is unset again."""
+    from tests.signing.ltv_support import free_port
+
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ARCHIVE_DEV_PKI_URL", f"http://127.0.0.1:{free_port()}/")
     monkeypatch.setattr(demo_services, "plan_clamav", lambda *a: ClamavPlan("病毒检测：本测试不用"))  # time stamps only
     get_settings.cache_clear()
     with ExitStack() as stack:
@@ -73,7 +78,7 @@ def test_demo_filings_are_bt_and_the_tsa_stops_with_the_demo(tmp_path: Path, mon
         from archive.catalogue.models import ArchiveItem
 
         levels = [i.signature["level"] for i in s.query(ArchiveItem)]
-    assert len(levels) == 9 and set(levels) == {"B-T"}
+    assert len(levels) == 9 and set(levels) == {"B-LT", "B-LTA"}
     assert "ARCHIVE_TSA_URL" not in os.environ
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)

@@ -866,3 +866,27 @@ class SavedSearch(Base):
     name: Mapped[str] = mapped_column(String(100))
     query: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- long-term validation: every version of an item's rendition (archive/ltv.py) ---
+
+
+class RenditionVersion(Base):
+    """One version of an item's signed rendition, oldest first: the signed one (filing), then one per archive
+    time-stamp renewal (a new object: the older ones keep their WORM locks). The item's ``rendition_*`` columns
+    name the newest."""
+
+    __tablename__ = "rendition_version"
+    __table_args__ = (UniqueConstraint("item_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("archive_item.id"), index=True)
+    version: Mapped[int]  # 1, 2, …
+    object_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    sm3: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # signed | renewal
+    level: Mapped[str] = mapped_column(String(8))  # PAdES B-B, B-T, B-LT, B-LTA
+    timestamp_expiry: Mapped[datetime | None] = mapped_column(index=True)  # newest TSA cert's expiry
+    algorithm: Mapped[str | None] = mapped_column(String(32))  # digest algorithm of the newest time stamp
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive import audit
-from archive.catalogue.models import ArchiveItem, Case, Document, ScanBatch
+from archive.catalogue.models import ArchiveItem, Case, Document, RenditionVersion, ScanBatch
 from archive.checks.base import CheckObject, Dimension, Outcome, Result, Stage, check
 from archive.context import Context
 from signing.certificates import load_trust_roots
@@ -344,7 +344,14 @@ def load_expected(s: Session, tiers: tuple[str, ...]) -> dict[str, Expected]:
             ArchiveItem.rendition_key.is_not(None))
         for key, sha, sm3, code, status, sig in s.execute(q):  # type: ignore[misc]  # SQLAlchemy 2.1 stubs miscount a 6-column row
             add(Expected(key, "rendition", sha or "", sm3, None, status == DESTROYED, (code,), code,
-                         (sig or {}).get("level") == "B-T"))
+                         (sig or {}).get("level") in ("B-T", "B-LT", "B-LTA")))
+        # earlier versions of renewed renditions (archive.ltv): kept, locked, and checked like the newest
+        q2 = select(RenditionVersion.object_key, RenditionVersion.sha256, RenditionVersion.sm3, RenditionVersion.size,
+                    ArchiveItem.archival_code, ArchiveItem.status).join(
+            ArchiveItem, ArchiveItem.id == RenditionVersion.item_id).where(
+            RenditionVersion.object_key != ArchiveItem.rendition_key)
+        for key, sha, sm3, size, code, status in s.execute(q2):
+            add(Expected(key, "rendition", sha, sm3, size, status == DESTROYED, (code,), code, True))
     return {key: _merge(es) for key, es in rows.items()}
 
 

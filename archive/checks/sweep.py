@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from archive import audit, leases
+from archive import audit, leases, ltv
 from archive.audit import Actor
 from archive.catalogue.models import StorageSweep
 from archive.catalogue.types import utcnow
@@ -199,7 +199,10 @@ def run_sweep(ctx: Context, actor: Actor, options: SweepOptions | None = None, *
         subject.keys, subject.listed, subject.probes, subject.final = [], {}, {}, True
         subject.tally = sweep.tally
         sweep = _checkpoint(ctx, actor, sweep.id, run_items(items, subject), cursor=sweep.cursor, objects=0, read=0)
-        return _finish(ctx, actor, sweep.id)
+        sweep = _finish(ctx, actor, sweep.id)
+        if "renditions" in tiers:
+            ltv.sweep_step(ctx, actor)  # renew the archive time stamps that are due (never fails the sweep)
+        return sweep
     except BaseException as exc:
         _fail(ctx, actor, sweep.id, exc)
         raise

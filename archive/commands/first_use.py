@@ -31,7 +31,8 @@ def prepare_signer(ctx: Context) -> None:
         return
     from signing.certificates import ensure_dev_pki
 
-    ensure_dev_pki(settings.pki_path, passphrase=signer_passphrase(settings))
+    # the certificates name the CRL and OCSP that `archive tsa` serves at ARCHIVE_DEV_PKI_URL (PAdES B-LT)
+    ensure_dev_pki(settings.pki_path, passphrase=signer_passphrase(settings), service_url=settings.dev_pki_url)
     out.print(f"开发用证书已就绪（仅供开发测试）：{settings.pki_path}")
 
 

@@ -6,6 +6,7 @@ archive/cli.py registers ``tsa`` and ``verify`` as top-level commands.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from archive.errors import ERRORS
 from archive.settings import get_settings
 
 if TYPE_CHECKING:
+    from signing.ltv_verify import LtvReport
     from signing.validate import VerificationReport
 
 # The signing stack (pyhanko, pikepdf, …) is imported inside the commands, so `archive --help` starts fast.
@@ -43,6 +45,12 @@ def tsa(host: str = typer.Option("127.0.0.1", help="监听地址。"),
         console.print(f"[red]无法启动时间戳服务：{getattr(exc, 'message', exc)}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"本地时间戳服务（仅供开发测试）: {server.url}  设置 ARCHIVE_TSA_URL={server.url}  按 Ctrl+C 停止")
+    from signing.certificates import dev_service_url
+
+    named = dev_service_url(_pki_dir(pki_dir))
+    if named:
+        where = "" if named.rstrip("/") == server.url.rstrip("/") else f"；但证书指向 {named}，请在该端口运行"
+        console.print(f"同时提供开发 CA 的吊销信息：CRL {server.url}crl，OCSP {server.url}ocsp{where}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -86,7 +94,11 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            sm3: str | None = typer.Option(None, help="目录中登记的 SM3。"),
            size: int | None = typer.Option(None, help="目录中登记的大小（字节）。"),
            require_timestamp: bool = typer.Option(False, help="没有 RFC 3161 时间戳的签章判为不通过。"),
-           as_json: bool = typer.Option(False, "--json", help="以 JSON 输出报告。")) -> None:
+           as_json: bool = typer.Option(False, "--json", help="以 JSON 输出报告。"),
+           at: datetime | None = typer.Option(None, "--at", formats=["%Y-%m-%d"],
+                                              help="长期验证的时间点（如 2056-01-01）；给出时只用文件自带的"
+                                                   "验证数据离线验证（签章、签章时可信、时间戳、验证数据、"
+                                                   "归档时间戳链、PDF/A），默认也在现在做一次。")) -> None:
     """验证签章的 PDF（签名、证书链、时间戳、覆盖范围、PDF/A-2b、固定性）或 EEP 信息包；未通过时退出码 1。"""
     from signing.certificates import load_certificates, load_trust_roots
     from signing.eep import verify_eep
@@ -111,9 +123,32 @@ def verify(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         check_fixity(report, report.digests, expected)  # type: ignore[arg-type]  # verify_eep sets digests
     else:
         report = verify_pdf(data, roots, expected, require_timestamp=require_timestamp)
+    long_term = None
+    if data.lstrip()[:1] != b"<":
+        from signing.ltv_verify import verify_ltv
+
+        long_term = verify_ltv(data, roots, at.replace(tzinfo=UTC) if at else None)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({**report.to_dict(), "long_term": long_term.to_dict() if long_term else None},
+                              ensure_ascii=False, indent=2))
     else:
         print_report(report, console, f"验证 {file.name}")
-    if not report.ok:
+        if long_term is not None:
+            print_long_term(long_term, console)
+    if (not report.ok and at is None) or (long_term is not None and not long_term.ok and at is not None):
         raise typer.Exit(1)
+
+
+def print_long_term(report: LtvReport, console: Console) -> None:
+    """Print the long-term (offline) verification: one row per layer, then the one-line conclusion."""
+    table = Table(title=f"长期验证（离线，时间点 {report.at:%Y-%m-%d}，PAdES {report.level}）")
+    table.add_column("层 layer")
+    table.add_column("结果")
+    table.add_column("说明")
+    for layer in report.layers:
+        table.add_row(layer.name, "[green]通过[/green]" if layer.passed else "[red]未通过[/red]", layer.detail)
+    console.print(table)
+    for stamp in report.chain:
+        console.print(f"  时间戳 {stamp.at:%Y-%m-%d %H:%M:%S}（{'签名' if stamp.kind == 'signature' else '归档'}）"
+                      f"  证书有效至 {stamp.tsa_not_after:%Y-%m-%d}  {stamp.digest_algorithm}", highlight=False)
+    console.print(("[bold green]" if report.ok else "[bold red]") + report.summary + "[/]", highlight=False)

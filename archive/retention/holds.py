@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from archive import audit, saved_searches
-from archive.catalogue.models import ArchiveItem, Case, Document, Hold, HoldItem
+from archive.catalogue.models import ArchiveItem, Case, Document, Hold, HoldItem, RenditionVersion
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -106,6 +106,10 @@ def item_objects(session: Session, item_ids: Iterable[int]) -> dict[int, set[str
         for item_id, key in session.execute(
                 select(ArchiveItem.id, Document.original_key).join(Document, Document.case_id == ArchiveItem.case_id)
                 .where(ArchiveItem.id.in_(part))):
+            out[item_id].add(key)
+        for item_id, key in session.execute(  # every earlier version of the rendition (archive.ltv renewals)
+                select(RenditionVersion.item_id, RenditionVersion.object_key)
+                .where(RenditionVersion.item_id.in_(part))):
             out[item_id].add(key)
     return out
 

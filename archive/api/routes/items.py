@@ -9,7 +9,7 @@ outside the caller's branches is 404, as if it did not exist.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -197,6 +197,9 @@ class VerificationOut(BaseModel):
     digests: dict[str, Any] | None
     checks: list[CheckOut]
     verified_at: datetime
+    long_term: dict[str, Any] | None = Field(
+        None, description="长期验证（仅用文件自带的验证数据，离线）：逐层结果 layers、一句话结论 summary、"
+        "无需续期可保持到 holds_until、时间戳链 chain、版式文件的各版本 versions")
 
 
 @router.get("/items/{archival_code}/verification", response_model=VerificationOut, responses=_ERRORS,
@@ -204,9 +207,13 @@ class VerificationOut(BaseModel):
             description="每次请求重新核验。登记一条利用记录（what=verification）。")
 def verification(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
                  why: str | None = Depends(purpose),
-                 principal: Principal = Depends(guard(Permission.ITEM_READ))) -> VerificationOut:
-    _, report = items.verify(ctx, session, principal, archival_code, why)
-    return VerificationOut(archival_code=archival_code, verified_at=datetime.now(UTC), **report.to_dict())
+                 principal: Principal = Depends(guard(Permission.ITEM_READ)),
+                 at: date | None = Query(None, description="长期验证的时间点（如 2056-01-01）：在该日验证，"
+                                         "只用文件自带的证书与吊销信息；默认现在")) -> VerificationOut:
+    item, report = items.verify(ctx, session, principal, archival_code, why)
+    when = datetime(at.year, at.month, at.day, tzinfo=UTC) if at else None
+    return VerificationOut(archival_code=archival_code, verified_at=datetime.now(UTC), **report.to_dict(),
+                           long_term=items.long_term(ctx, session, item, when))
 
 
 @router.get("/items/{archival_code}/package.eep", response_class=Response,
