@@ -370,6 +370,7 @@ CODES: dict[str, Code] = {
     "width_too_large": Code(Kind.INVALID, "图像宽度 … 超过上限 … 像素"),
     "width_too_small": Code(Kind.INVALID, "图像宽度 … 太小，至少 … 像素"),
     "workers_need_postgresql": Code(Kind.CONFIG, "多个 API 进程（--workers 大于 1）需要 PostgreSQL 目录数据库"),
+    "access_register_busy": Code(Kind.UNAVAILABLE, "利用登记繁忙（待写入的登记已达上限），请稍后重试"),
 }
 
 
