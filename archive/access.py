@@ -226,6 +226,7 @@ class AccessWriter:
     MAX_BATCH = 500
     MAX_QUEUE = 5000
     TIMEOUT = 30.0
+    LINGER = 0.002  # seconds the writer waits after the first event for others to join its batch
 
     def __init__(self, catalogue: Any) -> None:
         self._catalogue = catalogue
@@ -289,6 +290,7 @@ class AccessWriter:
                         self._thread = None
                         return
                 continue
+            time.sleep(self.LINGER)  # a bigger batch: the per-transaction cost is shared by more requests
             while len(batch) < self.MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
