@@ -297,8 +297,8 @@ class AccessWriter:
                 except queue.Empty:
                     break
             try:
-                with self._catalogue.session() as s:
-                    audit.record_many(s, [(event["actor"], ACTION, "item", event["target_id"], event["detail"])
+                with self._catalogue.engine.begin() as conn:  # Core: no unit of work to keep
+                    audit.record_many(conn, [(event["actor"], ACTION, "item", event["target_id"], event["detail"])
                                           for event, _ in batch])
             except Exception as exc:  # every waiting request answers 503; the writer goes on
                 for _, done in batch:

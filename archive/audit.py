@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from archive.audit_actions import check as declared
@@ -66,11 +66,13 @@ def record(session: Session, actor: Actor, action: str, *, target_type: str | No
     return event
 
 
-def record_many(session: Session, entries: list[tuple[Actor, str, str | None, str | None, dict[str, Any]]]) -> int:
-    """Append several successful events, in the order given, inside the caller's transaction: the chain head is
-    locked, read and written once and the events go in as one bulk insert (the access register's group commit,
-    archive.access.AccessWriter). Each entry: actor, action, target type, target id, detail. Returns the last
-    event's sequence number."""
+Entry = tuple[Actor, str, str | None, str | None, dict[str, Any]]  # actor, action, target type and id, detail
+
+
+def record_many(session: Session | Connection, entries: list[Entry]) -> int:
+    """Append several successful events, in the order given, inside the caller's transaction (a session or a
+    connection): the chain head is locked, read and written once and the events go in as one bulk insert (the
+    access register's group commit, archive.access.AccessWriter). Returns the last event's sequence number."""
     head = AuditChainHead.__table__
     seq, prev = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1).with_for_update()).one()
     at, rows = utcnow(), []
