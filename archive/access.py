@@ -2,7 +2,8 @@
 
 Every read of an archive item (its data, a page image, the original, the rendition, the verification
 report, the package) is registered as an audit event ``access.read`` in the hash-chained audit log,
-inside the request's transaction: who (person or business system), which item (档号, or the
+inside the request's transaction (page images: group-committed by :class:`AccessWriter`, the answer sent only once
+its event is committed): who (person or business system), which item (档号, or the
 业务流水号 while the case is not filed yet), what was read, the purpose the caller gave in the
 ``X-Purpose`` header, and when. Archivists and auditors list them at ``GET /api/v1/access-events``.
 
