@@ -2,7 +2,8 @@
 
 Every read of an archive item (its data, a page image, the original, the rendition, the verification
 report, the package) is registered as an audit event ``access.read`` in the hash-chained audit log,
-inside the request's transaction: who (person or business system), which item (档号, or the
+inside the request's transaction (page images: group-committed by :class:`AccessWriter`, the answer sent only once
+its event is committed): who (person or business system), which item (档号, or the
 业务流水号 while the case is not filed yet), what was read, the purpose the caller gave in the
 ``X-Purpose`` header, and when. Archivists and auditors list them at ``GET /api/v1/access-events``.
 
@@ -16,12 +17,13 @@ images carry a watermark with the caller and the time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -214,34 +216,64 @@ class AccessWriter:
     """Writes access events for many concurrent requests in one transaction (group commit).
 
     A request hands its event over and waits until the batch holding it is committed, so a response
-    is still never sent before its access event is stored; but the audit chain's head is locked once
-    per batch instead of once per request, which under load is the difference between a queue of
-    requests waiting on one row lock and none. The request must have ended its own transaction first.
+    is still never sent before its access event is stored (a process killed at any moment loses only
+    events whose requests got no answer); but the audit chain's head is locked once per batch instead of
+    once per request, which under load is the difference between a queue of requests waiting on one row
+    lock and none. Events enter the chain in the order they were handed over. The queue is bounded: when
+    :data:`MAX_QUEUE` events wait, a request is answered 503 at once rather than held. The request must
+    have ended its own transaction first.
     """
 
     MAX_BATCH = 500
+    MAX_QUEUE = 5000
     TIMEOUT = 30.0
+    LINGER = 0.002  # seconds the writer waits after the first event for others to join its batch
 
     def __init__(self, catalogue: Any) -> None:
         self._catalogue = catalogue
-        self._queue: queue.SimpleQueue[tuple[dict[str, Any], Future[None]]] = queue.SimpleQueue()
+        self._queue: queue.Queue[tuple[dict[str, Any], Future[None]]] = queue.Queue(self.MAX_QUEUE)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def write(self, principal: Principal, case: Case, what: str, purpose: str | None, **detail: Any) -> None:
+        """Register the read and wait until it is committed (503 if it cannot be)."""
+        self.wait(self.submit(principal, case, what, purpose, **detail))
+
+    def submit(self, principal: Principal, case: Case, what: str, purpose: str | None,
+               **detail: Any) -> Future[None] | None:
+        """Hand the read over; the future is done once it is committed. None: the case is no archive item yet."""
         item = case.item
         if item is None:
-            return
+            return None
         body: dict[str, Any] = {"what": what, "purpose": purpose, "serial": case.serial, "branch": case.branch}
         body.update({k: v for k, v in detail.items() if v is not None})
         done: Future[None] = Future()
-        self._queue.put(({"actor": Actor.of(principal), "target_id": item.archival_code,
-                          "detail": body}, done))
+        try:
+            self._queue.put_nowait(({"actor": Actor.of(principal), "target_id": item.archival_code,
+                                     "detail": body}, done))
+        except queue.Full:
+            raise ServiceUnavailable("利用登记繁忙，请稍后重试", code="access_register_busy",
+                                     detail={"waiting": self.MAX_QUEUE}) from None
         self._ensure_thread()
+        return done
+
+    def wait(self, done: Future[None] | None) -> None:
+        """Block until the submitted read is committed."""
+        if done is None:
+            return
         try:
             done.result(timeout=self.TIMEOUT)
         except Exception as exc:
-            raise ServiceUnavailable("利用登记暂时无法写入，请稍后重试", code="access_register_unavailable") from exc
+            raise _unavailable() from exc
+
+    async def registered(self, done: Future[None] | None) -> None:
+        """:meth:`wait` on the event loop: no worker thread is held while the batch commits."""
+        if done is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(done), self.TIMEOUT)
+        except Exception as exc:
+            raise _unavailable() from exc
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -259,19 +291,32 @@ class AccessWriter:
                         self._thread = None
                         return
                 continue
+            time.sleep(self.LINGER)  # a bigger batch: the per-transaction cost is shared by more requests
             while len(batch) < self.MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:
-                with self._catalogue.session() as s:
-                    for event, _ in batch:
-                        audit.record(s, event["actor"], ACTION, target_type="item", target_id=event["target_id"],
-                                     detail=event["detail"])
+                with self._catalogue.engine.begin() as conn:  # Core: no unit of work to keep
+                    audit.record_many(conn, [(event["actor"], ACTION, "item", event["target_id"], event["detail"])
+                                          for event, _ in batch])
             except Exception as exc:  # every waiting request answers 503; the writer goes on
                 for _, done in batch:
-                    done.set_exception(exc)
+                    _settle(done, exc)
                 continue
             for _, done in batch:
-                done.set_result(None)
+                _settle(done, None)
+
+
+def _settle(done: Future[None], exc: Exception | None) -> None:
+    """Tell the request its event's outcome, unless it stopped waiting (a client gone: the event stands)."""
+    with contextlib.suppress(InvalidStateError):
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("利用登记暂时无法写入，请稍后重试", code="access_register_unavailable")

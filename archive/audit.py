@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from archive.audit_actions import check as declared
@@ -66,12 +66,39 @@ def record(session: Session, actor: Actor, action: str, *, target_type: str | No
     return event
 
 
+Entry = tuple[Actor, str, str | None, str | None, dict[str, Any]]  # actor, action, target type and id, detail
+
+
+def record_many(session: Session | Connection, entries: list[Entry]) -> int:
+    """Append several successful events, in the order given, inside the caller's transaction (a session or a
+    connection): the chain head is locked, read and written once and the events go in as one bulk insert (the
+    access register's group commit, archive.access.AccessWriter). Returns the last event's sequence number."""
+    head = AuditChainHead.__table__
+    seq, prev = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1).with_for_update()).one()
+    at, rows = utcnow(), []
+    for actor, action, target_type, target_id, detail in entries:
+        declared(action)
+        seq += 1
+        row = {"seq": seq, "at": at, "actor": actor.name, "actor_type": actor.kind, "action": action,
+               "target_type": target_type, "target_id": target_id, "outcome": "success", "detail": detail,
+               "prev_hash": prev}
+        row["hash"] = prev = _digest(row)
+        rows.append(row)
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+        session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=prev))
+    return int(seq)
+
+
 def event_hash(e: AuditEvent) -> str:
-    body = {
-        "seq": e.seq, "at": _instant(e.at), "actor": e.actor, "actor_type": e.actor_type,
-        "action": e.action, "target_type": e.target_type, "target_id": e.target_id,
-        "outcome": e.outcome, "detail": e.detail, "prev_hash": e.prev_hash,
-    }
+    return _digest({"seq": e.seq, "at": e.at, "actor": e.actor, "actor_type": e.actor_type, "action": e.action,
+                    "target_type": e.target_type, "target_id": e.target_id, "outcome": e.outcome, "detail": e.detail,
+                    "prev_hash": e.prev_hash})
+
+
+def _digest(event: dict[str, Any]) -> str:
+    """SHA-256 of an event's canonical JSON (its hash left out)."""
+    body = {k: _instant(v) if k == "at" else v for k, v in event.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -378,6 +378,7 @@ CODES: dict[str, Code] = {
     "ltv_renewal_failed": Code(Kind.FAILED, "归档时间戳续期失败：…"),
     "ltv_fixity_mismatch": Code(Kind.CONFLICT, "归档件 … 的版式文件与目录登记的摘要不一致，未续期；请先核查存储"),
     "tsa_not_configured": Code(Kind.CONFIG, "没有配置时间戳服务（ARCHIVE_TSA_URL），无法续期归档时间戳"),
+    "access_register_busy": Code(Kind.UNAVAILABLE, "利用登记繁忙（待写入的登记已达上限），请稍后重试"),
 }
 
 

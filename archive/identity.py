@@ -2,6 +2,11 @@
 
 Passwords are hashed with argon2id. Login tokens and API-key secrets are random 256-bit values, so
 they are stored as SHA-256 digests (a slow hash adds nothing for high-entropy secrets).
+
+An API key, once checked, is remembered in this process for :data:`KEY_CACHE_SECONDS` (the page-image hot path
+then costs no catalogue round trip to authenticate): a revocation in this process forgets every remembered key
+when its transaction commits, so it takes effect at once here; another process stops accepting the key within
+:data:`KEY_CACHE_SECONDS`. A key's expiry is checked on every request against the remembered expiry time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from archive.audit import Actor
 from archive.catalogue.models import ApiClient, Role, User, UserSession
 from archive.catalogue.types import utcnow
 from archive.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from archive.memo import Recent
 from archive.permissions import (
     ROLE_NAMES,
     SCOPES,
@@ -146,6 +152,10 @@ def add_client(session: Session, actor: Actor, name: str, scopes: list[str],
     return client, f"ak_{key_id}_{secret}"
 
 
+KEY_CACHE_SECONDS = 5.0
+key_cache: Recent[str, tuple[Principal, datetime | None]] = Recent(KEY_CACHE_SECONDS)  # SHA-256 of the key → caller
+
+
 def revoke_client(session: Session, actor: Actor, name: str) -> ApiClient:
     client = session.scalar(select(ApiClient).where(ApiClient.name == name))
     if client is None:
@@ -156,13 +166,30 @@ def revoke_client(session: Session, actor: Actor, name: str) -> ApiClient:
                        detail={"name": name})
     client.active, client.revoked_at = False, utcnow()
     audit.record(session, actor, "client.revoke", target_type="client", target_id=name)
+    key_cache.clear_on_commit(session)
     return client
+
+
+def remembered(token: str) -> Principal | None:
+    """The caller of an API key checked within :data:`KEY_CACHE_SECONDS` in this process, else None."""
+    return _remembered_key(_sha256(token), utcnow()) if token.startswith("ak_") else None
+
+
+def _remembered_key(digest: str, now: datetime) -> Principal | None:
+    hit = key_cache.get(digest)
+    if hit is None or (hit[1] is not None and hit[1] <= now):  # expired since: looked up again, and refused
+        return None
+    return hit[0]
 
 
 def principal_from_token(session: Session, token: str) -> Principal:
     """Resolve a login token (``st_…``) or an API key (``ak_<id>_<secret>``) to the caller."""
     now = utcnow()
     if token.startswith("ak_"):
+        digest = _sha256(token)
+        known = _remembered_key(digest, now)
+        if known is not None:
+            return known
         parts = token.split("_", 2)
         client = session.scalar(select(ApiClient).where(ApiClient.key_id == parts[1])) if len(parts) == 3 else None
         if client is None or not hmac.compare_digest(client.key_hash, _sha256(parts[2])):
@@ -171,9 +198,11 @@ def principal_from_token(session: Session, token: str) -> Principal:
             raise Unauthenticated("接入密钥已被吊销，请联系系统管理员重新签发", code="revoked_api_key")
         if client.expires_at is not None and client.expires_at <= now:
             raise Unauthenticated("接入密钥已过期，请联系系统管理员续期", code="expired_api_key")
-        return Principal("client", client.id, client.name, permissions_of_scopes(client.scopes),
-                         branches=frozenset(client.branches) if client.branches else None,
-                         scopes=tuple(client.scopes))
+        principal = Principal("client", client.id, client.name, permissions_of_scopes(client.scopes),
+                              branches=frozenset(client.branches) if client.branches else None,
+                              scopes=tuple(client.scopes))
+        key_cache.put(digest, (principal, client.expires_at))
+        return principal
     found = session.get(UserSession, _sha256(token))
     if found is None or found.expires_at <= now:
         raise Unauthenticated("登录已失效，请重新登录", code="session_expired")

@@ -141,6 +141,12 @@ def page_image(ctx: Context, doc: Document, page: int, width: int, fmt: str) -> 
         ctx.store.read_bytes(doc.original_key), doc.media_type, page, width))
 
 
+def remembered(doc: Document, page: int, width: int, fmt: str) -> PageImage | None:
+    """The page from this process's memory cache, or None (nothing is read or rendered)."""
+    hit = memory_cache.get(cache_key(doc.sha256, page, width, fmt))
+    return None if hit is None else PageImage(hit[1], hit[0], FORMATS[fmt], cached=True)
+
+
 _rendition_pages: OrderedDict[str, int] = OrderedDict()  # rendition SHA-256 → page count (a few thousand)
 
 

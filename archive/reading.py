@@ -7,6 +7,7 @@ both answer the same refusals and register the same access events.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from archive import access, authorization, images
 from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.context import Context
 from archive.errors import Gone, NotFound
+from archive.memo import Recent
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 
@@ -62,6 +64,63 @@ def granted_document(session: Session, principal: Principal, document_id: int, w
     return doc, grant
 
 
+def _plainly_readable(ctx: Context, principal: Principal, document_id: int) -> tuple[Document, int | None] | None:
+    """The document and grant when the caller may plainly read its pages (by a running grant, or by permission and
+    branch, not destroyed); None for every other case, which :func:`granted_document` then answers."""
+    with ctx.catalogue.reading() as rs:
+        doc = _load(rs, document_id)
+        if doc is None:
+            return None
+        item = doc.case.item
+        grant = lending.granted_id(rs, principal, item.id, "page") if item is not None else None
+        if item is not None and item.status == lending.DESTROYED:
+            return None
+        if grant is None and not (principal.can(Permission.IMAGE_READ) and principal.sees_branch(doc.case.branch)):
+            return None
+        rs.expunge_all()  # kept loaded for the access writer once this read-only transaction ends
+        if item is not None:
+            filed_documents.put(document_id, doc)
+        return doc, grant
+
+
+FILED_DOCUMENT_SECONDS = 5.0
+# A filed document as a page read last found it (case and item loaded, detached): a filed document changes only
+# when destroyed, and destruction forgets it (archive.retention.destruction), at once in this process.
+filed_documents: Recent[int, Document] = Recent(FILED_DOCUMENT_SECONDS)
+
+
+def quick_page_read(ctx: Context, principal: Principal, document_id: int, page: int, width: int, fmt: str,
+                    purpose: str | None) -> tuple[PageRead, Future[None] | None] | None:
+    """:func:`start_page_read` from memory alone, without blocking (on the event loop): a filed document read
+    moments ago, read by permission and branch, its page in the memory cache, no watermark. None when anything is
+    not in memory or the answer is not a plain yes; :func:`start_page_read` then decides in a worker thread."""
+    doc = filed_documents.get(document_id)
+    if doc is None or doc.case.item is None or access.watermarked(principal, ctx.settings):
+        return None
+    if principal.kind == "user":
+        known, grant = lending.remembered_grant(principal, doc.case.item.id, "page")
+        if not known or grant is not None:  # under a grant: watermarked
+            return None
+    if not (principal.can(Permission.IMAGE_READ) and principal.sees_branch(doc.case.branch)):
+        return None
+    images.check_request(doc, page, width, fmt)
+    image = images.remembered(doc, page, width, fmt)
+    if image is None:
+        return None
+    registered = ctx.access_writer.submit(principal, doc.case, "page", purpose, document=doc.id, page=page,
+                                          width=width)
+    return PageRead(image, False), registered
+
+
+def _decided(ctx: Context, session: Session | None, principal: Principal, document_id: int
+             ) -> tuple[Document, int | None]:
+    """:func:`granted_document` for a page, in ``session`` or (None) in a transaction of its own."""
+    if session is not None:
+        return granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
+    with ctx.catalogue.session() as own:
+        return granted_document(own, principal, document_id, "page", Permission.IMAGE_READ, ctx)
+
+
 @dataclass(frozen=True)
 class PageRead:
     image: images.PageImage
@@ -75,14 +134,29 @@ def read_page(ctx: Context, session: Session, principal: Principal, document_id:
 
     Ends the session's transaction: access events of page reads are group-committed (archive.access.AccessWriter).
     """
-    doc, grant = granted_document(session, principal, document_id, "page", Permission.IMAGE_READ, ctx)
+    read, registered = start_page_read(ctx, session, principal, document_id, page, width, fmt, purpose)
+    ctx.access_writer.wait(registered)
+    return read
+
+
+def start_page_read(ctx: Context, session: Session | None, principal: Principal, document_id: int, page: int,
+                    width: int, fmt: str, purpose: str | None) -> tuple[PageRead, Future[None] | None]:
+    """:func:`read_page` up to handing its access event to the writer: the caller answers only once the returned
+    future is done (``AccessWriter.registered`` awaits it on the event loop). ``session``: the request's unit of
+    work, ended here; None: a refusal is decided and audited in a transaction of its own.
+
+    A read that passes is decided in a read-only transaction (on SQLite it takes no write lock, so concurrent page
+    reads neither queue nor wait on each other); any other answer comes from :func:`granted_document`.
+    """
+    doc, grant = _plainly_readable(ctx, principal, document_id) or _decided(ctx, session, principal, document_id)
     images.check_request(doc, page, width, fmt)
     marked = access.watermarked(principal, ctx.settings) or grant is not None  # 利用 under a grant: user + time
     image = images.page_image(ctx, doc, page, width, fmt)
     if marked:
         now = datetime.now(UTC)
         image = images.watermark(image, fmt, images.watermark_text(principal.name, now.astimezone(ctx.zone)))
-    session.commit()  # end the request's own transaction before the access event is group-committed
-    ctx.access_writer.write(principal, doc.case, "page", purpose, document=doc.id, page=page, width=width,
-                           watermark=marked or None, grant=grant)
-    return PageRead(image, marked)
+    if session is not None:
+        session.commit()  # end the request's own transaction before the access event is group-committed
+    registered = ctx.access_writer.submit(principal, doc.case, "page", purpose, document=doc.id, page=page,
+                                          width=width, watermark=marked or None, grant=grant)
+    return PageRead(image, marked), registered

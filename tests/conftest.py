@@ -51,6 +51,18 @@ def _fresh_image_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_memos() -> None:
+    """API keys, grants and filed documents are remembered per process for seconds (archive/memo.py), keyed by ids
+    that every test's catalogue reuses: a test must not see another's."""
+    from archive import identity, reading
+    from archive.retention import lending
+
+    identity.key_cache.clear()
+    lending.grant_cache.clear()
+    reading.filed_documents.clear()
+
+
+@pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2's production cost is ~0.2 s a hash here; tests create hundreds of users."""
     from argon2 import PasswordHasher

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from archive import authorization
 from archive.audit import Actor
 from archive.context import Context
 from archive.errors import Unauthenticated
-from archive.identity import principal_from_token
+from archive.identity import principal_from_token, remembered
 from archive.permissions import Permission, Principal
 
 _bearer = HTTPBearer(auto_error=False, description="登录令牌（st_…）或接入密钥（ak_…）")
@@ -51,6 +52,36 @@ def caller(
     principal = principal_from_token(session, token)
     request.state.principal = principal  # the access log names the caller (archive/api/observe.py)
     return principal
+
+
+async def quick_caller(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    api_key: str | None = Depends(_api_key),
+) -> Principal:
+    """The caller as :func:`caller` finds it, without a unit of work: an API key checked moments ago
+    (archive.identity.remembered) costs no thread and no catalogue round trip; any other token is looked up in a
+    read-only transaction. For hot read-only routes (page images) whose refusals audit in their own transaction."""
+    token = api_key or (bearer.credentials if bearer else None)
+    if not token:
+        raise Unauthenticated("请先登录，或在请求头中提供接入密钥（X-API-Key）", code="unauthenticated")
+    principal = remembered(token)
+    if principal is None:
+        principal = await run_in_threadpool(_look_up, context(request), token)
+    request.state.principal = principal
+    return principal
+
+
+def _look_up(ctx: Context, token: str) -> Principal:
+    with ctx.catalogue.reading() as session:
+        return principal_from_token(session, token)
+
+
+def require_alone(ctx: Context, principal: Principal, permission: Permission, route: str) -> None:
+    """:func:`archive.authorization.require` for a caller from :func:`quick_caller`: a refusal is audited in a
+    transaction of its own (blocking: call it from a worker thread)."""
+    with ctx.catalogue.session() as session:
+        authorization.require(session, principal, permission, target_type="api", target_id=route)
 
 
 def route_of(request: Request) -> str:

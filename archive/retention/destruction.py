@@ -30,7 +30,7 @@ from reportlab.platypus import Spacer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from archive import audit, images, indexing
+from archive import audit, images, indexing, reading
 from archive.catalogue.models import (
     AppraisalDecision,
     ArchiveItem,
@@ -405,6 +405,8 @@ def _destroy(ctx: Context, session: Session, principal: Principal, number: str,
         return {"code": exc.code, "message": f"删除存储对象失败：{exc.message}；请修复后重新执行本清册"}
     for sha in digests:
         images.evict(sha)
+    for d in docs:
+        reading.filed_documents.forget(d.id)  # page reads ask the catalogue again (and get 410)
     now = utcnow()
     item.status = case.status = "destroyed"  # one truthful status: the case record says so too
     for d in docs:

@@ -8,6 +8,11 @@ of those branches. An approved request is a grant (利用授权) that ends by it
 time or earlier when revoked. Reads under a grant go into the access register (archive/access.py) with the
 grant's id, so the archivist can list a grant's views.
 
+Whether a person holds a grant for an item is remembered in this process for :data:`GRANT_CACHE_SECONDS` (every page
+of a document viewed under a grant asks): approving or revoking a grant forgets everything remembered when its
+transaction commits, so the change takes effect at once in this process and within :data:`GRANT_CACHE_SECONDS` in
+another; a grant's expiry is checked on every read against the remembered expiry time.
+
 Paper loans (实体借阅) record originals lent out (借出), reminders (催还) and returns (归还) with the condition
 found. Every change writes an audit event in its own transaction; a refused change writes a ``refused``
 event (:func:`archive.retention.refusals.audited`), so attempts are on record too.
@@ -39,6 +44,7 @@ from archive.catalogue.models import (
 )
 from archive.catalogue.types import utcnow
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from archive.memo import Recent
 from archive.permissions import Permission, Principal
 from archive.retention.refusals import actor_of as _actor
 
@@ -289,6 +295,33 @@ def _branch_scope(session: Session, principal: Principal, item_ids: list[int], w
                                detail={"archival_codes": outside[:100]})
 
 
+GRANT_CACHE_SECONDS = 5.0
+
+
+# (requester, item id, what) → (the running grant's id or None, its expiry)
+grant_cache: Recent[tuple[str, int, str], tuple[int | None, datetime | None]] = Recent(GRANT_CACHE_SECONDS)
+
+
+def remembered_grant(principal: Principal, item_id: int, what: str) -> tuple[bool, int | None]:
+    """(known, grant id) from :data:`grant_cache`: known is False when there is no current answer."""
+    hit = grant_cache.get((principal.name, item_id, what))
+    if hit is None or (hit[1] is not None and hit[1] <= utcnow()):
+        return False, None
+    return True, hit[0]
+
+
+def granted_id(session: Session, principal: Principal, item_id: int, what: str) -> int | None:
+    """The id of the caller's running grant to read ``what`` of the item (:func:`active_grant`), remembered."""
+    if principal.kind != "user":
+        return None
+    known, grant_id = remembered_grant(principal, item_id, what)
+    if known:
+        return grant_id
+    grant = active_grant(session, principal, item_id, what)
+    grant_cache.put((principal.name, item_id, what), (grant.id, grant.expires_at) if grant else (None, None))
+    return grant.id if grant else None
+
+
 def approve(session: Session, principal: Principal, request_id: int, max_days: int, days: int | None = None,
             reason: str | None = None) -> LendingRequest:
     """Approve for the requested days or fewer; the grant runs from now."""
@@ -314,6 +347,7 @@ def approve(session: Session, principal: Principal, request_id: int, max_days: i
                  detail={"requester": r.requester, "days": granted, "days_requested": r.days_requested,
                          "expires_at": r.expires_at.isoformat(), "reason": text,
                          "archival_codes": [i.archival_code for i in r.items]})
+    grant_cache.clear_on_commit(session)
     return r
 
 
@@ -344,6 +378,7 @@ def revoke(session: Session, principal: Principal, request_id: int, reason: str 
     audit.record(session, _actor(principal), "lending.revoke", target_type="lending_request", target_id=r.id,
                  detail={"requester": r.requester, "reason": text,
                          "expires_at": r.expires_at.isoformat() if r.expires_at else None})
+    grant_cache.clear_on_commit(session)
     return r
 
 
@@ -422,9 +457,9 @@ def authorize_read(session: Session, principal: Principal, item: ArchiveItem, wh
     A grant lets its holder read even where role or branch alone would not. Without one, the role and branch
     rules apply; a grant that has ended is named in the 403, so the person knows to ask again.
     """
-    grant = active_grant(session, principal, item.id, what)
-    if grant is not None:
-        return grant.id
+    grant_id = granted_id(session, principal, item.id, what)
+    if grant_id is not None:
+        return grant_id
     if principal.can(permission) and principal.sees_branch(item.case.branch):
         return None
     ended = None

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from archive import access, authorization, images, items, reading
 from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
-from archive.api.deps import UnitOfWork, caller, context, require, route_of, sqlite_turn
+from archive.api.deps import UnitOfWork, caller, context, quick_caller, require, require_alone, route_of
 from archive.api.files import file_response, matches, rendition_response
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
@@ -57,11 +57,7 @@ def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., C
     async def dependency(request: Request, principal: Principal = Depends(caller),
                          session: Session = UnitOfWork) -> Principal:  # no thread hop, but to audit a refusal
         if principal.kind == "client":
-            limiter = context(request).rate_limiter
-            if limiter.shared:  # a catalogue round trip: not on the event loop
-                await run_in_threadpool(limiter.take, f"client:{principal.id}")
-            else:
-                limiter.take(f"client:{principal.id}")
+            await _rate_limit(request, principal)
         elif grantable:
             return principal
         if not principal.can(permission):
@@ -70,6 +66,29 @@ def guard(permission: Permission, *, grantable: bool = False) -> Callable[..., C
         return principal
 
     return dependency
+
+
+def quick_guard(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """:func:`guard` (grantable) for a hot read-only route: the caller from :func:`quick_caller` and no unit of
+    work; a refusal is audited in a transaction of its own."""
+
+    async def dependency(request: Request, principal: Principal = Depends(quick_caller)) -> Principal:
+        if principal.kind != "client":
+            return principal  # a person may hold a grant: the handler checks
+        await _rate_limit(request, principal)
+        if not principal.can(permission):
+            await run_in_threadpool(require_alone, context(request), principal, permission, route_of(request))
+        return principal
+
+    return dependency
+
+
+async def _rate_limit(request: Request, principal: Principal) -> None:
+    limiter = context(request).rate_limiter
+    if limiter.shared:  # a catalogue round trip: not on the event loop
+        await run_in_threadpool(limiter.take, f"client:{principal.id}")
+    else:
+        limiter.take(f"client:{principal.id}")
 
 
 async def purpose(x_purpose: str | None = Header(None, alias=PURPOSE_HEADER, description="利用目的，记入利用登记；"
@@ -133,14 +152,20 @@ def lookup(req: LookupIn = Body(openapi_examples={"two": {"summary": "两个流�
                        422: {"description": "宽度超过上限（width_too_large）或格式不支持"}},
             summary="材料的页面图像（JPEG/PNG/WebP，指定宽度；缩略图用 w=200）",
             description="由原件渲染并缓存，再次请求直接读缓存。登记一条利用记录（what=page）。")
-def page_image(document_id: Id, page: Page, request: Request, _turn: None = Depends(sqlite_turn, scope="function"),
-               w: int = Query(images.DEFAULT_WIDTH, le=MAX_INT, description=f"宽度（像素），最大 {images.MAX_WIDTH}",
-                              examples=[1000, images.THUMBNAIL_WIDTH]),
-               format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
-               session: Session = UnitOfWork, why: str | None = Depends(purpose),
-               principal: Principal = Depends(guard(Permission.IMAGE_READ, grantable=True))) -> Response:
-    fmt = format.lower().replace("jpg", "jpeg")
-    read = reading.read_page(context(request), session, principal, document_id, page, w, fmt, why)
+async def page_image(document_id: Id, page: Page, request: Request,
+                     w: int = Query(images.DEFAULT_WIDTH, le=MAX_INT,
+                                    description=f"宽度（像素），最大 {images.MAX_WIDTH}",
+                                    examples=[1000, images.THUMBNAIL_WIDTH]),
+                     format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
+                     why: str | None = Depends(purpose),
+                     principal: Principal = Depends(quick_guard(Permission.IMAGE_READ))) -> Response:
+    fmt, ctx = format.lower().replace("jpg", "jpeg"), context(request)
+    started = reading.quick_page_read(ctx, principal, document_id, page, w, fmt, why)  # from memory: no thread
+    if started is None:
+        started = await run_in_threadpool(reading.start_page_read, ctx, None, principal, document_id, page, w, fmt,
+                                          why)
+    read, registered = started
+    await ctx.access_writer.registered(registered)  # answered only once its 利用登记 is committed
     image, marked = read.image, read.watermarked
     headers = {"ETag": image.etag, "X-Cache": "hit" if image.cached else "miss",
                "Cache-Control": "private, no-store" if marked else "private, max-age=86400"}
