@@ -370,6 +370,27 @@ CODES: dict[str, Code] = {
     "width_too_large": Code(Kind.INVALID, "图像宽度 … 超过上限 … 像素"),
     "width_too_small": Code(Kind.INVALID, "图像宽度 … 太小，至少 … 像素"),
     "workers_need_postgresql": Code(Kind.CONFIG, "多个 API 进程（--workers 大于 1）需要 PostgreSQL 目录数据库"),
+    # data quality (archive/dq/)
+    "dq_correction_no_case": Code(Kind.NOT_FOUND, "问题数据 … 没有对应的业务，不能更正著录项"),
+    "dq_correction_reason_required": Code(Kind.INVALID, "请填写更正依据"),
+    "dq_correction_still_failing": Code(Kind.INVALID, "更正后仍不符合规则 …：…（未作修改）"),
+    "dq_correction_value_invalid": Code(Kind.INVALID, "更正后的值不合要求（太长或不在可选值中）"),
+    "dq_field_not_correctable": Code(Kind.INVALID, "只能更正这些著录项：…"),
+    "dq_finding_not_found": Code(Kind.NOT_FOUND, "问题数据 … 不存在"),
+    "dq_finding_wrong_status": Code(Kind.CONFLICT, "问题数据 … 当前的状态不能办理此操作"),
+    "dq_owner_kind_invalid": Code(Kind.INVALID, "责任方类型只能是部门、网点或受委托银行"),
+    "dq_owner_required": Code(Kind.INVALID, "请填写责任部门、网点或受委托银行"),
+    "dq_reconciliation_duplicates": Code(Kind.INVALID, "比对清单中有重复的业务流水号"),
+    "dq_reconciliation_future": Code(Kind.INVALID, "比对日期不能晚于今天"),
+    "dq_reconciliation_too_large": Code(Kind.INVALID, "一次最多比对 … 笔业务，请分批报送"),
+    "dq_rule_not_batch": Code(Kind.INVALID, "规则 … 不能批量检核（只在数据比对中检查）"),
+    "dq_rule_not_found": Code(Kind.NOT_FOUND, "数据质量规则 … 不存在"),
+    "dq_rule_refused": Code(Kind.INVALID, "…（数据质量规则 … 阻断）：按提示更正后重新提交"),
+    "dq_run_finished": Code(Kind.CONFLICT, "检核批次 … 已完成"),
+    "dq_run_not_found": Code(Kind.NOT_FOUND, "检核批次 … 不存在"),
+    "dq_status_invalid": Code(Kind.INVALID, "问题数据的状态只能是：…"),
+    "dq_waiver_reason_required": Code(Kind.INVALID, "请填写豁免理由"),
+    "dq_waiver_same_person": Code(Kind.CONFLICT, "豁免须由申请人以外的人员批准"),
 }
 
 

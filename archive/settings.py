@@ -197,6 +197,15 @@ class Settings(BaseSettings):
                                           "the key's label.")
     pkcs11_pin_file: Path | None = Field(None, description="pkcs11 signer: file holding the user PIN (first line).")
 
+    # --- data quality (archive/dq/) ---
+    dq_open_case_days: int = Field(90, ge=1, le=3650, description="DQ-CA-017: a case open this many days after "
+                                   "受理 without 办结 is a finding.")
+    dq_trigger_pending_years: int = Field(30, ge=1, le=100, description="DQ-IT-009: an item whose retention "
+                                          "trigger (贷款结清, 销户 …) is still pending this many years after filing "
+                                          "is a finding (longer than any plausible loan term).")
+    dq_finding_due_days: int = Field(15, ge=1, le=365, description="Days a department has to correct an assigned "
+                                     "finding (问题数据) when the assignment gives no due date.")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
