@@ -89,8 +89,9 @@ ROLE_PERMISSIONS["archivist"] = ROLE_PERMISSIONS["archivist"] | _DQ_ALL
 ROLE_PERMISSIONS["archive_head"] = ROLE_PERMISSIONS["archive_head"] | {P.DQ_READ, P.DQ_VERIFY}
 ROLE_PERMISSIONS["auditor"] = ROLE_PERMISSIONS["auditor"] | {P.DQ_READ}
 ROLE_PERMISSIONS["dq_department"] = frozenset({P.CASE_READ, P.DQ_READ, P.DQ_FIX})
-ROLE_NAMES = {"dq_department": "业务部门数据整改员", "clerk": "柜员", "archivist": "档案管理员", "archive_head": "档案部门负责人", "auditor": "安全审计员",
+ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "archive_head": "档案部门负责人", "auditor": "安全审计员",
               "admin": "系统管理员", "security_officer": "安全保密管理员"}
+ROLE_NAMES["dq_department"] = "业务部门数据整改员"
 SEPARATED_ROLES = frozenset({"admin", "security_officer", "auditor"})  # 三员: at most one per person
 
 # Scopes of business-system clients → the permissions they grant.

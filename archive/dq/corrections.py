@@ -88,7 +88,8 @@ def _clean(field: str, value: str | None) -> str | None:
                            detail={"field": "value"})
     limit = getattr(Case.__table__.c[field].type, "length", None) or 200
     if v is not None and len(v) > limit:
-        raise InvalidInput(f"更正后的值太长（最多 {limit} 个字符）", code="dq_correction_value_invalid", detail={"field": "value"})
+        raise InvalidInput(f"更正后的值太长（最多 {limit} 个字符）", code="dq_correction_value_invalid",
+                           detail={"field": "value"})
     return v
 
 

@@ -161,7 +161,7 @@ def query(*, rule: str | None = None, dimension: str | None = None, severity: st
         q = q.where(DqFinding.status.in_(LIVE))
     if after_id is not None:
         q = q.where(DqFinding.id < after_id)
-    return q.order_by(DqFinding.id.desc()).limit(min(limit, MAX_LIMIT))
+    return q.order_by(DqFinding.id.desc()).limit(limit)
 
 
 def as_dict(f: DqFinding) -> dict[str, Any]:

@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    role = sa.table("role", sa.column("code", sa.String), sa.column("name", sa.String))
+    op.bulk_insert(role, [{"code": "dq_department", "name": "业务部门数据整改员"}])  # corrects assigned findings
     op.create_table("dq_plan",
     sa.Column("id", sa.Integer(), nullable=False),
     sa.Column("title", sa.String(length=200), nullable=False),
@@ -131,6 +133,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM role WHERE code = 'dq_department'")
     with op.batch_alter_table("dq_correction", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dq_correction_serial"))
         batch_op.drop_index(batch_op.f("ix_dq_correction_plan_id"))
