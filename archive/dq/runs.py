@@ -29,6 +29,12 @@ RULE_FAILED = "规则执行出错，已跳过，其余规则照常检核；请�
 
 
 def start(ctx: Context, actor: Actor, codes: list[str] | None = None, since: datetime | None = None) -> int:
+    with ctx.catalogue.session() as s:
+        return create(s, actor, codes, since).id
+
+
+def create(session: Session, actor: Actor, codes: list[str] | None = None, since: datetime | None = None) -> DqRun:
+    """Record a run of ``codes`` (every batch rule when None) over cases changed since ``since`` (all when None)."""
     rules = select_rules(codes)
     if not_batch := [r.code for r in rules if r.batch is None]:
         raise InvalidInput(f"规则 {'、'.join(not_batch)} 不能批量检核（只在数据比对中检查）",
@@ -36,14 +42,13 @@ def start(ctx: Context, actor: Actor, codes: list[str] | None = None, since: dat
     if since is not None and since.tzinfo is None:
         raise InvalidInput("起始时间须带时区，例如 2026-01-05T00:00:00+08:00", code="naive_datetime",
                            detail={"field": "since"})
-    with ctx.catalogue.session() as s:
-        run = DqRun(status="running", rules={r.code: r.version for r in rules}, since=since, done_rules=[],
-                    counts={}, rule_errors=[], started_by=actor.name)
-        s.add(run)
-        s.flush()
-        audit.record(s, actor, "dq.run.start", target_type="dq_run", target_id=run.id,
-                     detail={"rules": len(rules), "since": since.isoformat() if since else None})
-        return run.id
+    run = DqRun(status="running", rules={r.code: r.version for r in rules}, since=since, done_rules=[],
+                counts={}, rule_errors=[], started_by=actor.name)
+    session.add(run)
+    session.flush()
+    audit.record(session, actor, "dq.run.start", target_type="dq_run", target_id=run.id,
+                 detail={"rules": len(rules), "since": since.isoformat() if since else None})
+    return run
 
 
 def execute(ctx: Context, actor: Actor, run_id: int, progress: Progress | None = None) -> DqRun:

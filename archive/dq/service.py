@@ -17,11 +17,13 @@ from archive.permissions import Permission, Principal
 EXPORT_MAX = 100_000
 
 
-def start_run_job(ctx: Context, principal: Principal, codes: list[str] | None,
+def start_run_job(ctx: Context, session: Session, principal: Principal, codes: list[str] | None,
                   since: datetime | None) -> tuple[int, int]:
-    """Record a run and execute it as a background job with progress; (run id, job id)."""
+    """Record a run in ``session`` and commit it, then execute it as a background job (each rule commits in a
+    transaction of its own); (run id, job id)."""
     actor = Actor.of(principal)
-    run_id = runs.start(ctx, actor, codes, since)
+    run_id = runs.create(session, actor, codes, since).id
+    session.commit()
 
     def work(progress: jobs.Progress) -> jobs.Outcome:
         run = runs.execute(ctx, actor, run_id, lambda done, total, _code: progress(done, total))

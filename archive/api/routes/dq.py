@@ -165,9 +165,9 @@ def rule(code: str, _: Principal = Depends(require(P.DQ_READ))) -> RuleOut:
 
 @router.post("/runs", response_model=RunStarted, status_code=202, responses=_ERRORS,
              summary="开始一次批量检核（后台任务，可续跑）")
-def start_run(body: RunIn, ctx: Context = Depends(context),
+def start_run(body: RunIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
               principal: Principal = Depends(require(P.DQ_RUN))) -> RunStarted:
-    run_id, job_id = service.start_run_job(ctx, principal, body.rules, body.since)
+    run_id, job_id = service.start_run_job(ctx, session, principal, body.rules, body.since)
     return RunStarted(run_id=run_id, job_id=job_id)
 
 

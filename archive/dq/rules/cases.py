@@ -33,6 +33,13 @@ def _case_failures(session: Session, scope: Scope, where: Any, message: str, *co
                       {c.key: _plain(getattr(row, c.key)) for c in columns})
 
 
+def elapsed_days(session: Session, later: Any, earlier: Any) -> Any:
+    """SQL for the days from ``earlier`` to ``later`` (fractional), the same on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.julianday(later) - func.julianday(earlier)
+    return func.extract("epoch", later - earlier) / 86400.0
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 

@@ -23,7 +23,7 @@ from archive.catalogue.models import (
 )
 from archive.context import Context
 from archive.dq.registry import Failure, Scope, rule
-from archive.dq.rules.cases import _invalid, _plain, _rows
+from archive.dq.rules.cases import _invalid, _plain, _rows, elapsed_days
 
 
 def _items(scope: Scope, *columns: Any) -> Any:
@@ -76,7 +76,7 @@ def metadata_present(ctx: Context, session: Session, scope: Scope) -> Iterable[F
 @rule("DQ-IT-004", "办结时间不晚于归档时间", dimension="accuracy", object="item", severity="error",
       owner="business", hint="核对业务系统报送的办结时间")
 def closed_before_filed(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
-    late = Case.closed_at.is_(None) | (Case.closed_at > ArchiveItem.filed_at + timedelta(minutes=5))
+    late = Case.closed_at.is_(None) | (elapsed_days(session, Case.closed_at, ArchiveItem.filed_at) > 5 / 1440)
     return _failures(session, scope, late, "办结时间缺失或晚于归档时间", Case.closed_at, ArchiveItem.filed_at)
 
 
@@ -84,7 +84,7 @@ def closed_before_filed(ctx: Context, session: Session, scope: Scope) -> Iterabl
       owner="archive", hint="超期归档：分析原因（材料不齐、系统故障），督促网点办结即归档")
 def filed_on_time(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     days = ctx.settings.filing_due_days
-    late = ArchiveItem.filed_at > Case.closed_at + timedelta(days=days)
+    late = elapsed_days(session, ArchiveItem.filed_at, Case.closed_at) > days
     return _failures(session, scope, late, f"办结后超过 {days} 天才归档", Case.closed_at, ArchiveItem.filed_at)
 
 
