@@ -895,7 +895,7 @@ class DqFinding(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of rule + object + key values
     rule_code: Mapped[str] = mapped_column(String(16), index=True)
     rule_version: Mapped[int]
-    dimension: Mapped[str] = mapped_column(String(8), index=True)
+    dimension: Mapped[str] = mapped_column(String(16), index=True)
     severity: Mapped[str] = mapped_column(String(8), index=True)
     object_type: Mapped[str] = mapped_column(String(16))
     object_key: Mapped[str] = mapped_column(String(128), index=True)  # 业务流水号, 档号 or document id

@@ -6,7 +6,9 @@ re-check fails goes back to assigned. A waiver is proposed by one person and gra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -27,11 +29,15 @@ LIVE = ("open", "assigned", "fixing", "submitted", "waiver_proposed")
 MAX_LIMIT = 1000
 
 
-def observe(session: Session, rule: Rule, failure: Failure, run_id: int | None, now: datetime) -> bool:
+def observe(session: Session, rule: Rule, failure: Failure, run_id: int | None, now: datetime,
+            found: DqFinding | bool | None = False) -> bool:
     """Record that ``failure`` was seen: a new finding, or the known one's last_seen moves (a verified one that
-    fails again is opened again). True when a new finding was made."""
+    fails again is opened again). True when a new finding was made. ``found``: the finding already looked up
+    (None: known not to exist), else it is looked up here."""
     fp = failure.fingerprint(rule.code)
-    found = session.scalar(select(DqFinding).where(DqFinding.fingerprint == fp))
+    if found is False:
+        found = session.scalar(select(DqFinding).where(DqFinding.fingerprint == fp))
+    assert not isinstance(found, bool)
     if found is None:
         session.add(DqFinding(fingerprint=fp, rule_code=rule.code, rule_version=rule.version,
                               dimension=rule.dimension, severity=rule.severity, object_type=failure.object_type,
@@ -45,6 +51,27 @@ def observe(session: Session, rule: Rule, failure: Failure, run_id: int | None, 
         _move(found, "open", "system", now, "再次检核仍不通过，重新打开")
         found.resolved_at = found.resolved_by = None
     return False
+
+
+def observe_many(session: Session, rule: Rule, failures: Iterable[Failure], run_id: int | None,
+                 now: datetime, chunk: int = 1000) -> tuple[int, int]:
+    """``observe`` for a batch run: known fingerprints looked up a chunk at a time; (failing, new)."""
+    failing = new = 0
+    seen: set[str] = set()  # a rule may give the same failure twice (one finding)
+    it = iter(failures)
+    while part := list(islice(it, chunk)):
+        by_fp = {fp: f for f in part if (fp := f.fingerprint(rule.code)) not in seen}
+        seen |= by_fp.keys()
+        failing += len(part)
+        known = {k.fingerprint: k for k in session.scalars(select(DqFinding).where(
+            DqFinding.fingerprint.in_(list(by_fp))))}
+        for fp, failure in by_fp.items():
+            if fp in known:
+                observe(session, rule, failure, run_id, now, known[fp])
+            else:
+                new += observe(session, rule, failure, run_id, now, None)
+        session.flush()
+    return failing, new
 
 
 def _move(f: DqFinding, to: str, by: str, now: datetime, note: str | None = None) -> None:

@@ -87,9 +87,8 @@ def _one(ctx: Context, run_id: int, rule: Rule, scope: Scope) -> None:
         try:
             with s.begin_nested():
                 assert rule.batch is not None
-                for failure in rule.batch(ctx, s, scope):
-                    counts["failing"] += 1
-                    counts["new"] += findings.observe(s, rule, failure, run_id, scope.now)
+                failing, new = findings.observe_many(s, rule, rule.batch(ctx, s, scope), run_id, scope.now)
+                counts = {"failing": failing, "new": new}
         except Exception:  # a broken rule is reported, the run goes on
             log.exception("data-quality rule %s failed", rule.code)
             counts, error = {"failing": 0, "new": 0}, RULE_FAILED

@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column("fingerprint", sa.String(length=64), nullable=False),
     sa.Column("rule_code", sa.String(length=16), nullable=False),
     sa.Column("rule_version", sa.Integer(), nullable=False),
-    sa.Column("dimension", sa.String(length=8), nullable=False),
+    sa.Column("dimension", sa.String(length=16), nullable=False),
     sa.Column("severity", sa.String(length=8), nullable=False),
     sa.Column("object_type", sa.String(length=16), nullable=False),
     sa.Column("object_key", sa.String(length=128), nullable=False),
