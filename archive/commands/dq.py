@@ -61,7 +61,9 @@ def _since(value: str | None) -> datetime | None:
 def run(rules: Annotated[list[str] | None, typer.Option("--rules", help="规则编号（可多次给出）；默认全部批量规则。")]
         = None,
         since: Annotated[str | None, typer.Option(help="只检核此后有变动的业务（带时区的时间）。")] = None,
-        resume: Annotated[bool, typer.Option(help="先续跑上次未完成的检核（如有）。")] = False) -> None:
+        resume: Annotated[bool, typer.Option(help="先续跑上次未完成的检核（如有）。")] = False,
+        kind: Annotated[str | None, typer.Option(help="只运行 sql（一条查询）或 python（逐行检查）的规则。")] = None
+        ) -> None:
     """批量检核：逐条规则检核目录数据，记录规则版本与计数，问题数据按指纹去重；中断后可用 --resume 续跑。"""
     from archive.dq import runs
 
@@ -70,7 +72,9 @@ def run(rules: Annotated[list[str] | None, typer.Option("--rules", help="规则�
     try:
         run_id = runs.unfinished(ctx) if resume else None
         if run_id is None:
-            run_id = runs.start(ctx, actor, rules or None, _since(since))
+            if kind not in (None, "sql", "python"):
+                raise typer.BadParameter("kind 只能是 sql 或 python")
+            run_id = runs.start(ctx, actor, rules or None, _since(since), kind)
         else:
             out.print(f"续跑检核批次 {run_id}")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -174,7 +174,7 @@ def waive(session: Session, actor: Actor, finding_id: int) -> DqFinding:
 def query(*, rule: str | None = None, dimension: str | None = None, severity: str | None = None,
           status: str | None = None, owner: str | None = None, branch: str | None = None,
           serial: str | None = None, live: bool = False, after_id: int | None = None,
-          limit: int = 100) -> Select[tuple[DqFinding]]:
+          limit: int = 100) -> Select[DqFinding]:
     """Findings matching the filters, newest first, keyset-paged by id (``after_id``: the last id of the page)."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"状态只能是：{'、'.join(STATUSES)}", code="dq_status_invalid", detail={"field": "status"})

@@ -12,13 +12,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import false, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from archive.catalogue.models import Case
 from archive.context import Context
+
+Q = TypeVar("Q", bound=Any)  # a Select of any columns
 
 DIMENSIONS = {"completeness": "完整性", "accuracy": "准确性", "consistency": "一致性", "conformity": "规范性",
               "timeliness": "及时性"}
@@ -55,13 +57,22 @@ class Scope:
     since: datetime | None = None
     serials: tuple[str, ...] | None = None
 
-    def cases(self, query: Select[Any]) -> Select[Any]:
+    def cases(self, query: Q) -> Q:
         """``query`` (which selects from or joins ``case``) narrowed to this scope."""
         if self.serials is not None:
             query = query.where(Case.serial.in_(self.serials))
         if self.since is not None:
             query = query.where(Case.updated_at >= self.since)
         return query
+
+
+def table_of(name: str, rows: Iterable[tuple[str, str]]) -> Any:
+    """A small constant table (``a``, ``b``) as a subquery, to join a schedule's (type, material) pairs in one query
+    on SQLite and PostgreSQL alike."""
+    selects = [select(literal(a).label("a"), literal(b).label("b")) for a, b in rows]
+    if not selects:
+        selects = [select(literal("").label("a"), literal("").label("b")).where(false())]
+    return union_all(*selects).subquery(name)
 
 
 BatchCheck = Callable[[Context, Session, Scope], Iterable[Failure]]
@@ -81,6 +92,7 @@ class Rule:
     hint: str
     batch: BatchCheck | None = None
     source: SourceCheck | None = None
+    kind: str = "sql"  # sql: one query returns the failing rows; python: rows are read and checked one by one
 
     def describe(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "dimension": self.dimension,
@@ -88,18 +100,18 @@ class Rule:
                 "object_name": OBJECTS[self.object], "severity": self.severity,
                 "severity_name": SEVERITIES[self.severity], "where": self.where, "where_name": WHERE[self.where],
                 "version": self.version, "owner": self.owner, "owner_name": DEPARTMENTS[self.owner],
-                "hint": self.hint}
+                "hint": self.hint, "kind": self.kind}
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
 def rule(code: str, name: str, *, dimension: str, object: str, severity: str, owner: str, hint: str,
-         where: str = "batch", version: int = 1) -> Callable[[BatchCheck], BatchCheck]:
+         where: str = "batch", version: int = 1, kind: str = "sql") -> Callable[[BatchCheck], BatchCheck]:
     """Register the decorated batch check as a rule."""
 
     def register(check: BatchCheck) -> BatchCheck:
-        add(Rule(code, name, dimension, object, severity, where, version, owner, hint, batch=check))
+        add(Rule(code, name, dimension, object, severity, where, version, owner, hint, batch=check, kind=kind))
         return check
 
     return register
@@ -108,7 +120,7 @@ def rule(code: str, name: str, *, dimension: str, object: str, severity: str, ow
 def add(r: Rule) -> Rule:
     assert r.code not in REGISTRY, r.code
     assert r.dimension in DIMENSIONS and r.object in OBJECTS and r.severity in SEVERITIES and r.where in WHERE
-    assert r.owner in DEPARTMENTS
+    assert r.owner in DEPARTMENTS and r.kind in ("sql", "python")
     REGISTRY[r.code] = r
     return r
 
@@ -117,4 +129,4 @@ def with_source(code: str, source: SourceCheck) -> None:
     """Give the registered rule ``code`` its check at the source (intake or upload)."""
     r = REGISTRY[code]
     REGISTRY[code] = Rule(r.code, r.name, r.dimension, r.object, r.severity, r.where, r.version, r.owner, r.hint,
-                          batch=r.batch, source=source)
+                          batch=r.batch, source=source, kind=r.kind)

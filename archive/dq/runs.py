@@ -28,14 +28,16 @@ Progress = Callable[[int, int, str], None]
 RULE_FAILED = "规则执行出错，已跳过，其余规则照常检核；请联系信息部门查看日志"
 
 
-def start(ctx: Context, actor: Actor, codes: list[str] | None = None, since: datetime | None = None) -> int:
+def start(ctx: Context, actor: Actor, codes: list[str] | None = None, since: datetime | None = None,
+          kind: str | None = None) -> int:
     with ctx.catalogue.session() as s:
-        return create(s, actor, codes, since).id
+        return create(s, actor, codes, since, kind).id
 
 
-def create(session: Session, actor: Actor, codes: list[str] | None = None, since: datetime | None = None) -> DqRun:
-    """Record a run of ``codes`` (every batch rule when None) over cases changed since ``since`` (all when None)."""
-    rules = select_rules(codes)
+def create(session: Session, actor: Actor, codes: list[str] | None = None, since: datetime | None = None,
+           kind: str | None = None) -> DqRun:
+    """Record a run of ``codes`` (every batch rule of ``kind`` when None) over cases changed since ``since``."""
+    rules = select_rules(codes, kind)
     if not_batch := [r.code for r in rules if r.batch is None]:
         raise InvalidInput(f"规则 {'、'.join(not_batch)} 不能批量检核（只在数据比对中检查）",
                            code="dq_rule_not_batch", detail={"rules": not_batch})
@@ -100,8 +102,8 @@ def _one(ctx: Context, run_id: int, rule: Rule, scope: Scope) -> None:
 
 
 def run(ctx: Context, actor: Actor, codes: list[str] | None = None, since: datetime | None = None,
-        progress: Progress | None = None) -> DqRun:
-    return execute(ctx, actor, start(ctx, actor, codes, since), progress)
+        progress: Progress | None = None, kind: str | None = None) -> DqRun:
+    return execute(ctx, actor, start(ctx, actor, codes, since, kind), progress)
 
 
 def unfinished(ctx: Context) -> int | None:
@@ -120,4 +122,4 @@ def recheck(ctx: Context, session: Session, finding: DqFinding) -> Failure | Non
     same = [f for f in rule.batch(ctx, session, scope)
             if f.object_type == finding.object_type and f.object_key == finding.object_key]
     exact = [f for f in same if f.fingerprint(rule.code) == finding.fingerprint]
-    return (exact or same or [None])[0]
+    return (exact or same)[0] if same else None

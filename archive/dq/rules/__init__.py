@@ -19,8 +19,9 @@ def get_rule(code: str) -> Rule:
     return r
 
 
-def select_rules(codes: list[str] | None) -> list[Rule]:
-    """The rules named (each must exist), or every rule that runs in batches."""
+def select_rules(codes: list[str] | None, kind: str | None = None) -> list[Rule]:
+    """The rules named (each must exist), or every rule that runs in batches (only SQL or only row-by-row ones
+    when ``kind`` says so)."""
     if codes:
         return [get_rule(c) for c in codes]
-    return [r for r in all_rules() if r.batch is not None]
+    return [r for r in all_rules() if r.batch is not None and kind in (None, r.kind)]

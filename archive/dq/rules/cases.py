@@ -7,13 +7,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.orm import Session
 
 from archive.catalogue.models import Case
 from archive.catalogue.types import utcnow
 from archive.context import Context
-from archive.dq.registry import Failure, Scope, rule, with_source
+from archive.dq.registry import Failure, Scope, rule, table_of, with_source
 from archive.errors import InvalidInput
 from archive.identifiers import validate_id_number, validate_mobile, validate_uscc
 
@@ -22,7 +22,7 @@ SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,63}")  # archive.capture.cases.
 _NAME = re.compile(r"[\u4e00-\u9fa5·•A-Za-z .]{1,100}")
 
 
-def _rows(session: Session, query: Select[Any]) -> Iterator[Any]:
+def _rows(session: Session, query: Executable) -> Iterator[Any]:
     yield from session.execute(query.execution_options(yield_per=CHUNK))
 
 
@@ -56,7 +56,8 @@ def _invalid(check: Any, value: str) -> str | None:
 
 
 @rule("DQ-CA-001", "证件号码校验位", dimension="accuracy", object="case", severity="block", owner="business",
-      where="both", hint="核对申请人身份证件，按证件重新录入18位证件号码（末位校验码可能为X）")
+      where="both", kind="python",
+      hint="核对申请人身份证件，按证件重新录入18位证件号码（末位校验码可能为X）")
 def id_number_check_digit(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     q = scope.cases(select(Case.serial, Case.branch, Case.applicant_id_number)
                     .where(Case.applicant_id_number.is_not(None)))
@@ -76,7 +77,8 @@ with_source("DQ-CA-001", _id_number_source)
 
 
 @rule("DQ-CA-002", "统一社会信用代码校验位", dimension="accuracy", object="case", severity="block",
-      owner="business", where="both", hint="核对单位营业执照，重新录入18位统一社会信用代码")
+      owner="business", where="both", kind="python",
+      hint="核对单位营业执照，重新录入18位统一社会信用代码")
 def uscc_check_digit(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     q = scope.cases(select(Case.serial, Case.branch, Case.unit_uscc).where(Case.unit_uscc.is_not(None)))
     for row in _rows(session, q):
@@ -89,7 +91,8 @@ with_source("DQ-CA-002", lambda ctx, s, v: _invalid(validate_uscc, v["unit_uscc"
 
 
 @rule("DQ-CA-003", "手机号码格式", dimension="conformity", object="case", severity="warn", owner="business",
-      where="batch", hint="向申请人核实手机号码，按11位数字重新录入")
+      where="batch", kind="python",
+      hint="向申请人核实手机号码，按11位数字重新录入")
 def mobile_format(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     q = scope.cases(select(Case.serial, Case.branch, Case.applicant_mobile)
                     .where(Case.applicant_mobile.is_not(None)))
@@ -109,7 +112,8 @@ def _name_problem(name: str | None) -> str | None:
 
 
 @rule("DQ-CA-004", "申请人姓名规范", dimension="conformity", object="case", severity="block", owner="business",
-      where="both", hint="按证件上的姓名录入，不含数字、符号和空格（少数民族姓名的间隔号用“·”）")
+      where="both", kind="python",
+      hint="按证件上的姓名录入，不含数字、符号和空格（少数民族姓名的间隔号用“·”）")
 def name_format(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     q = scope.cases(select(Case.serial, Case.branch, Case.applicant_name).where(Case.applicant_name.is_not(None)))
     for row in _rows(session, q):
@@ -166,7 +170,8 @@ def unit_name_agreement(ctx: Context, session: Session, scope: Scope) -> Iterabl
 
 
 @rule("DQ-CA-007", "业务流水号格式", dimension="conformity", object="case", severity="block", owner="it",
-      where="both", hint="业务流水号应为6-64位字母、数字、下划线或连字符，由业务系统按规则生成")
+      where="both", kind="python",
+      hint="业务流水号应为6-64位字母、数字、下划线或连字符，由业务系统按规则生成")
 def serial_pattern(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     for row in _rows(session, scope.cases(select(Case.serial, Case.branch))):
         if not SERIAL.fullmatch(row.serial):
@@ -244,9 +249,12 @@ def business_type_known(ctx: Context, session: Session, scope: Scope) -> Iterabl
 @rule("DQ-CA-015", "类别与业务类型一致", dimension="consistency", object="case", severity="error",
       owner="archive", hint="按分类方案更正业务的类别")
 def category_matches_type(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
-    for code, bt in ctx.schedule.types.items():
-        yield from _case_failures(session, scope, (Case.business_type == code) & (Case.category != bt.category),
-                                  f"业务类型 {code} 属于类别 {bt.category}，业务登记的类别不同", Case.category)
+    cats = table_of("categories", ((code, bt.category) for code, bt in ctx.schedule.types.items()))
+    q = scope.cases(select(Case.serial, Case.branch, Case.business_type, Case.category, cats.c.b.label("expected"))
+                    .join(cats, cats.c.a == Case.business_type).where(Case.category != cats.c.b))
+    for row in _rows(session, q):
+        yield Failure("case", row.serial, row.serial, f"业务类型 {row.business_type} 属于类别 {row.expected}，"
+                      "业务登记的类别不同", row.branch, {"category": row.category})
 
 
 # --- timeliness ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, aliased
 
 from archive.catalogue.models import ArchiveItem, Case, CheckReport, CheckResult, Document
 from archive.context import Context
-from archive.dq.registry import Failure, Scope, rule, with_source
+from archive.dq.registry import Failure, Scope, rule, table_of, with_source
 from archive.dq.rules.cases import _rows
 
 IMAGES = ("image/jpeg", "image/png", "image/tiff")
@@ -29,29 +29,31 @@ def _active_docs(scope: Scope, *columns: Any) -> Any:
 @rule("DQ-DO-001", "必备材料齐全", dimension="completeness", object="case", severity="error", owner="business",
       hint="按分类方案补扫缺少的必备材料并补充归档，或由档案部门说明缺件原因")
 def required_materials(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
-    for code, bt in ctx.schedule.types.items():
-        for material in bt.required:
-            has = exists().where(Document.case_id == Case.id, Document.material_type == material, Document.is_active)
-            q = scope.cases(select(Case.serial, Case.branch).where(
-                Case.business_type == code, Case.status == "filed", ~has))
-            name = ctx.schedule.materials.get(material, material)
-            for row in _rows(session, q):
-                yield Failure("case", row.serial, row.serial, f"已归档的{bt.name}业务缺少必备材料“{name}”", row.branch,
-                              {"material_type": material})
+    req = table_of("required", ((code, m) for code, bt in ctx.schedule.types.items() for m in bt.required))
+    has = exists().where(Document.case_id == Case.id, Document.material_type == req.c.b, Document.is_active)
+    q = scope.cases(select(Case.serial, Case.branch, Case.business_type, req.c.b.label("material"))
+                    .join(req, req.c.a == Case.business_type).where(Case.status == "filed", ~has))
+    for row in _rows(session, q):
+        bt = ctx.schedule.types[row.business_type]
+        name = ctx.schedule.materials.get(row.material, row.material)
+        yield Failure("case", row.serial, row.serial, f"已归档的{bt.name}业务缺少必备材料“{name}”", row.branch,
+                      {"material_type": row.material})
 
 
 @rule("DQ-DO-002", "材料类型属于业务类型", dimension="conformity", object="document", severity="error",
       owner="business", hint="在业务页面把材料改为正确的材料类型")
 def material_allowed(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
-    for code, bt in ctx.schedule.types.items():
-        allowed = bt.required + bt.optional
-        q = _active_docs(scope).where(Case.business_type == code, Document.material_type.not_in(allowed))
-        for row in _rows(session, q):
-            yield _doc(row, f"材料类型 {row.material_type} 不属于{bt.name}业务")
+    allowed = table_of("allowed", ((code, m) for code, bt in ctx.schedule.types.items()
+                                   for m in bt.required + bt.optional))
+    ok = exists().where(allowed.c.a == Case.business_type, allowed.c.b == Document.material_type)
+    q = _active_docs(scope, Case.business_type).where(Case.business_type.in_(tuple(ctx.schedule.types)), ~ok)
+    for row in _rows(session, q):
+        yield _doc(row, f"材料类型 {row.material_type} 不属于{ctx.schedule.types[row.business_type].name}业务")
 
 
 @rule("DQ-DO-003", "扫描分辨率不低于要求（DA/T 31）", dimension="conformity", object="document", severity="warn",
-      owner="business", where="both", hint="按不低于200dpi重新扫描该材料并替换")
+      owner="business", where="both", kind="python",
+      hint="按不低于200dpi重新扫描该材料并替换")
 def scan_resolution(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     floor = ctx.settings.min_dpi
     for row in _rows(session, _active_docs(scope, Document.detail).where(Document.media_type.in_(IMAGES))):
@@ -83,7 +85,8 @@ with_source("DQ-DO-004", lambda ctx, s, v: "材料登记的页数小于1" if v.g
 
 
 @rule("DQ-DO-005", "图像材料的页数与逐页分辨率记录一致", dimension="consistency", object="document",
-      severity="warn", owner="it", hint="材料的检测记录不完整：重新上传该材料")
+      severity="warn", owner="it", kind="python",
+      hint="材料的检测记录不完整：重新上传该材料")
 def page_count_vs_inspection(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     q = _active_docs(scope, Document.page_count, Document.detail).where(Document.media_type.in_(IMAGES))
     for row in _rows(session, q):

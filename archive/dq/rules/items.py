@@ -22,7 +22,7 @@ from archive.catalogue.models import (
     ScheduleVersion,
 )
 from archive.context import Context
-from archive.dq.registry import Failure, Scope, rule
+from archive.dq.registry import Failure, Scope, rule, table_of
 from archive.dq.rules.cases import _invalid, _plain, _rows, elapsed_days
 
 
@@ -41,7 +41,8 @@ FILED = ArchiveItem.status == "filed"
 
 
 @rule("DQ-IT-001", "档号符合档号规则并与条目一致", dimension="conformity", object="item", severity="error",
-      owner="archive", hint="档号与档号规则或条目的全宗号、年度、保管期限、类别、件号不一致：核对后由档案部门更正条目")
+      owner="archive", kind="python",
+      hint="档号与档号规则或条目的全宗号、年度、保管期限、类别、件号不一致：核对后由档案部门更正条目")
 def archival_code_pattern(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     cols = (ArchiveItem.fonds_code, ArchiveItem.year, ArchiveItem.retention_code, ArchiveItem.category,
             ArchiveItem.number)
@@ -92,12 +93,17 @@ def filed_on_time(ctx: Context, session: Session, scope: Scope) -> Iterable[Fail
       owner="archive", hint="按现行分类方案的保管期限表核对；确需调整的通过“重新适用分类方案”或鉴定办理")
 def retention_matches_schedule(ctx: Context, session: Session, scope: Scope) -> Iterable[Failure]:
     current = session.scalars(select(ScheduleVersion.ref).where(ScheduleVersion.label == ctx.schedule.version)).all()
-    for code, bt in ctx.schedule.types.items():
-        effective = func.coalesce(ArchiveItem.current_retention, ArchiveItem.retention_code)
-        where = FILED & (Case.business_type == code) & (effective != bt.retention.value) & \
-            ArchiveItem.schedule_version.in_(current)
-        yield from _failures(session, scope, where, f"保管期限与分类方案 {ctx.schedule.version} 中{bt.name}的"
-                             f"{bt.retention.label}不一致", ArchiveItem.retention_code, ArchiveItem.schedule_version)
+    periods = table_of("periods", ((code, bt.retention.value) for code, bt in ctx.schedule.types.items()))
+    effective = func.coalesce(ArchiveItem.current_retention, ArchiveItem.retention_code)
+    q = (_items(scope, Case.business_type, ArchiveItem.retention_code, ArchiveItem.schedule_version,
+                periods.c.b.label("expected"))
+         .join(periods, periods.c.a == Case.business_type)
+         .where(FILED, effective != periods.c.b, ArchiveItem.schedule_version.in_(current)))
+    for row in _rows(session, q):
+        bt = ctx.schedule.types[row.business_type]
+        yield Failure("item", row.archival_code, row.serial, f"保管期限与分类方案 {ctx.schedule.version} 中{bt.name}"
+                      f"的{bt.retention.label}不一致", row.branch,
+                      {"retention_code": row.retention_code, "schedule_version": row.schedule_version})
 
 
 @rule("DQ-IT-007", "分类方案版本已登记", dimension="consistency", object="item", severity="error",
