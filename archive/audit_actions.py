@@ -88,6 +88,10 @@ ACTIONS: dict[str, str] = {
     "dq.correction": "著录更正（数据质量整改）",
     "dq.reconcile": "与业务系统比对办结数据",
     "dq.export": "导出问题数据清单或数据质量报告",
+    "dq.plan.propose": "编制批量治理方案",
+    "dq.plan.approve": "批准批量治理方案",
+    "dq.plan.apply": "执行批量治理方案（先备份原值）",
+    "dq.plan.rollback": "回退批量治理方案",
 }
 
 

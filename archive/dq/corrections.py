@@ -41,7 +41,7 @@ def correct(ctx: Context, session: Session, actor: Actor, finding_id: int, field
     if len(reason) < 2:
         raise InvalidInput("请填写更正依据（如核对的证件、业务系统记录）", code="dq_correction_reason_required",
                            detail={"field": "reason"})
-    value = _clean(field, value)
+    value = clean(field, value)
     case = session.scalar(select(Case).where(Case.serial == f.serial)) if f.serial else None
     if case is None:
         raise NotFound(f"问题数据 {f.id} 没有对应的业务，不能更正著录项", code="dq_correction_no_case",
@@ -65,8 +65,8 @@ def correct(ctx: Context, session: Session, actor: Actor, finding_id: int, field
                                             "opinion": f"更正{FIELDS[field]}（问题数据 {f.id}，规则 {f.rule_code}）"}]
     session.flush()
     audit.record(session, actor, "dq.correction", target_type="case", target_id=case.serial,
-                 detail={"finding": f.id, "rule": f.rule_code, "field": field, "before": _shown(field, before),
-                         "after": _shown(field, value), "reason": reason[:500], "correction": row.id})
+                 detail={"finding": f.id, "rule": f.rule_code, "field": field, "before": shown(field, before),
+                         "after": shown(field, value), "reason": reason[:500], "correction": row.id})
     indexing.enqueue(session, case.serial)
     findings.submit(session, actor, f, f"著录更正：{FIELDS[field]}")
     return row
@@ -79,7 +79,7 @@ def verify(ctx: Context, session: Session, actor: Actor, finding_id: int) -> DqF
     return findings.settle_recheck(session, actor, f, runs.recheck(ctx, session, f))
 
 
-def _clean(field: str, value: str | None) -> str | None:
+def clean(field: str, value: str | None) -> str | None:
     v = (value or "").strip() or None
     if field in ("applicant_id_number", "unit_uscc") and v:
         v = v.upper()
@@ -93,7 +93,7 @@ def _clean(field: str, value: str | None) -> str | None:
     return v
 
 
-def _shown(field: str, value: Any) -> Any:
+def shown(field: str, value: Any) -> Any:
     mask = MASKS.get(field)
     return mask(value) if mask and isinstance(value, str) else value
 

@@ -396,3 +396,44 @@ def test_item_rules_find_their_problems(ctx: Context) -> None:
     assert [f.object_key for f in findings_of(ctx, "DQ-IT-009")] == [no_expiry.archival_code]
     assert [f.object_key for f in findings_of(ctx, "DQ-IT-001")] == [wrong.archival_code]
     assert "件号" in findings_of(ctx, "DQ-IT-001")[0].message
+
+
+# --- batch corrections --------------------------------------------------------------------------------------------
+
+
+def test_batch_plan_needs_a_second_person_backs_up_and_rolls_back(
+        ctx: Context, client: TestClient, people: dict[str, dict[str, str]]) -> None:
+    """Given two cases, when an archivist proposes a plan correcting their names, then applying before approval is
+    409, approving it herself is 409 dq_plan_same_person; once a second archivist approves and she applies it, the
+    old values are in the plan's backup, the names are changed with one correction record each and an audited
+    apply; rolling back restores them; an unknown serial in a plan is 404."""
+    add_case(ctx, "YW2025PLAN001", name="王五 ", id_number=GOOD_ID)
+    add_case(ctx, "YW2025PLAN002", name="赵六1", id_number=GOOD_ID)
+    body = {"title": "历史数据姓名清理", "reason": "核对证件后统一更正",
+            "changes": [{"serial": "YW2025PLAN001", "field": "applicant_name", "value": "王五"},
+                        {"serial": "YW2025PLAN002", "field": "applicant_name", "value": "赵六"}]}
+    r = client.post("/api/v1/dq/plans", json=body, headers=people["arch01"])
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    early = client.post(f"/api/v1/dq/plans/{pid}/apply", headers=people["arch01"])
+    assert early.status_code == 409 and early.json()["code"] == "dq_plan_wrong_status"
+    own = client.post(f"/api/v1/dq/plans/{pid}/approve", headers=people["arch01"])
+    assert own.status_code == 409 and own.json()["code"] == "dq_plan_same_person"
+    assert client.post(f"/api/v1/dq/plans/{pid}/approve", headers=people["arch02"]).json()["status"] == "approved"
+    assert client.post(f"/api/v1/dq/plans/{pid}/apply", headers=people["arch01"]).json()["status"] == "applied"
+    with ctx.catalogue.session() as s:
+        names = dict(s.execute(select(Case.serial, Case.applicant_name).where(Case.serial.like("YW2025PLAN%"))).all())
+        from archive.catalogue.models import DqCorrection, DqPlan
+
+        plan = s.get_one(DqPlan, pid)
+        assert [b["before"] for b in plan.backup or []] == ["王五 ", "赵六1"]
+        assert len(list(s.scalars(select(DqCorrection).where(DqCorrection.plan_id == pid)))) == 2
+        assert s.scalar(select(AuditEvent).where(AuditEvent.action == "dq.plan.apply")) is not None
+    assert names == {"YW2025PLAN001": "王五", "YW2025PLAN002": "赵六"}
+    back = client.post(f"/api/v1/dq/plans/{pid}/rollback", headers=people["arch01"])
+    assert back.status_code == 200 and back.json()["status"] == "rolled_back"
+    with ctx.catalogue.session() as s:
+        names = dict(s.execute(select(Case.serial, Case.applicant_name).where(Case.serial.like("YW2025PLAN%"))).all())
+    assert names == {"YW2025PLAN001": "王五 ", "YW2025PLAN002": "赵六1"}
+    missing = {**body, "changes": [{"serial": "YW2025NOPE001", "field": "applicant_name", "value": "甲"}]}
+    assert client.post("/api/v1/dq/plans", json=missing, headers=people["arch01"]).status_code == 404

@@ -14,7 +14,7 @@ from archive.api.deps import UnitOfWork, actor_of, context, require
 from archive.api.params import Id
 from archive.catalogue.models import DqRun
 from archive.context import Context
-from archive.dq import corrections, findings, reconcile, reports, service
+from archive.dq import corrections, findings, plans, reconcile, reports, service
 from archive.dq.rules import all_rules, get_rule
 from archive.permissions import Permission, Principal
 
@@ -126,6 +126,30 @@ class NoteIn(BaseModel):
 
 class ReasonIn(BaseModel):
     reason: str = Field(min_length=2, max_length=500, description="豁免理由")
+
+
+class PlanChange(BaseModel):
+    serial: str = Field(min_length=1, max_length=64)
+    field: str = Field(max_length=40, description="著录项，例如 applicant_name")
+    value: str | None = Field(None, max_length=500)
+
+
+class PlanIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200, description="方案名称")
+    reason: str = Field(min_length=2, max_length=500, description="治理理由与依据")
+    changes: list[PlanChange] = Field(min_length=1, max_length=plans.MAX_CHANGES)
+
+
+class PlanOut(BaseModel):
+    id: int
+    title: str
+    reason: str
+    status: str = Field(description="proposed 待审批 / approved 已批准 / applied 已执行 / rolled_back 已回退")
+    changes: list[dict[str, Any]]
+    proposed_by: str
+    approved_by: str | None
+    applied_at: datetime | None
+    rolled_back_at: datetime | None
 
 
 class ReportedCase(BaseModel):
@@ -289,3 +313,35 @@ def monthly_xlsx(session: Session = UnitOfWork, principal: Principal = Depends(r
 def weekly_xlsx(session: Session = UnitOfWork, principal: Principal = Depends(require(P.DQ_READ))) -> Response:
     data = service.weekly_xlsx(session, actor_of(principal))
     return Response(data, media_type=XLSX, headers={"Content-Disposition": "attachment; filename=dq-weekly.xlsx"})
+
+
+@router.post("/plans", response_model=PlanOut, status_code=201, responses=_ERRORS,
+             summary="编制批量治理方案（须另一人批准后执行；执行前备份原值，可回退）")
+def propose_plan(body: PlanIn, session: Session = UnitOfWork,
+                 principal: Principal = Depends(require(P.DQ_ASSIGN))) -> PlanOut:
+    plan = plans.propose(session, actor_of(principal), body.title, body.reason,
+                         [c.model_dump() for c in body.changes])
+    return PlanOut.model_validate(plan, from_attributes=True)
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut, responses=_ERRORS, summary="一个治理方案")
+def get_plan(plan_id: Id, session: Session = UnitOfWork, _: Principal = Depends(require(P.DQ_READ))) -> PlanOut:
+    return PlanOut.model_validate(plans.get(session, plan_id), from_attributes=True)
+
+
+@router.post("/plans/{plan_id}/approve", response_model=PlanOut, responses=_ERRORS, summary="批准（编制人以外）")
+def approve_plan(plan_id: Id, session: Session = UnitOfWork,
+                 principal: Principal = Depends(require(P.DQ_VERIFY))) -> PlanOut:
+    return PlanOut.model_validate(plans.approve(session, actor_of(principal), plan_id), from_attributes=True)
+
+
+@router.post("/plans/{plan_id}/apply", response_model=PlanOut, responses=_ERRORS, summary="执行（先备份原值）")
+def apply_plan(plan_id: Id, session: Session = UnitOfWork,
+               principal: Principal = Depends(require(P.DQ_ASSIGN))) -> PlanOut:
+    return PlanOut.model_validate(plans.apply(session, actor_of(principal), plan_id), from_attributes=True)
+
+
+@router.post("/plans/{plan_id}/rollback", response_model=PlanOut, responses=_ERRORS, summary="按备份回退")
+def rollback_plan(plan_id: Id, session: Session = UnitOfWork,
+                  principal: Principal = Depends(require(P.DQ_ASSIGN))) -> PlanOut:
+    return PlanOut.model_validate(plans.rollback(session, actor_of(principal), plan_id), from_attributes=True)
