@@ -1,6 +1,6 @@
 """Data quality (数据质量): rules, batch runs (常态化检核), findings, exports and figures.
 
-Scheduled runs: a systemd timer (or cron) calls ``archive dq run --resume`` nightly; see deploy/dq-timer.md.
+Scheduled runs: deploy/systemd/archive-dq.timer calls ``archive dq run --resume`` nightly (or cron the same).
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def export(out_file: Annotated[Path, typer.Argument(help="写出的 XLSX 文件"
            owner: Annotated[str | None, typer.Option(help="只导出此责任方的问题数据")] = None,
            report: Annotated[str, typer.Option(help="findings 问题数据清单、weekly 周调度、monthly 月通报")]
            = "findings") -> None:
-    """导出问题数据清单、周调度或月通报（XLSX），供没有系统账号的责任部门。导出记入审计日志。"""
+    """导出问题数据清单、周调度或月通报（XLSX；周调度和月通报的文件名以 .pdf 结尾时为 PDF），供没有系统账号的责任部门。
+    导出记入审计日志。"""
     from archive.dq import service
 
     if report not in ("findings", "weekly", "monthly"):
@@ -138,9 +139,11 @@ def export(out_file: Annotated[Path, typer.Argument(help="写出的 XLSX 文件"
             if report == "findings":
                 data = service.export_findings(s, cli_actor(), owner, True)
             elif report == "weekly":
-                data = service.weekly_xlsx(s, cli_actor())
+                pdf = out_file.suffix.lower() == ".pdf"
+                data = service.weekly_pdf(ctx, s, cli_actor()) if pdf else service.weekly_xlsx(s, cli_actor())
             else:
-                data = service.monthly_xlsx(s, cli_actor())
+                pdf = out_file.suffix.lower() == ".pdf"
+                data = service.monthly_pdf(ctx, s, cli_actor()) if pdf else service.monthly_xlsx(s, cli_actor())
     finally:
         ctx.close()
     out_file.write_bytes(data)

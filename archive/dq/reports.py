@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 from collections import Counter, defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from openpyxl import Workbook
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -17,6 +21,7 @@ from archive.catalogue.types import utcnow
 from archive.dq import findings
 from archive.dq.registry import DIMENSIONS, SEVERITIES
 from archive.dq.rules import REGISTRY
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
 
 KEY = ("block", "error")  # key findings (重点问题) of the weekly dispatch
 
@@ -140,3 +145,47 @@ def _save(wb: Workbook) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.2f}%"
+
+
+def monthly_pdf(data: dict[str, Any], *, fonds_name: str, font_path: Path | None, month: str) -> bytes:
+    """月通报 as PDF: the overall figures, then per rule, dimension, branch and owner, and the trend."""
+    font = cjk_font(font_path)
+    body, head, info = (style("body", font, 8, 10, wordWrap="CJK"), style("head", font, 15, 20, alignment=1),
+                        style("info", font, 9, 13))
+    hours = data["mean_hours_to_fix"]
+    summary = (f"未关闭问题 {data['open']} 条；问题业务占比 {_pct(data['problem_case_rate'])}；整改率 "
+               f"{_pct(data['fix_rate'])}；平均整改时长 {'—' if hours is None else hours} 小时。")
+    story: list[Any] = [Paragraph(escape(f"{fonds_name}数据质量月通报（{month}）"), head), Spacer(1, 4 * mm),
+                        Paragraph(escape(summary), info), Spacer(1, 3 * mm)]
+    rows: list[list[Any]] = [[cell(h, body) for h in ("规则", "名称", "未关闭问题数", "问题数据率")]]
+    rows += [[cell(r["rule"], body), cell(r["name"], body), cell(r["open"], body), cell(_pct(r["rate"]), body)]
+             for r in data["by_rule"]]
+    story += [grid_table(rows, [30 * mm, 120 * mm, 35 * mm, 35 * mm]), Spacer(1, 4 * mm)]
+    for title, key in (("按维度", "by_dimension"), ("按网点", "by_branch"), ("按责任方", "by_owner")):
+        part = [[cell(title[1:], body), cell("未关闭问题数", body)]]
+        part += [[cell(k, body), cell(v, body)] for k, v in sorted(data[key].items())]
+        story += [Paragraph(escape(title), info), grid_table(part, [80 * mm, 40 * mm]), Spacer(1, 3 * mm)]
+    trend = [[cell(h, body) for h in ("月份", "新发现", "已整改")]]
+    trend += [[cell(t["month"], body), cell(t["found"], body), cell(t["fixed"], body)] for t in data["trend"]]
+    story += [Paragraph("趋势", info), grid_table(trend, [40 * mm, 40 * mm, 40 * mm])]
+    return landscape_pdf(story, margin=12 * mm, title=f"数据质量月通报 {month}", author=fonds_name)
+
+
+def weekly_pdf(rows: list[dict[str, Any]], *, fonds_name: str, font_path: Path | None, day: str) -> bytes:
+    """周调度 as PDF: open key findings by owner, oldest first, overdue marked."""
+    font = cjk_font(font_path)
+    body, head = style("body", font, 8, 10, wordWrap="CJK"), style("head", font, 15, 20, alignment=1)
+    table = [[cell(h, body) for h in ("责任方", "编号", "规则", "对象", "问题", "状态", "已发现（天）", "整改期限")]]
+    for r in rows:
+        due = f"{r['due_date']}{'（已超期）' if r['overdue'] else ''}" if r["due_date"] else ""
+        table.append([cell(r["owner"] or "（未分派）", body), cell(r["id"], body), cell(r["rule_code"], body),
+                      cell(r["object_key"], body), cell(r["message"], body), cell(r["status_name"], body),
+                      cell(r["age_days"], body), cell(due, body)])
+    title = f"{fonds_name}数据质量周调度（{day}）：未关闭的重点问题 {len(rows)} 条"
+    widths = [30 * mm, 14 * mm, 22 * mm, 40 * mm, 85 * mm, 22 * mm, 22 * mm, 30 * mm]
+    story: list[Any] = [Paragraph(escape(title), head), Spacer(1, 4 * mm), grid_table(table, widths)]
+    return landscape_pdf(story, margin=10 * mm, title=f"数据质量周调度 {day}", author=fonds_name)

@@ -60,3 +60,18 @@ def weekly_xlsx(session: Session, actor: Actor) -> bytes:
 def monthly_xlsx(session: Session, actor: Actor) -> bytes:
     audit.record(session, actor, "dq.export", target_type="dq_report", target_id="monthly")
     return reports.stats_xlsx(reports.stats(session))
+
+
+def monthly_pdf(ctx: Context, session: Session, actor: Actor) -> bytes:
+    audit.record(session, actor, "dq.export", target_type="dq_report", target_id="monthly.pdf")
+    month = datetime.now(ctx.zone).strftime("%Y年%m月")
+    return reports.monthly_pdf(reports.stats(session), fonds_name=ctx.settings.fonds_name,
+                               font_path=ctx.settings.cjk_font, month=month)
+
+
+def weekly_pdf(ctx: Context, session: Session, actor: Actor) -> bytes:
+    rows = reports.weekly(session)
+    audit.record(session, actor, "dq.export", target_type="dq_report", target_id="weekly.pdf",
+                 detail={"rows": len(rows)})
+    day = datetime.now(ctx.zone).strftime("%Y年%m月%d日")
+    return reports.weekly_pdf(rows, fonds_name=ctx.settings.fonds_name, font_path=ctx.settings.cjk_font, day=day)

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
+import pypdfium2 as pdfium
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -374,8 +375,13 @@ def test_stats_and_xlsx_exports(ctx: Context, client: TestClient, people: dict[s
     assert [r for r in wb["按规则"].iter_rows(values_only=True)][1][:3] == ("DQ-CA-011", "贷款业务有贷款合同号", 1)
     w = client.get("/api/v1/dq/reports/weekly.xlsx", headers=people["arch01"])
     assert w.status_code == 200
+    for path, expected in (("monthly.pdf", "DQ-CA-011"), ("weekly.pdf", "贷款科")):
+        pdf = client.get(f"/api/v1/dq/reports/{path}", headers=people["audit01"])
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        doc = pdfium.PdfDocument(pdf.content)
+        assert expected in "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
     with ctx.catalogue.session() as s:
-        assert len(list(s.scalars(select(AuditEvent).where(AuditEvent.action == "dq.export")))) == 3
+        assert len(list(s.scalars(select(AuditEvent).where(AuditEvent.action == "dq.export")))) == 5
 
 
 def test_item_rules_find_their_problems(ctx: Context) -> None:

@@ -315,6 +315,20 @@ def weekly_xlsx(session: Session = UnitOfWork, principal: Principal = Depends(re
     return Response(data, media_type=XLSX, headers={"Content-Disposition": "attachment; filename=dq-weekly.xlsx"})
 
 
+@router.get("/reports/monthly.pdf", response_class=Response, summary="月通报（PDF）")
+def monthly_pdf(ctx: Context = Depends(context), session: Session = UnitOfWork,
+                principal: Principal = Depends(require(P.DQ_READ))) -> Response:
+    return Response(service.monthly_pdf(ctx, session, actor_of(principal)), media_type="application/pdf",
+                    headers={"Content-Disposition": "inline; filename=dq-monthly.pdf"})
+
+
+@router.get("/reports/weekly.pdf", response_class=Response, summary="周调度（PDF）")
+def weekly_pdf(ctx: Context = Depends(context), session: Session = UnitOfWork,
+               principal: Principal = Depends(require(P.DQ_READ))) -> Response:
+    return Response(service.weekly_pdf(ctx, session, actor_of(principal)), media_type="application/pdf",
+                    headers={"Content-Disposition": "inline; filename=dq-weekly.pdf"})
+
+
 @router.post("/plans", response_model=PlanOut, status_code=201, responses=_ERRORS,
              summary="编制批量治理方案（须另一人批准后执行；执行前备份原值，可回退）")
 def propose_plan(body: PlanIn, session: Session = UnitOfWork,
