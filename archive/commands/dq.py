@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from archive.commands.common import cli_actor, cli_context
 from archive.commands.console import friendly, out
@@ -34,7 +34,7 @@ def rules(as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出�
     if as_json:
         typer.echo(json.dumps(described, ensure_ascii=False, indent=2))
         return
-    table = Table("编号", "名称", "维度", "对象", "级别", "环节", "版本", "责任部门", "整改提示")
+    table = Table(Column("编号", no_wrap=True), "名称", "维度", "对象", "级别", "环节", "版本", "责任部门", "整改提示")
     for r in described:
         table.add_row(r["code"], r["name"], r["dimension_name"], r["object_name"], r["severity_name"],
                       r["where_name"], str(r["version"]), r["owner_name"], r["hint"])
@@ -87,7 +87,7 @@ def run(rules: Annotated[list[str] | None, typer.Option("--rules", help="规则�
             result = runs.execute(ctx, actor, run_id, progress)
     finally:
         ctx.close()
-    table = Table("规则", "不通过", "新问题")
+    table = Table(Column("规则", no_wrap=True), "不通过", "新问题")
     for code, c in sorted(result.counts.items()):
         table.add_row(code, str(c["failing"]), str(c["new"]))
     out.print(table)

@@ -443,3 +443,40 @@ def test_batch_plan_needs_a_second_person_backs_up_and_rolls_back(
     assert names == {"YW2025PLAN001": "王五 ", "YW2025PLAN002": "赵六1"}
     missing = {**body, "changes": [{"serial": "YW2025NOPE001", "field": "applicant_name", "value": "甲"}]}
     assert client.post("/api/v1/dq/plans", json=missing, headers=people["arch01"]).status_code == 404
+
+
+# --- the command line -------------------------------------------------------------------------------------------
+
+
+def test_cli_lists_rules_runs_resumably_and_exports(ctx: Context, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: object) -> None:
+    """Given the catalogue of ``ctx``, when `archive dq rules`, `archive dq run --rules DQ-CA-001` and `archive dq
+    export` are run, then the rules are listed, the run reports the failing case and ends with a summary, and the
+    export writes an XLSX holding the finding; an unknown rule is a clear refusal (its code, exit code 2)."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from archive.cli import app
+    from archive.settings import get_settings
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.database_url or "")
+    get_settings.cache_clear()
+    seed_problems(ctx)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["dq", "rules"])
+    assert listed.exit_code == 0 and "DQ-CA-001" in listed.output and "证件号码校验位" in listed.output
+    ran = runner.invoke(app, ["dq", "run", "--rules", "DQ-CA-001", "--rules", "DQ-CA-011"])
+    assert ran.exit_code == 0, ran.output
+    assert "不通过 2" in ran.output and "新问题 2" in ran.output
+    out = Path(str(tmp_path)) / "list.xlsx"
+    exported = runner.invoke(app, ["dq", "export", str(out)])
+    assert exported.exit_code == 0 and out.exists()
+    sheet = load_workbook(out).active
+    assert sheet is not None and {r[1] for r in sheet.iter_rows(min_row=3, values_only=True)} == {"DQ-CA-001",
+                                                                                                  "DQ-CA-011"}
+    bad = runner.invoke(app, ["dq", "run", "--rules", "DQ-NO-000"])
+    assert bad.exit_code == 2 and "DQ-NO-000" in bad.output and "dq_rule_not_found" in bad.output
+    get_settings.cache_clear()
