@@ -179,7 +179,8 @@ def user_add(username: str,
              role: Annotated[list[str], typer.Option("--role", "-r", help="角色，可重复：clerk 柜员， "
                                                      "archivist 档案管理员， archive_head 档案部门负责人， "
                                                      "auditor 安全审计员， admin 系统管理员， "
-                                                     "security_officer 安全保密管理员")],
+                                                     "security_officer 安全保密管理员， "
+                                                     "dq_department 业务部门数据整改员")],
              name: Annotated[str, typer.Option(help="姓名（显示名）。")] = "",
              branch: Annotated[str | None, typer.Option(help="所在网点。")] = None,
              password: Annotated[str | None, typer.Option(help="密码；不给则交互输入。")] = None) -> None:

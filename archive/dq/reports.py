@@ -11,6 +11,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import func, select
@@ -101,14 +102,14 @@ def findings_xlsx(rows: list[DqFinding], title: str) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = "问题数据"
-    ws.append([title])
+    ws.append(_row([title]))
     ws.append(list(HEAD))
     for f in rows:
         r = REGISTRY.get(f.rule_code)
-        ws.append([f.id, f.rule_code, r.name if r else "", DIMENSIONS.get(f.dimension, f.dimension),
+        ws.append(_row([f.id, f.rule_code, r.name if r else "", DIMENSIONS.get(f.dimension, f.dimension),
                    SEVERITIES.get(f.severity, f.severity), f.object_key, f.serial or "", f.branch or "", f.message,
                    findings.STATUSES[f.status], f.owner or "", f.due_date.isoformat() if f.due_date else "",
-                   _local(f.first_seen), _local(f.last_seen), r.hint if r else ""])
+                   _local(f.first_seen), _local(f.last_seen), r.hint if r else ""]))
     return _save(wb)
 
 
@@ -129,12 +130,17 @@ def stats_xlsx(data: dict[str, Any]) -> bytes:
         sheet = wb.create_sheet(title)
         sheet.append([title[1:], "未关闭问题数"])
         for k, v in sorted(data[key].items()):
-            sheet.append([k, v])
+            sheet.append(_row([k, v]))
     trend = wb.create_sheet("趋势")
     trend.append(["月份", "新发现", "已整改"])
     for t in data["trend"]:
         trend.append([t["month"], t["found"], t["fixed"]])
     return _save(wb)
+
+
+def _row(values: list[Any]) -> list[Any]:
+    """Values a worksheet can hold: control characters (from a business system's data) shown as U+FFFD."""
+    return [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
 
 
 def _local(value: datetime | None) -> str:
