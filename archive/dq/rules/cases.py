@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Executable, func, select
+from sqlalchemy import Executable, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from archive.catalogue.models import Case
@@ -141,12 +141,15 @@ def name_id_agreement(ctx: Context, session: Session, scope: Scope) -> Iterable[
                       {"applicant_id_number": row.applicant_id_number, "applicant_name": row.applicant_name})
 
 
+_OTHER_NAME = select(Case.applicant_name).where(Case.applicant_id_number == bindparam("number"),
+                                               Case.applicant_name != bindparam("name")).limit(1)
+
+
 def _name_id_source(ctx: Context, session: Session, values: Mapping[str, Any]) -> str | None:
     number, name = values.get("applicant_id_number"), values.get("applicant_name")
     if not number or not name:
         return None
-    other = session.scalar(select(Case.applicant_name).where(Case.applicant_id_number == number,
-                                                             Case.applicant_name != name).limit(1))
+    other = session.execute(_OTHER_NAME, {"number": number, "name": name}).scalar()
     return None if other is None else f"该证件号码在以前的业务中登记的姓名为“{other}”，与本次“{name}”不一致"
 
 
