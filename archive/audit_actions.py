@@ -77,6 +77,22 @@ ACTIONS: dict[str, str] = {
     "auth.logout": "退出登录",
     "auth.account.locked": "账号因连续登录失败被锁定",
     "auth.account.unlocked": "解除账号锁定",
+    # data quality (archive/dq/)
+    "dq.run.start": "开始数据质量检核",
+    "dq.run.finish": "完成数据质量检核",
+    "dq.finding.assign": "分派问题数据",
+    "dq.finding.fix": "开始整改问题数据",
+    "dq.finding.submit": "提交问题数据的整改",
+    "dq.finding.verify": "复核问题数据（通过或退回）",
+    "dq.finding.waiver": "申请豁免问题数据",
+    "dq.finding.waive": "批准豁免问题数据",
+    "dq.correction": "著录更正（数据质量整改）",
+    "dq.reconcile": "与业务系统比对办结数据",
+    "dq.export": "导出问题数据清单或数据质量报告",
+    "dq.plan.propose": "编制批量治理方案",
+    "dq.plan.approve": "批准批量治理方案",
+    "dq.plan.apply": "执行批量治理方案（先备份原值）",
+    "dq.plan.rollback": "回退批量治理方案",
 }
 
 

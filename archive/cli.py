@@ -19,6 +19,7 @@ from rich.table import Table
 from archive import audit, identity, indexing, logins
 from archive.classification import load_schedule
 from archive.commands import backup, checks, index, lending, ltv, retention, signing, storage, transfer, triggers
+from archive.commands import dq as dq_commands
 from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
 from archive.context import Context
@@ -178,7 +179,8 @@ def user_add(username: str,
              role: Annotated[list[str], typer.Option("--role", "-r", help="角色，可重复：clerk 柜员， "
                                                      "archivist 档案管理员， archive_head 档案部门负责人， "
                                                      "auditor 安全审计员， admin 系统管理员， "
-                                                     "security_officer 安全保密管理员")],
+                                                     "security_officer 安全保密管理员， "
+                                                     "dq_department 业务部门数据整改员")],
              name: Annotated[str, typer.Option(help="姓名（显示名）。")] = "",
              branch: Annotated[str | None, typer.Option(help="所在网点。")] = None,
              password: Annotated[str | None, typer.Option(help="密码；不给则交互输入。")] = None) -> None:
@@ -315,7 +317,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(backup.app, name="backup")
 app.add_typer(ltv.app, name="ltv")
 app.registered_commands += signing.app.registered_commands  # `archive tsa` and `archive verify`
-for module in (retention, triggers, lending, transfer, checks):
+for module in (retention, triggers, lending, transfer, checks, dq_commands):
     for name, sub in module.apps.items():
         app.add_typer(sub, name=name)
 

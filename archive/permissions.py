@@ -33,6 +33,11 @@ class Permission(StrEnum):
     TRANSFER_MANAGE = "transfer.manage"  # export and import transfer packages (移交/接收)
     CHECK_RUN = "check.run"  # run 四性检测 and record manual items
     CHECK_READ = "check.read"  # read check reports and alerts
+    DQ_READ = "dq.read"  # read data-quality rules, findings, runs and reports
+    DQ_RUN = "dq.run"  # run data-quality checks, reconcile with the business system
+    DQ_ASSIGN = "dq.assign"  # assign findings to departments, branches or banks
+    DQ_FIX = "dq.fix"  # correct findings (著录更正), propose waivers
+    DQ_VERIFY = "dq.verify"  # re-check submitted corrections, grant waivers
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -57,6 +62,11 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.TRANSFER_MANAGE: "办理移交与接收",
     Permission.CHECK_RUN: "执行四性检测",
     Permission.CHECK_READ: "查看检测报告与告警",
+    Permission.DQ_READ: "查看数据质量问题与报告",
+    Permission.DQ_RUN: "执行数据质量检核与数据比对",
+    Permission.DQ_ASSIGN: "分派问题数据",
+    Permission.DQ_FIX: "整改问题数据（著录更正）",
+    Permission.DQ_VERIFY: "复核整改与批准豁免",
 }
 
 P = Permission
@@ -72,8 +82,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset({P.USER_MANAGE, P.CLIENT_MANAGE, P.USER_READ}),
     "security_officer": frozenset({P.ROLE_ASSIGN, P.USER_READ}),
 }
+# data quality (issue 19): archivists run, assign and verify; the head verifies; auditors read; a business
+# department (业务部门) corrects what is assigned to it.
+_DQ_ALL = frozenset({P.DQ_READ, P.DQ_RUN, P.DQ_ASSIGN, P.DQ_FIX, P.DQ_VERIFY})
+ROLE_PERMISSIONS["archivist"] = ROLE_PERMISSIONS["archivist"] | _DQ_ALL
+ROLE_PERMISSIONS["archive_head"] = ROLE_PERMISSIONS["archive_head"] | {P.DQ_READ, P.DQ_VERIFY}
+ROLE_PERMISSIONS["auditor"] = ROLE_PERMISSIONS["auditor"] | {P.DQ_READ}
+ROLE_PERMISSIONS["dq_department"] = frozenset({P.CASE_READ, P.DQ_READ, P.DQ_FIX})
 ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "archive_head": "档案部门负责人", "auditor": "安全审计员",
               "admin": "系统管理员", "security_officer": "安全保密管理员"}
+ROLE_NAMES["dq_department"] = "业务部门数据整改员"
 SEPARATED_ROLES = frozenset({"admin", "security_officer", "auditor"})  # 三员: at most one per person
 
 # Scopes of business-system clients → the permissions they grant.
@@ -84,6 +102,7 @@ SCOPES: dict[str, frozenset[Permission]] = {
     "cases.write": frozenset({P.CASE_WRITE}),
     "pii.read": frozenset({P.PII_READ}),
     "events.write": frozenset({P.EVENT_REPORT}),
+    "dq.reconcile": frozenset({P.DQ_RUN}),
 }
 
 

@@ -210,6 +210,14 @@ class Settings(BaseSettings):
         "time stamp uses one are renewed.")
     dev_pki_url: str = Field("http://127.0.0.1:3161/", description="Development PKI only: where `archive tsa` "
                              "serves the TSA, CRL and OCSP its certificates name (set before `archive init`).")
+    # --- data quality (archive/dq/) ---
+    dq_open_case_days: int = Field(90, ge=1, le=3650, description="DQ-CA-017: a case open this many days after "
+                                   "受理 without 办结 is a finding.")
+    dq_trigger_pending_years: int = Field(30, ge=1, le=100, description="DQ-IT-009: an item whose retention "
+                                          "trigger (贷款结清, 销户 …) is still pending this many years after filing "
+                                          "is a finding (longer than any plausible loan term).")
+    dq_finding_due_days: int = Field(15, ge=1, le=365, description="Days a department has to correct an assigned "
+                                     "finding (问题数据) when the assignment gives no due date.")
 
     @field_validator("timezone")
     @classmethod

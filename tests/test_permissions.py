@@ -39,7 +39,7 @@ def test_the_three_officers_hold_disjoint_powers() -> None:
     admin, sec, auditor = (ROLE_PERMISSIONS[r] for r in ("admin", "security_officer", "auditor"))
     assert Permission.AUDIT_READ not in admin | sec
     assert Permission.ROLE_ASSIGN not in admin | auditor
-    assert auditor == {Permission.AUDIT_READ, Permission.CHECK_READ}  # the auditor reads, and changes nothing
+    assert auditor == {Permission.AUDIT_READ, Permission.CHECK_READ, Permission.DQ_READ}  # reads, changes nothing
     assert not (admin | sec | auditor) & {Permission.CASE_READ, Permission.ITEM_READ, Permission.PII_READ}
 
 

@@ -15,6 +15,7 @@ from archive.audit import Actor
 from archive.catalogue.models import Case, Fonds
 from archive.catalogue.types import utcnow
 from archive.context import Context
+from archive.dq import source as dq_source
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.identifiers import validate_id_number, validate_mobile, validate_uscc
 from archive.permissions import Principal
@@ -63,9 +64,12 @@ def open_case(ctx: Context, session: Session, principal: Principal, data: CaseIn
     fonds = session.scalar(select(Fonds).where(Fonds.code == ctx.settings.fonds_code))
     if fonds is None:
         raise NotFound(f"全宗 {ctx.settings.fonds_code} 未登记，请先运行 `archive init`", code="fonds_missing")
+    dq_found = dq_source.check(ctx, session, "case", values)  # a block rule refuses here (源头管控)
     case = Case(fonds_id=fonds.id, status="open", **values)
     session.add(case)
     session.flush()
+    dq_source.record(session, dq_found, object_type="case", object_key=case.serial, serial=case.serial,
+                     branch=case.branch, key_values=values)
     audit.record(session, Actor.of(principal), "case.open", target_type="case",
                  target_id=case.serial, detail={"business_type": case.business_type, "branch": case.branch})
     indexing.enqueue(session, case.serial)

@@ -26,6 +26,7 @@ from archive.capture.sniff import OFD, PDF, TIFF, sniff
 from archive.catalogue.models import Case, Document
 from archive.checks.security import ScanFailed
 from archive.context import Context
+from archive.dq import source as dq_source
 from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound, ServiceUnavailable, TooLarge
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
@@ -131,6 +132,8 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
             Document.material_type == material_type, Document.is_active))
         if same is not None:
             return same, False
+    dq_values = {"dpi": found.dpi, "page_count": found.page_count, "material_type": material_type}
+    dq_found = dq_source.check(ctx, session, "document", dq_values)  # a block rule refuses before storing
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
                   sm3=received.sm3)
@@ -145,6 +148,8 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
                    detail={**found.detail(), **(origin or {})})
     session.add(doc)
     session.flush()
+    dq_source.record(session, dq_found, object_type="document", object_key=str(doc.id), serial=case.serial,
+                     branch=case.branch, key_values={**dq_values, "sequence": sequence})
     detail = {"document_id": doc.id, "material_type": material_type, "sha256": doc.sha256, "size": doc.size,
               **(origin or {})}
     if replaces is not None:

@@ -890,3 +890,101 @@ class RenditionVersion(Base):
     timestamp_expiry: Mapped[datetime | None] = mapped_column(index=True)  # newest TSA cert's expiry
     algorithm: Mapped[str | None] = mapped_column(String(32))  # digest algorithm of the newest time stamp
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- data quality: rule runs, findings, corrections, plans, reconciliations (archive/dq/) ---
+
+
+class DqRun(Base):
+    """One batch run of data-quality rules (常态化检核): resumable, its cursor the rules already done."""
+
+    __tablename__ = "dq_run"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running, done, failed
+    rules: Mapped[dict[str, Any]]  # rule code -> version, as run
+    since: Mapped[datetime | None]
+    done_rules: Mapped[list[Any]] = mapped_column(default=list)  # codes finished (the resume cursor)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rule code -> {failing, new}
+    rule_errors: Mapped[list[Any]] = mapped_column(default=list)  # [{rule, message}]: a rule that raised
+    started_by: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class DqFinding(Base):
+    """问题数据: one failing object of one rule, deduplicated across runs by its fingerprint, with a lifecycle."""
+
+    __tablename__ = "dq_finding"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of rule + object + key values
+    rule_code: Mapped[str] = mapped_column(String(16), index=True)
+    rule_version: Mapped[int]
+    dimension: Mapped[str] = mapped_column(String(16), index=True)
+    severity: Mapped[str] = mapped_column(String(8), index=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_key: Mapped[str] = mapped_column(String(128), index=True)  # 业务流水号, 档号 or document id
+    serial: Mapped[str | None] = mapped_column(String(64), index=True)  # the case the object belongs to
+    key_values: Mapped[dict[str, Any]]
+    message: Mapped[str] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)  # department, branch or 受委托银行
+    owner_kind: Mapped[str | None] = mapped_column(String(16))  # department, branch, bank
+    due_date: Mapped[date | None] = mapped_column(Date, index=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_count: Mapped[int] = mapped_column(default=1)
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("dq_run.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    waive_reason: Mapped[str | None] = mapped_column(String(500))
+    history: Mapped[list[Any]] = mapped_column(default=list)  # [{at, by, from, to, note}]
+
+
+class DqCorrection(Base):
+    """著录更正: one audited change of a catalogue value, with before/after and the finding it closes."""
+
+    __tablename__ = "dq_correction"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("dq_finding.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("dq_plan.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(64), index=True)
+    field: Mapped[str] = mapped_column(String(40))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="applied")  # applied, rolled_back
+    by: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DqPlan(Base):
+    """A batch clean-up (批量治理): proposed, approved by someone else, applied after a backup, may be rolled back."""
+
+    __tablename__ = "dq_plan"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    changes: Mapped[list[Any]]  # [{serial, field, after}]
+    status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
+    backup: Mapped[list[Any] | None]  # the affected rows' values before applying
+    proposed_by: Mapped[str] = mapped_column(String(100))
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None]
+    applied_at: Mapped[datetime | None]
+    rolled_back_at: Mapped[datetime | None]
+
+
+class DqReconciliation(Base):
+    """数据比对: the business system's list of cases closed on a day against the archive's own records."""
+
+    __tablename__ = "dq_reconciliation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    reported: Mapped[int]
+    filed: Mapped[int]
+    counts: Mapped[dict[str, Any]]
+    filing_rate: Mapped[float | None] = mapped_column(Float)
+    by: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

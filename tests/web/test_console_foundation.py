@@ -28,7 +28,7 @@ def test_the_header_shows_what_the_role_may_open(ui: Callable[..., UiClient]) ->
     labels = [a.get_text() for a in clerk.select("header nav a")]
     assert labels[:3] == ["工作台", "受理", "扫描室"] and "审计" not in labels and "鉴定销毁" not in labels
     audit = Principal("user", 1, "a", permissions_of_roles(["auditor"]), ("auditor",))
-    assert [label for label, _ in nav_for(audit)] == ["统计", "四性检测", "审计"]
+    assert [label for label, _ in nav_for(audit)] == ["统计", "四性检测", "数据质量", "审计"]
     admin = Principal("user", 1, "a", permissions_of_roles(["admin"]), ("admin",))
     assert [label for label, _ in nav_for(admin)] == ["用户与系统"]
 
