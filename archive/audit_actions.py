@@ -76,6 +76,14 @@ ACTIONS: dict[str, str] = {
     "auth.logout": "退出登录",
     "auth.account.locked": "账号因连续登录失败被锁定",
     "auth.account.unlocked": "解除账号锁定",
+    # historical imports (存量档案导入, archive/imports)
+    "import.report": "出具存量档案导入预检报告",
+    "import.approve": "批准存量档案导入预检报告",
+    "import.start": "开始存量档案导入任务",
+    "import.finish": "存量档案导入任务结束",
+    "item.import": "导入存量档案（生成并签署归档件）",
+    "import.sample": "抽取存量档案抽检样本",
+    "import.sample.verdict": "登记存量档案抽检结论",
 }
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from archive import audit, identity, indexing, logins
 from archive.classification import load_schedule
-from archive.commands import backup, checks, index, lending, retention, signing, storage, transfer, triggers
+from archive.commands import backup, checks, imports, index, lending, retention, signing, storage, transfer, triggers
 from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
 from archive.context import Context
@@ -314,7 +314,7 @@ app.add_typer(storage.app, name="storage")
 app.add_typer(index.app, name="index")
 app.add_typer(backup.app, name="backup")
 app.registered_commands += signing.app.registered_commands  # `archive tsa` and `archive verify`
-for module in (retention, triggers, lending, transfer, checks):
+for module in (retention, triggers, lending, transfer, checks, imports):
     for name, sub in module.apps.items():
         app.add_typer(sub, name=name)
 

@@ -88,7 +88,7 @@ def _pages_chunk(delivery: str, items: list[dict[str, Any]], min_dpi: int) -> li
 def item_findings(profile: Profile, schedule: Schedule, rule: CodeRule, item: dict[str, Any]) -> list[Finding]:
     """The catalogue-record findings of one item (cheap; runs in the parent)."""
     key, fields = item["key"], item["fields"]
-    record, out = resolve(profile, schedule, rule, key, fields)
+    _record, out = resolve(profile, schedule, rule, key, fields)
     declared = fields.get("页数", "")
     if item["folder"] and declared:
         if not declared.isdigit():
@@ -180,7 +180,7 @@ def _items(lines: Iterator[dict[str, Any]], delivery_findings: list[Finding]) ->
         if line["type"] == "item":
             yield line
         elif line["type"] == "finding":
-            delivery_findings.append({k: line[k] for k in ("code", "severity", "message", "key")})  # type: ignore[misc]
+            delivery_findings.append(finding(line["code"], line["message"], line.get("key")))
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

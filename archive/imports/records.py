@@ -54,15 +54,15 @@ def resolve(profile: Profile, schedule: Schedule, rule: CodeRule, key: str, fiel
     value = fields.get(rule_bt.field, "")
     bt_code = rule_bt.map.get(value) or (value if value in schedule.types else None) or rule_bt.default
     if bt_code is None or bt_code not in schedule.types:
-        out.append(finding("business_type_unknown", f"{rule_bt.field}“{value}”无法对应到分类方案的业务类型；请在映射配置 "
-                           "business_type.map 中补充", key))
+        out.append(finding("business_type_unknown", f"{rule_bt.field}“{value}”无法对应到分类方案的业务类型；"
+                           "请在映射配置 business_type.map 中补充", key))
     raw = fields.get("保管期限", "").strip().upper()
     retention = RETENTION_VALUES.get(raw) or RETENTION_VALUES.get(fields.get("保管期限", "").strip())
     if raw and retention and raw in ("长期", "短期"):
         out.append(finding("retention_legacy", f"保管期限“{raw}”按旧制折算为 {retention}", key))
     if profile.retention == "catalogue" and retention is None:
-        out.append(finding("retention_unknown", f"保管期限“{fields.get('保管期限', '')}”无法识别（可用：永久、定期30年、"
-                           "定期10年、Y、D30、D10）", key))
+        out.append(finding("retention_unknown", f"保管期限“{fields.get('保管期限', '')}”无法识别"
+                           "（可用：永久、定期30年、定期10年、Y、D30、D10）", key))
     day = parse_date(fields.get("日期", ""))
     if day is None and (year := fields.get("年度", "")).isdigit() and len(year) == 4:
         day = dt.date(int(year), 12, 31)
