@@ -14,6 +14,7 @@ chunks, and at most ``2 × workers`` chunks are in flight.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -197,8 +198,9 @@ def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
         if progress:
             progress(Progress(done_before + done_now, total, rate, left / rate if rate else None))
 
-    executor = ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,)) \
-        if pool else None
+    # spawn, not fork: the API runs this in a thread of a multi-threaded server
+    executor = ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
+                                   mp_context=multiprocessing.get_context("spawn")) if pool else None
     try:
         in_flight: list[tuple[list[dict[str, Any]], list[Future[dict[str, Any]] | dict[str, Any]]]] = []
         for chunk in _chunks((x for x in lines if x["type"] == "item"), CHUNK):

@@ -2,7 +2,8 @@
 
 A TOML file says where the catalogue (目录) is and how to read it, which column is which field, how a row finds its
 page-image folder, how a row maps to a business type, and whether the historical 档号 stays the item's 档号
-(``code = "keep"``, checked against the template) or is kept as 原档号 beside a new one (``code = "renumber"``).
+(``archival_code = "keep"``, checked against the template) or is kept as 原档号 beside a new one
+(``archival_code = "renumber"``).
 
 Column names are recognised without a map when they are the Chinese field names or the pinyin codes vendors
 (Beijing style) use: DH 档号, TM 题名, BGQX 保管期限, YS 页数, QZH 全宗号 …
@@ -67,7 +68,7 @@ class Profile(BaseModel):
     layout: str = "{档号}"  # folder of a row, relative to the delivery, e.g. "{年度}/{类别}/{档号}"
     pages: list[str] = [".jpg", ".jpeg", ".tif", ".tiff", ".png"]
     business_type: BusinessTypeRule = BusinessTypeRule()
-    code: Literal["keep", "renumber"] = "keep"
+    archival_code: Literal["keep", "renumber"] = "keep"
     retention: Literal["schedule", "catalogue"] = "catalogue"  # which 保管期限 the item gets
     min_dpi: int = Field(200, ge=72, le=1200)  # DA/T 31: 200 dpi at least
     exclude: list[str] = []  # 档号 of rows left out (their findings stay in the report)

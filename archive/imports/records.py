@@ -76,11 +76,12 @@ def resolve(profile: Profile, schedule: Schedule, rule: CodeRule, key: str, fiel
             out.append(finding("id_number_invalid", f"证件号码有误：{exc.message}", key))
     code = fields.get("档号", "")
     parts: CodeParts | None = None
-    if profile.code == "keep" and code:
+    if profile.archival_code == "keep" and code:
         try:
             parts = rule.parse(code)
         except InvalidInput as exc:
-            out.append(finding("code_invalid", f"{exc.message}；可在映射配置中改用 code = \"renumber\"（保留为原档号）",
+            out.append(finding("code_invalid", f"{exc.message}；可在映射配置中改用 archival_code = \"renumber\""
+                               "（保留为原档号）",
                                key))
     if any(f["severity"] == "error" for f in out) or bt_code is None or day is None:
         return None, out

@@ -14,7 +14,7 @@ PROFILE = """
 vendor = "某数字化服务公司"
 delivery = "2015年提取档案第1批"
 layout = "{年度}/{档号}"
-code = "keep"
+archival_code = "keep"
 retention = "catalogue"
 
 [catalogue]

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from archive import jobs
 from archive.audit import Actor
 from archive.catalogue.models import ArchivalCodeSequence, ArchiveItem, AuditEvent, Case, Document, ImportItem
 from archive.context import Context
@@ -17,6 +19,7 @@ from archive.imports import after, job
 from archive.imports.approval import approve, make_report
 from archive.imports.profile import load_profile
 from archive.imports.scan import read_manifest, scan
+from tests.helpers import add_user, login
 from tests.imports.delivery import PROFILE, code, make_delivery, row
 
 ACTOR = Actor("system", "cli:tester")
@@ -172,7 +175,7 @@ def test_import_runs_only_from_an_approved_report_resumes_and_reruns_change_noth
 
 
 def test_renumber_keeps_the_historical_code_as_original(ctx: Context, tmp_path: Path) -> None:
-    profile = PROFILE.replace('code = "keep"', 'code = "renumber"')
+    profile = PROFILE.replace('archival_code = "keep"', 'archival_code = "renumber"')
     delivery, profile_path = _setup(tmp_path, [row(1, DH="2015-TQ-0007", ND="2015")], profile=profile, pages=1)
     (delivery / "目录.csv").write_text((delivery / "目录.csv").read_text(encoding="gb18030").replace(",3,", ",1,"),
                                       encoding="gb18030")
@@ -187,3 +190,28 @@ def test_renumber_keeps_the_historical_code_as_original(ctx: Context, tmp_path: 
         imp = r.scalar(select(ImportItem).where(ImportItem.job_id == job_id))
         assert imp is not None and imp.original_code == "2015-TQ-0007"
         assert imp.archival_code == "J001-YW·2015-D30-TQ-000001" and imp.state == "indexed"
+
+
+def test_api_starts_the_import_and_reports_progress(client: TestClient, ctx: Context, tmp_path: Path) -> None:
+    add_user(ctx, "archivist", ["archivist"])
+    add_user(ctx, "clerk01", ["clerk"])
+    headers = login(client, "archivist")
+    delivery, profile_path = _setup(tmp_path, [row(1), row(2)], pages=1)
+    (delivery / "目录.csv").write_text((delivery / "目录.csv").read_text(encoding="gb18030").replace(",3,", ",1,"),
+                                      encoding="gb18030")
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    body = {"manifest": str(manifest), "report_id": report.id}
+    assert client.post("/api/v1/imports", json=body, headers=login(client, "clerk01")).status_code == 403
+    refused = client.post("/api/v1/imports", json=body, headers=headers)
+    assert refused.status_code == 409 and refused.json()["code"] == "import_report_not_approved"
+    missing = client.post("/api/v1/imports", json=body | {"manifest": str(tmp_path / "nope.jsonl")}, headers=headers)
+    assert missing.status_code == 422 and missing.json()["code"] == "import_manifest_invalid"
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    started = client.post("/api/v1/imports", json=body, headers=headers)
+    assert started.status_code == 202
+    jobs.wait(ctx, started.json()["console_job"], timeout=120)
+    status = client.get(f"/api/v1/imports/{started.json()['job']}", headers=headers).json()
+    assert status["states"]["indexed"] == 2 and status["done"] == status["total"] == 2
+    assert client.get("/api/v1/imports/999", headers=headers).json()["code"] == "import_job_not_found"
