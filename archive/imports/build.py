@@ -1,10 +1,11 @@
 """The heavy part of importing one item, run in a worker process: verify and store the page images, build the
-PDF/A rendition, sign it, digest and store it. Uses the same signing/ and storage/ pieces as filing
+PDF/A rendition, sign it and digest it. Uses the same signing/ and storage/ pieces as filing
 (archive/filing.py); nothing here touches the catalogue.
 
-Objects are stored under content keys (from their SHA-256) without a retention lock: the catalogue transaction
-that files the item sets the lock, so a rendition whose item never gets filed (a crash in between) is an orphan
-for `archive storage gc`, and re-storing an original after a crash puts the same bytes under the same key.
+The page images are stored under content keys (from their SHA-256) without a retention lock, so re-storing one
+after a crash puts the same bytes under the same key. The signed rendition is returned, not stored: its key
+depends on the signing time, so the job (archive/imports/job.py) first records the key in the catalogue and only
+then stores it - a crash can never leave a rendition nobody knows about (an orphan for `archive storage gc`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from storage.base import content_key
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff", ".tiff": "image/tiff",
                ".png": "image/png"}
 
+BRANCH = "历史档案"  # 办理网点 of an imported case
 _ctx: Context | None = None
 
 
@@ -71,16 +73,22 @@ def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str,
         archival_code=item["archival_code"], business_serial=item["serial"], business_type=rec["business_type_name"],
         retention=rec["retention_label"], title=rec["title"], fonds_name=ctx.settings.fonds_name,
         dates=(_date(rec["date"]),), parties=[p for p in (rec["name"], rec["id_number"]) if p],
-        extra={"年度": rec["date"][:4], "原档号": rec["original_code"], "数字化服务商": job["vendor"],
+        extra={"年度": str(rec["year"]), "办理网点": BRANCH, "经办人": job["operator"],
+               "原档号": rec["original_code"], "数字化服务商": job["vendor"],
                "数字化批次": job["delivery_name"]},
     )
     rendition = build_rendition(sources, meta, max_pixels=ctx.settings.max_pixels)
     signed = sign_pdf(rendition, ctx.signer, timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required)
     d = digest_bytes(signed)
-    key = content_key("renditions", d.sha256)
-    ctx.store.put(key, io.BytesIO(signed), size=d.size, sha256=d.sha256, sm3=d.sm3)
-    return {"ok": True, "originals": originals, "rendition_key": key, "rendition_sha256": d.sha256,
-            "rendition_sm3": d.sm3, "level": "B-T" if ctx.timestamper else "B-B"}
+    return {"ok": True, "originals": originals, "rendition_key": content_key("renditions", d.sha256),
+            "rendition_sha256": d.sha256, "rendition_sm3": d.sm3, "rendition_size": d.size, "rendition": signed,
+            "level": "B-T" if ctx.timestamper else "B-B"}
+
+
+def store_rendition(ctx: Context, res: dict[str, Any]) -> None:
+    """Store a built item's signed rendition (after its key was recorded), without a lock: filing sets it."""
+    ctx.store.put(res["rendition_key"], io.BytesIO(res["rendition"]), size=res["rendition_size"],
+                  sha256=res["rendition_sha256"], sm3=res["rendition_sm3"])
 
 
 def _date(value: str) -> Any:

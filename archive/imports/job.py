@@ -1,14 +1,25 @@
 """The import job (存量档案导入): an approved dry-run report's manifest, item by item, into the archive.
 
-Per item: pending → stored → signed (worker process: archive/imports/build.py) → catalogued (one short write
-transaction per chunk: case, pages, item with its 档号 and retention, object locks, audit event, outbox row) →
-indexed (the outbox drained in bulk). A failure is ``failed`` with its reason; rows the report failed, or the
-profile excluded, are ``excluded``.
+Per item: pending → (stored →) signed → catalogued → indexed, or ``failed`` with its reason; rows the report
+failed, or the profile excluded, are ``excluded``.
 
-Resumable: the job is keyed by the manifest's digest and its items by 档号, states are committed per chunk, object
-keys come from digests, so a crash or Ctrl-C followed by ``run`` again goes on where it stopped with no duplicate
-item or object; re-running a completed import changes nothing. Memory is bounded: the manifest is streamed in
-chunks, and at most ``2 × workers`` chunks are in flight.
+- A worker process (archive/imports/build.py) stores the page images and builds and signs the rendition.
+- ``signed`` is written per chunk as soon as the workers return, with the keys and digests of the stored page
+  images and of the signed rendition, *before* the rendition is stored (write-ahead). ``stored`` (page images
+  in the store) is not written on its own: it happens inside the worker, which never writes to the catalogue
+  (SQLite has one writer; the workers stay catalogue-free), and a crash before ``signed`` leaves only page
+  images under content keys that the resumed build puts again under the same keys.
+- The rendition is then stored, and the chunk is catalogued in one transaction (case, documents, item with its
+  档号 and retention, audit events, outbox row) with each item's GD checks (四性检测, archive/checks/gd.py) in a
+  savepoint: an item whose checks fail is rolled back, its unlocked rendition removed, its report kept and it is
+  ``failed`` with the reason - never half-imported. Object locks are set only for items that passed.
+- ``indexed``: the outbox drained in bulk.
+
+Resumable: the job is keyed by the manifest's digest and its items by 档号, states are committed per chunk. A
+``signed`` item whose recorded rendition is in the store is catalogued from what was recorded (no rebuild, no
+second rendition); one whose rendition never got stored is rebuilt. So a crash or Ctrl-C followed by ``run``
+goes on where it stopped with no duplicate item and no orphan object; re-running a completed import changes
+nothing. Memory is bounded: the manifest is streamed in chunks, and at most ``2 × workers`` chunks are in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -43,6 +55,9 @@ from archive.catalogue.models import (
     ImportReport,
 )
 from archive.catalogue.types import utcnow
+from archive.checks import gd
+from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
+from archive.checks.reports import save_report
 from archive.classification import RetentionCode, Trigger
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -54,6 +69,7 @@ from archive.imports.scan import manifest_header, read_manifest
 from archive.retention.periods import expiry_date, lock_end
 from archive.retention.schedules import ensure_version
 
+BRANCH = build.BRANCH  # 办理网点 of an imported case (in the rendition's metadata too)
 CHUNK = 16  # items per catalogue transaction (and per dispatch to the pool)
 WORKING = ("pending", "stored", "signed")
 DONE = ("catalogued", "indexed")
@@ -183,7 +199,8 @@ def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
     lines = read_manifest(Path(job.manifest_path))
     header = next(lines)
     profile = Profile.model_validate(header["profile"])
-    meta = {"delivery": header["delivery"], "vendor": job.vendor, "delivery_name": job.delivery_name}
+    meta = {"delivery": header["delivery"], "vendor": job.vendor, "delivery_name": job.delivery_name,
+            "operator": job.operator}
     n = workers or os.cpu_count() or 1
     started, done_now = time.monotonic(), 0
     total = job.total
@@ -207,8 +224,7 @@ def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
             todo = _todo(ctx, job_id, profile, chunk)
             if not todo:
                 continue
-            futures = [executor.submit(build.build_item, meta, it) if executor else build.build_with(ctx, meta, it)
-                       for it in todo]
+            futures = [_dispatch(executor, ctx, meta, it) for it in todo]
             in_flight.append((todo, futures))
             if len(in_flight) >= 2 * n:
                 report(_catalogue(ctx, actor, job, *in_flight.pop(0)))
@@ -242,9 +258,10 @@ def _todo(ctx: Context, job_id: int, profile: Profile, chunk: list[dict[str, Any
         record, _ = resolve(profile, ctx.schedule, ctx.code_rule, it["key"], it["fields"])
         assert record is not None and row.archival_code is not None  # planned as pending only when it resolved
         bt = ctx.schedule.business_type(record.business_type)
-        out.append(it | {"archival_code": row.archival_code, "serial": _serial(record, row.archival_code),
-                         "import_item_id": row.id, "record_obj": record,
-                         "record": {"business_type_name": bt.name, "retention_label": RetentionCode(
+        out.append(it | {"archival_code": row.archival_code, "serial": _serial(ctx, record, row.archival_code),
+                         "import_item_id": row.id, "record_obj": record, "_recorded": _recorded(ctx, row),
+                         "record": {"year": ctx.code_rule.parse(row.archival_code).year,
+                                    "business_type_name": bt.name, "retention_label": RetentionCode(
                              record.retention).label, "title": record.title, "date": record.date.isoformat(),
                              "name": record.name, "id_number": record.id_number,
                              "original_code": record.original_code}})
@@ -253,29 +270,102 @@ def _todo(ctx: Context, job_id: int, profile: Profile, chunk: list[dict[str, Any
     return [{k: v for k, v in it.items()} for it in out]
 
 
-def _serial(record: Record, code: str) -> str:
-    """业务流水号 of an imported item: the catalogue's, else one derived from its 档号 (历史档案 have none)."""
-    return record.serial or f"LS-{code}"[:64]
+def _recorded(ctx: Context, row: ImportItem) -> dict[str, Any] | None:
+    """A ``signed`` item's recorded build, when its rendition reached the store (a crash before cataloguing)."""
+    if row.state != "signed" or not row.detail or not ctx.store.exists(row.detail["rendition_key"]):
+        return None
+    return dict(row.detail)
+
+
+def _dispatch(executor: ProcessPoolExecutor | None, ctx: Context, meta: dict[str, Any],
+              it: dict[str, Any]) -> Future[dict[str, Any]] | dict[str, Any]:
+    if it["_recorded"] is not None:
+        return it["_recorded"]  # built and stored before a crash: reuse it, build no second rendition
+    work = {k: v for k, v in it.items() if not k.startswith("_")}
+    return executor.submit(build.build_item, meta, work) if executor else build.build_with(ctx, meta, work)
+
+
+def _serial(ctx: Context, record: Record, code: str) -> str:
+    """业务流水号 of an imported item: the catalogue's, else one derived from its 档号 (历史档案 have none), in
+    the serial format (ASCII letters, digits, ``-``) the GD checks require."""
+    if record.serial:
+        return record.serial
+    p = ctx.code_rule.parse(code)
+    return re.sub(r"[^A-Za-z0-9_-]", "", f"LS-{p.fonds}-{p.year}-{p.retention}-{p.category}-{p.number:06d}")[:64]
 
 
 def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, Any]],
                futures: list[Future[dict[str, Any]] | dict[str, Any]]) -> int:
-    """File a chunk's built items in one transaction (item by item when one of them conflicts)."""
+    """Record a chunk's builds (``signed``), store their renditions, then file them in one transaction (item by
+    item when one of them conflicts)."""
     built = [(it, f.result() if isinstance(f, Future) else f) for it, f in zip(todo, futures, strict=True)]
+    fresh = [(it, res) for it, res in built if "rendition" in res]
+    with ctx.catalogue.session() as s:  # write-ahead: the rendition keys are known before the objects exist
+        for it, res in built:
+            if "failed" in res:
+                _state(s, it["import_item_id"], "failed", res["reason"])
+        for it, res in fresh:
+            _state(s, it["import_item_id"], "signed", detail=_recordable(res))
+    for _, res in fresh:
+        build.store_rendition(ctx, res)
+        del res["rendition"]  # bounded memory: the bytes are in the store now
+    ok = [(it, res) for it, res in built if "failed" not in res]
     try:
         with ctx.catalogue.session() as s:
-            for it, res in built:
-                _file_one(ctx, s, actor, job, it, res)
+            refused = [r for it, res in ok if (r := _file_one(ctx, s, actor, job, it, res)) is not None]
     except IntegrityError:
-        for it, res in built:
+        refused = []
+        for it, res in ok:
             try:
                 with ctx.catalogue.session() as s:
-                    _file_one(ctx, s, actor, job, it, res)
+                    if (r := _file_one(ctx, s, actor, job, it, res)) is not None:
+                        refused.append(r)
             except IntegrityError:
                 with ctx.catalogue.session() as s:
                     _state(s, it["import_item_id"], "failed", f"档号 {it['archival_code']} 或业务流水号 "
                            f"{it['serial']} 已在档案库中，未重复导入")
+                _discard(ctx, res)
+    if refused:
+        _keep_refusals(ctx, actor, refused)
     return len(built)
+
+
+def _recordable(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if k not in ("rendition", "ok")}
+
+
+def _discard(ctx: Context, res: dict[str, Any]) -> None:
+    """Remove the unlocked rendition of an item that was not filed (its page images may be shared: gc's)."""
+    if not ctx.store.exists(res["rendition_key"]):
+        return
+    with ctx.catalogue.reading() as r:
+        used = r.scalar(select(func.count()).select_from(ArchiveItem)
+                        .where(ArchiveItem.rendition_key == res["rendition_key"]))
+    if not used:
+        ctx.store.delete(res["rendition_key"])
+
+
+@dataclass
+class _Refusal:
+    import_item_id: int
+    code: str
+    serial: str
+    results: list[tuple[CheckItem, Result]]
+    built: dict[str, Any]
+
+
+def _keep_refusals(ctx: Context, actor: Actor, refused: list[_Refusal]) -> None:
+    """Items whose GD checks failed: their report kept, the item ``failed`` with the reason, rendition removed."""
+    with ctx.catalogue.session() as s:
+        for r in refused:
+            report = save_report(s, actor, Stage.FILING, r.code, r.results, serial=r.serial, refused=True,
+                                 import_item=r.import_item_id)
+            failed = gd.refusal_summary(r.results)
+            shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:3])
+            _state(s, r.import_item_id, "failed", f"四性检测未通过，未导入（检测报告 {report.id}）：{shown}"[:2000],
+                   detail=_recordable(r.built) | {"check_report": report.id})
+    for r in refused:
+        _discard(ctx, r.built)
 
 
 def _state(s: Session, row_id: int, state: str, reason: str | None = None, **values: Any) -> None:
@@ -284,10 +374,8 @@ def _state(s: Session, row_id: int, state: str, reason: str | None = None, **val
 
 
 def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[str, Any],
-              res: dict[str, Any]) -> None:
-    if "failed" in res:
-        _state(s, it["import_item_id"], "failed", res["reason"])
-        return
+              res: dict[str, Any]) -> _Refusal | None:
+    """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail."""
     record: Record = it["_record"]
     bt = ctx.schedule.business_type(record.business_type)
     parts = ctx.code_rule.parse(it["archival_code"])
@@ -299,19 +387,27 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
     provenance = (f"服务商 {job.vendor}；批次 {job.delivery_name}；导入任务 {job.id}；预检报告 {job.report_id}；"
                   f"映射配置 {job.profile_sha256[:12]}；原档号 {record.original_code}；"
                   f"保管期限来源 {_SOURCES[record.retention_source]}")
+    origin = {"import_job": job.id, "row": it["row"], "folder": it["folder"]}
+    savepoint = s.begin_nested()
     case = Case(serial=it["serial"], fonds_id=fonds, category=bt.category, business_type=record.business_type,
-                status="filed", applicant_name=record.name, applicant_id_number=record.id_number, branch="历史档案",
+                status="filed", applicant_name=record.name, applicant_id_number=record.id_number, branch=BRANCH,
                 clerk=job.operator, accepted_at=when, closed_at=when, outcome="approved",
-                trail=[{"action": "办结", "person": "", "at": when.isoformat()},
+                trail=[{"action": "受理", "person": "", "at": when.isoformat()},
+                       {"action": "办结", "person": "", "at": when.isoformat()},
                        {"action": "数字化导入", "person": job.operator, "at": utcnow().isoformat(),
                         "opinion": provenance}])
     s.add(case)
     s.flush()
+    # the case's receipt and each page's, as for born-digital cases (GD-4-7 looks for them)
+    audit.record(s, actor, "case.open", target_type="case", target_id=case.serial, detail=origin)
     for n, o in enumerate(res["originals"], 1):
-        s.add(Document(case_id=case.id, sequence=n, material_type="other", filename=o["name"],
+        doc = Document(case_id=case.id, sequence=n, material_type="other", filename=o["name"],
                        original_key=o["key"], sha256=o["sha256"], sm3=o["sm3"], size=o["size"],
-                       media_type=o["media_type"], page_count=1, created_by=job.operator,
-                       detail={"import_job": job.id, "row": it["row"], "folder": it["folder"]}))
+                       media_type=o["media_type"], page_count=1, created_by=job.operator, detail=origin)
+        s.add(doc)
+        s.flush()
+        audit.record(s, actor, "document.attach", target_type="case", target_id=case.serial,
+                     detail={"document_id": doc.id, "filename": o["name"], "sha256": o["sha256"]} | origin)
     item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds, year=parts.year,
                        retention_code=parts.retention, category=parts.category, number=parts.number,
                        trigger=bt.trigger.value, trigger_date=trigger_date, expiry_date=expiry,
@@ -323,6 +419,13 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
                                   "format": "PAdES", "pdfa": "2b"})
     s.add(item)
     s.flush()
+    results = sorted(gd.run_gd(gd.item_subject(ctx, s, item, actor_kind=actor.kind, scanner=ctx.scanner)),
+                     key=lambda pair: code_key(pair[0].code))
+    if blocking_failures(results):
+        savepoint.rollback()  # nothing of the item stays: no case, documents, item or audit events
+        return _Refusal(it["import_item_id"], it["archival_code"], it["serial"], results, res)
+    savepoint.commit()
+    report = save_report(s, actor, Stage.FILING, item.archival_code, results, item_id=item.id, serial=case.serial)
     if lock > dt.datetime.now(dt.UTC):  # back-filed records already past their period get no lock; appraisal decides
         for key in [res["rendition_key"], *(o["key"] for o in res["originals"])]:
             if (ctx.store.stat(key).retain_until or lock) <= lock:
@@ -330,12 +433,15 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
     audit.record(s, actor, "item.import", target_type="item", target_id=item.archival_code,
                  detail={"import_job": job.id, "row": it["row"], "original_code": record.original_code,
                          "retention_source": record.retention_source, "pages": len(res["originals"]),
-                         "rendition_sha256": res["rendition_sha256"]})
+                         "rendition_sha256": res["rendition_sha256"], "check_report": report.id,
+                         "check_outcome": report.outcome})
     indexing.enqueue(s, case.serial)
     _state(s, it["import_item_id"], "catalogued", item_id=item.id,
            detail={"rendition_key": res["rendition_key"], "originals": [o["key"] for o in res["originals"]],
+                   "check_report": report.id,
                    "lock_until": lock.isoformat() if lock > dt.datetime.now(dt.UTC) else None})
     s.execute(update(ImportJob).where(ImportJob.id == job.id).values(heartbeat_at=utcnow()))
+    return None
 
 
 _SOURCES = {"catalogue": "目录著录", "schedule": "分类方案", "archival_code": "原档号"}

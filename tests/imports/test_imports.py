@@ -12,10 +12,18 @@ from sqlalchemy import func, select
 
 from archive import jobs
 from archive.audit import Actor
-from archive.catalogue.models import ArchivalCodeSequence, ArchiveItem, AuditEvent, Case, Document, ImportItem
+from archive.catalogue.models import (
+    ArchivalCodeSequence,
+    ArchiveItem,
+    AuditEvent,
+    Case,
+    CheckReport,
+    Document,
+    ImportItem,
+)
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
-from archive.imports import after, job
+from archive.imports import after, build, job
 from archive.imports.approval import approve, make_report
 from archive.imports.profile import load_profile
 from archive.imports.scan import read_manifest, scan
@@ -189,7 +197,7 @@ def test_renumber_keeps_the_historical_code_as_original(ctx: Context, tmp_path: 
     with ctx.catalogue.reading() as r:
         imp = r.scalar(select(ImportItem).where(ImportItem.job_id == job_id))
         assert imp is not None and imp.original_code == "2015-TQ-0007"
-        assert imp.archival_code == "J001-YW·2015-D30-TQ-000001" and imp.state == "indexed"
+        assert imp.archival_code == "J001-YW·2015-D30-TQ-000001" and imp.state == "indexed", imp.reason
 
 
 def test_api_starts_the_import_and_reports_progress(client: TestClient, ctx: Context, tmp_path: Path) -> None:
@@ -215,3 +223,71 @@ def test_api_starts_the_import_and_reports_progress(client: TestClient, ctx: Con
     status = client.get(f"/api/v1/imports/{started.json()['job']}", headers=headers).json()
     assert status["states"]["indexed"] == 2 and status["done"] == status["total"] == 2
     assert client.get("/api/v1/imports/999", headers=headers).json()["code"] == "import_job_not_found"
+
+
+def _approved_job(ctx: Context, tmp_path: Path, rows: list[dict[str, str]], pages: int = 1) -> int:
+    delivery, profile_path = _setup(tmp_path, rows, pages=pages)
+    csv_ = delivery / "目录.csv"
+    csv_.write_text(csv_.read_text(encoding="gb18030").replace(",3,", f",{pages},"), encoding="gb18030")
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    return job.start(ctx, ACTOR, manifest, report.id)
+
+
+def test_imported_items_get_gd_checks_and_a_failing_item_is_not_half_imported(ctx: Context, tmp_path: Path) -> None:
+    # a control character in the 姓名 passes the dry run but not GD-1-6 (特殊字符) at filing
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2, XM="张\x07三")])
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1, "failed": 1}
+    with ctx.catalogue.reading() as r:
+        bad = r.scalar(select(ImportItem).where(ImportItem.key == code(2)))
+        good = r.scalar(select(ImportItem).where(ImportItem.key == code(1)))
+        assert bad is not None and good is not None
+        assert "四性检测未通过" in (bad.reason or "") and "GD-1-6" in (bad.reason or "") and bad.item_id is None
+        assert [i.archival_code for i in r.scalars(select(ArchiveItem))] == [code(1)]  # nothing of item 2 stays
+        assert r.scalar(select(func.count()).select_from(Case)) == 1
+        assert r.scalar(select(func.count()).select_from(Document)) == 1
+        assert not r.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "document.attach", AuditEvent.detail["row"].as_integer() == bad.row))
+        kept = r.get(CheckReport, (bad.detail or {})["check_report"])
+        assert kept is not None and not kept.passed and kept.item_id is None  # the refusal's report is kept
+        passed = r.get(CheckReport, (good.detail or {})["check_report"])
+        assert passed is not None and passed.passed and passed.item_id == good.item_id
+        bad_key, good_key = (bad.detail or {})["rendition_key"], (good.detail or {})["rendition_key"]
+    assert not ctx.store.exists(bad_key)  # its unlocked rendition removed
+    assert set(ctx.store.list_keys("renditions")) == {good_key}
+
+
+def test_crash_between_store_and_catalogue_reuses_the_stored_rendition(ctx: Context, tmp_path: Path) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(n) for n in range(1, 5)])
+    real = build.store_rendition
+    stored: list[str] = []
+
+    def store_then_crash(c: Context, res: dict[str, object]) -> None:
+        real(c, res)
+        stored.append(str(res["rendition_key"]))
+        if len(stored) == 3:  # the second chunk's first rendition is stored, its catalogue write never happens
+            raise KeyboardInterrupt
+
+    job.CHUNK, saved = 2, job.CHUNK
+    try:
+        build.store_rendition = store_then_crash  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            job.run(ctx, ACTOR, job_id, pool=False)
+        build.store_rendition = real  # type: ignore[assignment]
+        mid = job.counts(ctx, job_id)
+        assert mid == {"catalogued": 2, "signed": 2}
+        with ctx.catalogue.reading() as r:
+            recorded = {x.key: (x.detail or {})["rendition_key"] for x in r.scalars(
+                select(ImportItem).where(ImportItem.state == "signed"))}
+        assert recorded[code(3)] == stored[2] and ctx.store.exists(stored[2])
+        assert not ctx.store.exists(recorded[code(4)])  # recorded before it was stored: rebuilt on resume
+        final = job.run(ctx, ACTOR, job_id, pool=False)
+    finally:
+        job.CHUNK, build.store_rendition = saved, real  # type: ignore[assignment]
+    assert final == {"indexed": 4}
+    with ctx.catalogue.reading() as r:
+        items = {i.archival_code: i.rendition_key for i in r.scalars(select(ArchiveItem))}
+    assert items[code(3)] == stored[2]  # the stored rendition was reused, not built again
+    assert set(ctx.store.list_keys("renditions")) == set(items.values())  # no orphan left for gc
