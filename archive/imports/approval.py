@@ -1,9 +1,10 @@
-"""Dry-run reports kept and approved: the report is written beside the manifest (JSON, and XLSX for people),
+"""Dry-run reports kept and approved: the report is written beside the manifest (JSON, and XLSX and PDF for people),
 registered in the catalogue with its digest, and approved by an archivist before anything is imported."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from archive.errors import Conflict, InvalidInput, NotFound
 from archive.imports.dryrun import build_report, write_report
 
 SEVERITY = {"error": "错误", "warning": "警告"}
+COUNT_NAMES = {"items": "条目", "pages": "页数", "bytes": "字节数", "importable": "可导入", "failing": "未通过",
+               "excluded": "已排除"}
+PDF_ROWS = 2000  # findings listed in the PDF; the XLSX lists them all
 
 
 def make_report(ctx: Context, actor: Actor, manifest: Path, *, workers: int | None = None,
@@ -35,6 +39,7 @@ def make_report(ctx: Context, actor: Actor, manifest: Path, *, workers: int | No
     path = manifest.with_name(manifest.stem + ".report.json")
     write_report(report, path)
     report_xlsx(report, path.with_suffix(".xlsx"))
+    path.with_suffix(".pdf").write_bytes(report_pdf(report, ctx.settings.fonds_name, ctx.settings.cjk_font))
     with ctx.catalogue.session() as s:
         row = ImportReport(manifest_sha256=report["manifest_sha256"], manifest_path=str(manifest.resolve()),
                            report_path=str(path.resolve()),
@@ -78,10 +83,8 @@ def report_xlsx(report: dict[str, Any], path: Path) -> None:
     summary.append(["服务商", report["vendor"]])
     summary.append(["批次", report["delivery_name"]])
     summary.append(["清单 SHA-256", report["manifest_sha256"]])
-    names = {"items": "条目", "pages": "页数", "bytes": "字节数", "importable": "可导入", "failing": "未通过",
-             "excluded": "已排除"}
     for k, v in report["counts"].items():
-        summary.append([names.get(k, k), v])
+        summary.append([COUNT_NAMES.get(k, k), v])
     summary.append([])
     summary.append(["问题代码", "含义", "级别", "数量"])
     for code, n in report["by_code"].items():
@@ -89,9 +92,51 @@ def report_xlsx(report: dict[str, Any], path: Path) -> None:
         summary.append([code, meaning, SEVERITY[severity], n])
     sheet = book.create_sheet("问题清单")
     sheet.append(["档号/行", "目录行号", "级别", "问题代码", "说明"])
+    for r in _finding_rows(report):
+        sheet.append(r)
+    book.save(path)
+
+
+def _finding_rows(report: dict[str, Any]) -> Iterator[list[Any]]:
     for f in report["delivery_findings"]:
-        sheet.append([f.get("key") or "（整批）", "", SEVERITY[f["severity"]], f["code"], f["message"]])
+        yield [f.get("key") or "（整批）", "", SEVERITY[f["severity"]], f["code"], f["message"]]
     for entry in report["failing"] + report["warnings"]:
         for f in entry["findings"]:
-            sheet.append([entry["key"], entry["row"], SEVERITY[f["severity"]], f["code"], f["message"]])
-    book.save(path)
+            yield [entry["key"], entry["row"], SEVERITY[f["severity"]], f["code"], f["message"]]
+
+
+def report_pdf(report: dict[str, Any], fonds_name: str, font_path: Path | None) -> bytes:
+    """The report as a PDF to read, sign and file with the approval: counts, findings by code, the failing rows
+    (the first PDF_ROWS; the XLSX has them all)."""
+    from itertools import islice
+
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, Spacer
+
+    from archive.imports.findings import CODES
+    from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
+
+    font = cjk_font(font_path)
+    title, body = style("title", font, 15, 20, alignment=1), style("body", font, 8.5, 11, wordWrap="CJK")
+    story: list[Any] = [
+        Paragraph("存量档案导入预检报告", title), Spacer(1, 4 * mm),
+        cell(f"立档单位：{fonds_name}　数字化服务商：{report['vendor']}　批次：{report['delivery_name']}", body),
+        cell(f"清单 SHA-256：{report['manifest_sha256']}", body), Spacer(1, 3 * mm),
+        grid_table([[COUNT_NAMES.get(k, k) for k in report["counts"]], [str(v) for v in report["counts"].values()]],
+                   [40 * mm] * len(report["counts"]), font=font),
+        Spacer(1, 4 * mm)]
+    by_code = [["问题代码", "含义", "级别", "数量"]] + [
+        [code, CODES.get(code, ("error", code))[1], SEVERITY[CODES.get(code, ("error", code))[0]], str(n)]
+        for code, n in report["by_code"].items()]
+    story += [grid_table(by_code, [50 * mm, 110 * mm, 20 * mm, 25 * mm], font=font), Spacer(1, 4 * mm)]
+    rows = list(islice(_finding_rows(report), PDF_ROWS + 1))
+    listed = [[cell(v, body) for v in r] for r in rows[:PDF_ROWS]]
+    story.append(grid_table([["档号/行", "目录行号", "级别", "问题代码", "说明"], *listed],
+                            [62 * mm, 18 * mm, 14 * mm, 40 * mm, 135 * mm], font=font))
+    if len(rows) > PDF_ROWS:
+        story.append(Paragraph(f"问题超过 {PDF_ROWS} 条，其余见同名 XLSX 报告。", body))
+    if report.get("blocked"):
+        story.append(Paragraph("目录无法读取：本批次没有可导入的条目。", body))
+    story += [Spacer(1, 8 * mm), Paragraph("审核人（档案部门）签字：　　　　　　　　　日期：", body)]
+    return landscape_pdf(story, margin=10 * mm, title=f"存量档案导入预检报告 {report['delivery_name']}",
+                         author=fonds_name)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -69,6 +70,9 @@ def test_scan_and_dry_run_name_every_fault_without_crashing(ctx: Context, tmp_pa
     row_ = make_report(ctx, ACTOR, manifest, workers=1)
     report = json.loads(Path(row_.report_path).read_text(encoding="utf-8"))
     assert Path(row_.report_path).with_suffix(".xlsx").is_file()
+    pdf = pdfium.PdfDocument(Path(row_.report_path).with_suffix(".pdf"))
+    text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+    assert "存量档案导入预检报告" in text and "page_missing" in text and code(2) in text and "缺页" in text
     assert _findings(report, code(1)) == set()
     assert "page_missing" in _findings(report, code(2))
     assert "page_count_mismatch" in _findings(report, code(3))
