@@ -140,3 +140,28 @@ def report_pdf(report: dict[str, Any], fonds_name: str, font_path: Path | None) 
     story += [Spacer(1, 8 * mm), Paragraph("审核人（档案部门）签字：　　　　　　　　　日期：", body)]
     return landscape_pdf(story, margin=10 * mm, title=f"存量档案导入预检报告 {report['delivery_name']}",
                          author=fonds_name)
+
+
+def recent_reports(ctx: Context, limit: int = 50) -> list[ImportReport]:
+    """The newest dry-run reports (draft or approved), for the console page."""
+    from sqlalchemy import select
+
+    with ctx.catalogue.reading() as r:
+        rows = list(r.scalars(select(ImportReport).order_by(ImportReport.id.desc()).limit(limit)))
+        for row in rows:
+            r.expunge(row)
+    return rows
+
+
+def report_file(ctx: Context, report_id: int, suffix: str) -> tuple[str, bytes]:
+    """A registered report's PDF or XLSX (file name, bytes)."""
+    with ctx.catalogue.reading() as r:
+        row = r.get(ImportReport, report_id)
+        if row is None:
+            raise NotFound(f"预检报告 {report_id} 不存在", code="import_report_not_found",
+                           detail={"report": report_id})
+        path = Path(row.report_path).with_suffix(suffix)
+    if not path.is_file():
+        raise NotFound(f"预检报告 {report_id} 的 {suffix[1:].upper()} 文件已不在原位置（{path.name}）；"
+                       "请重新出具预检报告", code="import_report_not_found", detail={"report": report_id})
+    return path.name, path.read_bytes()

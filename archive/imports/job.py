@@ -496,3 +496,11 @@ def status(ctx: Context, job_id: int) -> dict[str, Any]:
                 "eta_seconds": round(left / rate_s) if rate_s and left else None,
                 "started_at": job.started_at.isoformat(),
                 "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def recent(ctx: Context, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest import jobs with their states, for the console page."""
+    with ctx.catalogue.reading() as r:
+        started = dict(r.execute(select(ImportJob.id, ImportJob.started_at).order_by(ImportJob.id.desc())
+                                 .limit(limit)).tuples().all())
+    return [status(ctx, job_id) | {"started": at} for job_id, at in started.items()]  # a datetime, for the page

@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
         dashboard,
         filing,
         home,
+        imports,
         jobs,
         lending,
         retention,
@@ -34,6 +35,6 @@ def install(app: FastAPI) -> None:
     app.include_router(home.site)
     app.include_router(auth.router)
     for module in (home, cases, filing, scans, jobs, search, appraisal, retention, lending, transfers, checks, audit,
-                   admin, dashboard):  # every state change under /ui carries the session's CSRF token
+                   admin, dashboard, imports):  # every state change under /ui carries the session's CSRF token
         app.include_router(module.router, dependencies=[Depends(check_csrf)])
     errors.install(app)
