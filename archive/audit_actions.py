@@ -93,6 +93,14 @@ ACTIONS: dict[str, str] = {
     "dq.plan.approve": "批准批量治理方案",
     "dq.plan.apply": "执行批量治理方案（先备份原值）",
     "dq.plan.rollback": "回退批量治理方案",
+    # historical imports (存量档案导入, archive/imports)
+    "import.report": "出具存量档案导入预检报告",
+    "import.approve": "批准存量档案导入预检报告",
+    "import.start": "开始存量档案导入任务",
+    "import.finish": "存量档案导入任务结束",
+    "item.import": "导入存量档案（生成并签署归档件）",
+    "import.sample": "抽取存量档案抽检样本",
+    "import.sample.verdict": "登记存量档案抽检结论",
 }
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from archive import audit, identity, indexing, logins
 from archive.classification import load_schedule
-from archive.commands import backup, checks, index, lending, ltv, retention, signing, storage, transfer, triggers
+from archive.commands import backup, checks, imports, index, lending, ltv, retention, signing, storage, transfer, triggers
 from archive.commands import dq as dq_commands
 from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
@@ -317,7 +317,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(backup.app, name="backup")
 app.add_typer(ltv.app, name="ltv")
 app.registered_commands += signing.app.registered_commands  # `archive tsa` and `archive verify`
-for module in (retention, triggers, lending, transfer, checks, dq_commands):
+for module in (retention, triggers, lending, transfer, checks, dq_commands, imports):
     for name, sub in module.apps.items():
         app.add_typer(sub, name=name)
 

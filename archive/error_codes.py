@@ -407,6 +407,21 @@ CODES: dict[str, Code] = {
     "dq_status_invalid": Code(Kind.INVALID, "问题数据的状态只能是：…"),
     "dq_waiver_reason_required": Code(Kind.INVALID, "请填写豁免理由"),
     "dq_waiver_same_person": Code(Kind.CONFLICT, "豁免须由申请人以外的人员批准"),
+    # historical imports (archive/imports)
+    "import_profile_invalid": Code(Kind.INVALID, "映射配置文件 … 有误"),
+    "import_manifest_invalid": Code(Kind.INVALID, "清单文件 … 不存在或格式有误"),
+    "import_manifest_mismatch": Code(Kind.CONFLICT, "清单与预检报告所检的清单不一致"),
+    "import_delivery_invalid": Code(Kind.INVALID, "交付目录 … 不存在"),
+    "import_report_not_found": Code(Kind.NOT_FOUND, "预检报告 … 不存在"),
+    "import_report_not_approved": Code(Kind.CONFLICT, "预检报告尚未批准，不能导入"),
+    "import_report_approved": Code(Kind.CONFLICT, "预检报告已批准"),
+    "import_report_changed": Code(Kind.CONFLICT, "预检报告文件已不存在或被改动"),
+    "import_report_blocked": Code(Kind.CONFLICT, "预检报告显示目录无法读取，没有可导入的条目"),
+    "import_job_not_found": Code(Kind.NOT_FOUND, "导入任务 … 不存在"),
+    "import_sample_invalid": Code(Kind.INVALID, "抽检数量或结论有误"),
+    "import_sample_not_found": Code(Kind.NOT_FOUND, "… 不在抽检样本中"),
+    "import_sample_recorded": Code(Kind.CONFLICT, "抽检结论已登记"),
+    "file_changed": Code(Kind.INVALID, "影像文件在预扫描后被改动"),
 }
 
 

@@ -20,6 +20,7 @@ from archive.api.routes import (
     dq,
     events,
     health,
+    imports,
     items,
     lending,
     reference,
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     errors.install(app)
     docs.install(app)
     for module in (health, auth, admin, audit_log, reference, cases, items, scans, search,
-                   events, retention, lending, transfer, checks, alerts, dq):
+                   events, retention, lending, transfer, checks, alerts, dq, imports):
         app.include_router(module.router)
     web.install(app)  # the people's pages under /ui; after errors.install: it wraps those handlers
     observe.install(app)  # request ids, access log, request metrics, /metrics

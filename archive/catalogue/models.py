@@ -988,3 +988,76 @@ class DqReconciliation(Base):
     filing_rate: Mapped[float | None] = mapped_column(Float)
     by: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportReport(Base):
+    """A dry-run report (预检报告) of a vendor delivery's manifest; an import proceeds only from an approved one."""
+
+    __tablename__ = "import_report"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    manifest_path: Mapped[str] = mapped_column(String(1000))
+    report_path: Mapped[str] = mapped_column(String(1000))
+    report_sha256: Mapped[str] = mapped_column(String(64))
+    vendor: Mapped[str] = mapped_column(String(100))
+    delivery_name: Mapped[str] = mapped_column(String(100))
+    counts: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft, approved
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None]
+
+
+class ImportJob(Base):
+    """An import (存量档案导入) of one manifest: resumable, keyed by the manifest's digest."""
+
+    __tablename__ = "import_job"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest_path: Mapped[str] = mapped_column(String(1000))
+    report_id: Mapped[int] = mapped_column(ForeignKey("import_report.id"))
+    vendor: Mapped[str] = mapped_column(String(100))
+    delivery_name: Mapped[str] = mapped_column(String(100))
+    profile_sha256: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running, done
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class ImportItem(Base):
+    """One catalogue row of an import: pending → stored → signed → catalogued → indexed, or failed/excluded."""
+
+    __tablename__ = "import_item"
+    __table_args__ = (UniqueConstraint("job_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_job.id"), index=True)
+    key: Mapped[str] = mapped_column(String(128))  # the row's 档号 (or 第N行 when it has none)
+    row: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    archival_code: Mapped[str | None] = mapped_column(String(64))  # the item's 档号
+    original_code: Mapped[str | None] = mapped_column(String(64))  # 原档号 (the vendor catalogue's)
+    retention_source: Mapped[str | None] = mapped_column(String(16))  # catalogue, schedule, archival_code
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("archive_item.id"))
+    pages: Mapped[int] = mapped_column(default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    detail: Mapped[dict[str, Any] | None]  # keys and digests of what was stored for it
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ImportSample(Base):
+    """An item drawn for manual inspection (抽检) after an import, with its recorded verdict."""
+
+    __tablename__ = "import_sample"
+    __table_args__ = (UniqueConstraint("job_id", "import_item_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_job.id"), index=True)
+    import_item_id: Mapped[int] = mapped_column(ForeignKey("import_item.id"))
+    verdict: Mapped[str] = mapped_column(String(16), default="pending")  # pending, pass, fail
+    note: Mapped[str | None] = mapped_column(String(500))
+    checked_by: Mapped[str | None] = mapped_column(String(100))
+    checked_at: Mapped[datetime | None]

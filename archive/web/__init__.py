@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
         dq,
         filing,
         home,
+        imports,
         jobs,
         lending,
         retention,
@@ -35,6 +36,6 @@ def install(app: FastAPI) -> None:
     app.include_router(home.site)
     app.include_router(auth.router)
     for module in (home, cases, filing, scans, jobs, search, appraisal, retention, lending, transfers, checks, audit,
-                   admin, dashboard, dq):  # every state change under /ui carries the session's CSRF token
+                   admin, dashboard, dq, imports):  # every state change under /ui carries the session's CSRF token
         app.include_router(module.router, dependencies=[Depends(check_csrf)])
     errors.install(app)

@@ -2,7 +2,7 @@
 in order with digests, level and the newest time stamp's expiry (issue 18, PAdES B-LT/B-LTA)
 
 Revision ID: 0018
-Revises: 0016 (re-chained after 0016/0017 at merge)
+Revises: 0017 (re-chained after 0016/0017 at merge)
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,97 @@
+"""The heavy part of importing one item, run in a worker process: verify and store the page images, build the
+PDF/A rendition, sign it and digest it. Uses the same signing/ and storage/ pieces as filing
+(archive/filing.py); nothing here touches the catalogue.
+
+The page images are stored under content keys (from their SHA-256) without a retention lock, so re-storing one
+after a crash puts the same bytes under the same key. The signed rendition is returned, not stored: its key
+depends on the signing time, so the job (archive/imports/job.py) first records the key in the catalogue and only
+then stores it - a crash can never leave a rendition nobody knows about (an orphan for `archive storage gc`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+from archive.context import Context
+from archive.errors import ERRORS
+from archive.settings import Settings
+from signing.fixity import digest_bytes
+from signing.pades import sign_pdf
+from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
+from storage.base import content_key
+
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff", ".tiff": "image/tiff",
+               ".png": "image/png"}
+
+BRANCH = "历史档案"  # 办理网点 of an imported case
+_ctx: Context | None = None
+
+
+def init_worker(settings: Settings) -> None:
+    """Process-pool initializer: each worker loads the signer and opens the store once."""
+    global _ctx
+    _ctx = Context.build(settings)
+
+
+def build_item(job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """Store, render, sign and store one item; ``{"ok": …}`` or ``{"failed": code, "reason": Chinese text}``."""
+    assert _ctx is not None, "init_worker was not run"
+    return build_with(_ctx, job, item)
+
+
+def build_with(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return _build(ctx, job, item)
+    except ERRORS as exc:
+        if exc.kind in ("unavailable", "busy"):  # the store or the signer is down: stop the job, not the item
+            raise
+        return {"failed": exc.code, "reason": exc.message}
+
+
+def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    folder = Path(job["delivery"], item["folder"])
+    originals: list[dict[str, Any]] = []
+    sources: list[SourceDocument] = []
+    for n, (name, size, sha256) in enumerate(item["files"], 1):
+        data = (folder / name).read_bytes()
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            return {"failed": "file_changed", "reason": f"{item['folder']}/{name} 在预扫描后被改动（大小或摘要不符）；"
+                    "请重新预扫描并出具预检报告"}
+        d = digest_bytes(data)
+        key = content_key("originals", d.sha256)
+        media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+        ctx.store.put(key, io.BytesIO(data), size=d.size, sha256=d.sha256, sm3=d.sm3, media_type=media)
+        originals.append({"key": key, "sha256": d.sha256, "sm3": d.sm3, "size": d.size, "name": name,
+                          "media_type": media})
+        sources.append(SourceDocument(title=f"第{n}页（{name}）", media_type=media, data=data,
+                                      material_type="其他材料"))
+    rec = item["record"]
+    meta = RenditionMetadata(
+        archival_code=item["archival_code"], business_serial=item["serial"], business_type=rec["business_type_name"],
+        retention=rec["retention_label"], title=rec["title"], fonds_name=ctx.settings.fonds_name,
+        dates=(_date(rec["date"]),), parties=[p for p in (rec["name"], rec["id_number"]) if p],
+        extra={"年度": str(rec["year"]), "办理网点": BRANCH, "经办人": job["operator"],
+               "原档号": rec["original_code"], "数字化服务商": job["vendor"],
+               "数字化批次": job["delivery_name"]},
+    )
+    rendition = build_rendition(sources, meta, max_pixels=ctx.settings.max_pixels)
+    signed = sign_pdf(rendition, ctx.signer, timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required)
+    d = digest_bytes(signed)
+    return {"ok": True, "originals": originals, "rendition_key": content_key("renditions", d.sha256),
+            "rendition_sha256": d.sha256, "rendition_sm3": d.sm3, "rendition_size": d.size, "rendition": signed,
+            "level": "B-T" if ctx.timestamper else "B-B"}
+
+
+def store_rendition(ctx: Context, res: dict[str, Any]) -> None:
+    """Store a built item's signed rendition (after its key was recorded), without a lock: filing sets it."""
+    ctx.store.put(res["rendition_key"], io.BytesIO(res["rendition"]), size=res["rendition_size"],
+                  sha256=res["rendition_sha256"], sm3=res["rendition_sm3"])
+
+
+def _date(value: str) -> Any:
+    import datetime as dt
+
+    return dt.date.fromisoformat(value)

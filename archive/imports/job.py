@@ -1,0 +1,506 @@
+"""The import job (存量档案导入): an approved dry-run report's manifest, item by item, into the archive.
+
+Per item: pending → (stored →) signed → catalogued → indexed, or ``failed`` with its reason; rows the report
+failed, or the profile excluded, are ``excluded``.
+
+- A worker process (archive/imports/build.py) stores the page images and builds and signs the rendition.
+- ``signed`` is written per chunk as soon as the workers return, with the keys and digests of the stored page
+  images and of the signed rendition, *before* the rendition is stored (write-ahead). ``stored`` (page images
+  in the store) is not written on its own: it happens inside the worker, which never writes to the catalogue
+  (SQLite has one writer; the workers stay catalogue-free), and a crash before ``signed`` leaves only page
+  images under content keys that the resumed build puts again under the same keys.
+- The rendition is then stored, and the chunk is catalogued in one transaction (case, documents, item with its
+  档号 and retention, audit events, outbox row) with each item's GD checks (四性检测, archive/checks/gd.py) in a
+  savepoint: an item whose checks fail is rolled back, its unlocked rendition removed, its report kept and it is
+  ``failed`` with the reason - never half-imported. Object locks are set only for items that passed.
+- ``indexed``: the outbox drained in bulk.
+
+Resumable: the job is keyed by the manifest's digest and its items by 档号, states are committed per chunk. A
+``signed`` item whose recorded rendition is in the store is catalogued from what was recorded (no rebuild, no
+second rendition); one whose rendition never got stored is rebuilt. So a crash or Ctrl-C followed by ``run``
+goes on where it stopped with no duplicate item and no orphan object; re-running a completed import changes
+nothing. Memory is bounded: the manifest is streamed in chunks, and at most ``2 × workers`` chunks are in flight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from archive import audit, indexing
+from archive.archival_code import allocate
+from archive.audit import Actor
+from archive.catalogue.models import (
+    ArchivalCodeSequence,
+    ArchiveItem,
+    Case,
+    Document,
+    Fonds,
+    ImportItem,
+    ImportJob,
+    ImportReport,
+)
+from archive.catalogue.types import utcnow
+from archive.checks import gd
+from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
+from archive.checks.reports import save_report
+from archive.classification import RetentionCode, Trigger
+from archive.context import Context
+from archive.errors import Conflict, InvalidInput, NotFound
+from archive.imports import build
+from archive.imports.dryrun import failing_keys, manifest_digest
+from archive.imports.profile import Profile
+from archive.imports.records import Record, resolve
+from archive.imports.scan import manifest_header, read_manifest
+from archive.retention.periods import expiry_date, lock_end
+from archive.retention.schedules import ensure_version
+
+BRANCH = build.BRANCH  # 办理网点 of an imported case (in the rendition's metadata too)
+CHUNK = 16  # items per catalogue transaction (and per dispatch to the pool)
+WORKING = ("pending", "stored", "signed")
+DONE = ("catalogued", "indexed")
+STATES = ("pending", "stored", "signed", "catalogued", "indexed", "failed", "excluded")
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    rate: float  # items per second in this run
+    eta_seconds: float | None
+
+
+def load_report(ctx: Context, report_id: int) -> tuple[ImportReport, dict[str, Any]]:
+    import json
+
+    with ctx.catalogue.reading() as r:
+        row = r.get(ImportReport, report_id)
+        if row is None:
+            raise NotFound(f"预检报告 {report_id} 不存在", code="import_report_not_found", detail={"report": report_id})
+        r.expunge(row)
+    return row, json.loads(Path(row.report_path).read_text(encoding="utf-8"))
+
+
+def start(ctx: Context, actor: Actor, manifest: Path, report_id: int) -> int:
+    """The job of ``manifest`` (created and planned the first time, from the approved report); its id."""
+    if not manifest.is_file():
+        raise InvalidInput(f"清单文件 {manifest} 不存在", code="import_manifest_invalid",
+                           detail={"path": str(manifest)})
+    digest = manifest_digest(manifest)
+    with ctx.catalogue.reading() as r:
+        existing = r.scalar(select(ImportJob.id).where(ImportJob.manifest_sha256 == digest))
+    if existing is not None:
+        return int(existing)
+    row, report = load_report(ctx, report_id)
+    if row.status != "approved":
+        raise Conflict(f"预检报告 {report_id} 尚未批准，不能导入；请先由档案管理员审核批准",
+                       code="import_report_not_approved", detail={"report": report_id})
+    if row.manifest_sha256 != digest:
+        raise Conflict(f"清单 {manifest.name} 与预检报告 {report_id} 所检的清单不一致（预检后被改动）；"
+                       "请重新出具预检报告",
+                       code="import_manifest_mismatch", detail={"report": report_id})
+    if report.get("blocked"):
+        raise Conflict("预检报告显示目录无法读取，没有可导入的条目", code="import_report_blocked",
+                       detail={"report": report_id})
+    header = manifest_header(manifest)
+    with ctx.catalogue.session() as s:
+        job = ImportJob(manifest_sha256=digest, manifest_path=str(manifest.resolve()), report_id=report_id,
+                        vendor=header["vendor"], delivery_name=header["delivery_name"],
+                        profile_sha256=header["profile_sha256"], operator=actor.name, status="running")
+        s.add(job)
+        s.flush()
+        audit.record(s, actor, "import.start", target_type="import_job", target_id=job.id,
+                     detail={"manifest_sha256": digest, "report": report_id, "vendor": job.vendor,
+                             "delivery": job.delivery_name})
+        job_id = job.id
+    _plan(ctx, job_id, manifest, failing_keys(report))
+    return job_id
+
+
+def _plan(ctx: Context, job_id: int, manifest: Path, failing: set[str]) -> None:
+    """One import_item per manifest item, with its 档号 (kept, or newly allocated when renumbering)."""
+    lines = read_manifest(manifest)
+    profile = Profile.model_validate(next(lines)["profile"])
+    items = (x for x in lines if x["type"] == "item")
+    total = 0
+    for chunk in _chunks(items, 500):
+        with ctx.catalogue.session() as s:
+            for it in chunk:
+                total += 1
+                s.add(_planned(ctx, s, profile, job_id, it, failing))
+    with ctx.catalogue.session() as s:
+        s.execute(update(ImportJob).where(ImportJob.id == job_id).values(total=total))
+
+
+def _planned(ctx: Context, s: Session, profile: Profile, job_id: int, it: dict[str, Any],
+             failing: set[str]) -> ImportItem:
+    row = ImportItem(job_id=job_id, key=it["key"], row=it["row"], pages=len(it["files"]),
+                     bytes=sum(f[1] for f in it["files"]), original_code=it["fields"].get("档号"))
+    if it["excluded"] or it["key"] in failing:
+        row.state = "excluded"
+        row.reason = "映射配置排除" if it["excluded"] else "预检未通过（见预检报告）"
+        return row
+    record, _ = resolve(profile, ctx.schedule, ctx.code_rule, it["key"], it["fields"])
+    if record is None:  # the report passed it, so the schedule or template changed since: leave it out, say why
+        row.state, row.reason = "failed", "分类方案或档号规则在预检后有变化，本条无法解析；请重新预检"
+        return row
+    parts = record.parts or allocate(s, ctx.code_rule, ctx.settings.fonds_code, record.date.year, record.retention,
+                                     record.category)
+    if record.parts is not None:
+        _reserve(s, record.parts.fonds, record.parts.year, record.parts.retention, record.parts.category,
+                 record.parts.number)
+    row.state, row.archival_code, row.retention_source = "pending", ctx.code_rule.format(parts), \
+        record.retention_source
+    return row
+
+
+def _reserve(s: Session, fonds: str, year: int, retention: str, category: str, number: int) -> None:
+    """A kept historical 档号 takes its 件号: later filings of the class continue after it, never reuse it."""
+    seq = ArchivalCodeSequence
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    s.execute(insert(seq).values(fonds_code=fonds, year=year, retention_code=retention, category=category,
+                                 last_number=number)
+              .on_conflict_do_update(index_elements=[seq.fonds_code, seq.year, seq.retention_code, seq.category],
+                                     set_={"last_number": func.max(seq.last_number, number)
+                                           if s.get_bind().dialect.name == "sqlite"
+                                           else func.greatest(seq.last_number, number)}))
+
+
+def _chunks(it: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
+        progress: Callable[[Progress], None] | None = None, pool: bool = True) -> dict[str, int]:
+    """Import what is left of the job; the counts by state when done."""
+    with ctx.catalogue.reading() as r:
+        job = r.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(f"导入任务 {job_id} 不存在", code="import_job_not_found", detail={"job": job_id})
+        r.expunge(job)
+    before = counts(ctx, job_id)
+    if sum(before.get(s, 0) for s in WORKING) == 0 and before.get("catalogued", 0) == 0:
+        return before  # a completed import: nothing changes
+    lines = read_manifest(Path(job.manifest_path))
+    header = next(lines)
+    profile = Profile.model_validate(header["profile"])
+    meta = {"delivery": header["delivery"], "vendor": job.vendor, "delivery_name": job.delivery_name,
+            "operator": job.operator}
+    n = workers or os.cpu_count() or 1
+    started, done_now = time.monotonic(), 0
+    total = job.total
+    done_before = sum(before.get(s, 0) for s in (*DONE, "failed", "excluded"))
+
+    def report(k: int) -> None:
+        nonlocal done_now
+        done_now += k
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done_now / elapsed
+        left = total - done_before - done_now
+        if progress:
+            progress(Progress(done_before + done_now, total, rate, left / rate if rate else None))
+
+    # spawn, not fork: the API runs this in a thread of a multi-threaded server
+    executor = ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
+                                   mp_context=multiprocessing.get_context("spawn")) if pool else None
+    try:
+        in_flight: list[tuple[list[dict[str, Any]], list[Future[dict[str, Any]] | dict[str, Any]]]] = []
+        for chunk in _chunks((x for x in lines if x["type"] == "item"), CHUNK):
+            todo = _todo(ctx, job_id, profile, chunk)
+            if not todo:
+                continue
+            futures = [_dispatch(executor, ctx, meta, it) for it in todo]
+            in_flight.append((todo, futures))
+            if len(in_flight) >= 2 * n:
+                report(_catalogue(ctx, actor, job, *in_flight.pop(0)))
+        while in_flight:
+            report(_catalogue(ctx, actor, job, *in_flight.pop(0)))
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
+    _index(ctx, job_id)
+    with ctx.catalogue.session() as s:
+        final = _counts(s, job_id)
+        s.execute(update(ImportJob).where(ImportJob.id == job_id)
+                  .values(status="done", finished_at=utcnow(), heartbeat_at=utcnow()))
+        audit.record(s, actor, "import.finish", target_type="import_job", target_id=job_id, detail=final)
+    return final
+
+
+def _todo(ctx: Context, job_id: int, profile: Profile, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chunk's items still to build, with what the worker needs (record, 档号, serial)."""
+    with ctx.catalogue.reading() as r:
+        rows = {x.key: x for x in r.scalars(select(ImportItem).where(
+            ImportItem.job_id == job_id, ImportItem.key.in_([c["key"] for c in chunk]),
+            ImportItem.state.in_(WORKING)))}
+        for x in rows.values():
+            r.expunge(x)
+    out = []
+    for it in chunk:
+        row = rows.get(it["key"])
+        if row is None:
+            continue
+        record, _ = resolve(profile, ctx.schedule, ctx.code_rule, it["key"], it["fields"])
+        assert record is not None and row.archival_code is not None  # planned as pending only when it resolved
+        bt = ctx.schedule.business_type(record.business_type)
+        out.append(it | {"archival_code": row.archival_code, "serial": _serial(ctx, record, row.archival_code),
+                         "import_item_id": row.id, "record_obj": record, "_recorded": _recorded(ctx, row),
+                         "record": {"year": ctx.code_rule.parse(row.archival_code).year,
+                                    "business_type_name": bt.name, "retention_label": RetentionCode(
+                             record.retention).label, "title": record.title, "date": record.date.isoformat(),
+                             "name": record.name, "id_number": record.id_number,
+                             "original_code": record.original_code}})
+    for it in out:  # the worker needs only plain data
+        it["_record"] = it.pop("record_obj")
+    return [{k: v for k, v in it.items()} for it in out]
+
+
+def _recorded(ctx: Context, row: ImportItem) -> dict[str, Any] | None:
+    """A ``signed`` item's recorded build, when its rendition reached the store (a crash before cataloguing)."""
+    if row.state != "signed" or not row.detail or not ctx.store.exists(row.detail["rendition_key"]):
+        return None
+    return dict(row.detail)
+
+
+def _dispatch(executor: ProcessPoolExecutor | None, ctx: Context, meta: dict[str, Any],
+              it: dict[str, Any]) -> Future[dict[str, Any]] | dict[str, Any]:
+    if it["_recorded"] is not None:
+        return it["_recorded"]  # built and stored before a crash: reuse it, build no second rendition
+    work = {k: v for k, v in it.items() if not k.startswith("_")}
+    return executor.submit(build.build_item, meta, work) if executor else build.build_with(ctx, meta, work)
+
+
+def _serial(ctx: Context, record: Record, code: str) -> str:
+    """业务流水号 of an imported item: the catalogue's, else one derived from its 档号 (历史档案 have none), in
+    the serial format (ASCII letters, digits, ``-``) the GD checks require."""
+    if record.serial:
+        return record.serial
+    p = ctx.code_rule.parse(code)
+    return re.sub(r"[^A-Za-z0-9_-]", "", f"LS-{p.fonds}-{p.year}-{p.retention}-{p.category}-{p.number:06d}")[:64]
+
+
+def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, Any]],
+               futures: list[Future[dict[str, Any]] | dict[str, Any]]) -> int:
+    """Record a chunk's builds (``signed``), store their renditions, then file them in one transaction (item by
+    item when one of them conflicts)."""
+    built = [(it, f.result() if isinstance(f, Future) else f) for it, f in zip(todo, futures, strict=True)]
+    fresh = [(it, res) for it, res in built if "rendition" in res]
+    with ctx.catalogue.session() as s:  # write-ahead: the rendition keys are known before the objects exist
+        for it, res in built:
+            if "failed" in res:
+                _state(s, it["import_item_id"], "failed", res["reason"])
+        for it, res in fresh:
+            _state(s, it["import_item_id"], "signed", detail=_recordable(res))
+    for _, res in fresh:
+        build.store_rendition(ctx, res)
+        del res["rendition"]  # bounded memory: the bytes are in the store now
+    ok = [(it, res) for it, res in built if "failed" not in res]
+    try:
+        with ctx.catalogue.session() as s:
+            refused = [r for it, res in ok if (r := _file_one(ctx, s, actor, job, it, res)) is not None]
+    except IntegrityError:
+        refused = []
+        for it, res in ok:
+            try:
+                with ctx.catalogue.session() as s:
+                    if (r := _file_one(ctx, s, actor, job, it, res)) is not None:
+                        refused.append(r)
+            except IntegrityError:
+                with ctx.catalogue.session() as s:
+                    _state(s, it["import_item_id"], "failed", f"档号 {it['archival_code']} 或业务流水号 "
+                           f"{it['serial']} 已在档案库中，未重复导入")
+                _discard(ctx, res)
+    if refused:
+        _keep_refusals(ctx, actor, refused)
+    return len(built)
+
+
+def _recordable(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if k not in ("rendition", "ok")}
+
+
+def _discard(ctx: Context, res: dict[str, Any]) -> None:
+    """Remove the unlocked rendition of an item that was not filed (its page images may be shared: gc's)."""
+    if not ctx.store.exists(res["rendition_key"]):
+        return
+    with ctx.catalogue.reading() as r:
+        used = r.scalar(select(func.count()).select_from(ArchiveItem)
+                        .where(ArchiveItem.rendition_key == res["rendition_key"]))
+    if not used:
+        ctx.store.delete(res["rendition_key"])
+
+
+@dataclass
+class _Refusal:
+    import_item_id: int
+    code: str
+    serial: str
+    results: list[tuple[CheckItem, Result]]
+    built: dict[str, Any]
+
+
+def _keep_refusals(ctx: Context, actor: Actor, refused: list[_Refusal]) -> None:
+    """Items whose GD checks failed: their report kept, the item ``failed`` with the reason, rendition removed."""
+    with ctx.catalogue.session() as s:
+        for r in refused:
+            report = save_report(s, actor, Stage.FILING, r.code, r.results, serial=r.serial, refused=True,
+                                 import_item=r.import_item_id)
+            failed = gd.refusal_summary(r.results)
+            shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:3])
+            _state(s, r.import_item_id, "failed", f"四性检测未通过，未导入（检测报告 {report.id}）：{shown}"[:2000],
+                   detail=_recordable(r.built) | {"check_report": report.id})
+    for r in refused:
+        _discard(ctx, r.built)
+
+
+def _state(s: Session, row_id: int, state: str, reason: str | None = None, **values: Any) -> None:
+    s.execute(update(ImportItem).where(ImportItem.id == row_id)
+              .values(state=state, reason=reason, updated_at=utcnow(), **values))
+
+
+def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[str, Any],
+              res: dict[str, Any]) -> _Refusal | None:
+    """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail."""
+    record: Record = it["_record"]
+    bt = ctx.schedule.business_type(record.business_type)
+    parts = ctx.code_rule.parse(it["archival_code"])
+    when = dt.datetime.combine(record.date, dt.time(12), tzinfo=ctx.zone)
+    trigger_date = _trigger_date(bt.trigger, record.date)
+    expiry = expiry_date(record.retention, trigger_date, ctx.schedule.triggers[bt.trigger].counting)
+    lock = lock_end(expiry, RetentionCode(record.retention).years, record.date)
+    fonds = s.scalar(select(Fonds.id).where(Fonds.code == ctx.settings.fonds_code))
+    provenance = (f"服务商 {job.vendor}；批次 {job.delivery_name}；导入任务 {job.id}；预检报告 {job.report_id}；"
+                  f"映射配置 {job.profile_sha256[:12]}；原档号 {record.original_code}；"
+                  f"保管期限来源 {_SOURCES[record.retention_source]}")
+    origin = {"import_job": job.id, "row": it["row"], "folder": it["folder"]}
+    savepoint = s.begin_nested()
+    case = Case(serial=it["serial"], fonds_id=fonds, category=bt.category, business_type=record.business_type,
+                status="filed", applicant_name=record.name, applicant_id_number=record.id_number, branch=BRANCH,
+                clerk=job.operator, accepted_at=when, closed_at=when, outcome="approved",
+                trail=[{"action": "受理", "person": "", "at": when.isoformat()},
+                       {"action": "办结", "person": "", "at": when.isoformat()},
+                       {"action": "数字化导入", "person": job.operator, "at": utcnow().isoformat(),
+                        "opinion": provenance}])
+    s.add(case)
+    s.flush()
+    # the case's receipt and each page's, as for born-digital cases (GD-4-7 looks for them)
+    audit.record(s, actor, "case.open", target_type="case", target_id=case.serial, detail=origin)
+    for n, o in enumerate(res["originals"], 1):
+        doc = Document(case_id=case.id, sequence=n, material_type="other", filename=o["name"],
+                       original_key=o["key"], sha256=o["sha256"], sm3=o["sm3"], size=o["size"],
+                       media_type=o["media_type"], page_count=1, created_by=job.operator, detail=origin)
+        s.add(doc)
+        s.flush()
+        audit.record(s, actor, "document.attach", target_type="case", target_id=case.serial,
+                     detail={"document_id": doc.id, "filename": o["name"], "sha256": o["sha256"]} | origin)
+    item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds, year=parts.year,
+                       retention_code=parts.retention, category=parts.category, number=parts.number,
+                       trigger=bt.trigger.value, trigger_date=trigger_date, expiry_date=expiry,
+                       schedule_version=ensure_version(s, ctx.schedule).ref, status="filed",
+                       current_retention=record.retention if record.retention != parts.retention else None,
+                       rendition_key=res["rendition_key"], rendition_sha256=res["rendition_sha256"],
+                       rendition_sm3=res["rendition_sm3"],
+                       signature={"level": res["level"], "signer": "", "signed_at": utcnow().isoformat(),
+                                  "format": "PAdES", "pdfa": "2b"})
+    s.add(item)
+    s.flush()
+    results = sorted(gd.run_gd(gd.item_subject(ctx, s, item, actor_kind=actor.kind, scanner=ctx.scanner)),
+                     key=lambda pair: code_key(pair[0].code))
+    if blocking_failures(results):
+        savepoint.rollback()  # nothing of the item stays: no case, documents, item or audit events
+        return _Refusal(it["import_item_id"], it["archival_code"], it["serial"], results, res)
+    savepoint.commit()
+    report = save_report(s, actor, Stage.FILING, item.archival_code, results, item_id=item.id, serial=case.serial)
+    if lock > dt.datetime.now(dt.UTC):  # back-filed records already past their period get no lock; appraisal decides
+        for key in [res["rendition_key"], *(o["key"] for o in res["originals"])]:
+            if (ctx.store.stat(key).retain_until or lock) <= lock:
+                ctx.store.set_retention(key, lock)
+    audit.record(s, actor, "item.import", target_type="item", target_id=item.archival_code,
+                 detail={"import_job": job.id, "row": it["row"], "original_code": record.original_code,
+                         "retention_source": record.retention_source, "pages": len(res["originals"]),
+                         "rendition_sha256": res["rendition_sha256"], "check_report": report.id,
+                         "check_outcome": report.outcome})
+    indexing.enqueue(s, case.serial)
+    _state(s, it["import_item_id"], "catalogued", item_id=item.id,
+           detail={"rendition_key": res["rendition_key"], "originals": [o["key"] for o in res["originals"]],
+                   "check_report": report.id,
+                   "lock_until": lock.isoformat() if lock > dt.datetime.now(dt.UTC) else None})
+    s.execute(update(ImportJob).where(ImportJob.id == job.id).values(heartbeat_at=utcnow()))
+    return None
+
+
+_SOURCES = {"catalogue": "目录著录", "schedule": "分类方案", "archival_code": "原档号"}
+
+
+def _trigger_date(trigger: Trigger, day: dt.date) -> dt.date | None:
+    if trigger is Trigger.BUSINESS_CLOSED:
+        return day
+    if trigger is Trigger.FISCAL_YEAR_END:
+        return dt.date(day.year, 12, 31)
+    return None
+
+
+def _index(ctx: Context, job_id: int) -> None:
+    """Drain the outbox in bulk, then mark the job's catalogued items indexed (the ones the index took)."""
+    from archive.indexing.outbox import IndexWorker
+
+    worker = IndexWorker(ctx, batch_size=500)
+    while worker.run_once().taken:
+        pass
+    with ctx.catalogue.session() as s:
+        s.execute(update(ImportItem).where(ImportItem.job_id == job_id, ImportItem.state == "catalogued")
+                  .values(state="indexed", updated_at=utcnow()))
+
+
+def counts(ctx: Context, job_id: int) -> dict[str, int]:
+    with ctx.catalogue.reading() as r:
+        return _counts(r, job_id)
+
+
+def _counts(s: Session, job_id: int) -> dict[str, int]:
+    rows = s.execute(select(ImportItem.state, func.count()).where(ImportItem.job_id == job_id)
+                     .group_by(ImportItem.state)).all()
+    return {state: int(n) for state, n in rows}
+
+
+def status(ctx: Context, job_id: int) -> dict[str, Any]:
+    """The job's state for the CLI, the API and the console: counts by state, rate and time left."""
+    with ctx.catalogue.reading() as r:
+        job = r.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(f"导入任务 {job_id} 不存在", code="import_job_not_found", detail={"job": job_id})
+        by_state = _counts(r, job_id)
+        finished = sum(by_state.get(s, 0) for s in (*DONE, "failed", "excluded"))
+        elapsed = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
+        rate = by_state.get("indexed", 0) + by_state.get("catalogued", 0)
+        rate_s = rate / elapsed if elapsed > 0 else 0.0
+        left = job.total - finished
+        return {"id": job.id, "status": job.status, "vendor": job.vendor, "delivery": job.delivery_name,
+                "report": job.report_id, "operator": job.operator, "total": job.total, "done": finished,
+                "states": {s: by_state.get(s, 0) for s in STATES}, "rate_items_per_s": round(rate_s, 2),
+                "eta_seconds": round(left / rate_s) if rate_s and left else None,
+                "started_at": job.started_at.isoformat(),
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def recent(ctx: Context, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest import jobs with their states, for the console page."""
+    with ctx.catalogue.reading() as r:
+        started = dict(r.execute(select(ImportJob.id, ImportJob.started_at).order_by(ImportJob.id.desc())
+                                 .limit(limit)).tuples().all())
+    return [status(ctx, job_id) | {"started": at} for job_id, at in started.items()]  # a datetime, for the page

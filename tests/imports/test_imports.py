@@ -1,0 +1,297 @@
+"""Historical imports (issue 20): scan → dry-run report → approve → run (resumable) → reconcile, sample, hand-over."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from archive import jobs
+from archive.audit import Actor
+from archive.catalogue.models import (
+    ArchivalCodeSequence,
+    ArchiveItem,
+    AuditEvent,
+    Case,
+    CheckReport,
+    Document,
+    ImportItem,
+)
+from archive.context import Context
+from archive.errors import Conflict, InvalidInput
+from archive.imports import after, build, job
+from archive.imports.approval import approve, make_report
+from archive.imports.profile import load_profile
+from archive.imports.scan import read_manifest, scan
+from tests.helpers import add_user, login
+from tests.imports.delivery import PROFILE, code, make_delivery, row
+
+ACTOR = Actor("system", "cli:tester")
+
+
+def _setup(tmp_path: Path, rows: list[dict[str, str]], profile: str = PROFILE, pages: int = 3) -> tuple[Path, Path]:
+    (tmp_path / "profile.toml").write_text(profile, encoding="utf-8")
+    return make_delivery(tmp_path / "delivery", rows, pages=pages), tmp_path / "profile.toml"
+
+
+def _scan(tmp_path: Path, delivery: Path, profile_path: Path) -> Path:
+    prof, digest = load_profile(profile_path)
+    manifest = tmp_path / "d.manifest.jsonl"
+    scan(prof, digest, delivery, manifest)
+    return manifest
+
+
+def _findings(report: dict, key: str) -> set[str]:
+    return {f["code"] for e in report["failing"] + report["warnings"] if e["key"] == key for f in e["findings"]}
+
+
+def test_scan_and_dry_run_name_every_fault_without_crashing(ctx: Context, tmp_path: Path) -> None:
+    rows = [row(1), row(2), row(3, YS="5"), row(4, ZJHM="110105196501150017"), row(5, BGQX="很久"),
+            row(6, 类别="未知业务"), row(7, DH="J001-YW·2015-X-TQ-7"), row(8), row(8), row(10)]
+    delivery, profile_path = _setup(tmp_path, rows)
+    (delivery / "2015" / code(2) / "0002.jpg").unlink()  # a page missing from the folder
+    (delivery / "2015" / code(8) / "0003.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # corrupt image
+    (delivery / "2015" / "J001-YW·2015-D30-TQ-000099").mkdir()  # a folder without a row
+    (delivery / "2015" / "J001-YW·2015-D30-TQ-000099" / "0001.jpg").write_bytes(
+        (delivery / "2015" / code(1) / "0001.jpg").read_bytes())
+    os.symlink("/etc", delivery / "2015" / "escape")  # a link out of the delivery
+    (delivery / "2015" / code(10) / "0003.jpg").write_bytes((delivery / "2015" / code(10) / "0001.jpg").read_bytes())
+    manifest = _scan(tmp_path, delivery, profile_path)
+    lines = list(read_manifest(manifest))
+    assert lines[0]["type"] == "header" and lines[-1]["type"] == "summary"
+    item1 = next(x for x in lines if x.get("key") == code(1))
+    assert [f[0] for f in item1["files"]] == ["0001.jpg", "0002.jpg", "0003.jpg"] and len(item1["files"][0][2]) == 64
+
+    row_ = make_report(ctx, ACTOR, manifest, workers=1)
+    report = json.loads(Path(row_.report_path).read_text(encoding="utf-8"))
+    assert Path(row_.report_path).with_suffix(".xlsx").is_file()
+    pdf = pdfium.PdfDocument(Path(row_.report_path).with_suffix(".pdf"))
+    text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+    assert "存量档案导入预检报告" in text and "page_missing" in text and code(2) in text and "缺页" in text
+    assert _findings(report, code(1)) == set()
+    assert "page_missing" in _findings(report, code(2))
+    assert "page_count_mismatch" in _findings(report, code(3))
+    assert "id_number_invalid" in _findings(report, code(4))
+    assert "retention_unknown" in _findings(report, code(5))
+    assert "business_type_unknown" in _findings(report, code(6))
+    assert "code_invalid" in _findings(report, "J001-YW·2015-X-TQ-7")
+    assert "code_duplicate" in _findings(report, code(8))
+    assert "image_corrupt" in _findings(report, code(8))
+    assert "duplicate_page" in _findings(report, code(10))  # a warning: still importable
+    delivery_codes = {f["code"] for f in report["delivery_findings"]}
+    assert {"folder_without_row", "link_in_delivery"} <= delivery_codes
+    assert report["counts"]["importable"] == 2 and report["counts"]["items"] == 10
+    with ctx.catalogue.reading() as r:  # nothing archived by a dry run
+        assert r.scalar(select(func.count()).select_from(ArchiveItem)) == 0
+
+
+def test_wrong_encoding_and_malformed_sheet_are_findings(ctx: Context, tmp_path: Path) -> None:
+    delivery, profile_path = _setup(tmp_path, [row(1)])
+    (delivery / "目录.csv").write_bytes(b"DH,TM\n" + "J001,张三\n".encode("utf-16"))
+    report = json.loads(Path(make_report(ctx, ACTOR, _scan(tmp_path, delivery, profile_path), workers=1)
+                             .report_path).read_text(encoding="utf-8"))
+    assert report["blocked"] and "catalogue_encoding" in report["by_code"]
+    bad = tmp_path / "xlsx"
+    bad.mkdir()
+    (bad / "目录.xlsx").write_bytes(b"PK\x03\x04 broken zip")
+    (tmp_path / "p2.toml").write_text(PROFILE.replace("目录.csv", "目录.xlsx"), encoding="utf-8")
+    prof, digest = load_profile(tmp_path / "p2.toml")
+    m = tmp_path / "x.manifest.jsonl"
+    scan(prof, digest, bad, m)
+    assert any(x.get("code") == "catalogue_unreadable" for x in read_manifest(m))
+
+
+def test_path_outside_delivery_is_refused(ctx: Context, tmp_path: Path) -> None:
+    profile = PROFILE.replace('layout = "{年度}/{档号}"', 'layout = "{题名}"')
+    delivery, profile_path = _setup(tmp_path, [row(1, TM="../../etc")], profile=profile)
+    lines = list(read_manifest(_scan(tmp_path, delivery, profile_path)))
+    item = next(x for x in lines if x["type"] == "item")
+    assert [f["code"] for f in item["findings"]] == ["path_outside_delivery"] and item["files"] == []
+
+
+def test_import_runs_only_from_an_approved_report_resumes_and_reruns_change_nothing(ctx: Context,
+                                                                                   tmp_path: Path) -> None:
+    rows = [row(n) for n in range(1, 6)] + [row(6, YS="9")]
+    delivery, profile_path = _setup(tmp_path, rows)
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    with pytest.raises(Conflict) as refused:
+        job.start(ctx, ACTOR, manifest, report.id)
+    assert refused.value.code == "import_report_not_approved"
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    job_id = job.start(ctx, ACTOR, manifest, report.id)
+
+    # a crash after the first chunk: the second chunk's build raises mid-way
+    calls = {"n": 0}
+    real = job._catalogue
+
+    def crashing(*args: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    job.CHUNK, saved = 2, job.CHUNK
+    try:
+        job._catalogue = crashing  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            job.run(ctx, ACTOR, job_id, pool=False)
+        job._catalogue = real  # type: ignore[assignment]
+        mid = job.counts(ctx, job_id)
+        assert mid.get("catalogued") == 2 and mid.get("pending") == 3
+        final = job.run(ctx, ACTOR, job_id, workers=1)  # resumed, through the process pool
+    finally:
+        job.CHUNK, job._catalogue = saved, real  # type: ignore[assignment]
+    assert final == {"indexed": 5, "excluded": 1}
+    with ctx.catalogue.reading() as r:
+        items = r.scalars(select(ArchiveItem).order_by(ArchiveItem.number)).all()
+        assert [i.archival_code for i in items] == [code(n) for n in range(1, 6)]
+        assert r.scalar(select(func.count()).select_from(Document)) == 15
+        case = r.scalar(select(Case).where(Case.id == items[0].case_id))
+        assert case is not None and case.trail and "某数字化服务公司" in case.trail[-1]["opinion"]
+        seq = r.scalar(select(ArchivalCodeSequence.last_number).where(ArchivalCodeSequence.category == "TQ"))
+        assert seq == 5  # born-digital filings of the class continue after the kept 档号
+        assert items[0].expiry_date is not None and items[0].retention_code == "D30"
+        events = r.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "item.import"))
+        assert events == 5
+        key = items[0].rendition_key or ""
+    rendition = ctx.store.read_bytes(key)
+    assert rendition.startswith(b"%PDF") and b"/ByteRange" in rendition  # a signed PDF
+    assert ctx.store.stat(key).retain_until is not None  # object lock from the retention
+    with ctx.catalogue.reading() as r:
+        before = (r.scalar(select(func.count()).select_from(AuditEvent)),
+                  r.scalar(select(func.count()).select_from(ArchiveItem)))
+    assert job.run(ctx, ACTOR, job_id) == final  # a completed import: nothing changes
+    assert job.start(ctx, ACTOR, manifest, report.id) == job_id
+    with ctx.catalogue.reading() as r:
+        assert (r.scalar(select(func.count()).select_from(AuditEvent)),
+                r.scalar(select(func.count()).select_from(ArchiveItem))) == before
+
+    rec = after.reconcile(ctx, job_id)
+    assert rec["balanced"] and rec["archive"] == {"rows": 5, "pages": 15, "bytes": rec["archive"]["bytes"]}
+    assert rec["left_out"]["rows"] == 1 and rec["differences"][0]["key"] == code(6)
+    sample = after.draw_sample(ctx, ACTOR, job_id, 2, seed=1)
+    assert len(sample) == 2
+    keys = [r["key"] for r in after.sample_rows(ctx, job_id)]
+    with pytest.raises(InvalidInput):
+        after.record_verdict(ctx, ACTOR, job_id, keys[0], "fail", None)
+    after.record_verdict(ctx, ACTOR, job_id, keys[0], "pass", None)
+    assert after.sample_rows(ctx, job_id)[0]["verdict"] == "pass"
+    assert after.handover_pdf(ctx, job_id).startswith(b"%PDF")
+
+
+def test_renumber_keeps_the_historical_code_as_original(ctx: Context, tmp_path: Path) -> None:
+    profile = PROFILE.replace('archival_code = "keep"', 'archival_code = "renumber"')
+    delivery, profile_path = _setup(tmp_path, [row(1, DH="2015-TQ-0007", ND="2015")], profile=profile, pages=1)
+    (delivery / "目录.csv").write_text((delivery / "目录.csv").read_text(encoding="gb18030").replace(",3,", ",1,"),
+                                      encoding="gb18030")
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    assert report.counts["importable"] == 1
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    job_id = job.start(ctx, ACTOR, manifest, report.id)
+    job.run(ctx, ACTOR, job_id, pool=False)
+    with ctx.catalogue.reading() as r:
+        imp = r.scalar(select(ImportItem).where(ImportItem.job_id == job_id))
+        assert imp is not None and imp.original_code == "2015-TQ-0007"
+        assert imp.archival_code == "J001-YW·2015-D30-TQ-000001" and imp.state == "indexed", imp.reason
+
+
+def test_api_starts_the_import_and_reports_progress(client: TestClient, ctx: Context, tmp_path: Path) -> None:
+    add_user(ctx, "archivist", ["archivist"])
+    add_user(ctx, "clerk01", ["clerk"])
+    headers = login(client, "archivist")
+    delivery, profile_path = _setup(tmp_path, [row(1), row(2)], pages=1)
+    (delivery / "目录.csv").write_text((delivery / "目录.csv").read_text(encoding="gb18030").replace(",3,", ",1,"),
+                                      encoding="gb18030")
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    body = {"manifest": str(manifest), "report_id": report.id}
+    assert client.post("/api/v1/imports", json=body, headers=login(client, "clerk01")).status_code == 403
+    refused = client.post("/api/v1/imports", json=body, headers=headers)
+    assert refused.status_code == 409 and refused.json()["code"] == "import_report_not_approved"
+    missing = client.post("/api/v1/imports", json=body | {"manifest": str(tmp_path / "nope.jsonl")}, headers=headers)
+    assert missing.status_code == 422 and missing.json()["code"] == "import_manifest_invalid"
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    started = client.post("/api/v1/imports", json=body, headers=headers)
+    assert started.status_code == 202
+    jobs.wait(ctx, started.json()["console_job"], timeout=120)
+    status = client.get(f"/api/v1/imports/{started.json()['job']}", headers=headers).json()
+    assert status["states"]["indexed"] == 2 and status["done"] == status["total"] == 2
+    assert client.get("/api/v1/imports/999", headers=headers).json()["code"] == "import_job_not_found"
+
+
+def _approved_job(ctx: Context, tmp_path: Path, rows: list[dict[str, str]], pages: int = 1) -> int:
+    delivery, profile_path = _setup(tmp_path, rows, pages=pages)
+    csv_ = delivery / "目录.csv"
+    csv_.write_text(csv_.read_text(encoding="gb18030").replace(",3,", f",{pages},"), encoding="gb18030")
+    manifest = _scan(tmp_path, delivery, profile_path)
+    report = make_report(ctx, ACTOR, manifest, workers=1)
+    with ctx.catalogue.session() as s:
+        approve(ctx, s, ACTOR, report.id)
+    return job.start(ctx, ACTOR, manifest, report.id)
+
+
+def test_imported_items_get_gd_checks_and_a_failing_item_is_not_half_imported(ctx: Context, tmp_path: Path) -> None:
+    # a control character in the 姓名 passes the dry run but not GD-1-6 (特殊字符) at filing
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2, XM="张\x07三")])
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1, "failed": 1}
+    with ctx.catalogue.reading() as r:
+        bad = r.scalar(select(ImportItem).where(ImportItem.key == code(2)))
+        good = r.scalar(select(ImportItem).where(ImportItem.key == code(1)))
+        assert bad is not None and good is not None
+        assert "四性检测未通过" in (bad.reason or "") and "GD-1-6" in (bad.reason or "") and bad.item_id is None
+        assert [i.archival_code for i in r.scalars(select(ArchiveItem))] == [code(1)]  # nothing of item 2 stays
+        assert r.scalar(select(func.count()).select_from(Case)) == 1
+        assert r.scalar(select(func.count()).select_from(Document)) == 1
+        assert not r.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "document.attach", AuditEvent.detail["row"].as_integer() == bad.row))
+        kept = r.get(CheckReport, (bad.detail or {})["check_report"])
+        assert kept is not None and not kept.passed and kept.item_id is None  # the refusal's report is kept
+        passed = r.get(CheckReport, (good.detail or {})["check_report"])
+        assert passed is not None and passed.passed and passed.item_id == good.item_id
+        bad_key, good_key = (bad.detail or {})["rendition_key"], (good.detail or {})["rendition_key"]
+    assert not ctx.store.exists(bad_key)  # its unlocked rendition removed
+    assert set(ctx.store.list_keys("renditions")) == {good_key}
+
+
+def test_crash_between_store_and_catalogue_reuses_the_stored_rendition(ctx: Context, tmp_path: Path) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(n) for n in range(1, 5)])
+    real = build.store_rendition
+    stored: list[str] = []
+
+    def store_then_crash(c: Context, res: dict[str, object]) -> None:
+        real(c, res)
+        stored.append(str(res["rendition_key"]))
+        if len(stored) == 3:  # the second chunk's first rendition is stored, its catalogue write never happens
+            raise KeyboardInterrupt
+
+    job.CHUNK, saved = 2, job.CHUNK
+    try:
+        build.store_rendition = store_then_crash  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            job.run(ctx, ACTOR, job_id, pool=False)
+        build.store_rendition = real  # type: ignore[assignment]
+        mid = job.counts(ctx, job_id)
+        assert mid == {"catalogued": 2, "signed": 2}
+        with ctx.catalogue.reading() as r:
+            recorded = {x.key: (x.detail or {})["rendition_key"] for x in r.scalars(
+                select(ImportItem).where(ImportItem.state == "signed"))}
+        assert recorded[code(3)] == stored[2] and ctx.store.exists(stored[2])
+        assert not ctx.store.exists(recorded[code(4)])  # recorded before it was stored: rebuilt on resume
+        final = job.run(ctx, ACTOR, job_id, pool=False)
+    finally:
+        job.CHUNK, build.store_rendition = saved, real  # type: ignore[assignment]
+    assert final == {"indexed": 4}
+    with ctx.catalogue.reading() as r:
+        items = {i.archival_code: i.rendition_key for i in r.scalars(select(ArchiveItem))}
+    assert items[code(3)] == stored[2]  # the stored rendition was reused, not built again
+    assert set(ctx.store.list_keys("renditions")) == set(items.values())  # no orphan left for gc
