@@ -18,7 +18,19 @@ from rich.table import Table
 
 from archive import audit, identity, indexing, logins
 from archive.classification import load_schedule
-from archive.commands import backup, checks, imports, index, lending, ltv, retention, signing, storage, transfer, triggers
+from archive.commands import (
+    backup,
+    checks,
+    imports,
+    index,
+    lending,
+    ltv,
+    retention,
+    signing,
+    storage,
+    transfer,
+    triggers,
+)
 from archive.commands import dq as dq_commands
 from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
