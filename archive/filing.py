@@ -254,11 +254,14 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
-        signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required)
+        # build_rendition validated the rendition it wrote: only the signature's increment is checked again
+        signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required,
+                          pdfa_checked=True)
     digests = digest_bytes(signed)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
     subject.rendition_key, subject.rendition_pending = key, False
+    subject.signed_by = ctx.signer.signing_cert  # GD-1-1 checks the signature just made on its bytes
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind

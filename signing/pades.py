@@ -30,7 +30,7 @@ from pyhanko.stamp import StaticStampStyle
 
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
-from signing.pdfa import pdfa_problems
+from signing.pdfa import increment_problems, pdfa_problems
 from signing.rendition import rendition_failed
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,16 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
 
 def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | None = None,
              tsa_required: bool = True, seal: Seal | None = None, reason: str = "电子档案归档签章",
-             location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True) -> bytes:
+             location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True,
+             pdfa_checked: bool = False) -> bytes:
     """Sign a PDF/A-2b file as PAdES B-T (with ``timestamper``) or B-B (without).
 
     An unreachable or failing TSA is a TimestampUnavailable when ``tsa_required``; otherwise the
     signature is made as B-B and the downgrade is logged as a warning. The signer's certificate is
     checked again (it may have expired since it was loaded). With ``check_pdfa`` the signed file must
-    still be PDF/A-2b, else RenditionFailed naming the failed rules.
+    still be PDF/A-2b, else RenditionFailed naming the failed rules. ``pdfa_checked`` says ``pdf`` itself
+    already passed the full PDF/A-2b check (a fresh rendition: pikepdf's ``pdfa.save`` validated what it
+    wrote); then only what the signature's incremental update adds is checked (signing.pdfa.increment_problems).
     """
     if signer.signing_cert is None:
         raise SigningFailed("签章器没有证书", code="signing_failed")
@@ -145,7 +148,7 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
     except (SigningError, PdfError, pikepdf.PdfError, OSError, ValueError) as exc:
         raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
     if check_pdfa:
-        problems = pdfa_problems(signed)
+        problems = increment_problems(pdf, signed) if pdfa_checked else pdfa_problems(signed)
         if problems:
             raise rendition_failed(problems, "signed")
     return signed

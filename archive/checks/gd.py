@@ -55,6 +55,7 @@ from archive.wiring import scanner_from_settings
 from signing.certificates import load_trust_roots
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
+from signing.selfcheck import check_own_signature
 from signing.validate import verify_pdf
 from storage.base import content_key
 
@@ -95,6 +96,10 @@ class FilingSubject:
     scanner: Scanner | None = None
     verify_signatures: bool = True
     rendition_pending: bool = False  # filing, before the rendition is built
+    # The certificate that signed the rendition in this filing, just now: GD-1-1 then checks that signature on
+    # its bytes (signing.selfcheck: byte range, digest, signature value, time-stamp imprint) rather than running
+    # the full validation; a filed item (re-check, sweeps) always gets the full one.
+    signed_by: Any = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
@@ -255,6 +260,15 @@ def fixity(s: FilingSubject) -> list[Result]:
                           {"expected_sha256": s.rendition_sha256, "actual_sha256": d.sha256}))
     if not s.verify_signatures:
         out.append(Result(NA, "本次检测未验证电子签名与时间戳（仅核验摘要）", "rendition"))
+    elif s.signed_by is not None and not s.filed:
+        own = check_own_signature(s.rendition, s.signed_by)
+        if own.problems:
+            out.append(Result(F, f"归档 PDF 的电子签名验证未通过：{'；'.join(own.problems[:3])}", "rendition",
+                              {"failures": own.problems}))
+        else:
+            level = "PAdES B-B，无时间戳" if own.level == "B-B" else f"PAdES {own.level}"
+            out.append(Result(P, f"电子签名有效（{level}，本次签章：签名覆盖整个文件，摘要与签名值一致）",
+                              "rendition", {"level": own.level}))
     else:
         report = verify_pdf(s.rendition, load_trust_roots(s.ctx.settings.pki_path), d)
         if not report.ok:
