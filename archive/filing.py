@@ -253,6 +253,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     timestamper = ctx.timestamper
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
+    subject.decoded = {o.doc.id for o in subject.rendered if o.doc.media_type in gd.RASTER}  # once is enough
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
         # build_rendition validated the rendition it wrote: only the signature's increment is checked again
         signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required,

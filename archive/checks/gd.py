@@ -32,7 +32,7 @@ from archive.archival_code import CodeParts
 from archive.capture.cases import NEEDS_APPLICANT
 from archive.capture.documents import missing_materials
 from archive.capture.inspect import check_readable
-from archive.capture.sniff import ACCEPTED, NAMES, OFD, PDF, sniff
+from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, DocumentStatus
 from archive.checks.base import (
     CheckItem,
@@ -64,6 +64,7 @@ P, F, NA, MANUAL = Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE, Outco
 AUTH, INTEG, USE, SEC = Dimension.AUTHENTICITY, Dimension.INTEGRITY, Dimension.USABILITY, Dimension.SECURITY
 META, CONTENT, PACKAGE = CheckObject.METADATA, CheckObject.CONTENT, CheckObject.PACKAGE
 CARRIER, ENV, PROCESS = CheckObject.CARRIER, CheckObject.ENVIRONMENT, CheckObject.PROCESS
+RASTER = frozenset({JPEG, PNG, TIFF})  # images the rendition decodes frame by frame
 FUTURE_TOLERANCE = timedelta(minutes=10)  # clocks of business systems drift a little
 AV_DATABASE_MAX_AGE_DAYS = 7
 OUTCOMES = ("approved", "rejected", "withdrawn")
@@ -100,6 +101,9 @@ class FilingSubject:
     # its bytes (signing.selfcheck: byte range, digest, signature value, time-stamp imprint) rather than running
     # the full validation; a filed item (re-check, sweeps) always gets the full one.
     signed_by: Any = None
+    # Documents (ids) whose every frame the rendition build just decoded, as GD-3-4 would (signing.rendition: JPEG
+    # at 1/8 scale, other images in full): GD-3-4 does not decode them a second time.
+    decoded: set[int] = field(default_factory=set)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
@@ -754,6 +758,8 @@ def readable(s: FilingSubject) -> list[Result]:
     for o in s.originals:
         if o.data is None:
             bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
+        elif o.doc.id in s.decoded and o.doc.media_type in RASTER:
+            continue  # decoded by the rendition build of this filing
         elif problem := _unreadable(o.data, o.doc.media_type, o.doc.filename):
             bad.append(Result(F, f"原件{problem}", o.doc.filename))
     if s.rendition is not None and (problem := _unreadable(s.rendition, PDF, "归档 PDF")):
