@@ -305,11 +305,9 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     )
     s.add(item)
     s.flush()
-    if b.lock is not None:  # every object the item references: rendition and all its documents' originals
-        ctx.store.set_retention(b.key, b.lock)
-        for key in sorted(item_objects(s, [item.id])[item.id] - {b.key}):
-            if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
-                ctx.store.set_retention(key, b.lock)
+    if b.lock is not None:  # every object the item references: rendition and all its documents' originals,
+        # durable before the commit, in one batch (durability order: storage/filesystem.py)
+        ctx.store.extend_retentions([b.key, *sorted(item_objects(s, [item.id])[item.id] - {b.key})], b.lock)
     actor = Actor.of(principal)
     report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
