@@ -263,6 +263,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
     subject.rendition_key, subject.rendition_pending = key, False
     subject.signed_by = ctx.signer.signing_cert  # GD-1-1 checks the signature just made on its bytes
+    subject.memo("digest", signed, lambda _: digests)  # the digests just computed: not computed again by the checks
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
