@@ -93,3 +93,17 @@ def test_a_changed_time_stamp_fails(signed_bt: bytes, signer: KeySigner) -> None
 def test_a_file_without_a_signature_fails(rendition: bytes, signer: KeySigner) -> None:
     assert check_own_signature(rendition, signer.signing_cert).problems == ["文件没有电子签名"]
     assert check_own_signature(b"not a pdf", signer.signing_cert).problems
+
+
+def test_an_ecdsa_signature_is_checked_too(rendition: bytes, pki: DevPki) -> None:
+    """Given a rendition signed with an ECDSA key (P-256), Then the cheap check verifies it with that key, and a
+    changed covered byte still fails it."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    cert, key = leaf_from_dev_ca(pki, key=ec.generate_private_key(ec.SECP256R1()))
+    ecdsa = make_signer(cert, key, load_certificates(pki.ca_cert))  # type: ignore[arg-type]
+    signed = sign_pdf(rendition, ecdsa)
+    assert check_own_signature(signed, ecdsa.signing_cert).problems == []
+    tampered = bytearray(signed)
+    tampered[signed.index(b"stream", signed.index(b"/DCTDecode")) + 300] ^= 0x01
+    assert check_own_signature(bytes(tampered), ecdsa.signing_cert).problems
