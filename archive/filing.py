@@ -253,12 +253,18 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     )
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
+    subject.decoded = {o.doc.id for o in subject.rendered if o.doc.media_type in gd.RASTER}  # once is enough
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
-        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf)
+        # build_rendition validated the rendition it wrote: only the signature's increment is checked again
+        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf, pdfa_checked=True)
     digests = digest_bytes(signed)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
     subject.rendition_key, subject.rendition_pending = key, False
+    # GD-1-1 checks a B-B/B-T signature just made on its bytes (signing.selfcheck); B-LT/B-LTA files carry later
+    # updates (DSS, document time stamps) that only the full validation judges, so they get it
+    subject.signed_by = ctx.signer.signing_cert if level in ("B-B", "B-T") else None
+    subject.memo("digest", signed, lambda _: digests)  # the digests just computed: not computed again by the checks
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
@@ -305,11 +311,9 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     if b.version is not None:  # every version of the rendition is kept in order (archive.ltv)
         b.version.item_id = item.id
         s.add(b.version)
-    if b.lock is not None:  # every object the item references: rendition and all its documents' originals
-        ctx.store.set_retention(b.key, b.lock)
-        for key in sorted(item_objects(s, [item.id])[item.id] - {b.key}):
-            if (ctx.store.stat(key).retain_until or b.lock) <= b.lock:
-                ctx.store.set_retention(key, b.lock)
+    if b.lock is not None:  # every object the item references: rendition and all its documents' originals,
+        # durable before the commit, in one batch (durability order: storage/filesystem.py)
+        ctx.store.extend_retentions([b.key, *sorted(item_objects(s, [item.id])[item.id] - {b.key})], b.lock)
     actor = Actor.of(principal)
     report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),

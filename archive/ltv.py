@@ -57,8 +57,8 @@ def filing_level(settings: Settings, retention: str, timestamped: bool) -> str:
     return "B-LT"
 
 
-def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Callable[..., bytes]
-                   ) -> tuple[bytes, str]:
+def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Callable[..., bytes], *,
+                   pdfa_checked: bool = False) -> tuple[bytes, str]:
     """Sign a rendition for filing at the level its retention calls for (with ``sign_pdf``, signing.pades's,
     passed by the filing); returns (signed bytes, level)."""
     from signing.certificates import load_trust_roots
@@ -69,7 +69,7 @@ def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Cal
     level = filing_level(settings, retention, timestamper is not None)
     context = fetching_context(load_trust_roots(settings.pki_path)) if level in ("B-LT", "B-LTA") else None
     signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required,
-                      level=level, validation_context=context)
+                      level=level, validation_context=context, pdfa_checked=pdfa_checked)
     return signed, level_of(signed) if context is not None else ("B-T" if timestamper else "B-B")
 
 

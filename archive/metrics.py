@@ -116,7 +116,8 @@ def account_locked() -> None:
 
 # --- the object store and the TSA client, instrumented where they are built (archive/context.py) -------------
 
-_STORE_OPERATIONS = ("put", "get", "stat", "list_keys", "set_retention", "set_legal_hold", "delete")
+_STORE_OPERATIONS = ("put", "get", "stat", "list_keys", "set_retention", "set_legal_hold", "delete",
+                     "extend_retentions")
 F = TypeVar("F", bound=Callable[..., Any])
 
 

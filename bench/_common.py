@@ -5,13 +5,18 @@ from __future__ import annotations
 import io
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+# this checkout's code, not whatever the shared venv's editable install points at (benches import _common first)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PG_ADMIN_URL = os.environ.get("ARCHIVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -34,7 +34,7 @@ from pyhanko_certvalidator.errors import PathValidationError
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
 from signing.ltv import check_not_revoked, complete_validation_data, signature_metadata, signed_revision
-from signing.pdfa import pdfa_problems
+from signing.pdfa import increment_problems, pdfa_problems
 from signing.rendition import rendition_failed
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
 def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | None = None,
              tsa_required: bool = True, seal: Seal | None = None, reason: str = "电子档案归档签章",
              location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True,
-             level: str = "B-T", validation_context: ValidationContext | None = None) -> bytes:
+             level: str = "B-T", validation_context: ValidationContext | None = None,
+             pdfa_checked: bool = False) -> bytes:
     """Sign a PDF/A-2b file as PAdES B-T (with ``timestamper``) or B-B (without).
 
     ``level`` B-LT or B-LTA with a ``validation_context`` that may fetch (signing.ltv.fetching_context) and a
@@ -133,7 +134,9 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
     An unreachable or failing TSA is a TimestampUnavailable when ``tsa_required``; otherwise the
     signature is made as B-B and the downgrade is logged as a warning. The signer's certificate is
     checked again (it may have expired since it was loaded). With ``check_pdfa`` the signed file must
-    still be PDF/A-2b, else RenditionFailed naming the failed rules.
+    still be PDF/A-2b, else RenditionFailed naming the failed rules. ``pdfa_checked`` says ``pdf`` itself
+    already passed the full PDF/A-2b check (a fresh rendition: pikepdf's ``pdfa.save`` validated what it
+    wrote); then only what the signature's incremental update adds is checked (signing.pdfa.increment_problems).
     """
     if signer.signing_cert is None:
         raise SigningFailed("签章器没有证书", code="signing_failed")
@@ -164,7 +167,8 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
     if ltv.get("use_pades_lta") and validation_context is not None:
         signed = complete_validation_data(signed, validation_context)
     if check_pdfa:
-        problems = pdfa_problems(signed_revision(signed) if ltv else signed)
+        revision = signed_revision(signed) if ltv else signed  # B-LT/B-LTA: the DSS and document time stamp follow
+        problems = increment_problems(pdf, revision) if pdfa_checked else pdfa_problems(revision)
         if problems:
             raise rendition_failed(problems, "signed")
     return signed

@@ -224,3 +224,116 @@ def _strip_signature_form(pdf: pikepdf.Pdf) -> None:
             str(ext.ESIC.get("/BaseVersion")) in ("/1.7", "/1.6", "/1.5", "/1.4"):
         # pyhanko's PAdES declaration (ISO 32000-1 developer extension); allowed in PDF/A-2.
         del pdf.Root.Extensions
+
+
+_OBJECT = re.compile(rb"(?:^|[\r\n\s])(\d+)\s+(\d+)\s+obj\b")
+_CATALOG_KEYS_A_SIGNATURE_CHANGES = {"/AcroForm", "/Extensions", "/Metadata", "/Version"}
+
+
+def increment_problems(unsigned: bytes, signed: bytes) -> list[str]:
+    """Failed PDF/A-2b rules of a signed rendition, checking only what the signature's incremental update adds.
+
+    ``unsigned`` must be a rendition that already passed the full check (pikepdf's ``pdfa.save`` validates what
+    it writes). Its bytes are the start of ``signed``, unchanged; the update may rewrite only the catalogue's
+    /AcroForm, /Extensions and /Metadata, the pages' /Annots, the document information and the XMP, and add new
+    objects. Those are checked: the file-level syntax and version, the signature form (field, widgets, flags,
+    /ByteRange, the CMS object), and - with pikepdf's checker, on a one-page probe document holding the new XMP,
+    the document information, the output intent and every signature appearance with its fonts and images - the
+    rest. Anything else in the update, or a file that is not ``unsigned`` + update, gets the full check.
+    """
+    if not signed.startswith(unsigned):
+        return pdfa_problems(signed)
+    increment = signed[len(unsigned):]
+    if b"/ObjStm" in increment or b"/XRefStm" in increment:
+        return pdfa_problems(signed)  # objects this parser cannot list: check everything
+    rewritten = {(int(n), int(g)) for n, g in _OBJECT.findall(increment)}
+    problems = _file_problems(signed)
+    try:
+        before = pikepdf.open(io.BytesIO(unsigned))
+        after = pikepdf.open(io.BytesIO(signed))
+    except pikepdf.PdfError:
+        return pdfa_problems(signed)
+    with before, after:
+        if after.is_encrypted or "/AcroForm" not in after.Root or not _only_signature_changes(before, after,
+                                                                                                  rewritten):
+            return pdfa_problems(signed)
+        problems += _version_problems(after)
+        problems += _form_problems(after, signed)
+        with _appearance_probe(after) as probe, _own_warnings_only():
+            problems += [str(f) for f in pdfa.check(probe, FLAVOUR).findings]
+    return problems
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, pikepdf.Object) and isinstance(b, pikepdf.Object):
+        if a.is_indirect or b.is_indirect:
+            return a.is_indirect and b.is_indirect and a.objgen == b.objgen
+        return bool(a.unparse() == b.unparse())
+    return a == b
+
+
+def _same_except(a: pikepdf.Object, b: pikepdf.Object, allowed: set[str]) -> bool:
+    keys = (set(a.keys()) | set(b.keys())) - allowed
+    return all(k in a and k in b and _same(a[k], b[k]) for k in keys)
+
+
+def _only_signature_changes(before: pikepdf.Pdf, after: pikepdf.Pdf, rewritten: set[tuple[int, int]]) -> bool:
+    """The update rewrote only the catalogue (form, extensions, XMP), pages (annotations), the document
+    information and the XMP stream, and every other object it wrote is new."""
+    existing = {obj.objgen for obj in before.objects if obj.is_indirect}
+    pages_before = {p.obj.objgen: p.obj for p in before.pages}
+    pages_after = {p.obj.objgen: p.obj for p in after.pages}
+    if set(pages_before) != set(pages_after):
+        return False
+    allowed = {after.Root.objgen}
+    info = after.trailer.get("/Info")
+    if isinstance(info, pikepdf.Dictionary) and info.is_indirect:
+        allowed.add(info.objgen)
+    metadata = after.Root.get("/Metadata")
+    if isinstance(metadata, pikepdf.Stream) and metadata.is_indirect:
+        allowed.add(metadata.objgen)
+    if not _same_except(before.Root, after.Root, _CATALOG_KEYS_A_SIGNATURE_CHANGES):
+        return False
+    for objgen in rewritten & existing:
+        if objgen in pages_after:
+            if not _same_except(pages_before[objgen], pages_after[objgen], {"/Annots"}):
+                return False
+        elif objgen not in allowed:
+            return False
+    return True
+
+
+@contextmanager
+def _appearance_probe(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Pdf]:
+    """A one-page document with ``pdf``'s XMP, document information and output intents, and each signature
+    widget's appearance as a stamp annotation (its resources - fonts, images - come along)."""
+    with pikepdf.new() as probe:
+        probe.Root.Metadata = _copied(probe, pdf.Root.Metadata)
+        probe.Root.OutputIntents = _copied(probe, pdf.Root.OutputIntents)
+        if "/Info" in pdf.trailer:
+            probe.trailer.Info = _copied(probe, pdf.trailer.Info)
+        box = pdf.pages[0].mediabox
+        page = probe.add_blank_page(page_size=(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
+        stamps = pikepdf.Array()
+        for field in _terminal_fields(pdf.Root.AcroForm):
+            for widget in _widgets(field):
+                if "/AP" in widget:
+                    stamps.append(probe.make_indirect(pikepdf.Dictionary(
+                        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Stamp, Rect=_copied(probe, widget.Rect),
+                        F=widget.get("/F", 0), AP=_copied(probe, widget.AP))))
+        if len(stamps):
+            page.obj.Annots = stamps
+        yield probe
+
+
+def _copied(probe: pikepdf.Pdf, obj: Any) -> Any:
+    """``obj`` in ``probe``: indirect objects by qpdf's foreign copy, direct ones element by element."""
+    if not isinstance(obj, pikepdf.Object):
+        return obj  # numbers, booleans: pikepdf hands them over as Python values
+    if obj.is_indirect:
+        return probe.copy_foreign(obj)
+    if isinstance(obj, pikepdf.Array):
+        return pikepdf.Array([_copied(probe, v) for v in obj])
+    if isinstance(obj, pikepdf.Dictionary):
+        return pikepdf.Dictionary({k: _copied(probe, v) for k, v in obj.items()})
+    return obj

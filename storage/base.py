@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
@@ -299,6 +299,13 @@ class ObjectStore(ABC):
     @abstractmethod
     def set_retention(self, key: str, until: datetime) -> ObjectInfo:
         """Extend retention to ``until``; shortening raises :class:`ObjectLocked`."""
+
+    def extend_retentions(self, keys: Sequence[str], until: datetime) -> None:
+        """Retain each object at least until ``until``; one already retained longer keeps its own date (no
+        error). Durable when it returns. Backends may batch the durable writes (FilesystemStore does)."""
+        for key in keys:
+            if (self.stat(key).retain_until or until) <= until:
+                self.set_retention(key, until)
 
     @abstractmethod
     def set_legal_hold(self, key: str, hold: bool) -> ObjectInfo: ...

@@ -11,6 +11,18 @@ Keys cannot contain ``~`` or start a segment with ``.``, so these names never co
 A write goes to ``.tmp/``, is verified and fsynced, then published: metadata first, then the bytes,
 each by rename followed by an fsync of the directory. A crash in between leaves at most an orphan
 metadata file, which is invisible and overwritten by the next put of that key.
+
+Durability order of a filing (archive/filing.py), each step durable before the next begins:
+1. the rendition's bytes and sidecar (``put``: data and sidecar fsynced, sidecar renamed + directory fsynced,
+   data renamed + directory fsynced) - before the catalogue can point at it;
+2. the retention locks of the rendition and the originals (``extend_retentions``, one batch: every new sidecar
+   written, then fsynced, then renamed, then each directory fsynced once) - inside the filing's write
+   transaction, before its commit, so a committed item never has an unlocked object;
+3. the catalogue commit (SQLite in WAL, PostgreSQL): the item, its report, the audit event.
+A crash after 1 leaves an unreferenced, unlocked rendition (``archive storage gc``); after 2 a locked one (as
+before: docs/decisions/0014). Nothing is fsynced twice, and fsyncs that do not depend on each other (a put's
+data and sidecar; the new directories' parents; a batch's sidecars, then its directories) are issued at the same
+time (``_fsync_all``), so the file system serves them with one journal commit.
 """
 
 from __future__ import annotations
@@ -20,14 +32,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from storage.base import (
     BackendStore,
@@ -37,10 +50,13 @@ from storage.base import (
     StoreUnavailable,
     Upload,
     Window,
+    check_key,
+    normalise_until,
     not_found,
     range_not_satisfiable,
 )
 
+T = TypeVar("T", str, Path)
 META = "~meta.json"
 EARLY_FLUSH = 2 * 1024 * 1024  # bytes written between background writebacks of a large object
 
@@ -132,8 +148,7 @@ class FilesystemStore(BackendStore):
                     _write_flushing(f, upload.chunks())
                     meta_tmp = self._meta_temp(info)  # written before the fsyncs, which then share
                     temps.append(meta_tmp)            # one journal commit on ext4/xfs
-                    os.fsync(f.fileno())
-                _fsync_file(meta_tmp)
+                _fsync_all([tmp, meta_tmp], _fsync_file)  # at once: one journal commit serves both
                 os.chmod(tmp, 0o444)
                 with self._locked():
                     if data_path.is_file():
@@ -198,6 +213,28 @@ class FilesystemStore(BackendStore):
         start = self.path_of(head) if head else self.root
         with self._os_errors():
             yield from _walk(start, head, prefix)
+
+    def extend_retentions(self, keys: Sequence[str], until: datetime) -> None:
+        """One batch (see the module doc): every sidecar that needs a later date is written, then all are fsynced,
+        renamed, and each directory fsynced once - rather than fsync, rename, fsync per object."""
+        new = normalise_until(until)
+        assert new is not None
+        keys = [check_key(k) for k in keys]
+        with self._locked(), self._os_errors():
+            changed = [info for info in map(self._stat, keys) if info.retain_until is None or info.retain_until < new]
+            if not changed:
+                return
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            temps = [(self._meta_temp(replace(info, retain_until=new)), info.key) for info in changed]
+            try:
+                _fsync_all([tmp for tmp, _ in temps], _fsync_file)
+                for tmp, key in temps:
+                    os.rename(tmp, self._meta_of(key))
+            finally:
+                for tmp, _ in temps:
+                    with suppress(OSError):
+                        os.unlink(tmp)
+            _fsync_all(sorted({self._meta_of(key).parent for _, key in temps}), _fsync_dir)
 
     def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
         with self._os_errors():
@@ -274,12 +311,34 @@ def _clash(key: str) -> InvalidKey:
 
 
 def _make_dirs(path: Path) -> None:
-    """mkdir -p, fsyncing each new directory's parent so the new entries survive a crash."""
-    if path.is_dir():
+    """mkdir -p, fsyncing each new directory's parent so the new entries survive a crash (all parents at once,
+    after the last mkdir: nothing inside the new directories is published before they return)."""
+    made = []
+    while not path.is_dir():
+        made.append(path)
+        path = path.parent
+    for directory in reversed(made):
+        directory.mkdir()
+    _fsync_all([d.parent for d in made], _fsync_dir)
+
+
+_syncer: ThreadPoolExecutor | None = None
+_syncer_guard = threading.Lock()
+
+
+def _fsync_all(paths: Sequence[T], fsync: Callable[[T], None]) -> None:
+    """fsync every path, at the same time: the file system serves concurrent fsyncs with one journal commit
+    (ext4, xfs), so N of them take about as long as one. Returns when all are durable; the first error raises."""
+    global _syncer
+    if len(paths) <= 1:
+        for path in paths:
+            fsync(path)
         return
-    _make_dirs(path.parent)
-    path.mkdir()
-    _fsync_dir(path.parent)
+    with _syncer_guard:
+        if _syncer is None:
+            _syncer = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+    for done in [_syncer.submit(fsync, p) for p in paths]:
+        done.result()
 
 
 def _fsync_file(path: str) -> None:

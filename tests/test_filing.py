@@ -423,6 +423,68 @@ def test_concurrent_filings_of_several_classes_all_succeed_with_gap_free_numbers
         ("D30", "TQ"): [1, 2, 3], ("D30", "GJ"): [1, 2, 3], ("Y", "ZJ"): [1, 2, 3], ("D30", "DK"): [1, 2, 3]}
 
 
+def _same_class_cases(ctx: Context, client: TestClient, core: dict[str, str], count: int) -> list[str]:
+    serials = []
+    for n in range(count):
+        serial = f"YW20260106{n:05d}"
+        assert client.post("/api/v1/cases", json=case_body(serial=serial, business_type="GJ05"),
+                           headers=core).status_code == 201
+        required = ctx.schedule.business_type("GJ05").required
+        files = [(f"{m}.jpg", samples.jpeg(text=f"{serial} {m}"), m) for m in required]
+        assert upload(client, core, serial, *files).status_code == 201
+        serials.append(serial)
+    return serials
+
+
+def _filed_numbers(ctx: Context) -> dict[str, int]:
+    with ctx.catalogue.sessions() as s:
+        return dict(s.execute(select(Case.serial, ArchiveItem.number).join(ArchiveItem)).all())
+
+
+def test_concurrent_filings_of_one_class_take_each_number_once(ctx: Context, client: TestClient,
+                                                               core: dict[str, str]) -> None:
+    """Given 8 complete cases of one class, When 4 clients close them at the same time (each builds and signs
+    outside the write transaction), Then all are filed with 件号 1-8, each exactly once, none skipped, and the
+    class counter stands at 8."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    serials = _same_class_cases(ctx, client, core, 8)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda serial: client.post(f"/api/v1/cases/{serial}/close", json=CLOSE,
+                                                           headers=core), serials))
+    assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers if r.status_code != 200]
+    assert sorted(_filed_numbers(ctx).values()) == list(range(1, 9))
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(ArchivalCodeSequence.last_number)) == 8
+
+
+def test_concurrent_filings_of_one_class_without_the_class_turn_never_share_or_skip_a_number(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given 6 cases of one class and no class turn (as filings in processes that do not share a lock), When 3
+    clients close them at the same time, Then every filing that succeeds holds its own 件号, the filed numbers are
+    1..n with no gap, and every other answer is 503 filing_busy with its case still open (nothing consumed)."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import archive.filing
+
+    monkeypatch.setattr(archive.filing, "_class_turn", lambda ctx, klass, serial: contextlib.nullcontext())
+    serials = _same_class_cases(ctx, client, core, 6)
+    with ThreadPoolExecutor(3) as pool:
+        answers = dict(zip(serials, pool.map(lambda serial: client.post(f"/api/v1/cases/{serial}/close",
+                                                                          json=CLOSE, headers=core), serials),
+                           strict=True))
+    busy = {serial for serial, r in answers.items() if r.status_code == 503}
+    assert all(answers[s].status_code == 200 for s in set(serials) - busy), {s: r.text for s, r in answers.items()}
+    assert all(answers[s].json()["code"] == "filing_busy" for s in busy)
+    numbers = _filed_numbers(ctx)
+    assert set(numbers) == set(serials) - busy
+    assert sorted(numbers.values()) == list(range(1, len(numbers) + 1))
+    with ctx.catalogue.sessions() as s:
+        assert s.scalar(select(ArchivalCodeSequence.last_number)) == len(numbers)
+        assert set(s.scalars(select(Case.serial).where(Case.status == "open"))) == busy
+
+
 def test_case_with_a_replaced_document_files(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
     """Given a complete case whose first document was replaced while open (the replacement takes its 件内顺序号),
     When it is closed, Then it is filed: GD-2-6 counts the documents in the item, not the replaced one beside them."""

@@ -32,7 +32,7 @@ from archive.archival_code import CodeParts
 from archive.capture.cases import NEEDS_APPLICANT
 from archive.capture.documents import missing_materials
 from archive.capture.inspect import check_readable
-from archive.capture.sniff import ACCEPTED, NAMES, OFD, PDF, sniff
+from archive.capture.sniff import ACCEPTED, JPEG, NAMES, OFD, PDF, PNG, TIFF, sniff
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, DocumentStatus
 from archive.checks.base import (
     CheckItem,
@@ -55,6 +55,7 @@ from archive.wiring import scanner_from_settings
 from signing.certificates import load_trust_roots
 from signing.fixity import digest_bytes
 from signing.rendition import read_rendition_metadata
+from signing.selfcheck import check_own_signature
 from signing.validate import verify_pdf
 from storage.base import content_key
 
@@ -63,6 +64,7 @@ P, F, NA, MANUAL = Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE, Outco
 AUTH, INTEG, USE, SEC = Dimension.AUTHENTICITY, Dimension.INTEGRITY, Dimension.USABILITY, Dimension.SECURITY
 META, CONTENT, PACKAGE = CheckObject.METADATA, CheckObject.CONTENT, CheckObject.PACKAGE
 CARRIER, ENV, PROCESS = CheckObject.CARRIER, CheckObject.ENVIRONMENT, CheckObject.PROCESS
+RASTER = frozenset({JPEG, PNG, TIFF})  # images the rendition decodes frame by frame
 FUTURE_TOLERANCE = timedelta(minutes=10)  # clocks of business systems drift a little
 AV_DATABASE_MAX_AGE_DAYS = 7
 OUTCOMES = ("approved", "rejected", "withdrawn")
@@ -95,6 +97,13 @@ class FilingSubject:
     scanner: Scanner | None = None
     verify_signatures: bool = True
     rendition_pending: bool = False  # filing, before the rendition is built
+    # The certificate that signed the rendition in this filing, just now: GD-1-1 then checks that signature on
+    # its bytes (signing.selfcheck: byte range, digest, signature value, time-stamp imprint) rather than running
+    # the full validation; a filed item (re-check, sweeps) always gets the full one.
+    signed_by: Any = None
+    # Documents (ids) whose every frame the rendition build just decoded, as GD-3-4 would (signing.rendition: JPEG
+    # at 1/8 scale, other images in full): GD-3-4 does not decode them a second time.
+    decoded: set[int] = field(default_factory=set)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
@@ -255,6 +264,15 @@ def fixity(s: FilingSubject) -> list[Result]:
                           {"expected_sha256": s.rendition_sha256, "actual_sha256": d.sha256}))
     if not s.verify_signatures:
         out.append(Result(NA, "本次检测未验证电子签名与时间戳（仅核验摘要）", "rendition"))
+    elif s.signed_by is not None and not s.filed:
+        own = check_own_signature(s.rendition, s.signed_by)
+        if own.problems:
+            out.append(Result(F, f"归档 PDF 的电子签名验证未通过：{'；'.join(own.problems[:3])}", "rendition",
+                              {"failures": own.problems}))
+        else:
+            level = "PAdES B-B，无时间戳" if own.level == "B-B" else f"PAdES {own.level}"
+            out.append(Result(P, f"电子签名有效（{level}，本次签章：签名覆盖整个文件，摘要与签名值一致）",
+                              "rendition", {"level": own.level}))
     else:
         report = verify_pdf(s.rendition, load_trust_roots(s.ctx.settings.pki_path), d)
         if not report.ok:
@@ -740,6 +758,8 @@ def readable(s: FilingSubject) -> list[Result]:
     for o in s.originals:
         if o.data is None:
             bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
+        elif o.doc.id in s.decoded and o.doc.media_type in RASTER:
+            continue  # decoded by the rendition build of this filing
         elif problem := _unreadable(o.data, o.doc.media_type, o.doc.filename):
             bad.append(Result(F, f"原件{problem}", o.doc.filename))
     if s.rendition is not None and (problem := _unreadable(s.rendition, PDF, "归档 PDF")):

@@ -328,3 +328,40 @@ def test_reading_an_item_back_closes_every_stored_object(ctx: Context, client: T
         del subj
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_fresh_signature_is_checked_on_its_bytes_and_a_tampered_one_fails(ctx: Context,
+                                                                            subject: gd.FilingSubject) -> None:
+    """Given the subject as filing sees it (the rendition just signed by this system's signer), when GD-1-1 runs,
+    then it passes with the cheap check of that signature; when one byte inside the signed range changes (and the
+    recorded digests are those of the changed bytes, so only the signature can tell), then GD-1-1 fails."""
+    from signing.fixity import digest_bytes
+
+    assert subject.rendition is not None
+    subject.item, subject.verify_signatures, subject.signed_by = None, True, ctx.signer.signing_cert
+    [result] = [r for _, r in run_items([REGISTRY["GD-1-1"]], subject) if r.target == "rendition"]
+    assert result.outcome == Outcome.PASSED and "本次签章" in result.detail
+    flipped = bytearray(subject.rendition)
+    flipped[flipped.index(b"stream", flipped.index(b"/DCTDecode")) + 400] ^= 0x01
+    subject.rendition = bytes(flipped)
+    digests = digest_bytes(subject.rendition)
+    subject.rendition_sha256, subject.rendition_sm3 = digests.sha256, digests.sm3
+    [result] = [r for _, r in run_items([REGISTRY["GD-1-1"]], subject) if r.target == "rendition"]
+    assert result.outcome == Outcome.FAILED and "摘要与签名覆盖的字节不一致" in result.detail
+
+
+def test_images_the_rendition_build_decoded_are_not_decoded_again(subject: gd.FilingSubject,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the originals filing's rendition build has just decoded (subject.decoded), when GD-3-4 runs, then it
+    decodes only the others: each image is decoded once per filing; a damaged one not decoded still fails."""
+    opened: list[str] = []
+    real = gd.check_readable
+    monkeypatch.setattr(gd, "check_readable", lambda data, kind, name: (opened.append(name), real(data, kind, name)))
+    images = [o for o in subject.originals if o.doc.media_type in gd.RASTER]
+    assert len(images) >= 2
+    subject.decoded = {o.doc.id for o in images[1:]}
+    assert run_one(subject, "GD-3-4") == [Outcome.PASSED]
+    assert images[0].doc.filename in opened and not {o.doc.filename for o in images[1:]} & set(opened)
+    jpeg = samples.jpeg()
+    subject.originals[subject.originals.index(images[0])] = dataclasses.replace(images[0], data=jpeg[: len(jpeg) // 3])
+    assert run_one(subject, "GD-3-4") == [Outcome.FAILED]

@@ -176,3 +176,41 @@ def test_a_key_that_is_another_keys_directory_is_refused(fs: FilesystemStore) ->
         fs.put("manifests/a/b/c", shallow.stream(), size=len(shallow.data), sha256=shallow.sha256)
     assert list(fs.list_keys("manifests/")) == ["manifests/a/b"]
     assert not fs.exists("manifests/a")
+
+
+def test_extending_retentions_in_one_batch(fs: FilesystemStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given three objects - unlocked, locked shorter, locked longer - When their retention is extended in one
+    batch, Then the first two are retained until the new date and the third keeps its later one; each changed
+    sidecar is fsynced once and each directory once (no fsync per object pair); nothing is left in .tmp."""
+    from datetime import timedelta
+
+    import storage.filesystem as filesystem
+
+    until = FAR - timedelta(days=400)
+    a, b, c = blob(seed=1), blob(seed=2), blob(seed=3)
+    put(fs, a)
+    put(fs, b, retain_until=until - timedelta(days=30))
+    put(fs, c, retain_until=FAR)
+    synced: list[str] = []
+    for name in ("_fsync_file", "_fsync_dir"):
+        real = getattr(filesystem, name)
+        monkeypatch.setattr(filesystem, name, lambda p, real=real, name=name: (synced.append(name), real(p)))
+    fs.extend_retentions([a.key, b.key, c.key], until)
+    assert [fs.stat(k).retain_until for k in (a.key, b.key, c.key)] == [until, until, FAR]
+    assert synced.count("_fsync_file") == 2
+    assert synced.count("_fsync_dir") == len({fs.path_of(k).parent for k in (a.key, b.key)})
+    assert list((fs.root / ".tmp").iterdir()) == []
+    with pytest.raises(ObjectLocked):
+        fs.delete(a.key)
+
+
+def test_extending_retentions_of_a_missing_object_changes_nothing(fs: FilesystemStore) -> None:
+    """Given one stored object and one key that does not exist, When both are extended, Then not found and the
+    stored object's retention is unchanged (every object is read before anything is written)."""
+    from storage.base import ObjectNotFound
+
+    a = blob(seed=1)
+    put(fs, a)
+    with pytest.raises(ObjectNotFound):
+        fs.extend_retentions([a.key, blob(seed=9).key], FAR)
+    assert fs.stat(a.key).retain_until is None
