@@ -77,7 +77,8 @@ def http_bench(cases: int, tmp: Path) -> None:
         up, filing = _file_cases(c, files, "BB", cases, "B-B", between=floor.file)
         floor_bb, floor.durations = floor.durations, []
         with LocalTsa(pki) as tsa:  # the running app's settings now name the TSA: filings are B-T
-            ctx.settings = settings.model_copy(update={"tsa_url": tsa.url, "ltv_level": "B-T"})  # B-LT/B-LTA: bench_ltv.py
+            # B-T pinned: the long-term levels (B-LT/B-LTA) are measured by bench_ltv.py
+            ctx.settings = settings.model_copy(update={"tsa_url": tsa.url, "ltv_level": "B-T"})
             ctx._timestamper = timestamper_from_settings(ctx.settings)  # the context builds it once; rebuild it
             floor.timestamper = ctx.timestamper
             floor.file()  # the first time stamp warms the TSA client up
