@@ -103,7 +103,7 @@ def load_catalogue(path: Path, n: int) -> float:
     cat = Catalogue(f"sqlite:///{path}")
     cat.upgrade()
     cat.dispose()
-    now = _ts(datetime.now(UTC))
+    now = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S.%f}"
     t0 = time.perf_counter()
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
