@@ -59,13 +59,14 @@ WORDS2 = ("提取", "贷款", "购房", "退休", "租房", "疾病", "转移", 
 TARGETS = {"index_rate": 2000.0, "key_p99_ms": 10.0, "text_date_p95_ms": 50.0, "facet_p95_ms": 100.0}
 
 
-def generate(n: int, seed: int = 495) -> Iterator[SearchDocument]:
+def generate(n: int, seed: int = 495, first: int = 1) -> Iterator[SearchDocument]:
+    """N documents with ids ``first`` … ``first + n - 1`` (a chunk of a larger set with its own ``seed``)."""
     rng = random.Random(seed)
     schedule = load_schedule()
     types = list(schedule.types.items())
     start = datetime(2016, 1, 1, tzinfo=UTC)
     span = int((datetime(2026, 1, 1, tzinfo=UTC) - start).total_seconds())
-    for i in range(1, n + 1):
+    for i in range(first, first + n):
         code, bt = types[rng.randrange(len(types))]
         surname = rng.choice(COMPOUND) if rng.random() < 0.02 else rng.choice(SURNAMES)
         name = surname + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))

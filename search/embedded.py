@@ -50,6 +50,8 @@ KEYWORDS = ("serial", "kind", "category", "business_type", "status", "branch", "
 FAST_KEYWORDS = ("kind", "category", "business_type", "status", "branch", "retention_code")
 STORED_ONLY = ("business_type_name", "applicant_name", "unit_name")
 DATES = DATE_FIELDS
+REBUILD_HEAP_BYTES = 256_000_000  # a rebuild's writer: tantivy flushes a segment each time this fills
+REBUILD_THREADS = 1  # one tantivy indexing thread while Python builds documents: two cores; more contend
 
 
 def build_schema() -> tantivy.Schema:
@@ -281,7 +283,7 @@ class EmbeddedIndex(SearchIndex):
         generation = self._new_generation()
         index = tantivy.Index(SCHEMA, path=str(self.path / generation))
         index.register_tokenizer(TOKENIZER, _analyzer())
-        writer = index.writer(heap_size=max(self.heap_bytes, 256_000_000), num_threads=0)
+        writer = index.writer(heap_size=max(self.heap_bytes, REBUILD_HEAP_BYTES), num_threads=REBUILD_THREADS)
         n = 0
         for doc in docs:
             writer.add_document(tantivy.Document.from_dict(to_fields(doc), SCHEMA))

@@ -4,14 +4,14 @@ Principal, and exact-key lookups answered by the catalogue itself."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import tzinfo
-from typing import Any
+from datetime import date, datetime, tzinfo
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from archive.catalogue.db import Catalogue
-from archive.catalogue.models import ArchiveItem, Case
+from archive.catalogue.models import ArchiveItem, Case, Document
 from archive.classification import Schedule
 from archive.permissions import Permission, Principal
 from search.base import (
@@ -39,19 +39,55 @@ def visibility_of(principal: Principal) -> Visibility:
 
 def from_case(case: Case, schedule: Schedule, zone: tzinfo = CHINA) -> SearchDocument:
     """The search document of a case and, once filed, its archive item (年度 of an open case: local year)."""
+    item = case.item
+    return project(CaseRow(case.id, case.serial, case.category, case.business_type, case.status, case.branch,
+                           case.accepted_at, case.closed_at, case.applicant_name, case.applicant_id_number,
+                           case.unit_name, case.unit_uscc, case.loan_contract_no),
+                   ItemRow(item.status, item.year, item.archival_code, item.effective_retention, item.expiry_date)
+                   if item else None,
+                   [d.material_type for d in case.active_documents], schedule, zone)
+
+
+class CaseRow(NamedTuple):
+    """The columns of a case the search document is made of (read by the ORM or, in bulk, as plain rows)."""
+
+    id: int
+    serial: str
+    category: str
+    business_type: str
+    status: str
+    branch: str
+    accepted_at: datetime
+    closed_at: datetime | None
+    applicant_name: str | None
+    applicant_id_number: str | None
+    unit_name: str | None
+    unit_uscc: str | None
+    loan_contract_no: str | None
+
+
+class ItemRow(NamedTuple):
+    status: str
+    year: int
+    archival_code: str
+    retention: str  # the 保管期限 in force (ArchiveItem.effective_retention)
+    expiry_date: date | None
+
+
+def project(case: CaseRow, item: ItemRow | None, material_types: Iterable[str], schedule: Schedule,
+            zone: tzinfo = CHINA) -> SearchDocument:
+    """The one projection of a case (its active documents' material types, its item) into a search document."""
     bt = schedule.types.get(case.business_type)
     bt_name = bt.name if bt else case.business_type
     category = schedule.categories.get(case.category)
-    item = case.item
-    materials = [schedule.materials.get(d.material_type, d.material_type)
-                 for d in case.active_documents]
+    materials = [schedule.materials.get(m, m) for m in material_types]
     words = [case.applicant_name, case.unit_name, bt_name, category.name if category else None, *materials]
     return SearchDocument(
         id=case.id, serial=case.serial, kind="item" if item else "case", category=case.category,
         business_type=case.business_type, business_type_name=bt_name,
         status=item.status if item else case.status, branch=case.branch, accepted_at=case.accepted_at,
         year=item.year if item else case.accepted_at.astimezone(zone).year,
-        archival_code=item.archival_code if item else None, retention_code=item.effective_retention if item else None,
+        archival_code=item.archival_code if item else None, retention_code=item.retention if item else None,
         applicant_name=case.applicant_name, applicant_id_number=case.applicant_id_number,
         unit_name=case.unit_name, unit_uscc=case.unit_uscc, loan_contract_no=case.loan_contract_no,
         closed_at=case.closed_at, expiry_date=item.expiry_date if item else None,
@@ -73,18 +109,39 @@ def load_documents(session: Session, serials: Iterable[str], schedule: Schedule,
     return {s: found.get(s) for s in wanted}
 
 
+_CASE_COLUMNS = (Case.id, Case.serial, Case.category, Case.business_type, Case.status, Case.branch,
+                 Case.accepted_at, Case.closed_at, Case.applicant_name, Case.applicant_id_number, Case.unit_name,
+                 Case.unit_uscc, Case.loan_contract_no)
+_ITEM_COLUMNS = (ArchiveItem.status, ArchiveItem.year, ArchiveItem.archival_code,
+                 func.coalesce(ArchiveItem.current_retention, ArchiveItem.retention_code), ArchiveItem.expiry_date)
+BULK_BATCH = 5000
+
+
 def iter_documents(catalogue: Catalogue, schedule: Schedule, zone: tzinfo = CHINA,
-                   batch: int = 1000) -> Iterator[SearchDocument]:
-    """Every case in the catalogue in id order, one short transaction per batch (SQLite readers lock)."""
+                   batch: int = BULK_BATCH) -> Iterator[SearchDocument]:
+    """Every case in the catalogue in id order, one short transaction per batch (SQLite readers lock).
+
+    Bulk reads (a rebuild) take plain rows, not ORM objects: building and tracking a Case, its item and its
+    documents cost three quarters of a rebuild's time. ``project`` is the same projection the worker uses.
+    """
     last = 0
+    n_case = len(_CASE_COLUMNS)
     while True:
         with catalogue.session() as s:
-            cases = list(s.scalars(_with_relations().where(Case.id > last).order_by(Case.id).limit(batch)))
-            docs = [from_case(c, schedule, zone) for c in cases]
-        if not docs:
-            return
-        yield from docs
-        last = docs[-1].id
+            rows = s.execute(select(*_CASE_COLUMNS, *_ITEM_COLUMNS).outerjoin(ArchiveItem)
+                             .where(Case.id > last).order_by(Case.id).limit(batch)).all()
+            if not rows:
+                return
+            materials: dict[int, list[str]] = {}
+            for case_id, material in s.execute(
+                    select(Document.case_id, Document.material_type)
+                    .where(Document.case_id > last, Document.case_id <= rows[-1][0], Document.is_active)
+                    .order_by(Document.case_id, Document.sequence)):
+                materials.setdefault(case_id, []).append(material)
+        for row in rows:
+            item = ItemRow._make(row[n_case:]) if row[n_case] is not None else None
+            yield project(CaseRow._make(row[:n_case]), item, materials.get(row[0], ()), schedule, zone)
+        last = rows[-1][0]
 
 
 def count_cases(session: Session) -> int:

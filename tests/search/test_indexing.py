@@ -226,3 +226,37 @@ def test_a_second_worker_on_postgresql_waits_as_a_standby(ctx: Context) -> None:
         assert not standby.is_alive()
         holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": indexing.ADVISORY_LOCK_KEY})
     assert [r.processed_at for r in _outbox(ctx)] == [None]
+
+
+def test_bulk_reading_projects_every_case_as_the_worker_does(ctx: Context) -> None:
+    """Given open and filed cases with active and replaced documents and an item whose 保管期限 was changed,
+    When a rebuild reads them in bulk (plain rows, batches smaller than the catalogue), Then each document equals
+    the one the worker builds from ORM objects, in id order, none missing across batch boundaries."""
+    from archive.catalogue.models import ArchiveItem
+    from archive.indexing.documents import iter_documents, load_documents
+
+    for n in range(1, 8):
+        add_case(ctx, f"YW{n:06d}", name=f"欧阳{n}", business_type="TQ01" if n % 2 else "GJ01", enqueue=False)
+    for n in (2, 3, 5):
+        file_case_row(ctx, f"YW{n:06d}", number=n)
+    with ctx.catalogue.session() as s:
+        cases = {c.serial: c for c in s.scalars(select(Case))}
+        for seq, (material, status) in enumerate((("id_proof", "active"), ("application_form", "replaced"),
+                                                  ("loan_application", "active")), start=1):
+            for serial in ("YW000003", "YW000004"):
+                s.add(Document(case_id=cases[serial].id, sequence=seq, material_type=material, filename="x.pdf",
+                               original_key=f"originals/{serial}/{seq}", sha256="0" * 64, sm3="0" * 64, size=1,
+                               media_type="application/pdf", status=status, created_by="clerk01"))
+        s.execute(update(ArchiveItem).where(ArchiveItem.case_id == cases["YW000005"].id)
+                  .values(current_retention="Y"))
+    bulk = list(iter_documents(ctx.catalogue, ctx.schedule, ctx.zone, batch=3))
+    serials = [f"YW{n:06d}" for n in range(1, 8)]
+    with ctx.catalogue.session() as s:
+        orm = load_documents(s, serials, ctx.schedule, ctx.zone)
+    assert [d.serial for d in bulk] == serials
+    assert bulk == [orm[serial] for serial in serials]
+    by_serial = {d.serial: d for d in bulk}
+    assert by_serial["YW000005"].retention_code == "Y"
+    words = by_serial["YW000003"].text.split()
+    assert "身份证明" in words and "借款申请表" in words and "申请表（申请审批表）" not in words
+    assert by_serial["YW000003"].kind == "item" and by_serial["YW000004"].kind == "case"
