@@ -11,36 +11,20 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from archive import audit, identity, indexing, logins
-from archive.classification import load_schedule
-from archive.commands import (
-    backup,
-    checks,
-    imports,
-    index,
-    lending,
-    ltv,
-    retention,
-    signing,
-    storage,
-    transfer,
-    triggers,
-)
-from archive.commands import dq as dq_commands
-from archive.commands.common import cli_actor, cli_context, ensure_fonds
 from archive.commands.console import err, friendly, out
-from archive.context import Context
-from archive.retention import schedules
-from archive.settings import get_settings
+from archive.commands.lazy import LazyRootGroup
+
+if TYPE_CHECKING:
+    from archive.context import Context
 
 HELP_WIDTH = 120  # help read through a pipe, a pager or a file is not cut at 80 columns
 
-app = typer.Typer(help="住房公积金电子业务档案系统。", no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=LazyRootGroup, help="住房公积金电子业务档案系统。", no_args_is_help=True, add_completion=False,
                   context_settings={"max_content_width": HELP_WIDTH})
 db_app = typer.Typer(help="目录数据库：迁移与版本。", no_args_is_help=True)
 user_app = typer.Typer(help="用户账号。", no_args_is_help=True)
@@ -55,6 +39,9 @@ for sub, name in ((db_app, "db"), (user_app, "user"), (client_app, "client"), (a
 
 def _record_schedule(ctx: Context) -> None:
     """Items filed from now on cite the schedule in force, so record its version before any filing."""
+    from archive.commands.common import cli_actor
+    from archive.retention import schedules
+
     version = schedules.record_current(ctx, cli_actor())
     out.print(f"分类方案版本：{version.label}")
 
@@ -68,6 +55,7 @@ def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演
     """创建数据目录和目录数据库并迁移到最新版本；开发环境生成开发用证书（生产环境不生成）；可创建首个系统管理员；
     检查签章证书与时间戳服务并汇总，签章不可用时退出码 2；加 --demo 时加载演示数据。"""
     from archive.commands import first_use
+    from archive.commands.common import cli_context, ensure_fonds
 
     ctx = cli_context(check=False)
     ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +79,7 @@ def init(demo: Annotated[bool, typer.Option(help="同时加载演示用户、演
 @friendly
 def demo() -> None:
     """向已初始化的目录数据库加载演示数据：用户、接入系统、带扫描件的业务（大部分已归档）和一个批量扫描批次。"""
+    from archive.commands.common import cli_context, ensure_fonds
     from archive.demo import load_demo
 
     ctx = cli_context()
@@ -102,6 +91,8 @@ def demo() -> None:
 @friendly
 def db_upgrade() -> None:
     """把目录数据库迁移到本程序的版本。"""
+    from archive.commands.common import cli_context
+
     ctx = cli_context(check=False)
     before = ctx.catalogue.current_revision()
     ctx.catalogue.upgrade()
@@ -113,6 +104,8 @@ def db_upgrade() -> None:
 @friendly
 def db_status() -> None:
     """显示目录数据库的版本，以及是否与本程序一致。"""
+    from archive.commands.common import cli_context
+
     ctx = cli_context(check=False)
     out.print(f"当前版本：{ctx.catalogue.current_revision() or '（未初始化）'}")
     ctx.catalogue.check_schema()
@@ -128,7 +121,9 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     """运行网页与 API 服务（目录数据库未迁移时立即停止并提示）。"""
     import uvicorn
 
+    from archive import indexing
     from archive.capture.scans import resume_all
+    from archive.commands.common import cli_context
     from archive.processes import check_workers, run_workers
 
     ctx = cli_context()
@@ -172,6 +167,9 @@ def _configure_logging(ctx: Context) -> None:
 @friendly
 def worker(once: Annotated[bool, typer.Option("--once", help="索引完当前待办后退出。")] = False) -> None:
     """把目录数据库的变更（outbox）写入检索索引（生产环境在 API 旁运行一个）。"""
+    from archive import indexing
+    from archive.commands.common import cli_context
+
     ctx = cli_context()
     if once:
         out.print(f"已索引 {indexing.IndexWorker(ctx).drain()} 条待办")
@@ -197,6 +195,9 @@ def user_add(username: str,
              branch: Annotated[str | None, typer.Option(help="所在网点。")] = None,
              password: Annotated[str | None, typer.Option(help="密码；不给则交互输入。")] = None) -> None:
     """创建用户并授予角色。"""
+    from archive import identity
+    from archive.commands.common import cli_actor, cli_context
+
     pw = password or typer.prompt("密码", hide_input=True, confirmation_prompt=True)
     ctx = cli_context()
     with ctx.catalogue.session() as s:
@@ -208,6 +209,9 @@ def user_add(username: str,
 @friendly
 def user_unlock(username: str) -> None:
     """解除用户的登录锁定（因多次密码错误而锁定），并清零失败次数。"""
+    from archive import logins
+    from archive.commands.common import cli_actor, cli_context
+
     ctx = cli_context()
     with ctx.catalogue.session() as s:
         lifted = logins.unlock(s, cli_actor(), username)
@@ -222,6 +226,9 @@ def client_add(name: str,
                branch: Annotated[list[str] | None, typer.Option("--branch", help="只能访问这些网点；可重复。")] = None
                ) -> None:
     """登记接入系统并显示其接入密钥（只显示这一次）。"""
+    from archive import identity
+    from archive.commands.common import cli_actor, cli_context
+
     ctx = cli_context()
     with ctx.catalogue.session() as s:
         client, key = identity.add_client(s, cli_actor(), name, scope, branch or None)
@@ -233,6 +240,9 @@ def client_add(name: str,
 @friendly
 def client_revoke(name: str) -> None:
     """吊销接入系统的密钥。"""
+    from archive import identity
+    from archive.commands.common import cli_actor, cli_context
+
     ctx = cli_context()
     with ctx.catalogue.session() as s:
         identity.revoke_client(s, cli_actor(), name)
@@ -243,6 +253,9 @@ def client_revoke(name: str) -> None:
 @friendly
 def audit_verify() -> None:
     """逐条核验审计日志的哈希链，指出第一个断点（被破坏时退出码 1）。"""
+    from archive import audit
+    from archive.commands.common import cli_context
+
     ctx = cli_context()
     with ctx.catalogue.sessions() as s:
         report = audit.verify(s)
@@ -258,6 +271,7 @@ def audit_verify() -> None:
 def scans_resume() -> None:
     """续处理因崩溃或重启而中断的批量扫描（`archive serve` 启动时也会做）。"""
     from archive.capture.scans import resume_all
+    from archive.commands.common import cli_context
 
     out.print(f"已续处理 {resume_all(cli_context())} 个扫描批次")
 
@@ -267,6 +281,9 @@ def scans_resume() -> None:
 def schedule_check(file: Annotated[Path | None, typer.Argument(help="分类方案文件；默认 ARCHIVE_SCHEDULE "
                                                                "或内置方案。")] = None) -> None:
     """加载分类方案并列出其业务类型。"""
+    from archive.classification import load_schedule
+    from archive.settings import get_settings
+
     s = load_schedule(file or get_settings().schedule)
     table = Table(title=f"分类方案 {s.version}" + ("（默认值，须与 JGJ/T 495 核对）" if s.is_default else ""))
     for col in ("代码", "业务类型", "类别", "保管期限", "起算事件", "必备材料"):
@@ -281,6 +298,9 @@ def schedule_check(file: Annotated[Path | None, typer.Argument(help="分类方�
 @friendly
 def schedule_versions() -> None:
     """登记现行分类方案（如为新版本），并列出目录数据库用过的每个方案版本。"""
+    from archive.commands.common import cli_actor, cli_context
+    from archive.retention import schedules
+
     ctx = cli_context()
     current = schedules.record_current(ctx, cli_actor())
     with ctx.catalogue.sessions() as s:
@@ -305,6 +325,9 @@ def schedule_reapply(
     limit: Annotated[int, typer.Option(min=0, help="列出的变更条数。")] = 200,
 ) -> None:
     """对按旧版分类方案归档的档案重新适用现行方案（先预览）。"""
+    from archive.commands.common import cli_actor, cli_context
+    from archive.retention import schedules
+
     ctx = cli_context()
     with ctx.catalogue.session() as s:
         if apply:
@@ -322,16 +345,6 @@ def schedule_reapply(
                   f"{note}", highlight=False)
     counts = "，".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
     out.print(f"合计：{counts}；plan_digest {summary['plan_digest']}")
-
-
-app.add_typer(storage.app, name="storage")
-app.add_typer(index.app, name="index")
-app.add_typer(backup.app, name="backup")
-app.add_typer(ltv.app, name="ltv")
-app.registered_commands += signing.app.registered_commands  # `archive tsa` and `archive verify`
-for module in (retention, triggers, lending, transfer, checks, dq_commands, imports):
-    for name, sub in module.apps.items():
-        app.add_typer(sub, name=name)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ def http_bench(cases: int, tmp: Path) -> None:
 
     from archive.api.app import create_app
     from archive.audit import Actor
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
     from archive.context import Context
     from archive.identity import add_client
     from archive.settings import load_settings

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-checks-") as tmp:
         os.environ.pop("ARCHIVE_DATABASE_URL", None)
         settings = load_settings(data_dir=Path(tmp) / "data")
-        from archive.cli import ensure_fonds
+        from archive.commands.common import ensure_fonds
         from archive.demo import load_demo
         from signing.certificates import ensure_dev_pki
 

@@ -34,7 +34,7 @@ from archive import identity, indexing
 from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, Case, Document, Fonds
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.identifiers import id_number_check_char
 from archive.settings import load_settings

@@ -37,7 +37,7 @@ def run(requests: int, threads: int, cold: int, tmp: Path, database_url: str | N
 
     from archive.api.app import create_app
     from archive.audit import Actor
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
     from archive.context import Context
     from archive.identity import add_client
     from archive.images import render_page

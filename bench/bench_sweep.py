@@ -41,7 +41,7 @@ from sqlalchemy import insert, select
 from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, Case, Document, Fonds
 from archive.checks.sweep import SweepOptions, run_sweep
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from signing.fixity import digest_bytes

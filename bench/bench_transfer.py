@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
-        from archive.cli import ensure_fonds
+        from archive.commands.common import ensure_fonds
 
         settings = load_settings(data_dir=Path(tmp) / "data")
         ensure_dev_pki(settings.pki_path)

@@ -24,7 +24,7 @@ from archive import identity
 from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import Case, Fonds, ScanBatch, ScanPart
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from archive.web.session import COOKIE, csrf_token

@@ -151,7 +151,7 @@ def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ctx(settings: Settings, pki_template: Path) -> Iterator[Context]:
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
 
     shutil.copytree(pki_template, settings.pki_path)
     context = Context.build(settings)

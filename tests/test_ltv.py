@@ -18,7 +18,7 @@ from archive import ltv
 from archive.api.app import create_app
 from archive.audit import Actor
 from archive.catalogue.models import AppraisalDecision, ArchiveItem, AuditEvent, RenditionVersion, StorageAlert
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from signing.certificates import DevPki, load_trust_roots

@@ -39,7 +39,7 @@ PASSWORD = "test-pass-123"
 def _catalogue(request: pytest.FixtureRequest, tmp: Path, pki: Path, **env: str) -> Iterator[tuple[Context, Live]]:
     """A fresh PostgreSQL catalogue (cloned from the migrated template), a data directory with the dev PKI, the
     context over it and a :class:`Live` whose processes see the same settings."""
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
 
     template = request.getfixturevalue("pg_template")
     name = f"archive_p_{os.getpid()}_{uuid.uuid4().hex[:8]}"

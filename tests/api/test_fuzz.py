@@ -52,7 +52,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, pki_
     from argon2 import PasswordHasher
 
     from archive import identity
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
 
     data = tmp_path_factory.mktemp("fuzz") / "data"
     data.mkdir()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from archive.api.app import create_app
 from archive.catalogue.models import ArchiveItem
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import load_settings
 from signing.certificates import DevPki, load_trust_roots

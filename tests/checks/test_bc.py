@@ -13,7 +13,7 @@ from archive.audit import Actor
 from archive.catalogue.models import ArchiveItem, CheckReport, StorageAlert, StorageSweep
 from archive.checks.base import REGISTRY, Stage
 from archive.checks.sweep import SweepOptions, run_sweep
-from archive.cli import ensure_fonds
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import Settings, load_settings
 from storage.replicated import ReplicatedStore

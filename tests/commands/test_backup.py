@@ -273,7 +273,7 @@ def test_inventory_of_an_s3_store_and_redacted_settings(settings: Settings, pki_
     shutil.copytree(pki_template, s3_settings_.pki_path)
     ctx = Context.build(s3_settings_)
     try:
-        from archive.cli import ensure_fonds
+        from archive.commands.common import ensure_fonds
 
         ensure_fonds(ctx)
         item = stored_item(ctx)

@@ -158,13 +158,16 @@ def test_schedule_check_prints_the_packaged_schedule(data_dir: Path) -> None:
 
 def test_help_does_not_import_the_heavy_stacks() -> None:
     """Given a fresh interpreter, When the CLI module is imported and `archive --help` runs, Then none of the
-    signing, PDF, image, storage-client or search libraries has been imported (they load in the commands)."""
+    signing, PDF, image, storage-client, search, catalogue or settings libraries has been imported (they load in
+    the commands; the command groups load when run, archive/commands/lazy.py)."""
     import json
     import subprocess
     import sys
 
     heavy = ["pyhanko", "pikepdf", "reportlab", "tantivy", "elasticsearch", "minio", "PIL", "zxingcpp",
-             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "alembic", "signing.certificates", "storage.s3"]
+             "pypdfium2", "img2pdf", "fastapi", "uvicorn", "alembic", "signing.certificates", "storage.s3",
+             # the catalogue and settings stacks too (issue 17: `archive --help` ≤ 1 s): the groups load lazily
+             "sqlalchemy", "pydantic", "pydantic_settings", "archive.catalogue.models", "archive.commands.storage"]
     script = ("import json, sys\n"
               "from typer.testing import CliRunner\n"
               "from archive.cli import app\n"
@@ -211,3 +214,28 @@ def test_every_command_and_option_is_explained_in_chinese() -> None:
         english += [f"{path} {name}: {text}" for name, text in helps
                     if name != "help" and text and not re.search(r"[\u4e00-\u9fff]", text)]
     assert english == []
+
+
+def test_every_lazy_command_loads_and_lists_its_own_help_line() -> None:
+    """Given the table of lazily loaded commands, When each is loaded, Then it is a real command (groups have
+    subcommands) and the help line `archive --help` shows from the table is the command's own."""
+    from archive.commands.lazy import LAZY, load
+
+    for name, spec in LAZY.items():
+        command = load(name)
+        assert (command.help or "").strip().splitlines()[0] == spec.help, name
+        if spec.command is None:
+            assert command.commands, name  # a group with its subcommands
+
+
+def test_root_help_lists_lazy_groups_and_a_lazy_group_runs() -> None:
+    """Given `archive --help`, Then the lazily loaded groups are listed with their help; When one of them is
+    asked for its own help or run, Then its module loads and it answers."""
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "存量档案导入" in r.output and "四性检测" in r.output and "dq" in r.output
+    r = runner.invoke(app, ["storage", "--help"])
+    assert r.exit_code == 0 and "verify" in r.output
+    r = runner.invoke(app, ["dq", "rules"])
+    assert r.exit_code == 0 and "DQ-" in r.output
+    r = runner.invoke(app, ["no-such-group"])
+    assert r.exit_code != 0

@@ -306,7 +306,7 @@ def test_another_instance_verifies_against_its_own_trust_roots(ctx: Context, cod
                                                                tmp_path: Path) -> None:
     """Given a second instance with its own PKI, when it receives our package, then the EEP signatures are
     untrusted (YJ-1-1, returned) until our root certificate is placed under its pki/trust/; then accepted."""
-    from archive.cli import ensure_fonds
+    from archive.commands.common import ensure_fonds
     from archive.settings import load_settings
     from signing.certificates import ensure_dev_pki
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from archive.cli import app, ensure_fonds
+from archive.cli import app
+from archive.commands.common import ensure_fonds
 from archive.context import Context
 from archive.settings import get_settings, load_settings
 from search.base import SearchQuery, Visibility
