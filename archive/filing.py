@@ -277,7 +277,8 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     originals = [d.original_key for d in docs + split_sources]
     return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date,
                   expiry, lock_until if lock_until > datetime.now(UTC) else None, level,
-                  ltv.version_row(0, 1, key, signed, digests, ltv.SIGNED))
+                  ltv.version_row(0, 1, key, signed, digests, ltv.SIGNED,
+                                  read=ltv.own_signature_read(signed) if level in ("B-B", "B-T") else None))
 
 
 def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:

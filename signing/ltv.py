@@ -159,12 +159,26 @@ def time_stamps(pdf: bytes) -> list[TimeStampInfo]:
             parts = [("archive", sig.signed_data)]
         else:
             parts = [("signature", token) for token in signature_timestamp_tokens(sig)]
-        for kind, signed_data in parts:
-            at, cert, digest, algorithm = _tst_info(signed_data)
-            if cert is None:
-                continue
-            found.append(TimeStampInfo(kind, sig.field_name, at, cert.subject.rfc4514_string(),
-                                       cert.not_valid_after_utc, digest, algorithm))
+        found += _infos(parts, sig.field_name)
+    return found
+
+
+def signature_time_stamps(signed_data: cms.SignedData, field: str) -> list[TimeStampInfo]:
+    """The time stamps of one regular signature, given its SignedData (for a signature just made, whose SignedData
+    the signer already read from the bytes: signing.selfcheck.last_signature)."""
+    tokens = [attr["values"][0]["content"] for info in signed_data["signer_infos"]
+              for attr in info["unsigned_attrs"] or [] if attr["type"].native == "signature_time_stamp_token"]
+    return _infos([("signature", token) for token in tokens], field)
+
+
+def _infos(parts: list[tuple[str, cms.SignedData]], field: str) -> list[TimeStampInfo]:
+    found = []
+    for kind, signed_data in parts:
+        at, cert, digest, algorithm = _tst_info(signed_data)
+        if cert is None:
+            continue
+        found.append(TimeStampInfo(kind, field, at, cert.subject.rfc4514_string(),
+                                   cert.not_valid_after_utc, digest, algorithm))
     return found
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.orm import Session
 
 from archive import audit, metrics
@@ -42,34 +42,43 @@ def save_report(session: Session, actor: Actor, stage: Stage, subject: str,
     ``context`` is kept as JSON on the report; an ``item_id`` in it links the report to that archive item.
     """
     item_id = context.pop("item_id", None)
+    rows: list[dict[str, Any]] = [
+        {"position": pos, "code": item.code, "name": item.name, "dimension": item.dimension.value,
+         "object": item.object.value, "target": None if r.target is None else str(r.target)[:255],
+         "outcome": Outcome(r.outcome).value, "detail": r.detail, "blocking": item.blocking,
+         "basis": item.basis[:100], "data": _jsonable(r.data) or None, "recorded_by": None, "recorded_at": None}
+        for pos, (item, r) in enumerate(results, start=1)]
     report = CheckReport(stage=Stage(stage).value, subject=str(subject)[:128], item_id=item_id,
                          created_at=utcnow(), operator=actor.name, operator_type=actor.kind,
-                         outcome="", passed=True, counts={}, context=_jsonable(context) or None)
-    for pos, (item, r) in enumerate(results, start=1):
-        report.results.append(CheckResult(
-            position=pos, code=item.code, name=item.name, dimension=item.dimension.value,
-            object=item.object.value, target=None if r.target is None else str(r.target)[:255],
-            outcome=Outcome(r.outcome).value, detail=r.detail, blocking=item.blocking, basis=item.basis[:100],
-            data=_jsonable(r.data) or None))
-    summarise(report)
+                         context=_jsonable(context) or None,
+                         **_summary([(row["outcome"], row["blocking"]) for row in rows]))
     session.add(report)
     session.flush()
-    metrics.check_failures(report.stage, (r.code for r in report.results if r.outcome in _BAD))
+    if rows:  # one executemany, not one ORM object per row (a filing has ~50): issue 17
+        session.execute(insert(CheckResult), [row | {"report_id": report.id} for row in rows])
+    session.expire(report, ["results"])  # loaded from the rows just written if a caller reads them
+    bad = [row["code"] for row in rows if row["outcome"] in _BAD]
+    metrics.check_failures(report.stage, bad)
     audit.record(session, actor, "check.report", target_type="check_report", target_id=report.id,
                  outcome="success" if report.passed else "failure", detail={
                      "stage": report.stage, "subject": report.subject, "outcome": report.outcome,
-                     "counts": report.counts, "failed": failed_codes(report)})
+                     "counts": report.counts, "failed": sorted(set(bad))})
     return report
 
 
 def summarise(report: CheckReport) -> None:
     """(Re)compute a report's counts and overall outcome from its result rows."""
-    counts = Counter(r.outcome for r in report.results)
-    blocking_bad = any(r.blocking and r.outcome in _BAD for r in report.results)
-    warning = any(not r.blocking and r.outcome in _BAD for r in report.results)
-    report.counts = {o.value: counts.get(o.value, 0) for o in Outcome} | {"total": len(report.results)}
-    report.passed = not blocking_bad
-    report.outcome = "failed" if blocking_bad else "warning" if warning else "passed"
+    summary = _summary([(r.outcome, r.blocking) for r in report.results])
+    report.counts, report.passed, report.outcome = summary["counts"], summary["passed"], summary["outcome"]
+
+
+def _summary(results: list[tuple[str, bool]]) -> dict[str, Any]:
+    """Counts per outcome, and the overall outcome, of (outcome, blocking) pairs."""
+    counts = Counter(outcome for outcome, _ in results)
+    blocking_bad = any(blocking and outcome in _BAD for outcome, blocking in results)
+    warning = any(not blocking and outcome in _BAD for outcome, blocking in results)
+    return {"counts": {o.value: counts.get(o.value, 0) for o in Outcome} | {"total": len(results)},
+            "passed": not blocking_bad, "outcome": "failed" if blocking_bad else "warning" if warning else "passed"}
 
 
 def failed_codes(report: CheckReport) -> list[str]:

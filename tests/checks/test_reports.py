@@ -241,3 +241,29 @@ def test_gd_item_definitions_are_listed(client: TestClient, archivist: dict[str,
     assert manual == ["GD-4-4", "GD-4-5", "GD-4-6"]
     assert {i["dimension"] for i in items} == {"authenticity", "integrity", "usability", "security"}
     assert gd.SCHEME and all(i["basis"] == "DA/T 70-2018" for i in items)
+
+
+def test_save_report_writes_its_result_rows_in_one_statement(ctx: Context) -> None:
+    """Given a filing's ~50 GD results, When the report is saved, Then the rows go to the database in one INSERT
+    (one executemany: issue 17), in order, and the caller can read them from the returned report at once."""
+    from sqlalchemy import event
+
+    results = [(item, Result(Outcome.PASSED, f"ok {n}")) for n, item in enumerate(REGISTRY.values()) if
+               item.code.startswith("GD-")]
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CHECK_RESULT"):
+            statements.append(statement)
+
+    engine = ctx.catalogue.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with ctx.catalogue.session() as s:
+            row = reports.save_report(s, Actor("user", "arch"), Stage.FILING, "PKG-2", results)
+            assert [(r.position, r.code) for r in row.results] == [(n, i.code) for n, (i, _) in
+                                                                   enumerate(results, start=1)]
+            assert row.counts["total"] == len(results) > 30 and row.outcome == "passed"
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1

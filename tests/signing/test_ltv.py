@@ -11,6 +11,7 @@ import requests
 from cryptography import x509
 from cryptography.x509 import ocsp
 
+from archive.ltv import own_signature_read
 from signing.certificates import KeySigner, load_pki_signer, load_trust_roots
 from signing.errors import CertificateProblem, TimestampUnavailable
 from signing.ltv import fetching_context, level_of, renew, time_stamps
@@ -70,6 +71,7 @@ def test_b_lt_embeds_chains_and_revocation_data_and_verifies_offline(
     signed = sign_pdf(rendition, ltv_signer, timestamper=http_timestamper(service.url), level="B-LT",
                       validation_context=fetching_context(ltv_roots))
     assert level_of(signed) == "B-LT"
+    assert own_signature_read(signed) == ("B-LT", time_stamps(signed))  # the filing's shortcut falls back
     report = verify_ltv(signed, ltv_roots)
     assert report.ok, report.layers
     assert [layer.name for layer in report.layers] == ["signature_intact", "signer_trusted", "timestamp",

@@ -9,8 +9,9 @@ import pytest
 from asn1crypto import cms
 
 from signing.certificates import DevPki, KeySigner, load_certificates, make_signer
+from signing.ltv import signature_time_stamps, time_stamps
 from signing.pades import sign_pdf
-from signing.selfcheck import check_own_signature
+from signing.selfcheck import check_own_signature, last_signature
 from signing.validate import verify_pdf
 from tests.signing.support import leaf_from_dev_ca
 
@@ -107,3 +108,19 @@ def test_an_ecdsa_signature_is_checked_too(rendition: bytes, pki: DevPki) -> Non
     tampered = bytearray(signed)
     tampered[signed.index(b"stream", signed.index(b"/DCTDecode")) + 300] ^= 0x01
     assert check_own_signature(bytes(tampered), ecdsa.signing_cert).problems
+
+
+def test_last_signature_reads_the_time_stamps_pyhankos_reader_reads(rendition: bytes, signed_bb: bytes,
+                                                                      signed_bt: bytes) -> None:
+    """Given renditions just signed B-B and B-T, When their signature is read from the bytes (the filing's
+    rendition_version row), Then it names the same field and time stamps as pyHanko's full reader; an unsigned
+    file has none, and a file that is no PDF is a ValueError."""
+    for data, count in ((signed_bb, 0), (signed_bt, 1)):
+        found = last_signature(data)
+        assert found is not None
+        field, signed_data = found
+        assert signature_time_stamps(signed_data, field) == time_stamps(data)
+        assert len(time_stamps(data)) == count
+    assert last_signature(rendition) is None
+    with pytest.raises(ValueError):
+        last_signature(b"not a pdf")
