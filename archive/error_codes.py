@@ -397,6 +397,7 @@ CODES: dict[str, Code] = {
     "dq_plan_size": Code(Kind.INVALID, "治理方案应包含 1 至 … 项修改"),
     "dq_plan_wrong_status": Code(Kind.CONFLICT, "治理方案 … 当前的状态不能办理此操作"),
     "dq_reconciliation_duplicates": Code(Kind.INVALID, "比对清单中有重复的业务流水号"),
+    "dq_reconciliation_too_early": Code(Kind.INVALID, "比对日期早于可比对的最早日期（1991 年）"),
     "dq_reconciliation_future": Code(Kind.INVALID, "比对日期不能晚于今天"),
     "dq_reconciliation_too_large": Code(Kind.INVALID, "一次最多比对 … 笔业务，请分批报送"),
     "dq_rule_not_batch": Code(Kind.INVALID, "规则 … 不能批量检核（只在数据比对中检查）"),

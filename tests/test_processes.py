@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 
-from archive import audit, indexing
+from archive import audit, indexing, reading
 from archive.capture import scans
 from archive.catalogue.models import ArchiveItem, AuditEvent, Case, Document, ScanBatch, ScanPart
 from archive.context import Context
@@ -155,6 +155,9 @@ def test_an_item_destroyed_meanwhile_is_refused_by_a_process_that_cached_its_pag
         assert item is not None
         item.status = item.case.status = "destroyed"
         s.execute(update(Document).where(Document.case_id == item.case_id).values(status="destroyed"))
+    # A's memory of the filed document lasts seconds (archive/memo.py: other processes' changes are seen within
+    # that lifetime, decision 0020); past it, A refuses the destroyed item
+    time.sleep(reading.filed_documents.ttl + 0.5)  # one request after it: the caller's rate limit allows few
     gone = httpx.get(f"{a}/api/v1/documents/{doc_id}/pages/1?w=200", headers=reader, timeout=60)
     assert gone.status_code == 410 and gone.json()["code"] == "item_destroyed", gone.text
 

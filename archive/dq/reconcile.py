@@ -24,6 +24,7 @@ from archive.dq.rules.reconciliation import CLOSED_NOT_FILED, FILED_UNKNOWN, TYP
 from archive.errors import InvalidInput
 
 MAX_CASES = 200_000
+EARLIEST = date(1991, 1, 1)  # the first 住房公积金 (Shanghai, 1991)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ def reconcile(ctx: Context, session: Session, actor: Actor, day: date, reported:
         dup = sorted({s for s in serials if serials.count(s) > 1})[:10] if len(serials) < 5000 else []
         raise InvalidInput(f"清单中有重复的业务流水号{('：' + '、'.join(dup)) if dup else ''}",
                            code="dq_reconciliation_duplicates", detail={"serials": dup})
+    if day < EARLIEST:  # before any 住房公积金 business (and before the dates the catalogue can compare)
+        raise InvalidInput(f"比对日期不能早于 {EARLIEST:%Y年%m月%d日}", code="dq_reconciliation_too_early",
+                           detail={"field": "day", "earliest": EARLIEST.isoformat()})
     if day > datetime.now(ctx.zone).date():
         raise InvalidInput("比对日期不能晚于今天", code="dq_reconciliation_future", detail={"field": "day"})
     now = utcnow()

@@ -348,6 +348,11 @@ def test_reconciliation_reports_gaps_as_findings_and_the_filing_rate(
     dup = {"day": "2025-03-02", "cases": [{"serial": "YW2025REC0001", "business_type": "TQ03"}] * 2}
     d = client.post("/api/v1/dq/reconciliations", json=dup, headers=people["arch01"])
     assert d.status_code == 422 and d.json()["code"] == "dq_reconciliation_duplicates"
+    for day in ("0001-01-01", "1990-12-31"):  # before any business; 0001-01-01 once overflowed into a 500
+        early = client.post("/api/v1/dq/reconciliations", headers=people["arch01"],
+                            json={"day": day, "cases": [{"serial": "YW2025REC0001", "business_type": "TQ03"}]})
+        assert early.status_code == 422 and early.json()["code"] == "dq_reconciliation_too_early", early.text
+        assert "1991" in early.json()["message"]
 
 
 def test_stats_and_xlsx_exports(ctx: Context, client: TestClient, people: dict[str, dict[str, str]]) -> None:
