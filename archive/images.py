@@ -87,7 +87,11 @@ def check_width(width: int) -> None:
 
 
 class _Lru:
-    """Bytes-bounded LRU of rendered images (key → (sha256, bytes)), shared by the threads of a process."""
+    """Bytes-bounded LRU of rendered images (key → (sha256, bytes)), shared by the threads of a process. An entry
+    counts its key, digest and bookkeeping (:data:`ENTRY_OVERHEAD`) besides its image, so many small thumbnails
+    cannot hold more memory than the budget says."""
+
+    ENTRY_OVERHEAD = 400  # bytes: the OrderedDict link, the tuple, the key and digest objects (measured ~350)
 
     def __init__(self, budget: int) -> None:
         self._budget, self._used = budget, 0
@@ -108,10 +112,19 @@ class _Lru:
             if key in self._items:
                 return
             self._items[key] = (sha256, data)
-            self._used += len(data)
+            self._used += self._size(key, sha256, data)
             while self._used > self._budget:
-                _, (_, old) = self._items.popitem(last=False)
-                self._used -= len(old)
+                old_key, (old_sha, old) = self._items.popitem(last=False)
+                self._used -= self._size(old_key, old_sha, old)
+
+    @classmethod
+    def _size(cls, key: str, sha256: str, data: bytes) -> int:
+        return len(data) + len(key) + len(sha256) + cls.ENTRY_OVERHEAD
+
+    @property
+    def used(self) -> int:
+        """Bytes counted against the budget (images, keys, digests and bookkeeping)."""
+        return self._used
 
     def clear(self) -> None:
         with self._lock:
@@ -122,7 +135,8 @@ class _Lru:
         with self._lock:
             gone = [k for k in self._items if k.startswith(prefix)]
             for k in gone:
-                self._used -= len(self._items.pop(k)[1])
+                sha, data = self._items.pop(k)
+                self._used -= self._size(k, sha, data)
             return len(gone)
 
 
