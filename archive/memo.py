@@ -23,8 +23,8 @@ class Recent(Generic[K, V]):
 
     Entries are kept in the order they were put, so those whose time has run out are dropped from the front as new
     ones arrive: what stays in memory is what was put in the last ``ttl`` seconds, not every key seen until
-    ``size`` of them have piled up (a filed document holds its case and item: thousands of them would be tens of
-    megabytes that nobody can read any more)."""
+    ``size`` of them have piled up (a filed document holds its case and item, detached ORM objects that nobody
+    can read any more once their time has run out)."""
 
     def __init__(self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.size, self._clock = ttl, size, clock
