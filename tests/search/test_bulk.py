@@ -73,6 +73,7 @@ def test_a_parallel_rebuild_answers_every_search_as_the_worker_built_index(ctx: 
     indexing.IndexWorker(ctx).drain()
     before = _answers(ctx)
     monkeypatch.setattr(bulk, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(bulk, "default_processes", lambda: 1)
     spawned: list[int] = []
     real = bulk._parallel
 
