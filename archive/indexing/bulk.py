@@ -40,9 +40,9 @@ Prepare = Callable[[SearchDocument], Any]
 def default_processes() -> int:
     """Producers for a rebuild that does not say: none for now (read in this process).
 
-    Measured on the 2-core machine under a load of 9–15 (issue 17), one or two producers were no faster than
-    the one-process read (200 k cases: 1,530 and 1,818 against 1,948 items/s) and cost a fifth more CPU
-    (pickling); on a saturated machine the rate is the CPU per item. To be measured on an idle machine before
+    Measured on the 2-core machine (issue 17, 200 k cases), one or two producers were slower than the one-process
+    read: at a load of 13–15, 1,530 and 1,818 against 1,948 items/s; at a load of 5, 3,458 against 4,969 with
+    one producer; they cost a fifth more CPU (pickling, unpickling). To be measured on an idle machine before
     it becomes the default there: ``bulk.documents(..., processes=N)``.
     """
     return 0
