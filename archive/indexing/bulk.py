@@ -42,8 +42,9 @@ def default_processes() -> int:
 
     Measured on the 2-core machine (issue 17, 200 k cases), one or two producers were slower than the one-process
     read: at a load of 13–15, 1,530 and 1,818 against 1,948 items/s; at a load of 5, 3,458 against 4,969 with
-    one producer; they cost a fifth more CPU (pickling, unpickling). To be measured on an idle machine before
-    it becomes the default there: ``bulk.documents(..., processes=N)``.
+    one producer; they cost a fifth more CPU (pickling, unpickling). On the idle machine (load 1) they were faster:
+    9,409 (one) and 9,984 (two) against 7,881 items/s. Off by default: a rebuild beside other work must not be
+    slower; a caller on an idle machine asks for them with ``bulk.documents(..., processes=N)``.
     """
     return 0
 
