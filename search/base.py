@@ -352,6 +352,9 @@ class SearchIndex(ABC):
     """A retrieval index of SearchDocuments keyed by serial (业务流水号)."""
 
     backend: str = "?"
+    # The backend's field form of a document, made where a rebuild reads the catalogue (a producer process):
+    # ``rebuild`` then also accepts what it returns (a dict) in place of the document. A module-level function.
+    bulk_prepare: Callable[[SearchDocument], dict[str, Any]] | None = None
 
     @abstractmethod
     def upsert(self, docs: Iterable[SearchDocument]) -> dict[str, str]:
@@ -369,8 +372,10 @@ class SearchIndex(ABC):
         """Hits, total, facets and next cursor, with the caller's visibility applied inside the index."""
 
     @abstractmethod
-    def rebuild(self, docs: Iterable[SearchDocument], progress: Callable[[int], None] | None = None) -> int:
-        """Build a new index from ``docs`` and switch to it at once; searches never see a half-built index."""
+    def rebuild(self, docs: Iterable[SearchDocument | dict[str, Any]],
+                progress: Callable[[int], None] | None = None) -> int:
+        """Build a new index from ``docs`` (documents, or their ``bulk_prepare`` form) and switch to it at once;
+        searches never see a half-built index."""
 
     @abstractmethod
     def count(self) -> int:

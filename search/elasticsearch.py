@@ -165,6 +165,7 @@ def to_dsl(query: SearchQuery, visibility: Visibility) -> dict[str, Any]:
 
 class ElasticsearchIndex(SearchIndex):
     backend = "elasticsearch"
+    bulk_prepare = staticmethod(to_source)
 
     def __init__(self, url: str, *, prefix: str = "archive", username: str = "", password: str = "",
                  ca_file: str | None = None, refresh: bool | str = False, timeout: float = 10.0,
@@ -256,7 +257,8 @@ class ElasticsearchIndex(SearchIndex):
         actions = ({"_op_type": "delete", "_index": self.alias, "_id": s} for s in serials)
         self._bulk(actions, ignore_status=(404,))
 
-    def rebuild(self, docs: Iterable[SearchDocument], progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(self, docs: Iterable[SearchDocument | dict[str, Any]],
+                progress: Callable[[int], None] | None = None) -> int:
         self._ensure()
         name = f"{self.prefix}-items-v{SCHEMA_VERSION}-{time.strftime('%Y%m%d%H%M%S')}-{time.time_ns() % 10**6:06d}"
         self._call(lambda: self.client.indices.create(index=name, settings={"refresh_interval": "-1"}))
@@ -268,7 +270,8 @@ class ElasticsearchIndex(SearchIndex):
                 counted += 1
                 if progress is not None and counted % 1000 == 0:
                     progress(1000)
-                yield {"_op_type": "index", "_index": name, "_id": d.serial, "_source": to_source(d)}
+                source = d if isinstance(d, dict) else to_source(d)
+                yield {"_op_type": "index", "_index": name, "_id": source["serial"], "_source": source}
 
         failures = self._bulk(actions(), refresh=False)
         if progress is not None and counted % 1000:

@@ -171,6 +171,7 @@ def to_tantivy(query: SearchQuery, visibility: Visibility) -> tantivy.Query:
 
 class EmbeddedIndex(SearchIndex):
     backend = "embedded"
+    bulk_prepare = staticmethod(to_fields)
 
     def __init__(self, path: Path, *, heap_bytes: int = 64_000_000, threads: int = 1) -> None:
         self.path = Path(path)
@@ -279,14 +280,16 @@ class EmbeddedIndex(SearchIndex):
                                      detail={"path": str(self.path)}) from None
         index.reload()
 
-    def rebuild(self, docs: Iterable[SearchDocument], progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(self, docs: Iterable[SearchDocument | dict[str, Any]],
+                progress: Callable[[int], None] | None = None) -> int:
         generation = self._new_generation()
         index = tantivy.Index(SCHEMA, path=str(self.path / generation))
         index.register_tokenizer(TOKENIZER, _analyzer())
         writer = index.writer(heap_size=max(self.heap_bytes, REBUILD_HEAP_BYTES), num_threads=REBUILD_THREADS)
         n = 0
         for doc in docs:
-            writer.add_document(tantivy.Document.from_dict(to_fields(doc), SCHEMA))
+            fields = doc if isinstance(doc, dict) else to_fields(doc)
+            writer.add_document(tantivy.Document.from_dict(fields, SCHEMA))
             n += 1
             if progress is not None and n % 1000 == 0:
                 progress(1000)

@@ -30,7 +30,8 @@ from archive.catalogue.models import OutboxMessage
 from archive.catalogue.types import utcnow
 from archive.context import Context
 from archive.errors import ERRORS
-from archive.indexing.documents import count_cases, iter_documents, load_documents
+from archive.indexing import bulk
+from archive.indexing.documents import count_cases, load_documents
 from search.errors import SearchUnavailable
 
 log = logging.getLogger("archive.indexing")  # the name operators filter on, kept from before the split
@@ -222,8 +223,8 @@ def rebuild(ctx: Context, progress: Callable[[int], None] | None = None,
     if on_total is not None:
         with ctx.catalogue.session() as s:
             on_total(count_cases(s))
-    n = ctx.index.rebuild((d for d in iter_documents(ctx.catalogue, ctx.schedule, ctx.zone)
-                           if d.status != DESTROYED), progress)
+    n = ctx.index.rebuild(bulk.documents(ctx.catalogue, ctx.schedule, ctx.zone, exclude_status=DESTROYED,
+                                         prepare=ctx.index.bulk_prepare), progress)
     with ctx.catalogue.session() as s:
         # Rows the worker processed into the old index while this ran: do them again on the new one.
         s.execute(update(OutboxMessage)
