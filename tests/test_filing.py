@@ -502,6 +502,16 @@ def test_concurrent_filings_of_several_classes_all_succeed_with_gap_free_numbers
     assert sorted(filed) == sorted(codes) and len(codes) == 12
 
 
+def test_a_filing_answer_releases_its_connection(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a complete case, When it is filed through the API, Then the answer closes the connection
+    (``Connection: close``): with serve --workers N the caller's next request goes to whichever process is free
+    instead of staying with this one, where two clients filing at once would share one interpreter."""
+    complete_case(client, core)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    assert r.headers["connection"] == "close"
+
+
 def _same_class_cases(ctx: Context, client: TestClient, core: dict[str, str], count: int) -> list[str]:
     serials = []
     for n in range(count):
