@@ -125,7 +125,7 @@ class Waits:
 
 
 _ACTIVITY = text("""
-SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''),
+SELECT state, backend_xid IS NOT NULL, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''),
        left(regexp_replace(query, '\\s+', ' ', 'g'), 70)
 FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid() AND state <> 'idle'
 """)
@@ -165,10 +165,10 @@ class WaitSampler:
             while not self._stop.wait(self.every):
                 w = self.waits
                 w.samples += 1
-                for state, kind, event, query in c.execute(_ACTIVITY, {"d": self.database}):
-                    if state == "idle in transaction":
+                for state, writing, kind, event, query in c.execute(_ACTIVITY, {"d": self.database}):
+                    if state == "idle in transaction":  # writing: it holds the row locks it has taken
                         w.idle_in_tx += 1
-                        w.events[f"idle in transaction  {query}"] += 1
+                        w.events[f"idle in {'writing' if writing else 'reading'} transaction  {query}"] += 1
                         continue
                     w.active += 1
                     w.events[f"{kind}/{event}  {query}"] += 1
