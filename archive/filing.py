@@ -315,7 +315,11 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     if b.lock is not None:  # every object the item references: rendition and all its documents' originals,
         # durable before the commit, in one batch (durability order: storage/filesystem.py)
         ctx.store.extend_retentions([b.key, *sorted(item_objects(s, [item.id])[item.id] - {b.key})], b.lock)
+    indexing.enqueue(s, serial)
     actor = Actor.of(principal)
+    # The audit chain head is one row every audited write of every process waits for: it is taken last (by the
+    # report's event, after its rows), so it is held for the two events' inserts and the commit only; the class's
+    # 件号 counter, taken above, is waited for by filings of its own class alone.
     report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
                                  "rendition_sha256": b.digests.sha256, "check_report": report.id,
@@ -323,7 +327,6 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     if b.missing:
         detail |= {"missing": b.missing, "override_reason": data.override_reason}
     audit.record(s, actor, "item.file", target_type="item", target_id=b.code, detail=detail)
-    indexing.enqueue(s, serial)
     return item
 
 

@@ -16,13 +16,17 @@ Durability order of a filing (archive/filing.py), each step durable before the n
 1. the rendition's bytes and sidecar (``put``: data and sidecar fsynced, sidecar renamed + directory fsynced,
    data renamed + directory fsynced) - before the catalogue can point at it;
 2. the retention locks of the rendition and the originals (``extend_retentions``, one batch: every new sidecar
-   written, then fsynced, then renamed, then each directory fsynced once) - inside the filing's write
-   transaction, before its commit, so a committed item never has an unlocked object;
+   written, then fsynced, then renamed under the store's lock, then each directory fsynced once) - inside the
+   filing's write transaction, before its commit, so a committed item never has an unlocked object;
 3. the catalogue commit (SQLite in WAL, PostgreSQL): the item, its report, the audit event.
-A crash after 1 leaves an unreferenced, unlocked rendition (``archive storage gc``); after 2 a locked one (as
-before: docs/decisions/0014). Nothing is fsynced twice, and fsyncs that do not depend on each other (a put's
-data and sidecar; the new directories' parents; a batch's sidecars, then its directories) are issued at the same
-time (``_fsync_all``), so the file system serves them with one journal commit.
+The store's lock (an flock every process takes to publish or change metadata) is held as briefly as the order
+allows, so filings in several processes do not queue on each other's fsyncs: ``extend_retentions`` holds it for
+stats and renames only (sidecars fsynced before, directories after); a put for its new directories, the sidecar's
+rename and fsync (the sidecar is durable before the bytes appear) and the bytes' rename, whose directory is
+fsynced after it. A crash after 1 leaves an unreferenced, unlocked rendition (``archive storage gc``); after 2 a
+locked one (as before: docs/decisions/0014). Nothing is fsynced twice, and fsyncs that do not depend on each
+other (a put's data and sidecar; the new directories' parents; a batch's sidecars, then its directories) are
+issued at the same time (``_fsync_all``), so the file system serves them with one journal commit.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -159,7 +163,7 @@ class FilesystemStore(BackendStore):
                     self._publish_meta(meta_tmp, info.key)
                     os.rename(tmp, data_path)
                     temps.clear()
-                    _fsync_dir(data_path.parent)
+                _fsync_dir(data_path.parent)  # after the store's lock: other processes' publishing need not wait
                 return info
             except (NotADirectoryError, FileExistsError) as exc:  # a key's directory is another key
                 raise _clash(info.key) from exc
@@ -220,21 +224,39 @@ class FilesystemStore(BackendStore):
         new = normalise_until(until)
         assert new is not None
         keys = [check_key(k) for k in keys]
-        with self._locked(), self._os_errors():
-            changed = [info for info in map(self._stat, keys) if info.retain_until is None or info.retain_until < new]
-            if not changed:
-                return
-            self._tmp.mkdir(parents=True, exist_ok=True)
-            temps = [(self._meta_temp(replace(info, retain_until=new)), info.key) for info in changed]
+        def needed(infos: Iterator[ObjectInfo]) -> list[ObjectInfo]:
+            return [info for info in infos if info.retain_until is None or info.retain_until < new]
+
+        def written(infos: list[ObjectInfo]) -> dict[str, tuple[ObjectInfo, str]]:
+            temps = {}
             try:
-                _fsync_all([tmp for tmp, _ in temps], _fsync_file)
-                for tmp, key in temps:
-                    os.rename(tmp, self._meta_of(key))
+                for info in infos:
+                    temps[info.key] = (info, self._meta_temp(replace(info, retain_until=new)))
+                _fsync_all([tmp for _, tmp in temps.values()], _fsync_file)
+            except BaseException:
+                _unlink_all(tmp for _, tmp in temps.values())
+                raise
+            return temps
+
+        # The sidecars are written and fsynced before the store's lock (an flock every process of every filing
+        # takes) and only renamed under it, after checking nothing changed them meanwhile; the directories are
+        # fsynced after it. The lock is held for stats and renames, not for fsyncs.
+        with self._os_errors():
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            temps = written(needed(map(self._stat, keys)))
+            if not temps:
+                return
+            try:
+                with self._locked():
+                    now = {info.key: info for info in map(self._stat, temps)}
+                    stale = [key for key, (info, _) in temps.items() if now[key] != info]
+                    _unlink_all(temps.pop(key)[1] for key in stale)
+                    temps |= written(needed(now[key] for key in stale))  # changed meanwhile: redone, rarely
+                    for key, (_, tmp) in temps.items():
+                        os.rename(tmp, self._meta_of(key))
             finally:
-                for tmp, _ in temps:
-                    with suppress(OSError):
-                        os.unlink(tmp)
-            _fsync_all(sorted({self._meta_of(key).parent for _, key in temps}), _fsync_dir)
+                _unlink_all(tmp for _, tmp in temps.values())
+            _fsync_all(sorted({self._meta_of(key).parent for key in temps}), _fsync_dir)
 
     def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
         with self._os_errors():
@@ -308,6 +330,12 @@ def _walk(directory: Path, rel: str, prefix: str) -> Iterator[str]:
 
 def _clash(key: str) -> InvalidKey:
     return InvalidKey(f"对象键 {key} 与已有对象的路径冲突（一个键不能同时是另一个键的目录）", detail={"key": key})
+
+
+def _unlink_all(paths: Iterable[str]) -> None:
+    for path in paths:
+        with suppress(OSError):
+            os.unlink(path)
 
 
 def _make_dirs(path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from archive import audit
 from archive.catalogue.models import (
     ArchivalCodeSequence,
     ArchiveItem,
@@ -302,6 +303,79 @@ def test_an_unrelated_write_goes_through_while_a_filing_renders(ctx: Context, cl
     assert r.json()["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000001"
 
 
+def test_an_unrelated_write_goes_through_while_a_filing_signs(ctx: Context, client: TestClient,
+                                                             core: dict[str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a filing busy signing its rendition, When another connection writes the catalogue meanwhile (waiting
+    at most 0.5 s for locks), Then that write succeeds at once: signing, too, holds no write lock (on SQLite the
+    whole database; decision 0014), and the filing succeeds with the 件号 it predicted."""
+    import archive.filing
+    from archive import identity
+    from archive.audit import Actor
+    from archive.catalogue.db import Catalogue
+
+    complete_case(client, core)
+    other = Catalogue(ctx.settings.catalogue_url, busy_timeout=0.5)
+    failures: list[Exception] = []
+    real = archive.filing.sign_pdf
+
+    def sign(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with other.session() as s:
+                identity.add_client(s, Actor.system("test"), "other-system", ["data.read"])
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive.filing, "sign_pdf", sign)
+    try:
+        r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    finally:
+        other.dispose()
+    assert failures == []
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000001"
+
+
+def test_the_filing_transaction_takes_the_audit_chain_head_last(ctx: Context, client: TestClient,
+                                                                core: dict[str, str]) -> None:
+    """Given a complete case, When it is filed, Then in the filing's write transaction the audit chain head (one row
+    every audited write of every process waits for) is locked last, after the 件号 counter, the retention locks,
+    the report's rows and the outbox row: after it only the events' inserts and the head's update run before the
+    commit."""
+    from sqlalchemy import event
+
+    from archive.retention.schedules import record_current
+
+    complete_case(client, core)
+    record_current(ctx)  # the schedule's first filing records (and audits) its version: not this test's subject
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    def committed(conn: Any) -> None:
+        statements.append("commit")
+
+    event.listen(ctx.catalogue.engine, "before_cursor_execute", seen)
+    event.listen(ctx.catalogue.engine, "commit", committed)
+    try:
+        r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    finally:
+        event.remove(ctx.catalogue.engine, "before_cursor_execute", seen)
+        event.remove(ctx.catalogue.engine, "commit", committed)
+    assert r.status_code == 200, r.text
+    counter = next(i for i, q in enumerate(statements) if q.startswith("insert into archival_code_sequence"))
+    head = next(i for i, q in enumerate(statements) if i > counter and "from audit_chain_head" in q)
+    after = ["select audit_chain_head" if "from audit_chain_head" in q else q.split(" (")[0].split(" set ")[0]
+             for q in statements[head + 1:]]
+    tail = after[:after.index("commit")]
+    assert tail and set(tail) <= {"insert into audit_event", "update audit_chain_head", "select audit_chain_head"}, \
+        statements[counter:]
+    assert any(q.startswith("insert into outbox") for q in statements[counter:head])
+    assert any(q.startswith("insert into check_result") for q in statements[counter:head])
+
+
 def test_number_taken_by_another_process_while_rendering_is_filed_with_the_next(
         ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Given two filings of one class in different processes (no shared in-process lock), When the second files
@@ -421,6 +495,21 @@ def test_concurrent_filings_of_several_classes_all_succeed_with_gap_free_numbers
         by_class.setdefault((retention, category), []).append(number)
     assert {k: sorted(v) for k, v in by_class.items()} == {
         ("D30", "TQ"): [1, 2, 3], ("D30", "GJ"): [1, 2, 3], ("Y", "ZJ"): [1, 2, 3], ("D30", "DK"): [1, 2, 3]}
+    with ctx.catalogue.sessions() as s:  # the chain is unbroken and holds each filing's event once
+        assert audit.verify(s).ok
+        filed = s.scalars(select(AuditEvent.target_id).where(AuditEvent.action == "item.file")).all()
+        codes = s.scalars(select(ArchiveItem.archival_code)).all()
+    assert sorted(filed) == sorted(codes) and len(codes) == 12
+
+
+def test_a_filing_answer_releases_its_connection(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
+    """Given a complete case, When it is filed through the API, Then the answer closes the connection
+    (``Connection: close``): with serve --workers N the caller's next request goes to whichever process is free
+    instead of staying with this one, where two clients filing at once would share one interpreter."""
+    complete_case(client, core)
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
+    assert r.status_code == 200, r.text
+    assert r.headers["connection"] == "close"
 
 
 def _same_class_cases(ctx: Context, client: TestClient, core: dict[str, str], count: int) -> list[str]:

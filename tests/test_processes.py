@@ -336,3 +336,45 @@ def test_filing_through_two_api_processes_and_a_worker_on_ceph(on_ceph: tuple[Co
                   timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["total"] == 8, r.text
+
+
+def test_four_classes_filed_at_once_through_two_api_processes_number_gap_free_with_an_unbroken_chain(
+        one: tuple[Context, Live]) -> None:
+    """Given `archive serve --workers 2` on PostgreSQL and 8 complete cases of four classes (全宗-年度-保管期限-类别),
+    When four clients close them at the same time, one class each, Then every filing succeeds, each class has the
+    件号 1 and 2 once, the audit chain verifies and holds each filing's item.file event once."""
+    ctx, live = one
+    server = live.serve("serve2", "--workers", "2")
+    headers = _add_client(ctx, "counter", ["cases.write", "data.read"])
+    classes = ["GJ09", "ZJ01", "ZJ02", "ZJ03"]
+    trail = [{"action": "办结", "person": "clerk01", "at": "2026-01-05T16:00:00+08:00"}]
+    with httpx.Client(base_url=server.url, headers=headers, timeout=120) as c:
+        for n in range(8):
+            serial, business_type = f"YW2026010580{n:03d}", classes[n % 4]
+            r = c.post("/api/v1/cases", json={"serial": serial, "business_type": business_type,
+                                              "unit": {"name": "示例单位"}, "branch": "BR01", "clerk": "clerk01",
+                                              "accepted_at": "2026-01-05T09:30:00+08:00"})
+            assert r.status_code == 201, r.text
+            required = ctx.schedule.business_type(business_type).required
+            r = c.post(f"/api/v1/cases/{serial}/documents", data={"material_type": required},
+                       files=[("files", (f"{m}.jpg", samples.jpeg(text=f"{serial} {m}"), "image/jpeg"))
+                              for m in required])
+            assert r.status_code == 201, r.text
+
+    def file_class(k: int) -> list[int]:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=300) as c:
+            return [c.post(f"/api/v1/cases/YW2026010580{n:03d}/close",
+                           json={"outcome": "approved", "closed_at": "2026-01-05T16:00:00+08:00", "trail": trail}
+                           ).status_code for n in (k, k + 4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(file_class, range(4))) == [[200, 200]] * 4
+    with ctx.catalogue.sessions() as s:
+        rows = s.execute(select(ArchiveItem.category, ArchiveItem.retention_code, ArchiveItem.number)).all()
+        numbers: dict[tuple[str, str], list[int]] = {}
+        for category, retention, number in rows:
+            numbers.setdefault((category, retention), []).append(number)
+        assert len(numbers) == 4 and all(sorted(v) == [1, 2] for v in numbers.values()), numbers
+        assert audit.verify(s).ok
+        filed = s.scalars(select(AuditEvent.target_id).where(AuditEvent.action == "item.file")).all()
+        assert sorted(filed) == sorted(s.scalars(select(ArchiveItem.archival_code)).all())

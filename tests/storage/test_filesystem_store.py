@@ -204,6 +204,69 @@ def test_extending_retentions_in_one_batch(fs: FilesystemStore, monkeypatch: pyt
         fs.delete(a.key)
 
 
+def _store_lock_held(fs: FilesystemStore) -> bool:
+    """Whether some open file holds the store's flock (flock locks belong to open files: this one is new)."""
+    import fcntl
+
+    fd = os.open(fs.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases it if taken
+    return False
+
+
+def test_extending_retentions_fsyncs_outside_the_store_lock(fs: FilesystemStore,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given two objects, When their retention is extended (as every filing does), Then no fsync runs while the
+    store's lock is held - the lock every process takes to publish or change metadata - so filings in several
+    processes do not wait for each other's fsyncs; and a put fsyncs the bytes' directory after the lock too."""
+    import storage.filesystem as filesystem
+
+    a, b = blob(seed=1), blob(seed=2)
+    put(fs, a)
+    put(fs, b)
+    held: list[tuple[str, bool]] = []
+    for name in ("_fsync_file", "_fsync_dir"):
+        real = getattr(filesystem, name)
+        monkeypatch.setattr(filesystem, name,
+                            lambda p, real=real, name=name: (held.append((name, _store_lock_held(fs))), real(p)))
+    fs.extend_retentions([a.key, b.key], FAR)
+    assert [fs.stat(k).retain_until for k in (a.key, b.key)] == [FAR, FAR]
+    assert held and not any(h for _, h in held), held
+    held.clear()
+    put(fs, blob(seed=3))
+    assert held[-1] == ("_fsync_dir", False), held
+
+
+def test_a_legal_hold_set_while_retentions_are_extended_is_kept(fs: FilesystemStore,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an object whose retention is being extended, When another process sets its legal hold after the new
+    sidecar was written but before it is renamed (the sidecars are written outside the store's lock), Then both
+    stay: the hold and the new retention (the sidecar is written again under the lock, never reverting the hold)."""
+    import storage.filesystem as filesystem
+
+    a = blob(seed=1)
+    put(fs, a)
+    other = FilesystemStore(fs.root)
+    real = filesystem._fsync_file
+    done: list[bool] = []
+
+    def fsync_then_hold(path: str) -> None:
+        real(path)
+        if not done:
+            done.append(True)
+            other.set_legal_hold(a.key, True)
+
+    monkeypatch.setattr(filesystem, "_fsync_file", fsync_then_hold)
+    fs.extend_retentions([a.key], FAR)
+    info = fs.stat(a.key)
+    assert done and info.legal_hold is True and info.retain_until == FAR
+    assert list((fs.root / ".tmp").iterdir()) == []
+
+
 def test_extending_retentions_of_a_missing_object_changes_nothing(fs: FilesystemStore) -> None:
     """Given one stored object and one key that does not exist, When both are extended, Then not found and the
     stored object's retention is unchanged (every object is read before anything is written)."""

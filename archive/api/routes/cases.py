@@ -361,8 +361,12 @@ def separator_sheets(serial: str,
 
 @router.post("/{serial}/close", response_model=CaseOut, summary="办结并归档：生成签章的 PDF/A 归档件和档号",
              responses={409: {"description": "材料不齐（detail.missing）或业务已归档"}})
-def close(serial: str, req: CloseIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
-          principal: Principal = Depends(caller)) -> CaseOut:
+def close(serial: str, req: CloseIn, response: Response, ctx: Context = Depends(context),
+          session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> CaseOut:
+    # A filing is a fraction of a second of one core; its connection is released afterwards, so the caller's next
+    # request is accepted by whichever API process is free (archive/processes.py: with serve --workers N a kept-alive
+    # connection stays with one process, and two clients filing through one process share its one interpreter).
+    response.headers["Connection"] = "close"
     file_case(ctx, session, principal, serial, req)
     with ctx.catalogue.reading() as r:
         return case_out(get_case(r, principal, serial), principal)
