@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
@@ -53,7 +53,9 @@ def record(session: Session, actor: Actor, action: str, *, target_type: str | No
            detail: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
     declared(action)  # every action is declared once, with its meaning (archive/audit_actions.py)
-    head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
+    # populate_existing: a head this session loaded earlier may be stale (record_many moves it by a plain UPDATE)
+    head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one()
     event = AuditEvent(
         seq=head.seq + 1, at=utcnow(), actor=actor.name, actor_type=actor.kind, action=action,
         target_type=target_type, target_id=None if target_id is None else str(target_id),
@@ -69,18 +71,31 @@ def record(session: Session, actor: Actor, action: str, *, target_type: str | No
 Entry = tuple[Actor, str, str | None, str | None, dict[str, Any]]  # actor, action, target type and id, detail
 
 
-def record_many(session: Session | Connection, entries: list[Entry]) -> int:
-    """Append several successful events, in the order given, inside the caller's transaction (a session or a
-    connection): the chain head is locked, read and written once and the events go in as one bulk insert (the
-    access register's group commit, archive.access.AccessWriter). Returns the last event's sequence number."""
+class Event(NamedTuple):
+    """An :data:`Entry` with its outcome (``success`` unless told)."""
+
+    actor: Actor
+    action: str
+    target_type: str | None
+    target_id: str | None
+    detail: dict[str, Any]
+    outcome: str = "success"
+
+
+def record_many(session: Session | Connection, entries: Sequence[Entry] | Sequence[Event]) -> int:
+    """Append several events (successful unless an :class:`Event` says otherwise), in the order given, inside the
+    caller's transaction (a session or a connection): the chain head is locked, read and written once and the
+    events go in as one bulk insert (the access register's group commit, archive.access.AccessWriter; a filing's
+    report and item events). Returns the last event's sequence number."""
     head = AuditChainHead.__table__
     seq, prev = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1).with_for_update()).one()
     at, rows = utcnow(), []
-    for actor, action, target_type, target_id, detail in entries:
+    for entry in entries:
+        actor, action, target_type, target_id, detail, outcome = Event(*entry)
         declared(action)
         seq += 1
         row = {"seq": seq, "at": at, "actor": actor.name, "actor_type": actor.kind, "action": action,
-               "target_type": target_type, "target_id": target_id, "outcome": "success", "detail": detail,
+               "target_type": target_type, "target_id": target_id, "outcome": outcome, "detail": detail,
                "prev_hash": prev}
         row["hash"] = prev = _digest(row)
         rows.append(row)

@@ -22,6 +22,7 @@ import hashlib
 import io
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,19 +37,20 @@ from archive import audit, authorization, indexing, ltv, metrics
 from archive.archival_code import CodeParts, allocate, peek
 from archive.audit import Actor
 from archive.capture.cases import ensure_open, get_case
-from archive.capture.documents import filing_order, missing_materials
+from archive.capture.documents import DECODED, filing_order, missing_materials
+from archive.capture.sniff import JPEG
 from archive.catalogue.db import is_busy
 from archive.catalogue.models import ArchiveItem, Case, RenditionVersion
 from archive.catalogue.types import utcnow
 from archive.checks import gd
 from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
-from archive.checks.reports import save_report
+from archive.checks.reports import add_report, save_report
 from archive.classification import Trigger
 from archive.context import Context
 from archive.errors import Busy, Conflict, InvalidInput, NotFound, PermissionDenied
 from archive.permissions import Permission, Principal
 from archive.retention import expiry_date
-from archive.retention.holds import item_objects
+from archive.retention.holds import case_objects
 from archive.retention.periods import lock_end
 from archive.retention.refusals import audited
 from archive.retention.schedules import ensure_version
@@ -58,6 +60,9 @@ from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
 ATTEMPTS = 3  # builds of one filing whose predicted 件号 another process took first, before 503 filing_busy
+
+# Hashing beside the filing thread (hashlib releases the GIL): the originals' digests while the GD record checks run
+_helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="filing")
 
 _class_locks: dict[tuple[str, int, str, str], threading.Lock] = {}
 _class_locks_guard = threading.Lock()
@@ -235,14 +240,24 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
     subject = gd.FilingSubject(r, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
                                missing=missing, scanner=ctx.scanner, rendition_pending=True)
+    # GD-1-1's digests of the originals, computed once, beside the record checks
+    hashing = [(o, _helpers.submit(digest_bytes, o.data)) for o in subject.originals if o.data is not None]
     results = gd.run_gd(subject, phase="metadata")
+    verified: set[int] = set()  # documents whose bytes are the ones recorded (and checked) at intake
+    for o, digesting in hashing:
+        d = _memo_result(subject, o, digesting.result())  # GD-1-1 takes them from the subject's memo
+        if (d.sha256, d.sm3) == (o.doc.sha256, o.doc.sm3):
+            verified.add(o.doc.id)
     if blocking_failures(results):
         _refuse(results)
     if any(o.data is None for o in subject.originals):  # unreadable originals: report them, build nothing
         _refuse(results + gd.run_gd(subject, phase="content"))
+    # A JPEG decoded at intake (check_source, GD-3-4) whose bytes are verified the same is not decoded again
+    intake = {o.doc.id for o in subject.rendered
+              if o.doc.media_type == JPEG and o.doc.id in verified and (o.doc.detail or {}).get(DECODED)}
     sources = [SourceDocument(title=f"{schedule.materials[o.doc.material_type]}（{o.doc.filename}）",
                               media_type=o.doc.media_type, data=o.data,
-                              material_type=schedule.materials[o.doc.material_type])
+                              material_type=schedule.materials[o.doc.material_type], decoded=o.doc.id in intake)
                for o in subject.rendered]  # OFD is itself an archival 版式 format, kept as received
     parties = [p for p in (case.applicant_name, case.applicant_id_number, case.unit_name) if p]
     meta = RenditionMetadata(
@@ -253,7 +268,9 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     )
     with metrics.stage("render"):
         rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
-    subject.decoded = {o.doc.id for o in subject.rendered if o.doc.media_type in gd.RASTER}  # once is enough
+    # GD-3-4 decodes none of them again: the build just did, or (intake) did so on the same bytes
+    subject.decoded = {o.doc.id for o in subject.rendered if o.doc.media_type in gd.RASTER}
+    subject.decoded_at_intake = intake & subject.decoded
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
         # build_rendition validated the rendition it wrote: only the signature's increment is checked again
         signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf, pdfa_checked=True)
@@ -279,6 +296,11 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
                   expiry, lock_until if lock_until > datetime.now(UTC) else None, level,
                   ltv.version_row(0, 1, key, signed, digests, ltv.SIGNED,
                                   read=ltv.own_signature_read(signed) if level in ("B-B", "B-T") else None))
+
+
+def _memo_result(subject: gd.FilingSubject, original: gd.Original, digests: Digests) -> Digests:
+    assert original.data is not None
+    return subject.memo("digest", original.data, lambda _: digests)
 
 
 def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:
@@ -312,21 +334,24 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     if b.version is not None:  # every version of the rendition is kept in order (archive.ltv)
         b.version.item_id = item.id
         s.add(b.version)
-    if b.lock is not None:  # every object the item references: rendition and all its documents' originals,
-        # durable before the commit, in one batch (durability order: storage/filesystem.py)
-        ctx.store.extend_retentions([b.key, *sorted(item_objects(s, [item.id])[item.id] - {b.key})], b.lock)
+    if b.lock is not None:  # every object the item references: rendition and all its documents' originals
+        # (holds.item_objects, from the rows this transaction holds), durable before the commit, in one batch
+        # (durability order: storage/filesystem.py)
+        ctx.store.extend_retentions([b.key, *sorted(case_objects(case, b.key) - {b.key})], b.lock)
     indexing.enqueue(s, serial)
     actor = Actor.of(principal)
     # The audit chain head is one row every audited write of every process waits for: it is taken last (by the
-    # report's event, after its rows), so it is held for the two events' inserts and the commit only; the class's
-    # 件号 counter, taken above, is waited for by filings of its own class alone.
-    report = save_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id, serial=serial)
+    # report's and the item's events, after the report's rows), so it is held for the events' inserts and the commit
+    # only; the class's 件号 counter, taken above, is waited for by filings of its own class alone.
+    report, reported = add_report(s, actor, Stage.FILING, b.code, _ordered(b.results), item_id=item.id,
+                                  serial=serial)
     detail: dict[str, object] = {"serial": serial, "documents": len(b.originals),
                                  "rendition_sha256": b.digests.sha256, "check_report": report.id,
                                  "check_outcome": report.outcome}
     if b.missing:
         detail |= {"missing": b.missing, "override_reason": data.override_reason}
-    audit.record(s, actor, "item.file", target_type="item", target_id=b.code, detail=detail)
+    # the report's event, then the item's: one chain-head update for both
+    audit.record_many(s, [reported, audit.Event(actor, "item.file", "item", b.code, detail)])
     return item
 
 

@@ -8,7 +8,10 @@
   save → pyHanko sign → SHA-256 + SM3 → write and fsync), B-B and B-T, and each filing p50 as a ratio of it
   (issue 17: ≥ 0.6); the load average at the start is printed first
 
-    .venv/bin/python bench/bench_capture.py [--cases 30] [--pages 300]
+- with ``--profile FILE``: cProfile of every B-B filing's ``file_case`` (the request thread), saved to FILE and its top
+  20 by cumulative time printed
+
+    .venv/bin/python bench/bench_capture.py [--cases 30] [--pages 300] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _common import free_port, pct, scan_jpeg, with_comment
@@ -46,7 +51,7 @@ print(pages, covers, dt, int(hwm) // 1024)
 """
 
 
-def http_bench(cases: int, tmp: Path) -> None:
+def http_bench(cases: int, tmp: Path, profile: Path | None = None) -> None:
     import uvicorn
 
     from archive.api.app import create_app
@@ -74,7 +79,8 @@ def http_bench(cases: int, tmp: Path) -> None:
     print(f"page JPEGs: {', '.join(f'{len(f) // 1024} KB' for f in files)}")
     floor = Floor(files, ctx.signer, tmp / "floor")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=60) as c:
-        up, filing = _file_cases(c, files, "BB", cases, "B-B", between=floor.file)
+        with _profiled(profile):
+            up, filing = _file_cases(c, files, "BB", cases, "B-B", between=floor.file)
         floor_bb, floor.durations = floor.durations, []
         with LocalTsa(pki) as tsa:  # the running app's settings now name the TSA: filings are B-T
             # B-T pinned: the long-term levels (B-LT/B-LTA) are measured by bench_ltv.py
@@ -91,6 +97,37 @@ def http_bench(cases: int, tmp: Path) -> None:
         print(f"filing ({name})     p50 {pct(measured, 50):7.1f} ms   p95 {pct(measured, 95):7.1f} ms   "
               f"floor p50 {pct(least, 50):7.1f} ms   ratio floor/project {pct(least, 50) / pct(measured, 50):.2f} "
               f"(target ≥ 0.6{', p50 ≤ 250' if name == 'B-B' else ', local TSA'})")
+
+
+@contextmanager
+def _profiled(out: Path | None) -> Iterator[None]:
+    """With ``out``: every filing's ``file_case`` (in the request's worker thread) under one cProfile, saved to
+    ``out`` and its top 20 by cumulative time printed. The profiler slows what it watches: read its shares, and
+    take the p50 figures from a run without it."""
+    if out is None:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    from archive.api.routes import cases
+
+    prof, plain = cProfile.Profile(), cases.file_case
+
+    def file_case(*args: Any, **kwargs: Any) -> Any:
+        prof.enable()  # this thread only
+        try:
+            return plain(*args, **kwargs)
+        finally:
+            prof.disable()
+
+    cases.file_case = file_case  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cases.file_case = plain
+        prof.dump_stats(out)
+        pstats.Stats(str(out)).sort_stats("cumulative").print_stats(20)
 
 
 class Floor:
@@ -195,10 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=30)
     p.add_argument("--pages", type=int, default=300)
+    p.add_argument("--profile", type=Path, help="cProfile the B-B filings into this file and print the top 20")
     args = p.parse_args(argv)
     print("load average at start: {:.2f} {:.2f} {:.2f} ({} cores)".format(*os.getloadavg(), os.cpu_count()))
     with tempfile.TemporaryDirectory() as tmp:
-        http_bench(args.cases, Path(tmp))
+        http_bench(args.cases, Path(tmp), args.profile)
         if args.pages:  # --pages 0: filing only
             separation_bench(args.pages, Path(tmp))
     print(f"(bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")

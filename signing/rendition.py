@@ -48,6 +48,9 @@ class SourceDocument:
     data: bytes | None = None
     path: Path | None = None
     material_type: str = ""  # 材料类型, e.g. 申请表, 身份证明
+    # These exact bytes were decoded before as this build would (check_source and GD-3-4 at intake; the caller
+    # has verified their digests since): a JPEG that goes into the PDF byte for byte is not decoded again.
+    decoded: bool = False
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -302,6 +305,10 @@ def _image_pdf(data: bytes, doc: SourceDocument, max_pixels: int, max_pages: int
     count = frame_count(image)  # from the header / frame index: nothing decoded yet
     if max_pages is not None and count > max_pages:
         raise too_many_pages(doc.title, count, max_pages)
+    if kind == "JPEG" and doc.decoded and image.mode in ("L", "RGB"):
+        if image.width * image.height > max_pixels:
+            raise _too_big(doc, max_pixels, image.size)
+        return _img2pdf([data], doc)  # decoded at intake, the same bytes: pass-through without decoding again
     frames = list(_frames(image, doc, max_pixels, full=kind != "JPEG"))
     if kind == "JPEG" and frames[0].mode in ("L", "RGB"):
         return _img2pdf([data], doc)  # pass-through: the JPEG bytes go into the PDF unchanged

@@ -35,6 +35,7 @@ from storage.base import content_key
 
 MAX_FILENAME = 255
 MAX_FILES = 50  # files in one upload
+DECODED = "decoded"  # Document.detail: its bytes passed check_source and check_readable (GD-3-4) at intake
 MIN_REASON, MAX_REASON = 2, 500  # of a removal, as the API's RemoveIn
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
 
@@ -145,7 +146,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     doc = Document(case_id=case.id, sequence=sequence, material_type=material_type, filename=received.filename,
                    original_key=key, sha256=received.sha256, sm3=received.sm3, size=len(received.data),
                    media_type=media_type, page_count=found.page_count, created_by=principal.name,
-                   detail={**found.detail(), **(origin or {})})
+                   detail={**found.detail(), **({DECODED: True} if media_type != OFD else {}), **(origin or {})})
     session.add(doc)
     session.flush()
     dq_source.record(session, dq_found, object_type="document", object_key=str(doc.id), serial=case.serial,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pikepdf
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive import audit
@@ -102,8 +102,11 @@ class FilingSubject:
     # the full validation; a filed item (re-check, sweeps) always gets the full one.
     signed_by: Any = None
     # Documents (ids) whose every frame the rendition build just decoded, as GD-3-4 would (signing.rendition: JPEG
-    # at 1/8 scale, other images in full): GD-3-4 does not decode them a second time.
+    # at 1/8 scale, other images in full): GD-3-4 does not decode them a second time. Among them, those it did not
+    # decode either (``decoded_at_intake``): JPEGs decoded at intake (check_source and GD-3-4 there) whose bytes
+    # this filing verified to be the same (SHA-256 and SM3), so it took them byte for byte.
     decoded: set[int] = field(default_factory=set)
+    decoded_at_intake: set[int] = field(default_factory=set)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
@@ -251,7 +254,7 @@ def fixity(s: FilingSubject) -> list[Result]:
         if o.data is None:
             out.append(Result(F, f"原件“{o.doc.filename}”无法读取，无法核验摘要：{o.read_error}", o.doc.filename))
             continue
-        d = digest_bytes(o.data)
+        d = s.memo("digest", o.data, digest_bytes)  # filing computed it beside the record checks
         if (d.sha256, d.sm3) != (o.doc.sha256, o.doc.sm3):
             out.append(Result(F, f"原件“{o.doc.filename}”的摘要与登记值不一致（SHA-256 登记 {o.doc.sha256[:16]}…，"
                                  f"实际 {d.sha256[:16]}…），内容可能被篡改", o.doc.filename,
@@ -425,8 +428,12 @@ def archival_code(s: FilingSubject) -> Result:
 def duplicates(s: FilingSubject) -> list[Result]:
     own = s.item.id if s.item is not None else -1
     bad = []
-    same_code = s.session.scalar(select(func.count()).select_from(ArchiveItem).where(
-        ArchiveItem.archival_code == s.code, ArchiveItem.id != own)) or 0
+    same_code, same_serial, same_case = s.session.execute(select(  # one round trip for the three counts
+        select(func.count()).select_from(ArchiveItem).where(ArchiveItem.archival_code == s.code,
+                                                            ArchiveItem.id != own).scalar_subquery(),
+        select(func.count()).select_from(Case).where(Case.serial == s.case.serial).scalar_subquery(),
+        select(func.count()).select_from(ArchiveItem).where(ArchiveItem.case_id == s.case.id,
+                                                            ArchiveItem.id != own).scalar_subquery())).one()
     if same_code:
         bad.append(Result(F, f"档号 {s.code} 已被其他归档件使用", "档号"))
     same_serial = s.session.scalar(select(func.count()).select_from(Case).where(Case.serial == s.case.serial)) or 0
@@ -729,7 +736,6 @@ def xmp_readable(s: FilingSubject) -> Result:
 
 @check("GD-3-2", "目标数据库中的元数据可访问性检测", Stage.FILING, USE, META)
 def catalogue_readable(s: FilingSubject) -> Result:
-    s.session.execute(text("SELECT 1"))
     serial = s.session.scalar(select(Case.serial).where(Case.id == s.case.id))
     if serial != s.case.serial:
         return Result(F, "目录数据库中读不到该业务记录")
@@ -759,11 +765,15 @@ def readable(s: FilingSubject) -> list[Result]:
         if o.data is None:
             bad.append(Result(F, f"原件“{o.doc.filename}”无法读取：{o.read_error}", o.doc.filename))
         elif o.doc.id in s.decoded and o.doc.media_type in RASTER:
-            continue  # decoded by the rendition build of this filing
+            continue  # decoded by the rendition build of this filing (or at intake, the same bytes)
         elif problem := _unreadable(o.data, o.doc.media_type, o.doc.filename):
             bad.append(Result(F, f"原件{problem}", o.doc.filename))
     if s.rendition is not None and (problem := _unreadable(s.rendition, PDF, "归档 PDF")):
         bad.append(Result(F, problem, "rendition"))
+    intake = [o.doc.filename for o in s.originals if o.doc.id in s.decoded_at_intake]
+    if intake and not bad:
+        return [Result(P, f"原件与归档 PDF 均可正常打开（其中 {len(intake)} 个图像在受理时已完整解码，"
+                          "本次核验摘要一致）", data={"decoded_at_intake": intake})]
     return _summary(bad, "原件与归档 PDF 均可正常打开")
 
 

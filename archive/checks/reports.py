@@ -41,6 +41,15 @@ def save_report(session: Session, actor: Actor, stage: Stage, subject: str,
 
     ``context`` is kept as JSON on the report; an ``item_id`` in it links the report to that archive item.
     """
+    report, event = add_report(session, actor, stage, subject, results, **context)
+    audit.record_many(session, [event])
+    return report
+
+
+def add_report(session: Session, actor: Actor, stage: Stage, subject: str,
+               results: list[tuple[CheckItem, Result]], **context: Any) -> tuple[Any, audit.Event]:
+    """:func:`save_report` without appending its audit event, which is returned: a caller with events of its own
+    appends them together in one :func:`archive.audit.record_many` (filing: the report's, then the item's)."""
     item_id = context.pop("item_id", None)
     rows: list[dict[str, Any]] = [
         {"position": pos, "code": item.code, "name": item.name, "dimension": item.dimension.value,
@@ -54,16 +63,16 @@ def save_report(session: Session, actor: Actor, stage: Stage, subject: str,
                          **_summary([(row["outcome"], row["blocking"]) for row in rows]))
     session.add(report)
     session.flush()
-    if rows:  # one executemany, not one ORM object per row (a filing has ~50): issue 17
-        session.execute(insert(CheckResult), [row | {"report_id": report.id} for row in rows])
+    if rows:  # one executemany, not one ORM object per row (a filing has ~50): issue 17. render_nulls: rows with
+        # and without a target are one statement, not one per run of rows alike (the ORM leaves None keys out)
+        session.execute(insert(CheckResult).execution_options(render_nulls=True),
+                        [row | {"report_id": report.id} for row in rows])
     session.expire(report, ["results"])  # loaded from the rows just written if a caller reads them
     bad = [row["code"] for row in rows if row["outcome"] in _BAD]
     metrics.check_failures(report.stage, bad)
-    audit.record(session, actor, "check.report", target_type="check_report", target_id=report.id,
-                 outcome="success" if report.passed else "failure", detail={
-                     "stage": report.stage, "subject": report.subject, "outcome": report.outcome,
-                     "counts": report.counts, "failed": sorted(set(bad))})
-    return report
+    return report, audit.Event(actor, "check.report", "check_report", str(report.id), {
+        "stage": report.stage, "subject": report.subject, "outcome": report.outcome, "counts": report.counts,
+        "failed": sorted(set(bad))}, "success" if report.passed else "failure")
 
 
 def summarise(report: CheckReport) -> None:

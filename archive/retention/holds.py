@@ -114,6 +114,13 @@ def item_objects(session: Session, item_ids: Iterable[int]) -> dict[int, set[str
     return out
 
 
+def case_objects(case: Case, rendition_key: str | None) -> set[str]:
+    """:func:`item_objects` of an item being filed, from its case as loaded (every document, whatever its status)
+    and its one rendition (version 1): what filing locks, with no query. tests/test_filing.py checks that it
+    equals item_objects once the item is filed."""
+    return {d.original_key for d in case.documents} | ({rendition_key} if rendition_key else set())
+
+
 def items_sharing(session: Session, keys: Iterable[str]) -> set[int]:
     """Items one of whose objects is among ``keys``."""
     out: set[int] = set()
