@@ -53,8 +53,6 @@ from archive.retention.periods import lock_end
 from archive.retention.refusals import audited
 from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
-from signing.pades import sign_pdf
-from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
 ATTEMPTS = 3  # builds of one filing whose predicted 件号 another process took first, before 503 filing_busy
@@ -209,6 +207,9 @@ def _basis(case: Case) -> tuple[Any, ...]:
 def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: CloseIn,
            closed_at: datetime) -> _Built:
     """Check, render, sign and store, in the read-only session ``r`` (nothing here writes the catalogue)."""
+    from signing.pades import sign_pdf
+    from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
+
     schedule, settings = ctx.schedule, ctx.settings
     case = get_case(r, principal, serial)
     ensure_open(case)

@@ -136,3 +136,38 @@ def test_serve_answers_healthz_then_reports_an_unusable_signer_and_readyz_says_w
         assert body["index"]["backend"] == "embedded"
     finally:
         live.stop_all()
+
+
+# the signing, PDF, image, barcode, spreadsheet and search libraries load where they are used, not with the app
+HEAVY = ["pyhanko", "pyhanko_certvalidator", "pikepdf", "PIL", "pypdfium2", "zxingcpp", "img2pdf", "barcode", "segno",
+         "reportlab", "openpyxl", "requests", "aiohttp", "lxml", "fontTools", "jsonschema", "tantivy", "cryptography",
+         "asn1crypto", "alembic", "signing.certificates", "signing.pades", "signing.rendition", "signing.validate"]
+
+
+def test_the_app_factory_imports_none_of_the_heavy_libraries(tmp_path: Path) -> None:
+    """Given a fresh interpreter, When the API app factory is imported and the app built on a migrated catalogue (what
+    `archive serve` does before it listens), Then none of the signing, PDF, image, barcode, spreadsheet, search or
+    migration libraries has been imported."""
+    import json
+    import subprocess
+    import sys
+
+    assert run_cli(archive_env({"ARCHIVE_DATA_DIR": str(tmp_path / "data")}), "init").returncode == 0
+    script = ("import json, sys\n"
+              "from archive.api.app import create_app\n"
+              "create_app()\n"
+              f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env=archive_env({"ARCHIVE_DATA_DIR": str(tmp_path / "data")}))
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_page_sizes_are_reportlabs() -> None:
+    """Given archive.pdfs' own millimetre and A4 (so that page layout modules import reportlab only to draw), Then
+    they are reportlab's, to the last bit."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+
+    from archive import pdfs
+
+    assert pdfs.mm == mm and pdfs.A4 == A4
