@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from archive.catalogue.models import ArchivalCodeSequence
@@ -117,6 +116,8 @@ class CodeRule:
 
 def allocate(session: Session, rule: CodeRule, fonds: str, year: int, retention: str, category: str) -> CodeParts:
     """Take the next 件号 inside the caller's transaction (row-locked upsert; no gaps, no duplicates)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     RetentionCode(retention)
     dialect = session.get_bind().dialect.name
     inserts: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # both upsert

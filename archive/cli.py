@@ -20,7 +20,10 @@ from archive.commands.console import err, friendly, out
 from archive.commands.lazy import LazyRootGroup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from archive.context import Context
+    from archive.indexing.outbox import WorkerThread
 
 HELP_WIDTH = 120  # help read through a pipe, a pager or a file is not cut at 80 columns
 
@@ -119,10 +122,6 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
           workers: Annotated[int, typer.Option(min=1, max=64, help="API 进程数；大于 1 时需要 PostgreSQL，"
                                                "检索索引由另行运行的 archive worker 更新。")] = 1) -> None:
     """运行网页与 API 服务（目录数据库未迁移时立即停止并提示）。"""
-    import uvicorn
-
-    from archive import indexing
-    from archive.capture.scans import resume_all
     from archive.commands.common import cli_context
     from archive.processes import check_workers, run_workers
 
@@ -130,30 +129,58 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址，默认 A
     check_workers(ctx, workers)
     _configure_logging(ctx)
     _record_schedule(ctx)
-    from archive.commands.first_use import report_signer_at_start
-
-    report_signer_at_start(ctx)
     h, p = host or ctx.settings.host, port or ctx.settings.port
     out.print(f"网页（柜面、扫描室）：http://{h}:{p}/ui/")
     out.print(f"API: http://{h}:{p}/docs")
-    threading.Thread(target=resume_all, args=(ctx,), name="scan-resume", daemon=True).start()
+    # The signer's check, scan resumption and the embedded indexer start once the socket listens (archive/serving.py):
+    # /healthz answers meanwhile, /readyz says signer_checking until the signer has been checked.
+    from archive.commands.first_use import report_signer_at_start
+    from archive.signer_status import BackgroundCheck
+
+    signer_check = BackgroundCheck(ctx, report_signer_at_start)
+
+    def resume_scans() -> None:
+        from archive.capture.scans import resume_all
+
+        threading.Thread(target=resume_all, args=(ctx,), name="scan-resume", daemon=True).start()
+
     if workers > 1:
         out.print(f"{workers} 个 API 进程；检索索引由 archive worker 更新")
+        signer_check.start()
+        resume_scans()
         run_workers(ctx, h, p, workers)
         return
+    from archive import serving
     from archive.api.app import create_app
 
     application = create_app(context=ctx)
-    indexer = None
+    after_listen: list[Callable[[], object]] = [signer_check.start, resume_scans]
+    indexer: list[WorkerThread] = []
+    starting = threading.Thread(target=lambda: indexer.extend(w for w in [_start_indexer(ctx)] if w),
+                                name="index-start", daemon=True)
     if ctx.settings.index == "embedded":  # production runs `archive worker` instead
-        indexer = indexing.start_worker_thread(ctx)
+        after_listen.append(starting.start)
     try:
-        # uvicorn's access log is off: archive.access writes one line a request, with its request id and route
-        uvicorn.run(application, host=h, port=p, log_config=None, access_log=False,
-                    log_level=ctx.settings.log_level.lower())
+        serving.run(application, h, p, ctx.settings.log_level.lower(), after_listen)
     finally:
-        if indexer is not None:
-            indexer.stop()
+        if starting.ident is not None:
+            starting.join()
+        for worker in indexer:
+            worker.stop()
+
+
+def _start_indexer(ctx: Context) -> WorkerThread | None:
+    """The embedded index worker (its index opened in this thread); an index that cannot open is logged and
+    /readyz reports it (filing does not need the index: the outbox keeps its work)."""
+    import logging
+
+    from archive import indexing
+
+    try:
+        return indexing.start_worker_thread(ctx)
+    except Exception:
+        logging.getLogger("archive.indexing").exception("the embedded index worker did not start")
+        return None
 
 
 def _configure_logging(ctx: Context) -> None:

@@ -61,6 +61,10 @@ class Context:
     _rate_limiter: RateLimiter | SharedRateLimiter | None = field(default=None, repr=False)
     _access_writer: AccessWriter | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # `archive serve` checks the signer in the background once it listens (archive.signer_status.BackgroundCheck):
+    # set until that check has finished, so /readyz says "checking" instead of waiting for it
+    signer_check: threading.Event | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -116,9 +120,12 @@ class Context:
 
     @property
     def index(self) -> SearchIndex:
-        """The search index (search/), built on first use."""
+        """The search index (search/), built on first use (once: the embedded indexer starts in a thread while
+        requests may already ask for it)."""
         if self._index is None:
-            self._index = build_index(self.settings)
+            with self._index_lock:
+                if self._index is None:
+                    self._index = build_index(self.settings)
         return self._index
 
     @property

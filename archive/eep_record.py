@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import object_session
 
@@ -10,12 +11,16 @@ from archive.catalogue.models import ArchiveItem
 from archive.classification import RetentionCode
 from archive.context import Context
 from archive.ltv import RENEWAL, versions
-from signing.eep import EepAction, EepAgent, EepRecord
+
+if TYPE_CHECKING:
+    from signing.eep import EepAction, EepRecord
 
 
 def renewal_actions(item: ArchiveItem, first: int) -> list[EepAction]:
     """Each archive time-stamp renewal of the rendition (archive.ltv) as a 业务行为 of the center; the package's
     rendition is the newest version, carrying its validation data (DSS) and every time stamp."""
+    from signing.eep import EepAction
+
     session = object_session(item)
     if session is None:
         return []
@@ -28,6 +33,8 @@ def renewal_actions(item: ArchiveItem, first: int) -> list[EepAction]:
 
 def eep_record(ctx: Context, item: ArchiveItem) -> EepRecord:
     """Agents are the center and the people of the business trail; actions are the trail steps plus 归档."""
+    from signing.eep import EepAction, EepAgent, EepRecord
+
     case = item.case
     bt = ctx.schedule.business_type(case.business_type)
     center = EepAgent("A0", ctx.settings.fonds_name)

@@ -310,6 +310,7 @@ CODES: dict[str, Code] = {
     "signer_key_passphrase": Code(Kind.CONFIG, "签章私钥已加密，但没有配置口令或口令不正确"),
     "signer_key_unencrypted": Code(Kind.CONFIG,
                                    "签章私钥文件没有加密（ARCHIVE_SIGNER_REQUIRE_ENCRYPTED_KEY=true 时拒绝）"),
+    "signer_checking": Code(Kind.UNAVAILABLE, "服务刚启动，签章证书正在检查中，请稍候"),
     "signer_missing": Code(Kind.UNAVAILABLE, "没有配置签章证书，不能签章归档"),
     "signing_error": Code(Kind.INVALID, "签章或版式处理失败"),
     "signing_failed": Code(Kind.FAILED, "签章失败"),

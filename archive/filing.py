@@ -55,8 +55,6 @@ from archive.retention.periods import lock_end
 from archive.retention.refusals import audited
 from archive.retention.schedules import ensure_version
 from signing.fixity import Digests, digest_bytes
-from signing.pades import sign_pdf
-from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
 
 ATTEMPTS = 3  # builds of one filing whose predicted 件号 another process took first, before 503 filing_busy
@@ -106,6 +104,20 @@ class _Built:
 
 class _Stale(Exception):
     """The predicted 件号 was taken, or the case changed, while the filing was being built."""
+
+
+def build_rendition(*args: Any, **kwargs: Any) -> bytes:
+    """signing.rendition.build_rendition, imported when a filing renders (pikepdf and PIL stay out of start-up)."""
+    from signing.rendition import build_rendition as build
+
+    return build(*args, **kwargs)
+
+
+def sign_pdf(*args: Any, **kwargs: Any) -> bytes:
+    """signing.pades.sign_pdf, imported when a filing signs (pyHanko stays out of start-up)."""
+    from signing.pades import sign_pdf as sign
+
+    return sign(*args, **kwargs)
 
 
 def file_case(ctx: Context, session: Session, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
@@ -214,6 +226,8 @@ def _basis(case: Case) -> tuple[Any, ...]:
 def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: CloseIn,
            closed_at: datetime) -> _Built:
     """Check, render, sign and store, in the read-only session ``r`` (nothing here writes the catalogue)."""
+    from signing.rendition import RenditionMetadata, SourceDocument
+
     schedule, settings = ctx.schedule, ctx.settings
     case = get_case(r, principal, serial)
     ensure_open(case)

@@ -21,9 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-import pypdfium2 as pdfium
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from typing import TYPE_CHECKING
 
 from archive.capture.scans import stored_stack
 from archive.capture.sniff import JPEG, OFD, PDF, PNG, TIFF
@@ -31,6 +29,9 @@ from archive.catalogue.models import Document, ScanBatch
 from archive.context import Context
 from archive.errors import InvalidInput, NotFound
 from storage.base import ObjectExists, ObjectNotFound
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 MIN_WIDTH = 16
 MAX_WIDTH = 4000
@@ -166,6 +167,8 @@ _rendition_pages: OrderedDict[str, int] = OrderedDict()  # rendition SHA-256 →
 
 def rendition_pages(ctx: Context, key: str, sha256: str) -> int:
     """How many pages the signed rendition has: counted once per rendition (its digest never changes)."""
+    import pypdfium2 as pdfium
+
     if sha256 not in _rendition_pages:
         _rendition_pages[sha256] = len(pdfium.PdfDocument(ctx.store.read_bytes(key)))
         while len(_rendition_pages) > 4096:
@@ -227,6 +230,8 @@ def _cached(ctx: Context, key: str, fmt: str, render: Callable[[], Image.Image])
 
 def render_page(original: bytes, media_type: str, page: int, width: int) -> Image.Image:
     """Page ``page`` (1-based) of an original, scaled to ``width`` pixels wide, as RGB or L."""
+    from PIL import Image, ImageOps
+
     if media_type == PDF:
         return _render_pdf(original, page, width)
     if media_type in (JPEG, PNG, TIFF):
@@ -241,6 +246,8 @@ def render_page(original: bytes, media_type: str, page: int, width: int) -> Imag
 
 
 def _render_pdf(original: bytes, page: int, width: int) -> Image.Image:
+    import pypdfium2 as pdfium
+
     pdf = pdfium.PdfDocument(original)
     try:
         p = pdf[page - 1]
@@ -257,6 +264,8 @@ def _render_pdf(original: bytes, page: int, width: int) -> Image.Image:
 
 
 def _fit(image: Image.Image, width: int) -> Image.Image:
+    from PIL import Image
+
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert(
             "RGB")
@@ -280,6 +289,8 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 def watermark(image: PageImage, fmt: str, text: str) -> PageImage:
     """The image with ``text`` (who, when) tiled across it in translucent grey; never cached."""
+    from PIL import Image, ImageDraw
+
     with Image.open(io.BytesIO(image.data)) as im:
         base = im.convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
@@ -299,6 +310,8 @@ def watermark_text(who: str, at: datetime) -> str:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     for name in ("wqy-zenhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "DejaVuSans.ttf"):
         try:
             return ImageFont.truetype(name, size)

@@ -6,7 +6,7 @@ branches, 410 for a destroyed item) and both register the same access events.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,9 +19,10 @@ from archive.errors import NotFound
 from archive.permissions import Permission, Principal
 from archive.reading import PageRead, not_destroyed
 from archive.retention import lending
-from signing.certificates import load_trust_roots
 from signing.fixity import Digests
-from signing.validate import VerificationReport, verify_pdf
+
+if TYPE_CHECKING:
+    from signing.validate import VerificationReport
 
 
 def find_item(session: Session, principal: Principal, archival_code: str) -> ArchiveItem:
@@ -56,6 +57,9 @@ def verify(ctx: Context, session: Session, principal: Principal, archival_code: 
            purpose: str | None) -> tuple[ArchiveItem, VerificationReport]:
     """Verify the item's rendition afresh (signature, chain, PDF/A, fixity against the catalogue's digests) and
     register the read (what=verification)."""
+    from signing.certificates import load_trust_roots
+    from signing.validate import verify_pdf
+
     item = find_item(session, principal, archival_code)
     with ctx.store.get(rendition_key(item)) as f:
         data = f.read()
@@ -69,6 +73,7 @@ def long_term(ctx: Context, session: Session, item: ArchiveItem, at: datetime | 
     """The offline long-term verification of the item's newest rendition at ``at`` (default now): per layer, the
     one-line summary, the time-stamp chain, and every version of the rendition (archive.ltv)."""
     from archive.ltv import versions
+    from signing.certificates import load_trust_roots
     from signing.ltv_verify import verify_ltv
 
     with ctx.store.get(rendition_key(item)) as f:

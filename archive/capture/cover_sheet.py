@@ -10,16 +10,13 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import barcode
-import segno
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfgen.canvas import Canvas
+from typing import TYPE_CHECKING
 
 from archive.capture.separation import separator_text
-from archive.pdfs import a4_canvas, cjk_font
+from archive.pdfs import A4, a4_canvas, cjk_font, mm
+
+if TYPE_CHECKING:
+    from reportlab.pdfgen.canvas import Canvas
 
 MODULE_MM = 0.4  # narrowest bar; ≥ 0.4 mm reads reliably at 200 dpi
 QUIET_MODULES = 10
@@ -37,6 +34,8 @@ class ChecklistLine:
 
 def code128_modules(serial: str) -> str:
     """The bar/space pattern ('1' = bar) of ``serial`` in Code128."""
+    import barcode
+
     return barcode.get("code128", serial).build()[0]
 
 
@@ -59,6 +58,8 @@ def draw_code128(c: Canvas, text: str, center_x: float, y: float, max_width: flo
 def draw_qr(c: Canvas, text: str, right: float, bottom: float) -> float:
     """``text`` as a QR code (error level H) whose quiet zone's lower right corner is at (right, bottom);
     returns the side of the symbol with its quiet zone."""
+    import segno
+
     qr = segno.make(text, error="h")
     side = qr.symbol_size()[0] * QR_MODULE_MM * mm
     x, n = right - side, len(qr.matrix)
@@ -129,6 +130,8 @@ def render_separators(serial: str, business_type: str, applicant: str | None, sh
                       center: str, font_path: Path | None = None) -> bytes:
     """Material separator sheets (材料分隔页): one page per material, its barcodes carrying
     ``SEP:<serial>:<material type>`` (see archive.capture.separation), its name printed large."""
+    from reportlab.pdfbase import pdfmetrics
+
     font = cjk_font(font_path)
     buf = io.BytesIO()
     width, height = A4

@@ -30,7 +30,6 @@ from archive.dq import source as dq_source
 from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound, ServiceUnavailable, TooLarge
 from archive.permissions import Principal
 from signing.fixity import CHUNK, Hasher, digest_bytes
-from signing.rendition import SourceDocument, check_source
 from storage.base import content_key
 
 MAX_FILENAME = 255
@@ -115,6 +114,8 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     ``origin`` says where a file made by the system came from (scan batch pages, a split document's
     pages); it goes into the document's ``detail`` and into the audit event.
     """
+    from signing.rendition import SourceDocument, check_source
+
     ensure_open(case)
     check_material(ctx, case, material_type)
     media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)

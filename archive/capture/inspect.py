@@ -18,14 +18,14 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass, field
-
-import pikepdf
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from archive.capture.ofd import check_ofd
 from archive.capture.sniff import JPEG, OFD, PDF, PNG, TIFF
 from archive.errors import InvalidInput
-from signing.rendition import SourceDocument, frame_count, open_source_pdf, too_many_pages
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Inspection:
 
 def inspect(data: bytes, media_type: str, filename: str, *, max_pixels: int, min_dpi: int,
             dpi_policy: str, max_pages: int) -> Inspection:
+    from signing.rendition import SourceDocument, open_source_pdf
+
     if media_type == PDF:
         with open_source_pdf(data, SourceDocument(title=filename, media_type=PDF), max_pages=max_pages) as pdf:
             if len(pdf.pages) == 0:
@@ -60,6 +62,10 @@ def inspect(data: bytes, media_type: str, filename: str, *, max_pixels: int, min
 
 def _inspect_image(data: bytes, media_type: str, filename: str, max_pixels: int, min_dpi: int,
                    dpi_policy: str, max_pages: int) -> Inspection:
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    from signing.rendition import frame_count, too_many_pages
+
     result = Inspection(media_type, 0)
     try:
         with warnings.catch_warnings():
@@ -186,6 +192,9 @@ def _bad(code: str, message: str, filename: str, **detail: object) -> InvalidInp
 def check_readable(data: bytes, media_type: str, filename: str) -> None:
     """GD-3-4 on one file, also run at upload so the counter refuses what filing would: it must open as its
     format (JPEGs decode at 1/8 scale: every byte is still read; OFD: the defensive container check)."""
+    import pikepdf
+    from PIL import Image, ImageSequence
+
     try:
         if media_type == PDF:
             with pikepdf.open(io.BytesIO(data)) as pdf:

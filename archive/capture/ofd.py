@@ -9,16 +9,19 @@ XML part is parsed without a DTD, entities or network access (no XXE, no entity 
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
 import stat
 import zipfile
-
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from archive.capture.sniff import OFD_MAX_UNPACKED
 from archive.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,14 @@ MAX_ENTRIES = 10_000
 MAX_XML_BYTES = 32 * 1024**2  # one XML part
 _PAGE = re.compile(r"(^|/)Pages/Page_\d+/Content\.xml$")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                          huge_tree=False, remove_comments=True)
+
+
+@functools.cache
+def _parser() -> etree.XMLParser:
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_comments=True)
 
 
 def check_ofd(data: bytes, filename: str, *, max_pages: int | None = None) -> int:
@@ -96,12 +105,14 @@ def _check_content(z: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str) -> 
 
 
 def _check_xml(raw: bytes, entry: str, filename: str) -> None:
+    from lxml import etree
+
     unsafe = _bad("ofd_xml_unsafe", f"OFD 文件“{filename}”中的 {entry} 含有 DTD 或实体声明（可能读取服务器文件或"
                   "耗尽内存），未接收；请从原系统重新导出", filename, entry=entry)
     if _DTD.search(raw):
         raise unsafe
     try:
-        root = etree.fromstring(raw, _PARSER)
+        root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError as exc:
         log.info("malformed XML %s in OFD %r: %s", entry, filename, exc)
         raise _bad("ofd_corrupt", f"OFD 文件“{filename}”中的 {entry} 不是格式正确的 XML；请从原系统重新导出",

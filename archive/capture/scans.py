@@ -37,7 +37,6 @@ from archive.context import Context
 from archive.errors import ERRORS, SYSTEM_KINDS, Conflict, InvalidInput, NotFound
 from archive.permissions import Principal
 from signing.fixity import CHUNK, digest_bytes
-from signing.rendition import SourceDocument, open_source_pdf
 from storage.base import content_key
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,8 @@ log = logging.getLogger(__name__)
 def receive(ctx: Context, session: Session, principal: Principal, received: Received,
             material_type: str = "other") -> ScanBatch:
     """Store the stack unchanged and queue it; the caller commits, then runs :func:`process`."""
+    from signing.rendition import SourceDocument, open_source_pdf
+
     media_type = sniff(received.data[:2048], io.BytesIO(received.data), received.filename)
     if media_type not in (PDF, TIFF):
         raise InvalidInput("批量扫描只接受多页 PDF 或 TIFF 文件", code="scan_format_unsupported",

@@ -18,23 +18,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import img2pdf
-import pikepdf
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-import zxingcpp
-from PIL import Image, ImageSequence
+from typing import TYPE_CHECKING, Any
 
 from archive.capture.cases import SERIAL
 from archive.capture.sniff import PDF, TIFF
 from archive.errors import InvalidInput
 
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+    from PIL import Image
+
 log = logging.getLogger(__name__)
 
-# Any: zxing-cpp takes a tuple of formats, though its stubs ask for BarcodeFormats (whose | is deprecated).
-FORMATS: Any = (zxingcpp.BarcodeFormat.Code128, zxingcpp.BarcodeFormat.QRCode)
+FORMATS = ("Code128", "QRCode")  # zxingcpp.BarcodeFormat members the sheets carry
 TOP_STRIP = 0.25
 SEPARATOR = re.compile(rf"SEP:({SERIAL.pattern}):([A-Za-z][A-Za-z0-9_]{{0,39}})")
 
@@ -54,12 +50,17 @@ class Mark:
 
 def read_mark(page: Image.Image) -> Mark | None:
     """The cover sheet or separator sheet on ``page``, or None for an ordinary page."""
+    import zxingcpp
+    from PIL import Image
+
     width, height = page.size
     # The whole-page pass runs on most pages (those without a sheet), so at half scale: the QR's
     # 1 mm modules still span ~4 px, and it is the QR that reads on a sheet fed in askew or turned.
     whole = page.resize((max(1, width // 2), max(1, height // 2)), Image.Resampling.BOX)
     for region in (page.crop((0, 0, width, int(height * TOP_STRIP))), whole):
-        texts = [b.text for b in zxingcpp.read_barcodes(region, formats=FORMATS)]
+        # Any: zxing-cpp takes a tuple of formats, though its stubs ask for BarcodeFormats (whose | is deprecated)
+        formats: Any = tuple(getattr(zxingcpp.BarcodeFormat, f) for f in FORMATS)
+        texts = [b.text for b in zxingcpp.read_barcodes(region, formats=formats)]
         marks = [Mark(m[1], m[2]) for t in texts if (m := SEPARATOR.fullmatch(t))]
         marks += [Mark(t) for t in texts if SERIAL.fullmatch(t)]
         if marks:
@@ -80,6 +81,9 @@ class Stack:
     """
 
     def __init__(self, path: Path, media_type: str, raster_dpi: int, max_pixels: int) -> None:
+        import pypdfium2 as pdfium
+        from PIL import Image
+
         self.media_type, self.raster_dpi, self.max_pixels = media_type, raster_dpi, max_pixels
         self._path = path
         try:
@@ -100,6 +104,8 @@ class Stack:
 
     def render(self, number: int) -> Image.Image:
         """Page ``number`` (1-based) as a greyscale image at the raster resolution."""
+        from PIL import ImageSequence
+
         if self.media_type == PDF:
             page = self._pdf[number - 1]
             try:
@@ -125,6 +131,10 @@ class Stack:
 
     def extract(self, first: int, last: int) -> bytes:
         """Pages first..last (1-based, inclusive) as a PDF; PDF pages are copied, not re-encoded."""
+        import img2pdf
+        import pikepdf
+        from PIL import ImageSequence
+
         if self.media_type == PDF:
             with pikepdf.open(self._path) as src, pikepdf.new() as out:
                 out.pages.extend(src.pages[first - 1:last])
@@ -151,6 +161,9 @@ class Stack:
 def _scanned_jpeg(page: pdfium.PdfPage, raster_dpi: int, max_pixels: int) -> Image.Image | None:
     """A scanner's page is one upright JPEG filling the page: decode it directly, with DCT scaling,
     instead of rendering (~8 ms against ~70 ms). Anything else returns None and is rendered."""
+    import pypdfium2.raw as pdfium_c
+    from PIL import Image
+
     if page.get_rotation() != 0:
         return None
     images = list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=1))

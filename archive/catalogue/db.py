@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +29,7 @@ DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; ARCHIVE_DB_BUSY_TIMEOUT_SECONDS
 _PG_BUSY = {"55P03", "40001", "40P01"}  # lock_not_available (lock_timeout), serialization_failure, deadlock_detected
 _SQLITE_BUSY = {5, 6}  # SQLITE_BUSY (busy timeout ran out), SQLITE_LOCKED
 READ_ONLY = "archive_read_only"  # execution option of Catalogue.reading()'s connections
+VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 
 
 def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, **kwargs: Any) -> Engine:
@@ -139,29 +143,33 @@ class Catalogue:
             and not Path(str(url.database)).exists()
 
     def current_revision(self) -> str | None:
+        """The revision in Alembic's version table (None: not migrated), read with one query, without Alembic."""
         if self._missing_sqlite_file():
             return None
-        from alembic.runtime.migration import MigrationContext
-
         try:
             with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                if not sa_inspect(conn).has_table(VERSION_TABLE):
+                    return None
+                rows = list(conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars())
+                if len(rows) > 1:  # several heads: Alembic's own answer (it names the problem)
+                    from alembic.runtime.migration import MigrationContext
+
+                    return MigrationContext.configure(conn).get_current_revision()
+                return str(rows[0]) if rows else None
         except OperationalError as exc:
             raise unreachable(self.url, exc) from None
 
     def check_schema(self) -> None:
-        """Stop start-up on an un-migrated or newer-than-code database, saying what to run."""
-        from alembic.script import ScriptDirectory
-
+        """Stop start-up on an un-migrated or newer-than-code database, saying what to run. Every start and every
+        /readyz asks: the code's head is read from the migration files' text once per process (Alembic loading
+        every migration module took a second of `archive serve`'s start-up)."""
         current = self.current_revision()
-        script = ScriptDirectory.from_config(alembic_config(self.url))
-        head = script.get_current_head()
+        head, known = migration_heads()
         if current == head:
             return
         if current is None:
             raise ConfigError("目录数据库尚未初始化，请先运行 `archive db upgrade`（或 `archive init`）",
                               code="catalogue_not_migrated", detail={"database": safe_url(self.url)})
-        known = {rev.revision for rev in script.walk_revisions()}
         if current not in known:
             raise ConfigError(
                 f"目录数据库版本 {current} 比本程序新，请升级程序后再启动（不要降级数据库）",
@@ -180,6 +188,31 @@ class Catalogue:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@functools.cache
+def migration_heads(versions: Path = MIGRATIONS / "versions") -> tuple[str, frozenset[str]]:
+    """The head revision of the migrations in ``versions`` and every revision there, from each file's
+    ``revision = "…"`` and ``down_revision = …`` (parsed, not imported: what Alembic's ScriptDirectory finds, which
+    tests/catalogue/test_schema_check.py checks)."""
+    down: dict[str, tuple[str, ...]] = {}
+    for path in sorted(versions.glob("*.py")):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+            if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+                continue
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                values[target.id] = ast.literal_eval(node.value)
+        revision, parent = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str):
+            raise RuntimeError(f"migration {path.name} names no revision")
+        down[revision] = (parent,) if isinstance(parent, str) else tuple(str(p) for p in parent or ())  # type: ignore[attr-defined]
+    parents = {p for ps in down.values() for p in ps}
+    heads = sorted(set(down) - parents)
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {heads}")
+    return heads[0], frozenset(down)
 
 
 def alembic_config(url: str) -> Config:

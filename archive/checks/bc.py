@@ -21,9 +21,7 @@ from archive import audit
 from archive.catalogue.models import ArchiveItem, Case, Document, RenditionVersion, ScanBatch
 from archive.checks.base import CheckObject, Dimension, Outcome, Result, Stage, check
 from archive.context import Context
-from signing.certificates import load_trust_roots
 from signing.fixity import Digests
-from signing.validate import verify_pdf
 from storage.base import ObjectNotFound, ObjectStore
 
 DESTROYED = "destroyed"
@@ -77,6 +75,8 @@ class StorageSubject:
 
     @cached_property
     def trust_roots(self) -> list[Any]:
+        from signing.certificates import load_trust_roots
+
         return load_trust_roots(self.ctx.settings.pki_path)
 
 
@@ -120,6 +120,8 @@ def fixity(subject: StorageSubject) -> list[Result]:
        CheckObject.CONTENT)
 def signatures(subject: StorageSubject) -> list[Result]:
     """Signatures and time stamps of the renditions due this sweep still validate (sampled: costly)."""
+    from signing.validate import verify_pdf
+
     if subject.final:
         return []
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pikepdf
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,11 +51,7 @@ from archive.classification import RetentionCode
 from archive.context import Context
 from archive.errors import ERRORS, SYSTEM_KINDS, InvalidInput, NotFound
 from archive.wiring import scanner_from_settings
-from signing.certificates import load_trust_roots
 from signing.fixity import digest_bytes
-from signing.rendition import read_rendition_metadata
-from signing.selfcheck import check_own_signature
-from signing.validate import verify_pdf
 from storage.base import content_key
 
 log = logging.getLogger(__name__)
@@ -249,6 +244,10 @@ def _summary(failures: list[Result], passed: str) -> list[Result]:
 @check("GD-1-1", "固化信息有效性检测", Stage.FILING, AUTH, CONTENT)
 def fixity(s: FilingSubject) -> list[Result]:
     """Digests of every original and of the rendition; the rendition's signature and time stamp."""
+    from signing.certificates import load_trust_roots
+    from signing.selfcheck import check_own_signature
+    from signing.validate import verify_pdf
+
     out = []
     for o in s.originals:
         if o.data is None:
@@ -474,6 +473,8 @@ def _sniff(data: bytes, filename: str) -> str | None:
 @check("GD-1-10", "归档文件电子属性一致性检测", Stage.FILING, AUTH, PACKAGE)
 def rendition_properties(s: FilingSubject) -> list[Result]:
     """The rendition is a PDF whose page count is the sum of the rendered originals' pages."""
+    import pikepdf
+
     if s.rendition is None:
         return [_no_rendition(s)]
     try:
@@ -524,6 +525,8 @@ def _no_rendition(s: FilingSubject) -> Result:
 
 def _xmp(s: FilingSubject) -> dict[str, str] | Result:
     """The rendition's embedded metadata, or why it cannot be read."""
+    from signing.rendition import read_rendition_metadata
+
     if s.rendition is None:
         return _no_rendition(s)
     try:
@@ -539,6 +542,8 @@ def _outline(s: FilingSubject) -> list[str] | Result:
 
 
 def _read_outline(data: bytes) -> list[str] | Result:
+    import pikepdf
+
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf, pdf.open_outline() as outline:
             titles = [str(i.title) for i in outline.root]
@@ -789,6 +794,8 @@ def _unreadable(data: bytes, media_type: str, filename: str) -> str | None:
 @check("GD-3-5", "软硬件环境合规性检测", Stage.FILING, USE, ENV)
 def environment(s: FilingSubject) -> Result:
     """The rendition records the program that made it (xmp:CreatorTool, PDF Producer)."""
+    import pikepdf
+
     if s.rendition is None:
         return _no_rendition(s)
     try:
@@ -805,6 +812,8 @@ def environment(s: FilingSubject) -> Result:
 @check("GD-3-8", "信息包中包含的内容数据格式合规性检测", Stage.FILING, USE, CONTENT)
 def no_encryption(s: FilingSubject) -> list[Result]:
     """No encrypted PDFs or OFD entries: an archive must open without a password, forever."""
+    import pikepdf
+
     bad = []
     named = [(o.doc.filename, o.doc.media_type, o.data) for o in s.originals if o.data is not None]
     if s.rendition is not None:

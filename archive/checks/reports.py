@@ -9,8 +9,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import case, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +28,7 @@ from archive.checks.base import (
 )
 from archive.errors import InvalidInput, NotFound
 from archive.localtime import local_time
-from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, mm, style
 
 _BAD = (Outcome.FAILED, Outcome.ERROR)
 
@@ -187,6 +185,8 @@ def stats(session: Session, zone: ZoneInfo, *, stage: Stage | None = None, perio
 
 def report_pdf(report: CheckReport, *, fonds_name: str, zone: tzinfo, font_path: Path | None = None) -> bytes:
     """The report as a printable A4 PDF (检测报告): header, totals, and every item with its detail."""
+    from reportlab.platypus import Paragraph, Spacer
+
     font = cjk_font(font_path)
     data = report_dict(report)
     body = style("body", font, 8, 10, wordWrap="CJK")

@@ -21,9 +21,6 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-import pikepdf
-from PIL import Image
-
 from archive.archival_code import CodeParts, CodeRule
 from archive.capture.sniff import sniff
 from archive.checks.base import CheckObject, Dimension, Outcome, Result, Stage, check
@@ -45,7 +42,6 @@ from archive.retention.bagit import (
 )
 from archive.retention.register import register_problems
 from archive.wiring import scanner_from_settings
-from signing.eep import EepInvalid, eep_files, parse_eep, verify_eep
 from signing.fixity import Digests, digest_bytes
 
 Y = Stage.TRANSFER
@@ -208,6 +204,8 @@ class TransferSubject:
         return [self._eep(rel, expected.get(rel)) for rel in self.eep_paths]
 
     def _eep(self, rel: str, entry: dict[str, Any] | None) -> EepFacts:
+        from signing.eep import EepInvalid, eep_files, parse_eep, verify_eep
+
         facts = EepFacts(rel)
         try:
             data = self.bag.read(rel)
@@ -276,6 +274,9 @@ def _metadata(root: Any) -> dict[str, str]:
 
 
 def _inspect(f: FileFacts, body: bytes) -> None:
+    import pikepdf
+    from PIL import Image
+
     f.size, f.decoded = len(body), True  # content digests are YJ-1-1's (verify_eep against items.json)
     try:
         f.media = sniff(body[:2048], io.BytesIO(body), f.name)
@@ -724,6 +725,8 @@ SCAN_BATCH = 64 * 1024 * 1024
 
 
 def _scan_batches(s: TransferSubject, problems: list[tuple[str, str]]) -> Iterator[list[tuple[str, bytes]]]:
+    from signing.eep import EepInvalid, eep_files, parse_eep
+
     batch: list[tuple[str, bytes]] = []
     size = 0
     for rel in s.payload:

@@ -7,13 +7,9 @@ import io
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,7 +18,10 @@ from archive.catalogue.types import utcnow
 from archive.dq import findings
 from archive.dq.registry import DIMENSIONS, SEVERITIES
 from archive.dq.rules import REGISTRY
-from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, mm, style
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 KEY = ("block", "error")  # key findings (重点问题) of the weekly dispatch
 
@@ -98,6 +97,8 @@ HEAD = ("编号", "规则", "规则名称", "维度", "级别", "对象", "业�
 
 def findings_xlsx(rows: list[DqFinding], title: str) -> bytes:
     """A department's list (问题数据清单) for those without access to the system; no personal numbers in it."""
+    from openpyxl import Workbook
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -115,6 +116,8 @@ def findings_xlsx(rows: list[DqFinding], title: str) -> bytes:
 
 def stats_xlsx(data: dict[str, Any]) -> bytes:
     """月通报 as XLSX: one sheet per breakdown."""
+    from openpyxl import Workbook
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -140,6 +143,8 @@ def stats_xlsx(data: dict[str, Any]) -> bytes:
 
 def _row(values: list[Any]) -> list[Any]:
     """Values a worksheet can hold: control characters (from a business system's data) shown as U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
 
 
@@ -159,6 +164,8 @@ def _pct(v: float | None) -> str:
 
 def monthly_pdf(data: dict[str, Any], *, fonds_name: str, font_path: Path | None, month: str) -> bytes:
     """月通报 as PDF: the overall figures, then per rule, dimension, branch and owner, and the trend."""
+    from reportlab.platypus import Paragraph, Spacer
+
     font = cjk_font(font_path)
     body, head, info = (style("body", font, 8, 10, wordWrap="CJK"), style("head", font, 15, 20, alignment=1),
                         style("info", font, 9, 13))
@@ -183,6 +190,8 @@ def monthly_pdf(data: dict[str, Any], *, fonds_name: str, font_path: Path | None
 
 def weekly_pdf(rows: list[dict[str, Any]], *, fonds_name: str, font_path: Path | None, day: str) -> bytes:
     """周调度 as PDF: open key findings by owner, oldest first, overdue marked."""
+    from reportlab.platypus import Paragraph, Spacer
+
     font = cjk_font(font_path)
     body, head = style("body", font, 8, 10, wordWrap="CJK"), style("head", font, 15, 20, alignment=1)
     table = [[cell(h, body) for h in ("责任方", "编号", "规则", "对象", "问题", "状态", "已发现（天）", "整改期限")]]

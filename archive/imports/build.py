@@ -13,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archive.context import Context
 from archive.errors import ERRORS
 from archive.settings import Settings
 from signing.fixity import digest_bytes
-from signing.pades import sign_pdf
-from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
 from storage.base import content_key
+
+if TYPE_CHECKING:
+    from signing.rendition import SourceDocument
 
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff", ".tiff": "image/tiff",
                ".png": "image/png"}
@@ -52,6 +53,9 @@ def build_with(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[
 
 
 def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    from signing.pades import sign_pdf
+    from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
+
     folder = Path(job["delivery"], item["folder"])
     originals: list[dict[str, Any]] = []
     sources: list[SourceDocument] = []

@@ -19,9 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
-
-from PIL import Image, ImageStat
+from typing import TYPE_CHECKING, Any
 
 from archive.archival_code import CodeRule
 from archive.classification import Schedule
@@ -30,6 +28,9 @@ from archive.imports.profile import Profile
 from archive.imports.records import resolve
 from archive.imports.scan import read_manifest
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 CHUNK = 64
 BLANK_STDDEV = 4.0  # grey-level spread below which a page is taken as blank
 CALM_MODES = {"1", "L", "RGB", "P", "LA", "I;16"}
@@ -37,6 +38,8 @@ CALM_MODES = {"1", "L", "RGB", "P", "LA", "I;16"}
 
 def dhash(image: Image.Image) -> str:
     """Difference hash (64 bits) of a page: equal for the same page scanned twice, robust to recompression."""
+    from PIL import Image
+
     small = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
     px = list(small.getdata())
     bits = sum(1 << i for i in range(64) if px[(i // 8) * 9 + i % 8] > px[(i // 8) * 9 + i % 8 + 1])
@@ -45,6 +48,8 @@ def dhash(image: Image.Image) -> str:
 
 def check_pages(delivery: str, item: dict[str, Any], min_dpi: int) -> list[Finding]:
     """The page images of one item (runs in a worker process)."""
+    from PIL import Image, ImageStat
+
     out: list[Finding] = []
     key, folder = item["key"], item["folder"]
     hashes: dict[str, str] = {}

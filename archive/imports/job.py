@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -170,6 +169,8 @@ def _planned(ctx: Context, s: Session, profile: Profile, job_id: int, it: dict[s
 
 def _reserve(s: Session, fonds: str, year: int, retention: str, category: str, number: int) -> None:
     """A kept historical 档号 takes its 件号: later filings of the class continue after it, never reuse it."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     seq = ArchivalCodeSequence
     insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
     s.execute(insert(seq).values(fonds_code=fonds, year=year, retention_code=retention, category=category,

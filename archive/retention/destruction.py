@@ -24,9 +24,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from reportlab.lib import colors
-from reportlab.lib.units import mm
-from reportlab.platypus import Spacer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -45,14 +42,13 @@ from archive.classification import RetentionCode
 from archive.context import Context
 from archive.errors import ERRORS, Conflict, InvalidInput, NotFound
 from archive.localtime import local_time
-from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, style
+from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, mm, style
 from archive.permissions import Permission, Principal
 from archive.retention import lending
 from archive.retention.appraisal import title_of, today_in
 from archive.retention.holds import chunks, held_item_ids
 from archive.retention.refusals import actor_of, audited
 from signing.fixity import digest_bytes
-from signing.pades import sign_pdf
 from storage.base import ObjectInfo, ObjectNotFound, content_key
 
 APPROVALS_NEEDED = 2
@@ -240,6 +236,8 @@ def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
 
 
 def sign_list_pdf(ctx: Context, pdf: bytes) -> bytes:
+    from signing.pades import sign_pdf
+
     return sign_pdf(pdf, ctx.signer, timestamper=ctx.timestamper,
                     tsa_required=ctx.settings.tsa_required, reason="档案销毁清册审批", check_pdfa=False)
 
@@ -249,6 +247,9 @@ _STATUS = {"pending": "待审批", "approved": "已批准", "executed": "已执�
 
 def render_pdf(ctx: Context, session: Session, dl: DestructionList) -> bytes:
     """The 销毁清册 as a PDF: heading, the lines, totals, and the approvals."""
+    from reportlab.lib import colors
+    from reportlab.platypus import Spacer
+
     font = cjk_font(ctx.settings.cjk_font)
     body = style("body", font, 8, 10, wordWrap="CJK")
     head = style("head", font, 16, 22, alignment=1)

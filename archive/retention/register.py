@@ -8,14 +8,11 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-
 from archive.catalogue.models import TransferReceipt
 from archive.checks.base import DIMENSION_NAMES, OUTCOME_NAMES, Dimension, Outcome
 from archive.context import Context
 from archive.localtime import local_time
-from archive.pdfs import a4_canvas, cjk_font
+from archive.pdfs import A4, a4_canvas, cjk_font, mm
 
 FORMAT = "DA/T 48-2009 EEP"
 PACKAGE_NO_LENGTH = 64  # TransferPackage/TransferReceipt.package_no

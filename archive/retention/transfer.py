@@ -64,8 +64,6 @@ from archive.retention.bagit import (
     write_tags,
 )
 from archive.retention.register import FORMAT, PACKAGE_NO_LENGTH, register_pdf, register_problems
-from signing.certificates import load_trust_roots
-from signing.eep import EepFile, build_eep
 from signing.fixity import Digests, digest_bytes, digest_stream
 from storage.base import content_key
 
@@ -150,6 +148,8 @@ Progress = Callable[[int, int], None]
 def write_package(ctx: Context, items: Sequence[ArchiveItem], sink: Sink, *, package_no: str, receiver: str,
                   created_by: str, created: datetime, progress: Progress | None = None) -> Built:
     """Write one EEP per item, the 目录文件, the register (JSON and PDF) and the BagIt tag files."""
+    from signing.eep import EepFile, build_eep
+
     payload = Payload(sink)
     entries: list[dict[str, Any]] = []
     for n, item in enumerate(items, 1):
@@ -302,6 +302,8 @@ def _tmp_dir(ctx: Context) -> Path:
 
 def run_checks(ctx: Context, bag: Bag, *, side: str, actor: Actor, received: Digests | None,
                sender_digest: str | None, carrier: str = "online") -> list[tuple[CheckItem, Result]]:
+    from signing.certificates import load_trust_roots
+
     subject = yj.TransferSubject(bag=bag, side=side, actor=actor.name, trust_roots=load_trust_roots(
         ctx.settings.pki_path), received=received, sender_digest=sender_digest, settings=ctx.settings,
         carrier=carrier)

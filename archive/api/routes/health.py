@@ -15,8 +15,7 @@ from archive.context import Context
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.indexing import status as index_status
 from archive.settings import Settings
-from archive.signer_status import signer_status
-from signing import tsa
+from archive.signer_status import readiness as signer_readiness
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -71,8 +70,9 @@ def readiness(request: Request, ctx: Context) -> dict[str, Any]:
 def _signer(ctx: Context) -> dict[str, Any]:
     """The signer loads and passed its checks at load (chain, key matches certificate, encrypted key when required),
     and its certificate (loaded at start, maybe long ago) is still valid for signing; warnings (expiring within 30
-    days, an unencrypted key file in production) do not make the system un-ready."""
-    return signer_status(ctx)
+    days, an unencrypted key file in production) do not make the system un-ready. While `archive serve` checks the
+    signer in the background after it starts listening: not ready, ``signer_checking``."""
+    return signer_readiness(ctx)
 
 
 def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
@@ -89,8 +89,10 @@ def _tsa(request: Request, settings: Settings) -> dict[str, Any]:
 
 
 def _reach_tsa(url: str) -> None:
+    from signing.tsa import probe_tsa  # pyHanko: loaded when a TSA is configured and probed, not at start-up
+
     try:
-        tsa.probe_tsa(url)
+        probe_tsa(url)
     except ERRORS as exc:
         raise ServiceUnavailable(f"{exc.message}：请检查网络与时间戳服务，或更正 ARCHIVE_TSA_URL"
                                  "（ARCHIVE_TSA_REQUIRED=true 时没有时间戳不能签章）", code=exc.code) from exc

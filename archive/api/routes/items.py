@@ -31,7 +31,6 @@ from archive.context import Context
 from archive.eep_record import eep_record
 from archive.permissions import Permission, Principal
 from archive.reading import granted_document
-from signing.eep import EepFile, build_eep
 
 MAX_BATCH = 100
 CODE_EXAMPLE = "J001-YW·2026-D30-TQ-000001"
@@ -248,6 +247,8 @@ def verification(archival_code: str, ctx: Context = Depends(context), session: S
 def package(archival_code: str, ctx: Context = Depends(context), session: Session = UnitOfWork,
             why: str | None = Depends(purpose),
             principal: Principal = Depends(guard(Permission.FILE_READ))) -> Response:
+    from signing.eep import EepFile, build_eep
+
     item = items.find_item(session, principal, archival_code)
     with ctx.store.get(items.rendition_key(item)) as f:
         data = f.read()
