@@ -19,9 +19,12 @@ from archive.catalogue.models import (
     AuditEvent,
     Case,
     CheckReport,
+    CheckResult,
     Document,
     ImportItem,
 )
+from archive.checks import gd
+from archive.checks.base import CheckItem, Result, Stage, items_of
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
 from archive.imports import after, build, job
@@ -294,4 +297,71 @@ def test_crash_between_store_and_catalogue_reuses_the_stored_rendition(ctx: Cont
     with ctx.catalogue.reading() as r:
         items = {i.archival_code: i.rendition_key for i in r.scalars(select(ArchiveItem))}
     assert items[code(3)] == stored[2]  # the stored rendition was reused, not built again
+    with ctx.catalogue.reading() as r:
+        reused = r.scalar(select(ImportItem).where(ImportItem.key == code(3)))
+        assert reused is not None
+        report = (reused.detail or {})["check_report"]
+    # its content checks ran on the stored bytes, the signature fully validated (not made in this run)
+    assert any("签署人" in x.detail and x.outcome == "passed" for x in _report_codes(ctx, report)["GD-1-1"])
     assert set(ctx.store.list_keys("renditions")) == set(items.values())  # no orphan left for gc
+
+
+def _report_codes(ctx: Context, report_id: int) -> dict[str, list[CheckResult]]:
+    with ctx.catalogue.reading() as r:
+        rows = r.scalars(select(CheckResult).where(CheckResult.report_id == report_id)).all()
+        r.expunge_all()
+    out: dict[str, list[CheckResult]] = {}
+    for x in rows:
+        out.setdefault(x.code, []).append(x)
+    return out
+
+
+def test_content_checks_run_beside_the_bytes_and_every_gd_item_is_judged(ctx: Context, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2)], pages=2)
+    phases: list[str] = []
+    real_run = gd.run_gd
+
+    def spy(subject: gd.FilingSubject, *, phase: str = "all") -> list[tuple[CheckItem, Result]]:
+        phases.append(phase)
+        return real_run(subject, phase=phase)
+
+    monkeypatch.setattr(gd, "run_gd", spy)
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 2}
+    # the content items once per item in the build (a worker's job), the catalogue's items once where it is filed;
+    # never the whole list again in the parent (the full signature validation of decision 0020's re-checks)
+    assert phases == ["detached", "detached", "attached", "attached"]
+    every = {i.code for i in items_of(Stage.FILING)}
+    assert every - gd.DETACHED and every > gd.DETACHED
+    with ctx.catalogue.reading() as r:
+        reports = [(x.detail or {})["check_report"] for x in r.scalars(select(ImportItem))]
+    for report_id in reports:
+        by_code = _report_codes(ctx, report_id)
+        assert set(by_code) == every  # every GD item, as for a filing
+        assert not [x.code for rows in by_code.values() for x in rows if x.outcome == "error"]
+        assert not [x.code for rows in by_code.values() for x in rows if x.outcome == "failed" and x.blocking]
+        assert any("本次签章" in x.detail for x in by_code["GD-1-1"])  # the signature just made, on its bytes
+        assert any("与原件页数一致" in x.detail for x in by_code["GD-1-10"])
+
+
+def test_a_tampered_rendition_fails_the_workers_checks(ctx: Context, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2)])
+    real_sign = build.sign_pdf
+
+    def tampered(*args: object, **kwargs: object) -> bytes:
+        signed = bytearray(real_sign(*args, **kwargs))  # type: ignore[arg-type]
+        if b"2015-D30-TQ-000002" in signed:  # item 2 only: one byte under the signature changed
+            at = signed.index(b"2015-D30-TQ-000002") + len("2015-D30-TQ-00000")
+            signed[at] = ord("9")
+        return bytes(signed)
+
+    monkeypatch.setattr(build, "sign_pdf", tampered)
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1, "failed": 1}
+    with ctx.catalogue.reading() as r:
+        bad = r.scalar(select(ImportItem).where(ImportItem.key == code(2)))
+        assert bad is not None and "GD-1-1" in (bad.reason or "") and bad.item_id is None
+        report, key = (bad.detail or {})["check_report"], (bad.detail or {})["rendition_key"]
+    assert [x.outcome for x in _report_codes(ctx, report)["GD-1-1"]] == ["failed"]
+    assert not ctx.store.exists(key)
+
