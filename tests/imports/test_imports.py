@@ -31,6 +31,7 @@ from archive.imports import after, build, job
 from archive.imports.approval import approve, make_report
 from archive.imports.profile import load_profile
 from archive.imports.scan import read_manifest, scan
+from archive.permissions import ROLE_PERMISSIONS, Permission
 from tests.helpers import add_user, login
 from tests.imports.delivery import PROFILE, code, make_delivery, row
 
@@ -365,3 +366,17 @@ def test_a_tampered_rendition_fails_the_workers_checks(ctx: Context, tmp_path: P
     assert [x.outcome for x in _report_codes(ctx, report)["GD-1-1"]] == ["failed"]
     assert not ctx.store.exists(key)
 
+
+
+def test_imports_have_their_own_permission(client: TestClient, ctx: Context, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # granted to every role that handles transfers, and checked by the import routes instead of transfer.manage
+    assert {r for r, p in ROLE_PERMISSIONS.items() if Permission.IMPORTS_MANAGE in p} == \
+        {r for r, p in ROLE_PERMISSIONS.items() if Permission.TRANSFER_MANAGE in p} != set()
+    monkeypatch.setitem(ROLE_PERMISSIONS, "archivist", ROLE_PERMISSIONS["archivist"] - {Permission.IMPORTS_MANAGE})
+    add_user(ctx, "archivist", ["archivist"])
+    headers = login(client, "archivist")  # transfer.manage, not imports.manage
+    refused = client.post("/api/v1/imports", json={"manifest": str(tmp_path / "m.jsonl"), "report_id": 1},
+                          headers=headers)
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert client.get("/api/v1/imports/1", headers=headers).status_code == 403
