@@ -19,7 +19,9 @@ Resumable: the job is keyed by the manifest's digest and its items by 档号, st
 ``signed`` item whose recorded rendition is in the store is catalogued from what was recorded (no rebuild, no
 second rendition); one whose rendition never got stored is rebuilt. So a crash or Ctrl-C followed by ``run``
 goes on where it stopped with no duplicate item and no orphan object; re-running a completed import changes
-nothing. Memory is bounded: the manifest is streamed in chunks, and at most ``2 × workers`` chunks are in flight.
+nothing. Memory is bounded: the manifest is streamed in chunks, at most ``2 × workers`` chunks are in flight, each
+worker sends back the signed rendition and small check results (no page bytes), no per-item result is kept once
+its chunk is catalogued, and the pool is replaced every ``RECYCLE`` items.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ from archive.retention.schedules import ensure_version
 
 BRANCH = build.BRANCH  # 办理网点 of an imported case (in the rendition's metadata too)
 CHUNK = 16  # items per catalogue transaction (and per dispatch to the pool)
+# Items a pool builds before it is replaced by a fresh one (its in-flight work drained first, so never more than
+# ``workers`` worker processes at once): whatever a long-lived worker's libraries keep (font, parser, certificate
+# caches) cannot grow with the delivery; ~5 s of start-up per 2,000 items.
+RECYCLE = 2000
 WORKING = ("pending", "stored", "signed")
 DONE = ("catalogued", "indexed")
 STATES = ("pending", "stored", "signed", "catalogued", "indexed", "failed", "excluded")
@@ -215,15 +221,24 @@ def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
         if progress:
             progress(Progress(done_before + done_now, total, rate, left / rate if rate else None))
 
-    # spawn, not fork: the API runs this in a thread of a multi-threaded server
-    executor = ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
+    def new_pool() -> ProcessPoolExecutor | None:
+        # spawn, not fork: the API runs this in a thread of a multi-threaded server
+        return ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
                                    mp_context=multiprocessing.get_context("spawn")) if pool else None
+
+    executor, built = new_pool(), 0
     try:
         in_flight: list[tuple[list[dict[str, Any]], list[Future[dict[str, Any]] | dict[str, Any]]]] = []
         for chunk in _chunks((x for x in lines if x["type"] == "item"), CHUNK):
             todo = _todo(ctx, job_id, profile, chunk)
             if not todo:
                 continue
+            if executor is not None and built >= RECYCLE:  # a fresh pool, after the old one's work is catalogued
+                while in_flight:
+                    report(_catalogue(ctx, actor, job, *in_flight.pop(0)))
+                executor.shutdown()
+                executor, built = new_pool(), 0
+            built += len(todo)
             futures = [_dispatch(executor, ctx, meta, it) for it in todo]
             in_flight.append((todo, futures))
             if len(in_flight) >= 2 * n:

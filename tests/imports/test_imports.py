@@ -380,3 +380,20 @@ def test_imports_have_their_own_permission(client: TestClient, ctx: Context, tmp
                           headers=headers)
     assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
     assert client.get("/api/v1/imports/1", headers=headers).status_code == 403
+
+
+def test_the_pool_is_replaced_every_recycle_items(ctx: Context, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(n) for n in range(1, 5)])
+    pools: list[object] = []
+    real_pool = job.ProcessPoolExecutor
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pools.append(real_pool(*args, **kwargs))  # type: ignore[arg-type]
+        return pools[-1]
+
+    monkeypatch.setattr(job, "ProcessPoolExecutor", counted)
+    monkeypatch.setattr(job, "CHUNK", 2)
+    monkeypatch.setattr(job, "RECYCLE", 2)
+    assert job.run(ctx, ACTOR, job_id, workers=1) == {"indexed": 4}
+    assert len(pools) == 2  # the second chunk went to a fresh worker, after the first chunk was catalogued
