@@ -330,7 +330,9 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
     try:
         with ctx.catalogue.session() as s:
             locks: dict[dt.datetime, list[str]] = {}
-            refused = [r for it, res in ok if (r := _file_one(ctx, s, actor, job, it, res, locks)) is not None]
+            version = ensure_version(s, ctx.schedule).ref  # once a chunk (it digests the whole schedule)
+            refused = [r for it, res in ok
+                       if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None]
             _lock(ctx, locks)  # durable before the chunk's catalogue commit
     except IntegrityError:
         refused = []
@@ -338,7 +340,8 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
             try:
                 with ctx.catalogue.session() as s:
                     locks = {}
-                    if (r := _file_one(ctx, s, actor, job, it, res, locks)) is not None:
+                    version = ensure_version(s, ctx.schedule).ref
+                    if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None:
                         refused.append(r)
                     _lock(ctx, locks)
             except IntegrityError:
@@ -402,7 +405,7 @@ def _state(s: Session, row_id: int, state: str, reason: str | None = None, **val
 
 
 def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[str, Any],
-              res: dict[str, Any], locks: dict[dt.datetime, list[str]]) -> _Refusal | None:
+              res: dict[str, Any], locks: dict[dt.datetime, list[str]], version: str) -> _Refusal | None:
     """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail.
     The content checks ran in the worker, on the bytes (``res["checks"]``); the rest run here on the catalogued
     item and all are judged together. The item's object locks are added to ``locks`` (set by the caller)."""
@@ -441,7 +444,7 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
     item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds, year=parts.year,
                        retention_code=parts.retention, category=parts.category, number=parts.number,
                        trigger=bt.trigger.value, trigger_date=trigger_date, expiry_date=expiry,
-                       schedule_version=ensure_version(s, ctx.schedule).ref, status="filed",
+                       schedule_version=version, status="filed",
                        current_retention=record.retention if record.retention != parts.retention else None,
                        rendition_key=res["rendition_key"], rendition_sha256=res["rendition_sha256"],
                        rendition_sm3=res["rendition_sm3"],

@@ -328,7 +328,11 @@ def test_content_checks_run_beside_the_bytes_and_every_gd_item_is_judged(ctx: Co
         return real_run(subject, phase=phase)
 
     monkeypatch.setattr(gd, "run_gd", spy)
+    versions: list[str] = []
+    real_version = job.ensure_version
+    monkeypatch.setattr(job, "ensure_version", lambda *a: versions.append("v") or real_version(*a))
     assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 2}
+    assert versions == ["v"]  # the schedule's version row once a chunk, not digested again per item
     # the content items once per item in the build (a worker's job), the catalogue's items once where it is filed;
     # never the whole list again in the parent (the full signature validation of decision 0020's re-checks)
     assert phases == ["detached", "detached", "attached", "attached"]
