@@ -38,6 +38,7 @@ class Permission(StrEnum):
     DQ_ASSIGN = "dq.assign"  # assign findings to departments, branches or banks
     DQ_FIX = "dq.fix"  # correct findings (著录更正), propose waivers
     DQ_VERIFY = "dq.verify"  # re-check submitted corrections, grant waivers
+    IMPORTS_MANAGE = "imports.manage"  # historical imports (存量档案导入): dry-run reports, approval, import jobs
 
 
 PERMISSION_NAMES: dict[Permission, str] = {
@@ -67,6 +68,7 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.DQ_ASSIGN: "分派问题数据",
     Permission.DQ_FIX: "整改问题数据（著录更正）",
     Permission.DQ_VERIFY: "复核整改与批准豁免",
+    Permission.IMPORTS_MANAGE: "办理存量档案导入",
 }
 
 P = Permission
@@ -89,6 +91,10 @@ ROLE_PERMISSIONS["archivist"] = ROLE_PERMISSIONS["archivist"] | _DQ_ALL
 ROLE_PERMISSIONS["archive_head"] = ROLE_PERMISSIONS["archive_head"] | {P.DQ_READ, P.DQ_VERIFY}
 ROLE_PERMISSIONS["auditor"] = ROLE_PERMISSIONS["auditor"] | {P.DQ_READ}
 ROLE_PERMISSIONS["dq_department"] = frozenset({P.CASE_READ, P.DQ_READ, P.DQ_FIX})
+# historical imports (issue 20): whoever handles transfers (移交/接收) handles vendor deliveries too
+for _role, _granted in list(ROLE_PERMISSIONS.items()):
+    if P.TRANSFER_MANAGE in _granted:
+        ROLE_PERMISSIONS[_role] = _granted | {P.IMPORTS_MANAGE}
 ROLE_NAMES = {"clerk": "柜员", "archivist": "档案管理员", "archive_head": "档案部门负责人", "auditor": "安全审计员",
               "admin": "系统管理员", "security_officer": "安全保密管理员"}
 ROLE_NAMES["dq_department"] = "业务部门数据整改员"

@@ -150,13 +150,26 @@ def item_subject(ctx: Context, session: Session, item: ArchiveItem, *, actor_kin
                          verify_signatures=verify_signatures)
 
 
+# GD items that judge only the bytes of the originals and the rendition (and the virus scanner): they read
+# neither the catalogue session nor the store, so a process without a catalogue (the import's workers,
+# archive/imports/build.py) runs them where the bytes are, and sends back only the results. The other items
+# (``attached``) need the catalogue or the store's records and run where the item is catalogued.
+DETACHED = frozenset({"GD-1-1", "GD-1-9", "GD-1-10", "GD-1-12", "GD-1-14", "GD-2-2", "GD-2-3", "GD-2-7", "GD-2-10",
+                      "GD-2-11", "GD-3-1", "GD-3-3", "GD-3-4", "GD-3-5", "GD-3-8", "GD-4-2"})
+
+
 def run_gd(subject: FilingSubject, *, phase: str = "all") -> list[tuple[CheckItem, Result]]:
-    """Run the GD items: ``metadata`` (catalogue record only), ``content`` (the rest) or ``all``."""
+    """Run the GD items: ``metadata`` (catalogue record only), ``content`` (the rest) or ``all``; or split the
+    other way, ``detached`` (the bytes only, see DETACHED) and ``attached`` (the rest)."""
     items = items_of(Stage.FILING)
     if phase == "metadata":
         items = [i for i in items if i.object == META]
     elif phase == "content":
         items = [i for i in items if i.object != META]
+    elif phase == "detached":
+        items = [i for i in items if i.code in DETACHED]
+    elif phase == "attached":
+        items = [i for i in items if i.code not in DETACHED]
     return run_items(items, subject)
 
 

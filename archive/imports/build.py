@@ -13,12 +13,17 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy.orm import Session
+
+from archive.catalogue.models import Case, Document
+from archive.checks import gd
+from archive.checks.base import Result
 from archive.context import Context
-from archive.errors import ERRORS
+from archive.errors import ERRORS, SYSTEM_KINDS
 from archive.settings import Settings
-from signing.fixity import digest_bytes
+from signing.fixity import Digests, digest_bytes
 from storage.base import content_key
 
 if TYPE_CHECKING:
@@ -82,11 +87,63 @@ def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str,
                "数字化批次": job["delivery_name"]},
     )
     rendition = build_rendition(sources, meta, max_pixels=ctx.settings.max_pixels)
+    del sources  # the page bytes: the checks read the stored copies
     signed = sign_pdf(rendition, ctx.signer, timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required)
     d = digest_bytes(signed)
-    return {"ok": True, "originals": originals, "rendition_key": content_key("renditions", d.sha256),
-            "rendition_sha256": d.sha256, "rendition_sm3": d.sm3, "rendition_size": d.size, "rendition": signed,
-            "level": "B-T" if ctx.timestamper else "B-B"}
+    built = {"ok": True, "originals": originals, "rendition_key": content_key("renditions", d.sha256),
+             "rendition_sha256": d.sha256, "rendition_sm3": d.sm3, "rendition_size": d.size,
+             "level": "B-T" if ctx.timestamper else "B-B"}
+    # the content checks here, beside the bytes, as filing runs them on a rendition it has just signed: the
+    # signature checked on its bytes (decision 0020), the page images the build decoded not decoded again
+    checks = content_checks(ctx, item, built, signed, digests=d, signed_now=True)
+    return built | {"rendition": signed, "checks": checks}
+
+
+def check_stored(job: dict[str, Any], item: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The content checks of an item built and stored before a crash (reused, not rebuilt), read back from the
+    store; its signature gets the full validation (it was not made in this run)."""
+    assert _ctx is not None, "init_worker was not run"
+    return check_stored_with(_ctx, item, recorded)
+
+
+def check_stored_with(ctx: Context, item: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    try:
+        signed = ctx.store.read_bytes(recorded["rendition_key"])
+    except ERRORS as exc:
+        if exc.kind in SYSTEM_KINDS:
+            raise
+        signed = None
+    return recorded | {"checks": content_checks(ctx, item, recorded, signed, digests=None, signed_now=False)}
+
+
+def content_checks(ctx: Context, item: dict[str, Any], built: dict[str, Any], signed: bytes | None, *,
+                   digests: Digests | None, signed_now: bool) -> list[tuple[str, Result]]:
+    """The GD items that judge the bytes (archive.checks.gd.DETACHED) on the stored originals and the signed
+    rendition; (code, result) pairs, small enough to send back to the parent, which runs the others on the
+    catalogued item and judges them together."""
+    docs = [Document(id=n, sequence=n, material_type="other", filename=o["name"], original_key=o["key"],
+                     sha256=o["sha256"], sm3=o["sm3"], size=o["size"], media_type=o["media_type"], page_count=1)
+            for n, o in enumerate(built["originals"], 1)]
+    subject = gd.FilingSubject(
+        cast(Session, _NO_SESSION), ctx, Case(serial=item["serial"]), gd.load_originals(ctx, docs),
+        item["archival_code"], ctx.code_rule.parse(item["archival_code"]), "system", signed,
+        built["rendition_sha256"], built["rendition_sm3"], built["rendition_key"], scanner=ctx.scanner)
+    if signed_now:
+        subject.signed_by = ctx.signer.signing_cert
+        subject.decoded = {d.id for d in docs if d.media_type in gd.RASTER}  # build_rendition decoded each frame
+    if signed is not None and digests is not None:
+        subject.memo("digest", signed, lambda _: digests)  # just computed
+    return [(i.code, r) for i, r in gd.run_gd(subject, phase="detached")]
+
+
+class _NoSession:
+    """The detached checks need no catalogue: any use of this stand-in is a bug (an ``error`` result)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"check used the catalogue session ({name}) in a worker")
+
+
+_NO_SESSION = _NoSession()
 
 
 def store_rendition(ctx: Context, res: dict[str, Any]) -> None:

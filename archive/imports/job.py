@@ -19,7 +19,9 @@ Resumable: the job is keyed by the manifest's digest and its items by 档号, st
 ``signed`` item whose recorded rendition is in the store is catalogued from what was recorded (no rebuild, no
 second rendition); one whose rendition never got stored is rebuilt. So a crash or Ctrl-C followed by ``run``
 goes on where it stopped with no duplicate item and no orphan object; re-running a completed import changes
-nothing. Memory is bounded: the manifest is streamed in chunks, and at most ``2 × workers`` chunks are in flight.
+nothing. Memory is bounded: the manifest is streamed in chunks, at most ``2 × workers`` chunks are in flight, each
+worker sends back the signed rendition and small check results (no page bytes), no per-item result is kept once
+its chunk is catalogued, and the pool is replaced every ``RECYCLE`` items.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from archive.catalogue.models import (
 )
 from archive.catalogue.types import utcnow
 from archive.checks import gd
-from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
+from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key, items_of
 from archive.checks.reports import save_report
 from archive.classification import RetentionCode, Trigger
 from archive.context import Context
@@ -70,6 +72,10 @@ from archive.retention.schedules import ensure_version
 
 BRANCH = build.BRANCH  # 办理网点 of an imported case (in the rendition's metadata too)
 CHUNK = 16  # items per catalogue transaction (and per dispatch to the pool)
+# Items a pool builds before it is replaced by a fresh one (its in-flight work drained first, so never more than
+# ``workers`` worker processes at once): whatever a long-lived worker's libraries keep (font, parser, certificate
+# caches) cannot grow with the delivery; ~5 s of start-up per 2,000 items.
+RECYCLE = 2000
 WORKING = ("pending", "stored", "signed")
 DONE = ("catalogued", "indexed")
 STATES = ("pending", "stored", "signed", "catalogued", "indexed", "failed", "excluded")
@@ -216,15 +222,24 @@ def run(ctx: Context, actor: Actor, job_id: int, *, workers: int | None = None,
         if progress:
             progress(Progress(done_before + done_now, total, rate, left / rate if rate else None))
 
-    # spawn, not fork: the API runs this in a thread of a multi-threaded server
-    executor = ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
+    def new_pool() -> ProcessPoolExecutor | None:
+        # spawn, not fork: the API runs this in a thread of a multi-threaded server
+        return ProcessPoolExecutor(max_workers=n, initializer=build.init_worker, initargs=(ctx.settings,),
                                    mp_context=multiprocessing.get_context("spawn")) if pool else None
+
+    executor, built = new_pool(), 0
     try:
         in_flight: list[tuple[list[dict[str, Any]], list[Future[dict[str, Any]] | dict[str, Any]]]] = []
         for chunk in _chunks((x for x in lines if x["type"] == "item"), CHUNK):
             todo = _todo(ctx, job_id, profile, chunk)
             if not todo:
                 continue
+            if executor is not None and built >= RECYCLE:  # a fresh pool, after the old one's work is catalogued
+                while in_flight:
+                    report(_catalogue(ctx, actor, job, *in_flight.pop(0)))
+                executor.shutdown()
+                executor, built = new_pool(), 0
+            built += len(todo)
             futures = [_dispatch(executor, ctx, meta, it) for it in todo]
             in_flight.append((todo, futures))
             if len(in_flight) >= 2 * n:
@@ -280,9 +295,11 @@ def _recorded(ctx: Context, row: ImportItem) -> dict[str, Any] | None:
 
 def _dispatch(executor: ProcessPoolExecutor | None, ctx: Context, meta: dict[str, Any],
               it: dict[str, Any]) -> Future[dict[str, Any]] | dict[str, Any]:
-    if it["_recorded"] is not None:
-        return it["_recorded"]  # built and stored before a crash: reuse it, build no second rendition
     work = {k: v for k, v in it.items() if not k.startswith("_")}
+    if (recorded := it["_recorded"]) is not None:  # built and stored before a crash: reuse it, build no second
+        # rendition; its content checks still run, on the stored bytes
+        return executor.submit(build.check_stored, meta, work, recorded) if executor \
+            else build.check_stored_with(ctx, work, recorded)
     return executor.submit(build.build_item, meta, work) if executor else build.build_with(ctx, meta, work)
 
 
@@ -313,14 +330,21 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
     ok = [(it, res) for it, res in built if "failed" not in res]
     try:
         with ctx.catalogue.session() as s:
-            refused = [r for it, res in ok if (r := _file_one(ctx, s, actor, job, it, res)) is not None]
+            locks: dict[dt.datetime, list[str]] = {}
+            version = ensure_version(s, ctx.schedule).ref  # once a chunk (it digests the whole schedule)
+            refused = [r for it, res in ok
+                       if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None]
+            _lock(ctx, locks)  # durable before the chunk's catalogue commit
     except IntegrityError:
         refused = []
         for it, res in ok:
             try:
                 with ctx.catalogue.session() as s:
-                    if (r := _file_one(ctx, s, actor, job, it, res)) is not None:
+                    locks = {}
+                    version = ensure_version(s, ctx.schedule).ref
+                    if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None:
                         refused.append(r)
+                    _lock(ctx, locks)
             except IntegrityError:
                 with ctx.catalogue.session() as s:
                     _state(s, it["import_item_id"], "failed", f"档号 {it['archival_code']} 或业务流水号 "
@@ -331,8 +355,15 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
     return len(built)
 
 
+def _lock(ctx: Context, locks: dict[dt.datetime, list[str]]) -> None:
+    """The object locks of a chunk's filed items, one batch per retain-until date (the store fsyncs a batch
+    together); an object already retained longer keeps its date."""
+    for until, keys in locks.items():
+        ctx.store.extend_retentions(keys, until)
+
+
 def _recordable(res: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in res.items() if k not in ("rendition", "ok")}
+    return {k: v for k, v in res.items() if k not in ("rendition", "ok", "checks")}
 
 
 def _discard(ctx: Context, res: dict[str, Any]) -> None:
@@ -375,8 +406,10 @@ def _state(s: Session, row_id: int, state: str, reason: str | None = None, **val
 
 
 def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[str, Any],
-              res: dict[str, Any]) -> _Refusal | None:
-    """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail."""
+              res: dict[str, Any], locks: dict[dt.datetime, list[str]], version: str) -> _Refusal | None:
+    """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail.
+    The content checks ran in the worker, on the bytes (``res["checks"]``); the rest run here on the catalogued
+    item and all are judged together. The item's object locks are added to ``locks`` (set by the caller)."""
     record: Record = it["_record"]
     bt = ctx.schedule.business_type(record.business_type)
     parts = ctx.code_rule.parse(it["archival_code"])
@@ -412,7 +445,7 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
     item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds, year=parts.year,
                        retention_code=parts.retention, category=parts.category, number=parts.number,
                        trigger=bt.trigger.value, trigger_date=trigger_date, expiry_date=expiry,
-                       schedule_version=ensure_version(s, ctx.schedule).ref, status="filed",
+                       schedule_version=version, status="filed",
                        current_retention=record.retention if record.retention != parts.retention else None,
                        rendition_key=res["rendition_key"], rendition_sha256=res["rendition_sha256"],
                        rendition_sm3=res["rendition_sm3"],
@@ -420,17 +453,14 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
                                   "format": "PAdES", "pdfa": "2b"})
     s.add(item)
     s.flush()
-    results = sorted(gd.run_gd(gd.item_subject(ctx, s, item, actor_kind=actor.kind, scanner=ctx.scanner)),
-                     key=lambda pair: code_key(pair[0].code))
+    results = sorted(_checked(ctx, s, actor, item, res), key=lambda pair: code_key(pair[0].code))
     if blocking_failures(results):
         savepoint.rollback()  # nothing of the item stays: no case, documents, item or audit events
         return _Refusal(it["import_item_id"], it["archival_code"], it["serial"], results, res)
     savepoint.commit()
     report = save_report(s, actor, Stage.FILING, item.archival_code, results, item_id=item.id, serial=case.serial)
     if lock > dt.datetime.now(dt.UTC):  # back-filed records already past their period get no lock; appraisal decides
-        for key in [res["rendition_key"], *(o["key"] for o in res["originals"])]:
-            if (ctx.store.stat(key).retain_until or lock) <= lock:
-                ctx.store.set_retention(key, lock)
+        locks.setdefault(lock, []).extend([res["rendition_key"], *(o["key"] for o in res["originals"])])
     audit.record(s, actor, "item.import", target_type="item", target_id=item.archival_code,
                  detail={"import_job": job.id, "row": it["row"], "original_code": record.original_code,
                          "retention_source": record.retention_source, "pages": len(res["originals"]),
@@ -443,6 +473,21 @@ def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[s
                    "lock_until": lock.isoformat() if lock > dt.datetime.now(dt.UTC) else None})
     s.execute(update(ImportJob).where(ImportJob.id == job.id).values(heartbeat_at=utcnow()))
     return None
+
+
+def _checked(ctx: Context, s: Session, actor: Actor, item: ArchiveItem,
+             res: dict[str, Any]) -> list[tuple[CheckItem, Result]]:
+    """Every GD item of an imported item: the worker's content results (gd.DETACHED) and the others run here on
+    the catalogued item, whose originals' bytes this process does not read (none of those items looks at them)."""
+    by_code = {i.code: i for i in items_of(Stage.FILING)}
+    detached = [(by_code[code], r) for code, r in res["checks"]]
+    if missing := gd.DETACHED - {i.code for i, _ in detached}:  # never judge an item on part of its checks
+        raise RuntimeError(f"content checks missing from the worker: {sorted(missing)}")
+    subject = gd.FilingSubject(s, ctx, item.case, [gd.Original(d, None) for d in item.case.active_documents],
+                               item.archival_code, ctx.code_rule.parse(item.archival_code), actor.kind, None,
+                               item.rendition_sha256, item.rendition_sm3, item.rendition_key, item,
+                               scanner=ctx.scanner)
+    return detached + gd.run_gd(subject, phase="attached")
 
 
 _SOURCES = {"catalogue": "目录著录", "schedule": "分类方案", "archival_code": "原档号"}

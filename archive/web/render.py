@@ -39,7 +39,7 @@ NAV: tuple[tuple[str, str, frozenset[Permission]], ...] = (
     ("保管期限", "/ui/schedules", frozenset({Permission.RETENTION_MANAGE})),
     ("利用", "/ui/lending", frozenset({Permission.LENDING_REQUEST, Permission.LENDING_APPROVE})),
     ("移交", "/ui/transfers", frozenset({Permission.TRANSFER_MANAGE})),
-    ("存量导入", "/ui/imports", frozenset({Permission.TRANSFER_MANAGE})),
+    ("存量导入", "/ui/imports", frozenset({Permission.IMPORTS_MANAGE})),
     ("四性检测", "/ui/checks", frozenset({Permission.CHECK_READ})),
     ("数据质量", "/ui/dq", frozenset({Permission.DQ_READ})),
     ("审计", "/ui/audit", frozenset({Permission.AUDIT_READ})),

@@ -19,15 +19,19 @@ from archive.catalogue.models import (
     AuditEvent,
     Case,
     CheckReport,
+    CheckResult,
     Document,
     ImportItem,
 )
+from archive.checks import gd
+from archive.checks.base import CheckItem, Result, Stage, items_of
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput
 from archive.imports import after, build, job
 from archive.imports.approval import approve, make_report
 from archive.imports.profile import load_profile
 from archive.imports.scan import read_manifest, scan
+from archive.permissions import ROLE_PERMISSIONS, Permission
 from tests.helpers import add_user, login
 from tests.imports.delivery import PROFILE, code, make_delivery, row
 
@@ -294,4 +298,106 @@ def test_crash_between_store_and_catalogue_reuses_the_stored_rendition(ctx: Cont
     with ctx.catalogue.reading() as r:
         items = {i.archival_code: i.rendition_key for i in r.scalars(select(ArchiveItem))}
     assert items[code(3)] == stored[2]  # the stored rendition was reused, not built again
+    with ctx.catalogue.reading() as r:
+        reused = r.scalar(select(ImportItem).where(ImportItem.key == code(3)))
+        assert reused is not None
+        report = (reused.detail or {})["check_report"]
+    # its content checks ran on the stored bytes, the signature fully validated (not made in this run)
+    assert any("签署人" in x.detail and x.outcome == "passed" for x in _report_codes(ctx, report)["GD-1-1"])
     assert set(ctx.store.list_keys("renditions")) == set(items.values())  # no orphan left for gc
+
+
+def _report_codes(ctx: Context, report_id: int) -> dict[str, list[CheckResult]]:
+    with ctx.catalogue.reading() as r:
+        rows = r.scalars(select(CheckResult).where(CheckResult.report_id == report_id)).all()
+        r.expunge_all()
+    out: dict[str, list[CheckResult]] = {}
+    for x in rows:
+        out.setdefault(x.code, []).append(x)
+    return out
+
+
+def test_content_checks_run_beside_the_bytes_and_every_gd_item_is_judged(ctx: Context, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2)], pages=2)
+    phases: list[str] = []
+    real_run = gd.run_gd
+
+    def spy(subject: gd.FilingSubject, *, phase: str = "all") -> list[tuple[CheckItem, Result]]:
+        phases.append(phase)
+        return real_run(subject, phase=phase)
+
+    monkeypatch.setattr(gd, "run_gd", spy)
+    versions: list[str] = []
+    real_version = job.ensure_version
+    monkeypatch.setattr(job, "ensure_version", lambda *a: versions.append("v") or real_version(*a))
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 2}
+    assert versions == ["v"]  # the schedule's version row once a chunk, not digested again per item
+    # the content items once per item in the build (a worker's job), the catalogue's items once where it is filed;
+    # never the whole list again in the parent (the full signature validation of decision 0020's re-checks)
+    assert phases == ["detached", "detached", "attached", "attached"]
+    every = {i.code for i in items_of(Stage.FILING)}
+    assert every - gd.DETACHED and every > gd.DETACHED
+    with ctx.catalogue.reading() as r:
+        reports = [(x.detail or {})["check_report"] for x in r.scalars(select(ImportItem))]
+    for report_id in reports:
+        by_code = _report_codes(ctx, report_id)
+        assert set(by_code) == every  # every GD item, as for a filing
+        assert not [x.code for rows in by_code.values() for x in rows if x.outcome == "error"]
+        assert not [x.code for rows in by_code.values() for x in rows if x.outcome == "failed" and x.blocking]
+        assert any("本次签章" in x.detail for x in by_code["GD-1-1"])  # the signature just made, on its bytes
+        assert any("与原件页数一致" in x.detail for x in by_code["GD-1-10"])
+
+
+def test_a_tampered_rendition_fails_the_workers_checks(ctx: Context, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2)])
+    real_sign = build.sign_pdf
+
+    def tampered(*args: object, **kwargs: object) -> bytes:
+        signed = bytearray(real_sign(*args, **kwargs))  # type: ignore[arg-type]
+        if b"2015-D30-TQ-000002" in signed:  # item 2 only: one byte under the signature changed
+            at = signed.index(b"2015-D30-TQ-000002") + len("2015-D30-TQ-00000")
+            signed[at] = ord("9")
+        return bytes(signed)
+
+    monkeypatch.setattr(build, "sign_pdf", tampered)
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1, "failed": 1}
+    with ctx.catalogue.reading() as r:
+        bad = r.scalar(select(ImportItem).where(ImportItem.key == code(2)))
+        assert bad is not None and "GD-1-1" in (bad.reason or "") and bad.item_id is None
+        report, key = (bad.detail or {})["check_report"], (bad.detail or {})["rendition_key"]
+    assert [x.outcome for x in _report_codes(ctx, report)["GD-1-1"]] == ["failed"]
+    assert not ctx.store.exists(key)
+
+
+
+def test_imports_have_their_own_permission(client: TestClient, ctx: Context, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # granted to every role that handles transfers, and checked by the import routes instead of transfer.manage
+    assert {r for r, p in ROLE_PERMISSIONS.items() if Permission.IMPORTS_MANAGE in p} == \
+        {r for r, p in ROLE_PERMISSIONS.items() if Permission.TRANSFER_MANAGE in p} != set()
+    monkeypatch.setitem(ROLE_PERMISSIONS, "archivist", ROLE_PERMISSIONS["archivist"] - {Permission.IMPORTS_MANAGE})
+    add_user(ctx, "archivist", ["archivist"])
+    headers = login(client, "archivist")  # transfer.manage, not imports.manage
+    refused = client.post("/api/v1/imports", json={"manifest": str(tmp_path / "m.jsonl"), "report_id": 1},
+                          headers=headers)
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert client.get("/api/v1/imports/1", headers=headers).status_code == 403
+
+
+def test_the_pool_is_replaced_every_recycle_items(ctx: Context, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = _approved_job(ctx, tmp_path, [row(n) for n in range(1, 5)])
+    pools: list[object] = []
+    real_pool = job.ProcessPoolExecutor
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pools.append(real_pool(*args, **kwargs))  # type: ignore[arg-type]
+        return pools[-1]
+
+    monkeypatch.setattr(job, "ProcessPoolExecutor", counted)
+    monkeypatch.setattr(job, "CHUNK", 2)
+    monkeypatch.setattr(job, "RECYCLE", 2)
+    assert job.run(ctx, ACTOR, job_id, workers=1) == {"indexed": 4}
+    assert len(pools) == 2  # the second chunk went to a fresh worker, after the first chunk was catalogued

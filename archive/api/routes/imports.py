@@ -17,10 +17,10 @@ from archive.imports import job
 from archive.permissions import Permission, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
-_manage = require(Permission.TRANSFER_MANAGE)
+_manage = require(Permission.IMPORTS_MANAGE)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"description": "缺少「办理移交与接收」权限（permission_denied）"},
+    403: {"description": "缺少「办理存量档案导入」权限（permission_denied）"},
     404: {"description": "预检报告或导入任务不存在（import_report_not_found / import_job_not_found）"},
     409: {"description": "预检报告未批准（import_report_not_approved），"
                          "或清单与报告不一致（import_manifest_mismatch）"},
@@ -54,7 +54,7 @@ def start_import(body: ImportIn, ctx: Annotated[Context, Depends(context)],
         return jobs.Outcome(job.run(ctx, actor, job_id, progress=report))
 
     console_job, _ = jobs.start(ctx, principal, kind="import.run", key=f"import.run:{job_id}",
-                                title=f"存量档案导入任务 {job_id}", permission=Permission.TRANSFER_MANAGE, work=work)
+                                title=f"存量档案导入任务 {job_id}", permission=Permission.IMPORTS_MANAGE, work=work)
     return ImportOut(job=job_id, console_job=console_job)
 
 

@@ -20,7 +20,7 @@ from archive.web.deps import require
 from archive.web.render import SECURITY_HEADERS, render
 
 router = APIRouter(prefix="/ui/imports", include_in_schema=False)
-Manager = Depends(require(Permission.TRANSFER_MANAGE))
+Manager = Depends(require(Permission.IMPORTS_MANAGE))
 STATE_NAMES = {"pending": "待处理", "stored": "已存储", "signed": "已签章", "catalogued": "已编目",
                "indexed": "已入索引", "failed": "失败", "excluded": "已排除"}
 STATUS_NAMES = {"running": "进行中", "done": "已完成"}
