@@ -57,9 +57,22 @@ def build_with(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[
         return {"failed": exc.code, "reason": exc.message}
 
 
+def build_rendition(*args: Any, **kwargs: Any) -> bytes:
+    """signing.rendition.build_rendition, imported in the worker that renders (pikepdf and PIL stay out of start-up)."""
+    from signing.rendition import build_rendition as build
+
+    return build(*args, **kwargs)
+
+
+def sign_pdf(*args: Any, **kwargs: Any) -> bytes:
+    """signing.pades.sign_pdf, imported in the worker that signs (pyHanko stays out of start-up); tests replace it."""
+    from signing.pades import sign_pdf as sign
+
+    return sign(*args, **kwargs)
+
+
 def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    from signing.pades import sign_pdf
-    from signing.rendition import RenditionMetadata, SourceDocument, build_rendition
+    from signing.rendition import RenditionMetadata, SourceDocument
 
     folder = Path(job["delivery"], item["folder"])
     originals: list[dict[str, Any]] = []
