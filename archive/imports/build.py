@@ -62,7 +62,7 @@ def sign_pdf(*args: Any, **kwargs: Any) -> bytes:
     tests can replace it (archive.filing.sign_pdf likewise)."""
     from signing.pades import sign_pdf as sign
 
-    return cast(bytes, sign(*args, **kwargs))
+    return sign(*args, **kwargs)
 
 
 def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
