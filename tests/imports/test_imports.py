@@ -451,3 +451,28 @@ def test_a_chunk_is_catalogued_in_a_bounded_number_of_statements(ctx: Context, t
         assert audit.verify(r).ok  # the chunk's events chained in order
         assert r.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "document.attach")) \
             == 20
+
+
+def test_gd_duplicates_asks_the_catalogue_once(ctx: Context, tmp_path: Path) -> None:
+    """GD-1-8's three counts (档号, 业务流水号, the case's items) come from its one round trip, not again."""
+    from sqlalchemy import event
+
+    job_id = _approved_job(ctx, tmp_path, [row(1)])
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1}
+    seen: list[str] = []
+    with ctx.catalogue.reading() as r:
+        item = r.scalar(select(ArchiveItem))
+        assert item is not None
+        subject = gd.item_subject(ctx, r, item, actor_kind="system", scanner=None, verify_signatures=False)
+        _ = subject.case.serial  # loaded before counting
+
+        def count(conn: object, cursor: object, sql: str, *args: object) -> None:
+            seen.append(sql)
+
+        event.listen(ctx.catalogue.engine, "before_cursor_execute", count)
+        try:
+            results = gd.duplicates(subject)
+        finally:
+            event.remove(ctx.catalogue.engine, "before_cursor_execute", count)
+    assert [x.outcome.value for x in results] == ["passed"]
+    assert len(seen) == 1, seen
