@@ -40,9 +40,14 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def tree_memory(root: int, seen: dict[int, int], stop: threading.Event) -> None:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_memory(root: int, seen: dict[int, int], stop: threading.Event, cpu: dict[int, float] | None = None) -> None:
     """Poll the process tree under ``root``: ``seen`` keeps each process's VmHWM (kB), read before it exits, and
-    under key -1 the largest sum of the tree's Pss (kB; shared library pages divided among the processes)."""
+    under key -1 the largest sum of the tree's Pss (kB; shared library pages divided among the processes);
+    ``cpu`` each process's CPU seconds (user + system) as last seen (a worker's last 0.2 s before it exits may be
+    missed)."""
     while not stop.is_set():
         todo, pss = [root], 0
         while todo:
@@ -51,6 +56,9 @@ def tree_memory(root: int, seen: dict[int, int], stop: threading.Event) -> None:
                 status = Path(f"/proc/{pid}/status").read_text()
                 hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
                 seen[pid] = max(seen.get(pid, 0), hwm)
+                if cpu is not None:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cpu[pid] = max(cpu.get(pid, 0.0), (int(fields[11]) + int(fields[12])) / TICK)
                 rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
                 pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
                 for task in Path(f"/proc/{pid}/task").iterdir():
@@ -61,15 +69,20 @@ def tree_memory(root: int, seen: dict[int, int], stop: threading.Event) -> None:
         stop.wait(0.2)
 
 
-def archive(env: dict[str, str], *args: str, kill_after: float | None = None) -> tuple[float, tuple[int, int], str]:
+def archive(env: dict[str, str], *args: str, kill_after: float | None = None, cpu: dict[int, float] | None = None,
+            profile: Path | None = None) -> tuple[float, tuple[int, int], str]:
     """Run `archive ARGS`; seconds taken, peak memory of its process tree (sum of VmHWM, peak Pss; MB), stdout.
-    ``kill_after``: SIGKILL the process group after that many seconds (a crash)."""
+    ``kill_after``: SIGKILL the process group after that many seconds (a crash); ``cpu``: filled with each
+    process's CPU seconds, the parent's under key 0; ``profile``: a cProfile of the parent process written there."""
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.PIPE,
+    code = CLI if profile is None else (
+        "import cProfile; from archive.cli import main\np = cProfile.Profile(); p.enable()\n"
+        f"try:\n    main()\nfinally:\n    p.disable(); p.dump_stats({str(profile)!r})")
+    p = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen: dict[int, int] = {}
     stop = threading.Event()
-    poll = threading.Thread(target=tree_memory, args=(p.pid, seen, stop), daemon=True)
+    poll = threading.Thread(target=tree_memory, args=(p.pid, seen, stop, cpu), daemon=True)
     poll.start()
     try:
         out, err = p.communicate(timeout=kill_after)
@@ -81,6 +94,8 @@ def archive(env: dict[str, str], *args: str, kill_after: float | None = None) ->
     if kill_after is None and p.returncode:
         raise RuntimeError(f"archive {' '.join(args)} failed ({p.returncode}):\n{out}{err}")
     pss = seen.pop(-1, 0)
+    if cpu is not None and p.pid in cpu:
+        cpu[0] = cpu.pop(p.pid)
     return time.perf_counter() - t0, (sum(seen.values()) // 1024, pss // 1024), out
 
 
@@ -152,15 +167,18 @@ print(len(folders) - 3, time.perf_counter() - t0)
 
 
 def import_once(env: dict[str, str], profile: Path, delivery: Path, tmp: Path,
-                kill_after: float | None = None) -> dict[str, Any]:
+                kill_after: float | None = None, cprofile: Path | None = None) -> dict[str, Any]:
     manifest = tmp / f"{env['ARCHIVE_DATA_DIR'].rsplit('/', 1)[-1]}.manifest.jsonl"
     t_scan, _, _ = archive(env, "import", "scan", str(profile), str(delivery), "--manifest", str(manifest))
     t_report, _, out = archive(env, "import", "report", str(manifest))
     report = int(re.search(r"预检报告 (\d+)", out).group(1))  # type: ignore[union-attr]
     archive(env, "import", "approve", str(report))
-    t_run, rss, out = archive(env, "import", "run", str(manifest), "--report", str(report), kill_after=kill_after)
+    cpu: dict[int, float] = {}
+    t_run, rss, out = archive(env, "import", "run", str(manifest), "--report", str(report), kill_after=kill_after,
+                              cpu=cpu, profile=cprofile)
+    parent = cpu.pop(0, 0.0)
     return {"scan": t_scan, "report": t_report, "run": t_run, "rss": rss, "report_id": report,
-            "manifest": str(manifest)}
+            "manifest": str(manifest), "cpu_parent": parent, "cpu_workers": sum(cpu.values())}
 
 
 def main() -> None:
@@ -170,6 +188,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--floor-sample", type=int, default=60)
     ap.add_argument("--no-crash", action="store_true", help="skip the crash-and-resume run (large deliveries)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="cProfile the clean import's parent process into FILE, top 25 printed (rates off: take them "
+                         "from a run without it)")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     print(f"load average at start {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} ({cores} cores)", flush=True)
@@ -184,7 +205,7 @@ def main() -> None:
     profile = tmp / "profile.toml"
     profile.write_text(PROFILE, encoding="utf-8")
 
-    clean = import_once(prepare("clean", tmp), profile, delivery, tmp)
+    clean = import_once(prepare("clean", tmp), profile, delivery, tmp, cprofile=args.profile)
     clean_env = archive_env({"ARCHIVE_DATA_DIR": str(tmp / "clean")})
     result = outcome(clean_env, 1)
     n = args.items
@@ -192,10 +213,18 @@ def main() -> None:
     print(f"scan      {n / float(clean['scan']):8.1f} items/s  ({clean['scan']:.1f} s)")
     print(f"dry run   {n / float(clean['report']):8.1f} items/s  ({clean['report']:.1f} s)")
     print(f"import    {rate:8.1f} items/s  ({clean['run']:.1f} s)  → {result}", flush=True)
+    print(f"CPU/item  parent {clean['cpu_parent'] / n * 1000:6.1f} ms, "
+          f"workers {clean['cpu_workers'] / n * 1000:6.1f} ms "
+          f"(parent {clean['cpu_parent']:.1f} s, workers {clean['cpu_workers']:.1f} s in all)", flush=True)
+    if args.profile:
+        import pstats
+
+        pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(25)
 
     one = floor(prepare("floor", tmp), delivery, min(args.floor_sample, n - 3))
     print(f"floor     {one:8.1f} items/s in one process × {cores} cores = {one * cores:.1f} items/s")
-    print(f"ratio     {rate / (one * cores):8.2f}  (target ≥ 0.6)")
+    print(f"ratio     {rate / (one * cores):8.2f}  (target ≥ 0.6); the floor's CPU per item "
+          f"{1000 / one:.1f} ms (one process, wall ≈ CPU)")
     hwm, pss = clean["rss"]
     print(f"peak RSS  {hwm:8d} MB  (import process tree, sum of each process's VmHWM; target ≤ 500); "
           f"peak Pss {pss} MB (shared pages counted once)")

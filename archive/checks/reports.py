@@ -48,29 +48,44 @@ def add_report(session: Session, actor: Actor, stage: Stage, subject: str,
                results: list[tuple[CheckItem, Result]], **context: Any) -> tuple[Any, audit.Event]:
     """:func:`save_report` without appending its audit event, which is returned: a caller with events of its own
     appends them together in one :func:`archive.audit.record_many` (filing: the report's, then the item's)."""
-    item_id = context.pop("item_id", None)
-    rows: list[dict[str, Any]] = [
-        {"position": pos, "code": item.code, "name": item.name, "dimension": item.dimension.value,
-         "object": item.object.value, "target": None if r.target is None else str(r.target)[:255],
-         "outcome": Outcome(r.outcome).value, "detail": r.detail, "blocking": item.blocking,
-         "basis": item.basis[:100], "data": _jsonable(r.data) or None, "recorded_by": None, "recorded_at": None}
-        for pos, (item, r) in enumerate(results, start=1)]
-    report = CheckReport(stage=Stage(stage).value, subject=str(subject)[:128], item_id=item_id,
-                         created_at=utcnow(), operator=actor.name, operator_type=actor.kind,
-                         context=_jsonable(context) or None,
-                         **_summary([(row["outcome"], row["blocking"]) for row in rows]))
-    session.add(report)
+    return add_reports(session, actor, stage, [(subject, results, context)])[0]
+
+
+def add_reports(session: Session, actor: Actor, stage: Stage,
+                reports: list[tuple[str, list[tuple[CheckItem, Result]], dict[str, Any]]]
+                ) -> list[tuple[Any, audit.Event]]:
+    """:func:`add_report` for several subjects at once (an import's chunk): the reports in one flush and all their
+    result rows in one executemany; each report with its audit event, in the order given."""
+    made: list[tuple[CheckReport, list[dict[str, Any]]]] = []
+    for subject, results, given in reports:
+        context = dict(given)
+        item_id = context.pop("item_id", None)
+        rows: list[dict[str, Any]] = [
+            {"position": pos, "code": item.code, "name": item.name, "dimension": item.dimension.value,
+             "object": item.object.value, "target": None if r.target is None else str(r.target)[:255],
+             "outcome": Outcome(r.outcome).value, "detail": r.detail, "blocking": item.blocking,
+             "basis": item.basis[:100], "data": _jsonable(r.data) or None, "recorded_by": None, "recorded_at": None}
+            for pos, (item, r) in enumerate(results, start=1)]
+        report = CheckReport(stage=Stage(stage).value, subject=str(subject)[:128], item_id=item_id,
+                             created_at=utcnow(), operator=actor.name, operator_type=actor.kind,
+                             context=_jsonable(context) or None,
+                             **_summary([(row["outcome"], row["blocking"]) for row in rows]))
+        session.add(report)
+        made.append((report, rows))
     session.flush()
-    if rows:  # one executemany, not one ORM object per row (a filing has ~50): issue 17. render_nulls: rows with
+    every = [row | {"report_id": report.id} for report, rows in made for row in rows]
+    if every:  # one executemany, not one ORM object per row (a filing has ~50): issue 17. render_nulls: rows with
         # and without a target are one statement, not one per run of rows alike (the ORM leaves None keys out)
-        session.execute(insert(CheckResult).execution_options(render_nulls=True),
-                        [row | {"report_id": report.id} for row in rows])
-    session.expire(report, ["results"])  # loaded from the rows just written if a caller reads them
-    bad = [row["code"] for row in rows if row["outcome"] in _BAD]
-    metrics.check_failures(report.stage, bad)
-    return report, audit.Event(actor, "check.report", "check_report", str(report.id), {
-        "stage": report.stage, "subject": report.subject, "outcome": report.outcome, "counts": report.counts,
-        "failed": sorted(set(bad))}, "success" if report.passed else "failure")
+        session.execute(insert(CheckResult).execution_options(render_nulls=True), every)
+    out = []
+    for report, rows in made:
+        session.expire(report, ["results"])  # loaded from the rows just written if a caller reads them
+        bad = [row["code"] for row in rows if row["outcome"] in _BAD]
+        metrics.check_failures(report.stage, bad)
+        out.append((report, audit.Event(actor, "check.report", "check_report", str(report.id), {
+            "stage": report.stage, "subject": report.subject, "outcome": report.outcome, "counts": report.counts,
+            "failed": sorted(set(bad))}, "success" if report.passed else "failure")))
+    return out
 
 
 def summarise(report: CheckReport) -> None:

@@ -42,7 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from archive import audit, indexing
+from archive import audit
 from archive.archival_code import allocate
 from archive.audit import Actor
 from archive.catalogue.models import (
@@ -58,7 +58,7 @@ from archive.catalogue.models import (
 from archive.catalogue.types import utcnow
 from archive.checks import gd
 from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key, items_of
-from archive.checks.reports import save_report
+from archive.checks.reports import add_reports
 from archive.classification import RetentionCode, Trigger
 from archive.context import Context
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -67,6 +67,7 @@ from archive.imports.dryrun import failing_keys, manifest_digest
 from archive.imports.profile import Profile
 from archive.imports.records import Record, resolve
 from archive.imports.scan import manifest_header, read_manifest
+from archive.indexing.outbox import enqueue_many
 from archive.retention.periods import expiry_date, lock_end
 from archive.retention.schedules import ensure_version
 
@@ -319,11 +320,10 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
     built = [(it, f.result() if isinstance(f, Future) else f) for it, f in zip(todo, futures, strict=True)]
     fresh = [(it, res) for it, res in built if "rendition" in res]
     with ctx.catalogue.session() as s:  # write-ahead: the rendition keys are known before the objects exist
-        for it, res in built:
-            if "failed" in res:
-                _state(s, it["import_item_id"], "failed", res["reason"])
-        for it, res in fresh:
-            _state(s, it["import_item_id"], "signed", detail=_recordable(res))
+        _states(s, [{"id": it["import_item_id"], "state": "failed", "reason": res["reason"]}
+                    for it, res in built if "failed" in res]
+                + [{"id": it["import_item_id"], "state": "signed", "reason": None, "detail": _recordable(res)}
+                   for it, res in fresh])
     for _, res in fresh:
         build.store_rendition(ctx, res)
         del res["rendition"]  # bounded memory: the bytes are in the store now
@@ -332,8 +332,7 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
         with ctx.catalogue.session() as s:
             locks: dict[dt.datetime, list[str]] = {}
             version = ensure_version(s, ctx.schedule).ref  # once a chunk (it digests the whole schedule)
-            refused = [r for it, res in ok
-                       if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None]
+            refused = _file_chunk(ctx, s, actor, job, ok, locks, version)
             _lock(ctx, locks)  # durable before the chunk's catalogue commit
     except IntegrityError:
         refused = []
@@ -342,8 +341,7 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
                 with ctx.catalogue.session() as s:
                     locks = {}
                     version = ensure_version(s, ctx.schedule).ref
-                    if (r := _file_one(ctx, s, actor, job, it, res, locks, version)) is not None:
-                        refused.append(r)
+                    refused += _file_chunk(ctx, s, actor, job, [(it, res)], locks, version)
                     _lock(ctx, locks)
             except IntegrityError:
                 with ctx.catalogue.session() as s:
@@ -389,13 +387,18 @@ class _Refusal:
 def _keep_refusals(ctx: Context, actor: Actor, refused: list[_Refusal]) -> None:
     """Items whose GD checks failed: their report kept, the item ``failed`` with the reason, rendition removed."""
     with ctx.catalogue.session() as s:
-        for r in refused:
-            report = save_report(s, actor, Stage.FILING, r.code, r.results, serial=r.serial, refused=True,
-                                 import_item=r.import_item_id)
+        made = add_reports(s, actor, Stage.FILING, [
+            (r.code, r.results, {"serial": r.serial, "refused": True, "import_item": r.import_item_id})
+            for r in refused])
+        audit.record_many(s, [event for _, event in made])
+        states = []
+        for r, (report, _) in zip(refused, made, strict=True):
             failed = gd.refusal_summary(r.results)
             shown = "；".join(f"{f['code']} {f['name']}：{f['detail']}" for f in failed[:3])
-            _state(s, r.import_item_id, "failed", f"四性检测未通过，未导入（检测报告 {report.id}）：{shown}"[:2000],
-                   detail=_recordable(r.built) | {"check_report": report.id})
+            states.append({"id": r.import_item_id, "state": "failed",
+                           "reason": f"四性检测未通过，未导入（检测报告 {report.id}）：{shown}"[:2000],
+                           "detail": _recordable(r.built) | {"check_report": report.id}})
+        _states(s, states)
     for r in refused:
         _discard(ctx, r.built)
 
@@ -405,85 +408,161 @@ def _state(s: Session, row_id: int, state: str, reason: str | None = None, **val
               .values(state=state, reason=reason, updated_at=utcnow(), **values))
 
 
-def _file_one(ctx: Context, s: Session, actor: Actor, job: ImportJob, it: dict[str, Any],
-              res: dict[str, Any], locks: dict[dt.datetime, list[str]], version: str) -> _Refusal | None:
-    """File one built item in a savepoint with its GD checks; a refusal (savepoint rolled back) when they fail.
-    The content checks ran in the worker, on the bytes (``res["checks"]``); the rest run here on the catalogued
-    item and all are judged together. The item's object locks are added to ``locks`` (set by the caller)."""
-    record: Record = it["_record"]
-    bt = ctx.schedule.business_type(record.business_type)
-    parts = ctx.code_rule.parse(it["archival_code"])
-    when = dt.datetime.combine(record.date, dt.time(12), tzinfo=ctx.zone)
-    trigger_date = _trigger_date(bt.trigger, record.date)
-    expiry = expiry_date(record.retention, trigger_date, ctx.schedule.triggers[bt.trigger].counting)
-    lock = lock_end(expiry, RetentionCode(record.retention).years, record.date)
+def _states(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Several import items' new states (``id``, ``state``, ``reason`` and other columns) in one executemany per
+    set of columns (ORM bulk UPDATE by primary key)."""
+    now = utcnow()
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(row)), []).append(row | {"updated_at": now})
+    for batch in by_columns.values():
+        s.execute(update(ImportItem), batch)
+
+
+@dataclass
+class _Filed:
+    it: dict[str, Any]
+    res: dict[str, Any]
+    case: Case
+    documents: list[Document]
+    item: ArchiveItem
+    lock: dt.datetime
+    results: list[tuple[CheckItem, Result]]
+
+
+def _file_chunk(ctx: Context, s: Session, actor: Actor, job: ImportJob, ok: list[tuple[dict[str, Any], dict[str, Any]]],
+                locks: dict[dt.datetime, list[str]], version: str) -> list[_Refusal]:
+    """File a chunk's built items together, in a savepoint: cases, documents and items each in one batched insert,
+    their receipts' audit events in one append, then each item's GD checks. The content checks ran in the worker,
+    on the bytes (``res["checks"]``); the rest run here on the catalogued item and all are judged together. When an
+    item's checks fail, the savepoint is rolled back (nothing of any item stays: no case, documents, item or audit
+    events) and the chunk is filed again without it, so every item filed was checked as it stands; the refusals are
+    returned. The filed items' object locks are added to ``locks`` (set by the caller)."""
+    refused: list[_Refusal] = []
+    todo = list(ok)
+    while todo:
+        savepoint = s.begin_nested()
+        filed = _add_chunk(ctx, s, actor, job, todo, version)
+        failing = {}
+        for f in filed:
+            f.results = sorted(_checked(ctx, s, actor, f), key=lambda pair: code_key(pair[0].code))
+            if blocking_failures(f.results):
+                failing[f.it["import_item_id"]] = _Refusal(f.it["import_item_id"], f.it["archival_code"],
+                                                           f.it["serial"], f.results, f.res)
+        if failing:
+            savepoint.rollback()
+            refused += failing.values()
+            todo = [(it, res) for it, res in todo if it["import_item_id"] not in failing]
+            continue
+        savepoint.commit()
+        _finish_chunk(ctx, s, actor, job, filed, locks)
+        break
+    return refused
+
+
+def _add_chunk(ctx: Context, s: Session, actor: Actor, job: ImportJob,
+               todo: list[tuple[dict[str, Any], dict[str, Any]]], version: str) -> list[_Filed]:
+    """The chunk's cases, documents and items, and the receipts' audit events (the case's and each page's, as for
+    born-digital cases: GD-4-7 looks for them)."""
     fonds = s.scalar(select(Fonds.id).where(Fonds.code == ctx.settings.fonds_code))
-    provenance = (f"服务商 {job.vendor}；批次 {job.delivery_name}；导入任务 {job.id}；预检报告 {job.report_id}；"
-                  f"映射配置 {job.profile_sha256[:12]}；原档号 {record.original_code}；"
-                  f"保管期限来源 {_SOURCES[record.retention_source]}")
-    origin = {"import_job": job.id, "row": it["row"], "folder": it["folder"]}
-    savepoint = s.begin_nested()
-    case = Case(serial=it["serial"], fonds_id=fonds, category=bt.category, business_type=record.business_type,
-                status="filed", applicant_name=record.name, applicant_id_number=record.id_number, branch=BRANCH,
-                clerk=job.operator, accepted_at=when, closed_at=when, outcome="approved",
-                trail=[{"action": "受理", "person": "", "at": when.isoformat()},
-                       {"action": "办结", "person": "", "at": when.isoformat()},
-                       {"action": "数字化导入", "person": job.operator, "at": utcnow().isoformat(),
-                        "opinion": provenance}])
-    s.add(case)
+    now = utcnow()
+    cases, planned = [], []
+    for it, res in todo:
+        record: Record = it["_record"]
+        bt = ctx.schedule.business_type(record.business_type)
+        when = dt.datetime.combine(record.date, dt.time(12), tzinfo=ctx.zone)
+        provenance = (f"服务商 {job.vendor}；批次 {job.delivery_name}；导入任务 {job.id}；预检报告 {job.report_id}；"
+                      f"映射配置 {job.profile_sha256[:12]}；原档号 {record.original_code}；"
+                      f"保管期限来源 {_SOURCES[record.retention_source]}")
+        cases.append(Case(serial=it["serial"], fonds_id=fonds, category=bt.category,
+                          business_type=record.business_type, status="filed", applicant_name=record.name,
+                          applicant_id_number=record.id_number, branch=BRANCH, clerk=job.operator, accepted_at=when,
+                          closed_at=when, outcome="approved",
+                          trail=[{"action": "受理", "person": "", "at": when.isoformat()},
+                                 {"action": "办结", "person": "", "at": when.isoformat()},
+                                 {"action": "数字化导入", "person": job.operator, "at": now.isoformat(),
+                                  "opinion": provenance}]))
+        planned.append((it, res, record, bt))
+    s.add_all(cases)
+    s.flush()  # one batched insert
+    documents = []
+    for (it, res, _, _), case in zip(planned, cases, strict=True):
+        origin = {"import_job": job.id, "row": it["row"], "folder": it["folder"]}
+        documents.append([Document(case_id=case.id, sequence=n, material_type="other", filename=o["name"],
+                                   original_key=o["key"], sha256=o["sha256"], sm3=o["sm3"], size=o["size"],
+                                   media_type=o["media_type"], page_count=1, created_by=job.operator, detail=origin)
+                          for n, o in enumerate(res["originals"], 1)])
+    s.add_all([d for docs in documents for d in docs])
     s.flush()
-    # the case's receipt and each page's, as for born-digital cases (GD-4-7 looks for them)
-    audit.record(s, actor, "case.open", target_type="case", target_id=case.serial, detail=origin)
-    for n, o in enumerate(res["originals"], 1):
-        doc = Document(case_id=case.id, sequence=n, material_type="other", filename=o["name"],
-                       original_key=o["key"], sha256=o["sha256"], sm3=o["sm3"], size=o["size"],
-                       media_type=o["media_type"], page_count=1, created_by=job.operator, detail=origin)
-        s.add(doc)
-        s.flush()
-        audit.record(s, actor, "document.attach", target_type="case", target_id=case.serial,
-                     detail={"document_id": doc.id, "filename": o["name"], "sha256": o["sha256"]} | origin)
-    item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds, year=parts.year,
-                       retention_code=parts.retention, category=parts.category, number=parts.number,
-                       trigger=bt.trigger.value, trigger_date=trigger_date, expiry_date=expiry,
-                       schedule_version=version, status="filed",
-                       current_retention=record.retention if record.retention != parts.retention else None,
-                       rendition_key=res["rendition_key"], rendition_sha256=res["rendition_sha256"],
-                       rendition_sm3=res["rendition_sm3"],
-                       signature={"level": res["level"], "signer": "", "signed_at": utcnow().isoformat(),
-                                  "format": "PAdES", "pdfa": "2b"})
-    s.add(item)
+    events: list[audit.Event] = []
+    for (it, _, _, _), case, docs in zip(planned, cases, documents, strict=True):
+        origin = {"import_job": job.id, "row": it["row"], "folder": it["folder"]}
+        events.append(audit.Event(actor, "case.open", "case", case.serial, origin))
+        events += [audit.Event(actor, "document.attach", "case", case.serial,
+                               {"document_id": d.id, "filename": d.filename, "sha256": d.sha256} | origin)
+                   for d in docs]
+    audit.record_many(s, events)
+    filed = []
+    for (it, res, record, bt), case, docs in zip(planned, cases, documents, strict=True):
+        parts = ctx.code_rule.parse(it["archival_code"])
+        trigger_date = _trigger_date(bt.trigger, record.date)
+        expiry = expiry_date(record.retention, trigger_date, ctx.schedule.triggers[bt.trigger].counting)
+        item = ArchiveItem(case_id=case.id, archival_code=it["archival_code"], fonds_code=parts.fonds,
+                           year=parts.year, retention_code=parts.retention, category=parts.category,
+                           number=parts.number, trigger=bt.trigger.value, trigger_date=trigger_date,
+                           expiry_date=expiry, schedule_version=version, status="filed",
+                           current_retention=record.retention if record.retention != parts.retention else None,
+                           rendition_key=res["rendition_key"], rendition_sha256=res["rendition_sha256"],
+                           rendition_sm3=res["rendition_sm3"],
+                           signature={"level": res["level"], "signer": "", "signed_at": now.isoformat(),
+                                      "format": "PAdES", "pdfa": "2b"})
+        item.case = case
+        filed.append(_Filed(it, res, case, docs, item,
+                            lock_end(expiry, RetentionCode(record.retention).years, record.date), []))
+    s.add_all([f.item for f in filed])
     s.flush()
-    results = sorted(_checked(ctx, s, actor, item, res), key=lambda pair: code_key(pair[0].code))
-    if blocking_failures(results):
-        savepoint.rollback()  # nothing of the item stays: no case, documents, item or audit events
-        return _Refusal(it["import_item_id"], it["archival_code"], it["serial"], results, res)
-    savepoint.commit()
-    report = save_report(s, actor, Stage.FILING, item.archival_code, results, item_id=item.id, serial=case.serial)
-    if lock > dt.datetime.now(dt.UTC):  # back-filed records already past their period get no lock; appraisal decides
-        locks.setdefault(lock, []).extend([res["rendition_key"], *(o["key"] for o in res["originals"])])
-    audit.record(s, actor, "item.import", target_type="item", target_id=item.archival_code,
-                 detail={"import_job": job.id, "row": it["row"], "original_code": record.original_code,
-                         "retention_source": record.retention_source, "pages": len(res["originals"]),
-                         "rendition_sha256": res["rendition_sha256"], "check_report": report.id,
-                         "check_outcome": report.outcome})
-    indexing.enqueue(s, case.serial)
-    _state(s, it["import_item_id"], "catalogued", item_id=item.id,
-           detail={"rendition_key": res["rendition_key"], "originals": [o["key"] for o in res["originals"]],
-                   "check_report": report.id,
-                   "lock_until": lock.isoformat() if lock > dt.datetime.now(dt.UTC) else None})
+    return filed
+
+
+def _finish_chunk(ctx: Context, s: Session, actor: Actor, job: ImportJob, filed: list[_Filed],
+                  locks: dict[dt.datetime, list[str]]) -> None:
+    """The filed items' reports (one flush, one executemany of their rows), their events (each report's, then the
+    item's import event, in one append), outbox rows, import states and the job's heartbeat."""
+    made = add_reports(s, actor, Stage.FILING, [(f.item.archival_code, f.results,
+                                                 {"item_id": f.item.id, "serial": f.case.serial}) for f in filed])
+    now = dt.datetime.now(dt.UTC)
+    events: list[audit.Event] = []
+    states = []
+    for f, (report, event) in zip(filed, made, strict=True):
+        record: Record = f.it["_record"]
+        locked = f.lock > now  # back-filed records already past their period get no lock; appraisal decides
+        if locked:
+            locks.setdefault(f.lock, []).extend([f.res["rendition_key"], *(o["key"] for o in f.res["originals"])])
+        events += [event, audit.Event(actor, "item.import", "item", f.item.archival_code, {
+            "import_job": job.id, "row": f.it["row"], "original_code": record.original_code,
+            "retention_source": record.retention_source, "pages": len(f.res["originals"]),
+            "rendition_sha256": f.res["rendition_sha256"], "check_report": report.id,
+            "check_outcome": report.outcome})]
+        states.append({"id": f.it["import_item_id"], "state": "catalogued", "reason": None, "item_id": f.item.id,
+                       "detail": {"rendition_key": f.res["rendition_key"],
+                                  "originals": [o["key"] for o in f.res["originals"]], "check_report": report.id,
+                                  "lock_until": f.lock.isoformat() if locked else None}})
+    audit.record_many(s, events)
+    enqueue_many(s, [f.case.serial for f in filed])
+    _states(s, states)
     s.execute(update(ImportJob).where(ImportJob.id == job.id).values(heartbeat_at=utcnow()))
-    return None
 
 
-def _checked(ctx: Context, s: Session, actor: Actor, item: ArchiveItem,
-             res: dict[str, Any]) -> list[tuple[CheckItem, Result]]:
+def _checked(ctx: Context, s: Session, actor: Actor, f: _Filed) -> list[tuple[CheckItem, Result]]:
     """Every GD item of an imported item: the worker's content results (gd.DETACHED) and the others run here on
-    the catalogued item, whose originals' bytes this process does not read (none of those items looks at them)."""
+    the catalogued item, whose originals' bytes this process does not read (none of those items looks at them).
+    Its documents are the ones just added (a new case has no other)."""
     by_code = {i.code: i for i in items_of(Stage.FILING)}
-    detached = [(by_code[code], r) for code, r in res["checks"]]
+    detached = [(by_code[code], r) for code, r in f.res["checks"]]
     if missing := gd.DETACHED - {i.code for i, _ in detached}:  # never judge an item on part of its checks
         raise RuntimeError(f"content checks missing from the worker: {sorted(missing)}")
-    subject = gd.FilingSubject(s, ctx, item.case, [gd.Original(d, None) for d in item.case.active_documents],
+    item = f.item
+    subject = gd.FilingSubject(s, ctx, f.case, [gd.Original(d, None) for d in f.documents if d.is_active],
                                item.archival_code, ctx.code_rule.parse(item.archival_code), actor.kind, None,
                                item.rendition_sha256, item.rendition_sm3, item.rendition_key, item,
                                scanner=ctx.scanner)

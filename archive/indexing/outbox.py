@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from archive.catalogue.models import OutboxMessage
@@ -48,6 +48,14 @@ DESTROYED = "destroyed"  # an item's tombstone (销毁): stays in the catalogue,
 def enqueue(session: Session, serial: str) -> None:
     """Ask for ``serial`` to be (re)indexed once the current catalogue transaction commits."""
     session.add(OutboxMessage(topic=TOPIC, payload={"serial": serial}))
+
+
+def enqueue_many(session: Session, serials: list[str]) -> None:
+    """:func:`enqueue` for several serials in one executemany (an import's chunk)."""
+    if serials:
+        now = utcnow()
+        session.execute(insert(OutboxMessage), [{"topic": TOPIC, "payload": {"serial": serial}, "created_at": now,
+                                                 "attempts": 0} for serial in serials])
 
 
 @dataclass(frozen=True)

@@ -401,3 +401,78 @@ def test_the_pool_is_replaced_every_recycle_items(ctx: Context, tmp_path: Path,
     monkeypatch.setattr(job, "RECYCLE", 2)
     assert job.run(ctx, ACTOR, job_id, workers=1) == {"indexed": 4}
     assert len(pools) == 2  # the second chunk went to a fresh worker, after the first chunk was catalogued
+
+
+def test_a_chunk_is_catalogued_in_a_bounded_number_of_statements(ctx: Context, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cases, documents, items, reports and their rows, audit events, outbox rows and import states go in per
+    chunk, not per item: only the GD items' own queries grow with the chunk (issue 20)."""
+    from sqlalchemy import event
+
+    from archive import audit
+
+    def statements(n: int, sub: Path) -> dict[str, int]:
+        sub.mkdir()
+        job_id = _approved_job(ctx, sub, [row(k) for k in range(first[0], first[0] + n)], pages=2)
+        first[0] += n
+        seen: dict[str, int] = {}
+
+        def count(conn: object, cursor: object, sql: str, *args: object) -> None:
+            verb = sql.split()[0].upper()
+            if verb in ("INSERT", "UPDATE"):
+                name = f"{verb} {(sql.split()[2] if verb == 'INSERT' else sql.split()[1]).strip(chr(34))}"
+                seen[name] = seen.get(name, 0) + 1
+            seen["all"] = seen.get("all", 0) + 1
+
+        def counted(*args: object, **kwargs: object) -> int:
+            event.listen(ctx.catalogue.engine, "before_cursor_execute", count)
+            try:
+                return real(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                event.remove(ctx.catalogue.engine, "before_cursor_execute", count)
+
+        monkeypatch.setattr(job, "_catalogue", counted)
+        assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": n}
+        return seen
+
+    first, real = [1], job._catalogue
+    monkeypatch.setattr(job, "CHUNK", 8)
+    two, eight = statements(2, tmp_path / "a"), statements(8, tmp_path / "b")
+    # once a chunk whatever its size (the audit events twice: the receipts before the checks, which look for
+    # them, then the reports' and items' events); cases, documents, items and reports in one flush each, which
+    # PostgreSQL sends as one statement and SQLite as one per row (its RETURNING keeps no order)
+    assert (eight["INSERT check_result"], eight["INSERT audit_event"], eight["UPDATE audit_chain_head"],
+            eight["INSERT outbox"], eight["UPDATE import_job"]) == (1, 2, 2, 1, 1), eight
+    updates = sum(v for k, v in eight.items() if k.startswith("UPDATE") and "import_item" in k)
+    assert updates == sum(v for k, v in two.items() if k.startswith("UPDATE") and "import_item" in k) <= 2
+    # what still grows per item: the GD items' catalogue queries (~8) and, on SQLite, the rows of one flush (5)
+    assert (eight["all"] - two["all"]) / 6 <= 15, (two, eight)
+    with ctx.catalogue.reading() as r:
+        assert audit.verify(r).ok  # the chunk's events chained in order
+        assert r.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "document.attach")) \
+            == 20
+
+
+def test_gd_duplicates_asks_the_catalogue_once(ctx: Context, tmp_path: Path) -> None:
+    """GD-1-8's three counts (档号, 业务流水号, the case's items) come from its one round trip, not again."""
+    from sqlalchemy import event
+
+    job_id = _approved_job(ctx, tmp_path, [row(1)])
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1}
+    seen: list[str] = []
+    with ctx.catalogue.reading() as r:
+        item = r.scalar(select(ArchiveItem))
+        assert item is not None
+        subject = gd.item_subject(ctx, r, item, actor_kind="system", scanner=None, verify_signatures=False)
+        _ = subject.case.serial  # loaded before counting
+
+        def count(conn: object, cursor: object, sql: str, *args: object) -> None:
+            seen.append(sql)
+
+        event.listen(ctx.catalogue.engine, "before_cursor_execute", count)
+        try:
+            results = gd.duplicates(subject)
+        finally:
+            event.remove(ctx.catalogue.engine, "before_cursor_execute", count)
+    assert [x.outcome.value for x in results] == ["passed"]
+    assert len(seen) == 1, seen
