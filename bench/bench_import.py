@@ -150,7 +150,7 @@ def one(n, folder):
                              retention="定期30年", title="floor", fonds_name=ctx.settings.fonds_name, dates=(),
                              parties=[], extra={{}})
     signed = sign_pdf(build_rendition(sources, meta, max_pixels=ctx.settings.max_pixels), ctx.signer,
-                      timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required)
+                      timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required, pdfa_checked=True)
     d = digest_bytes(signed)
     ctx.store.put(content_key("renditions", d.sha256), io.BytesIO(signed), size=d.size, sha256=d.sha256, sm3=d.sm3)
 

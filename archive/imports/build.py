@@ -101,7 +101,9 @@ def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str,
     )
     rendition = build_rendition(sources, meta, max_pixels=ctx.settings.max_pixels)
     del sources  # the page bytes: the checks read the stored copies
-    signed = sign_pdf(rendition, ctx.signer, timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required)
+    # pikepdf's PDF/A save validated the fresh rendition: only what the signature's increment adds is checked
+    signed = sign_pdf(rendition, ctx.signer, timestamper=ctx.timestamper, tsa_required=ctx.settings.tsa_required,
+                      pdfa_checked=True)
     d = digest_bytes(signed)
     built = {"ok": True, "originals": originals, "rendition_key": content_key("renditions", d.sha256),
              "rendition_sha256": d.sha256, "rendition_sm3": d.sm3, "rendition_size": d.size,

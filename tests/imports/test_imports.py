@@ -32,6 +32,7 @@ from archive.imports.approval import approve, make_report
 from archive.imports.profile import load_profile
 from archive.imports.scan import read_manifest, scan
 from archive.permissions import ROLE_PERMISSIONS, Permission
+from signing.pdfa import pdfa_problems
 from tests.helpers import add_user, login
 from tests.imports.delivery import PROFILE, code, make_delivery, row
 
@@ -347,6 +348,11 @@ def test_content_checks_run_beside_the_bytes_and_every_gd_item_is_judged(ctx: Co
         assert not [x.code for rows in by_code.values() for x in rows if x.outcome == "failed" and x.blocking]
         assert any("本次签章" in x.detail for x in by_code["GD-1-1"])  # the signature just made, on its bytes
         assert any("与原件页数一致" in x.detail for x in by_code["GD-1-10"])
+    with ctx.catalogue.reading() as r:
+        keys = list(r.scalars(select(ArchiveItem.rendition_key)))
+    assert len(keys) == 2
+    for key in keys:  # the build checked only what the signature's increment added: the whole file still passes
+        assert pdfa_problems(ctx.store.read_bytes(key)) == []
 
 
 def test_a_tampered_rendition_fails_the_workers_checks(ctx: Context, tmp_path: Path,
