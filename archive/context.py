@@ -65,6 +65,9 @@ class Context:
     # `archive serve` checks the signer in the background once it listens (archive.signer_status.BackgroundCheck):
     # set until that check has finished, so /readyz says "checking" instead of waiting for it
     signer_check: threading.Event | None = field(default=None, repr=False)
+    # 件号 known gap-free in this catalogue, per class (全宗, 年度, 保管期限, 类别) → N: raised after each commit of
+    # items that GD-2-6 passed, so the next check counts only above N (gd.FilingSubject.continuous)
+    continuous: dict[tuple[str, int, str, str], int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:

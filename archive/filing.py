@@ -43,7 +43,7 @@ from archive.catalogue.db import is_busy
 from archive.catalogue.models import ArchiveItem, Case, RenditionVersion
 from archive.catalogue.types import utcnow
 from archive.checks import gd
-from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key
+from archive.checks.base import CheckItem, Outcome, Result, Stage, blocking_failures, code_key
 from archive.checks.reports import add_report, save_report
 from archive.classification import Trigger
 from archive.context import Context
@@ -170,9 +170,14 @@ def _file(ctx: Context, principal: Principal, serial: str, data: CloseIn, closed
                 built = _build(ctx, r, principal, serial, data, closed_at)
             try:
                 with ctx.catalogue.session() as s:
-                    return _commit(ctx, s, principal, serial, data, closed_at, built)
+                    item = _commit(ctx, s, principal, serial, data, closed_at, built)
             except _Stale:
                 continue
+            if any(i.code == "GD-2-6" and r.outcome == Outcome.PASSED for i, r in built.results):
+                klass = (built.parts.fonds, built.parts.year, built.parts.retention, built.parts.category)
+                # committed: GD-2-6 counts only above this 件号 next time (a racing thread may write a lower N)
+                ctx.continuous[klass] = max(ctx.continuous.get(klass, 0), built.parts.number)
+            return item
     raise Busy("同类业务正在集中归档，本次未归档，请稍后重试", code="filing_busy", detail={"serial": serial})
 
 
@@ -253,7 +258,8 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     _close(case, data, closed_at)  # in memory only, for the checks: this session never flushes
     # 四性检测 (GD): the catalogue record first, so a bad record is refused before anything is signed.
     subject = gd.FilingSubject(r, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
-                               missing=missing, scanner=ctx.scanner, rendition_pending=True)
+                               missing=missing, scanner=ctx.scanner, rendition_pending=True,
+                               continuous=ctx.continuous)
     # GD-1-1's digests of the originals, computed once, beside the record checks
     hashing = [(o, _helpers.submit(digest_bytes, o.data)) for o in subject.originals if o.data is not None]
     results = gd.run_gd(subject, phase="metadata")

@@ -103,6 +103,11 @@ class FilingSubject:
     decoded: set[int] = field(default_factory=set)
     decoded_at_intake: set[int] = field(default_factory=set)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # 件号 known to be gap-free (Context.continuous, for filing and imports; None for re-checks of filed items):
+    # class (全宗, 年度, 保管期限, 类别) → N when the committed items of the class are numbered 1..N. GD-2-6 then
+    # counts only the numbers above N: items are never deleted or renumbered, so those below stay; counting the
+    # whole class for every item made a large import quadratic. Whoever commits the items raises N.
+    continuous: dict[tuple[str, int, str, str], int] | None = None
     _memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
     def memo(self, name: str, data: bytes, fn: Callable[[bytes], Any]) -> Any:
@@ -669,13 +674,22 @@ def continuity(s: FilingSubject) -> list[Result]:
     p, own = s.parts, s.item.id if s.item is not None else -1
     same_class = (ArchiveItem.fonds_code == p.fonds, ArchiveItem.year == p.year,
                   ArchiveItem.retention_code == p.retention, ArchiveItem.category == p.category)
-    below = s.session.execute(select(func.count(), func.count(func.distinct(ArchiveItem.number))).where(
-        *same_class, ArchiveItem.number < p.number, ArchiveItem.id != own)).one()
+
+    def numbers_between(start: int) -> tuple[int, int]:  # items and distinct 件号 in (start, number)
+        n, distinct = s.session.execute(select(func.count(), func.count(func.distinct(ArchiveItem.number))).where(
+            *same_class, ArchiveItem.number > start, ArchiveItem.number < p.number, ArchiveItem.id != own)).one()
+        return int(n), int(distinct)
+
+    known = (s.continuous or {}).get((p.fonds, p.year, p.retention, p.category), 0)
+    start = known if known < p.number else 0
+    n, distinct = numbers_between(start)
+    if start and (n != p.number - 1 - start or distinct != n):
+        start, (n, distinct) = 0, numbers_between(0)  # judged, and reported, on the whole class
     bad = []
-    if below[0] != p.number - 1 or below[1] != below[0]:
+    if start + n != p.number - 1 or distinct != n:
         bad.append(Result(F, f"件号不连续：{p.fonds}/{p.year}/{p.retention}/{p.category} 中件号 {p.number} 之前应有 "
-                             f"{p.number - 1} 件，实有 {below[1]} 件", "件号",
-                          {"number": p.number, "before": below[1]}))
+                             f"{p.number - 1} 件，实有 {distinct} 件", "件号",
+                          {"number": p.number, "before": distinct}))
     # A replaced document's slot is taken by its replacement; every other document keeps its own number.
     sequences = sorted(s.session.scalars(select(Document.sequence).where(
         Document.case_id == s.case.id, Document.status != DocumentStatus.REPLACED)))

@@ -57,7 +57,7 @@ from archive.catalogue.models import (
 )
 from archive.catalogue.types import utcnow
 from archive.checks import gd
-from archive.checks.base import CheckItem, Result, Stage, blocking_failures, code_key, items_of
+from archive.checks.base import CheckItem, Outcome, Result, Stage, blocking_failures, code_key, items_of
 from archive.checks.reports import add_reports
 from archive.classification import RetentionCode, Trigger
 from archive.context import Context
@@ -72,6 +72,8 @@ from archive.retention.periods import expiry_date, lock_end
 from archive.retention.schedules import ensure_version
 
 BRANCH = build.BRANCH  # 办理网点 of an imported case (in the rendition's metadata too)
+Class = tuple[str, int, str, str]  # an item's class: 全宗, 年度, 保管期限, 类别
+
 CHUNK = 16  # items per catalogue transaction (and per dispatch to the pool)
 # Items a pool builds before it is replaced by a fresh one (its in-flight work drained first, so never more than
 # ``workers`` worker processes at once): whatever a long-lived worker's libraries keep (font, parser, certificate
@@ -329,20 +331,24 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
         del res["rendition"]  # bounded memory: the bytes are in the store now
     ok = [(it, res) for it, res in built if "failed" not in res]
     try:
+        through: dict[Class, int] = {}
         with ctx.catalogue.session() as s:
             locks: dict[dt.datetime, list[str]] = {}
             version = ensure_version(s, ctx.schedule).ref  # once a chunk (it digests the whole schedule)
-            refused = _file_chunk(ctx, s, actor, job, ok, locks, version)
+            refused = _file_chunk(ctx, s, actor, job, ok, locks, version, through)
             _lock(ctx, locks)  # durable before the chunk's catalogue commit
+        _committed(ctx, through)
     except IntegrityError:
         refused = []
         for it, res in ok:
             try:
+                through = {}
                 with ctx.catalogue.session() as s:
                     locks = {}
                     version = ensure_version(s, ctx.schedule).ref
-                    refused += _file_chunk(ctx, s, actor, job, [(it, res)], locks, version)
+                    refused += _file_chunk(ctx, s, actor, job, [(it, res)], locks, version, through)
                     _lock(ctx, locks)
+                _committed(ctx, through)
             except IntegrityError:
                 with ctx.catalogue.session() as s:
                     _state(s, it["import_item_id"], "failed", f"档号 {it['archival_code']} 或业务流水号 "
@@ -351,6 +357,12 @@ def _catalogue(ctx: Context, actor: Actor, job: ImportJob, todo: list[dict[str, 
     if refused:
         _keep_refusals(ctx, actor, refused)
     return len(built)
+
+
+def _committed(ctx: Context, through: dict[Class, int]) -> None:
+    """After a commit: the classes' 件号 now known gap-free up to the highest filed number that GD-2-6 passed."""
+    for key, number in through.items():
+        ctx.continuous[key] = max(ctx.continuous.get(key, 0), number)
 
 
 def _lock(ctx: Context, locks: dict[dt.datetime, list[str]]) -> None:
@@ -431,13 +443,14 @@ class _Filed:
 
 
 def _file_chunk(ctx: Context, s: Session, actor: Actor, job: ImportJob, ok: list[tuple[dict[str, Any], dict[str, Any]]],
-                locks: dict[dt.datetime, list[str]], version: str) -> list[_Refusal]:
+                locks: dict[dt.datetime, list[str]], version: str, through: dict[Class, int]) -> list[_Refusal]:
     """File a chunk's built items together, in a savepoint: cases, documents and items each in one batched insert,
     their receipts' audit events in one append, then each item's GD checks. The content checks ran in the worker,
     on the bytes (``res["checks"]``); the rest run here on the catalogued item and all are judged together. When an
     item's checks fail, the savepoint is rolled back (nothing of any item stays: no case, documents, item or audit
     events) and the chunk is filed again without it, so every item filed was checked as it stands; the refusals are
-    returned. The filed items' object locks are added to ``locks`` (set by the caller)."""
+    returned. The filed items' object locks are added to ``locks`` (set by the caller), and the highest 件号 per
+    class that GD-2-6 passed to ``through`` (the caller adds them to ``ctx.continuous`` once the chunk is committed)."""
     refused: list[_Refusal] = []
     todo = list(ok)
     while todo:
@@ -456,6 +469,10 @@ def _file_chunk(ctx: Context, s: Session, actor: Actor, job: ImportJob, ok: list
             continue
         savepoint.commit()
         _finish_chunk(ctx, s, actor, job, filed, locks)
+        for f in filed:
+            if any(i.code == "GD-2-6" and r.outcome == Outcome.PASSED for i, r in f.results):
+                key = (f.item.fonds_code, f.item.year, f.item.retention_code, f.item.category)
+                through[key] = max(through.get(key, 0), f.item.number)
         break
     return refused
 
@@ -565,7 +582,7 @@ def _checked(ctx: Context, s: Session, actor: Actor, f: _Filed) -> list[tuple[Ch
     subject = gd.FilingSubject(s, ctx, f.case, [gd.Original(d, None) for d in f.documents if d.is_active],
                                item.archival_code, ctx.code_rule.parse(item.archival_code), actor.kind, None,
                                item.rendition_sha256, item.rendition_sm3, item.rendition_key, item,
-                               scanner=ctx.scanner)
+                               scanner=ctx.scanner, continuous=ctx.continuous)
     return detached + gd.run_gd(subject, phase="attached")
 
 

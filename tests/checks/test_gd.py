@@ -122,6 +122,30 @@ def test_gap_in_item_numbers_refuses_filing(ctx: Context, client: TestClient, co
         assert s.scalar(select(func.count()).select_from(ArchiveItem)) == 1
 
 
+def test_continuity_counts_only_above_the_numbers_this_process_filed(ctx: Context, client: TestClient,
+                                                                      core: dict[str, str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """GD-2-6 counted the whole class for every filing (linear in the class, quadratic over a large import): after
+    each committed filing it passed, the next counts only above that 件号; the gap test above still refuses."""
+    seen: list[tuple[int, int]] = []
+    real_run = gd.run_gd
+
+    def spy(subject: gd.FilingSubject, *, phase: str = "all") -> list[tuple[object, object]]:
+        if phase == "metadata":
+            p = subject.parts
+            seen.append((p.number, (subject.continuous or {}).get((p.fonds, p.year, p.retention, p.category), 0)))
+        return real_run(subject, phase=phase)  # type: ignore[return-value]
+
+    monkeypatch.setattr(gd, "run_gd", spy)
+    codes = [file_case(client, core, f"YW202601050000{n}") for n in (1, 2, 3)]
+    assert [c[-1] for c in codes] == ["1", "2", "3"]
+    assert seen == [(1, 0), (2, 1), (3, 2)]
+    with ctx.catalogue.reading() as r:
+        item = r.scalar(select(ArchiveItem).where(ArchiveItem.number == 3))
+        assert item is not None
+        assert ctx.continuous == {(item.fonds_code, item.year, item.retention_code, item.category): 3}
+
+
 def test_digest_mismatch_refuses_filing(ctx: Context, client: TestClient, core: dict[str, str]) -> None:
     """Given an original whose recorded digest differs from its bytes, when the case is closed, then GD-1-1 and
     GD-1-11 refuse it and nothing is filed."""
