@@ -8,10 +8,11 @@
   save → pyHanko sign → SHA-256 + SM3 → write and fsync), B-B and B-T, and each filing p50 as a ratio of it
   (issue 17: ≥ 0.6); the load average at the start is printed first
 
+- with ``--phases``: the B-B filings' steps timed without a profiler (wall clock in the request thread), p50 each
 - with ``--profile FILE``: cProfile of every B-B filing's ``file_case`` (the request thread), saved to FILE and its top
   20 by cumulative time printed
 
-    .venv/bin/python bench/bench_capture.py [--cases 30] [--pages 300] [--profile FILE]
+    .venv/bin/python bench/bench_capture.py [--cases 30] [--pages 300] [--phases] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ print(pages, covers, dt, int(hwm) // 1024)
 """
 
 
-def http_bench(cases: int, tmp: Path, profile: Path | None = None) -> None:
+def http_bench(cases: int, tmp: Path, profile: Path | None = None, phases: bool = False) -> None:
     import uvicorn
 
     from archive.api.app import create_app
@@ -79,7 +80,7 @@ def http_bench(cases: int, tmp: Path, profile: Path | None = None) -> None:
     print(f"page JPEGs: {', '.join(f'{len(f) // 1024} KB' for f in files)}")
     floor = Floor(files, ctx.signer, tmp / "floor")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=60) as c:
-        with _profiled(profile):
+        with _profiled(profile), _phased(ctx, phases):
             up, filing = _file_cases(c, files, "BB", cases, "B-B", between=floor.file)
         floor_bb, floor.durations = floor.durations, []
         with LocalTsa(pki) as tsa:  # the running app's settings now name the TSA: filings are B-T
@@ -128,6 +129,100 @@ def _profiled(out: Path | None) -> Iterator[None]:
         cases.file_case = plain
         prof.dump_stats(out)
         pstats.Stats(str(out)).sort_stats("cumulative").print_stats(20)
+
+
+@contextmanager
+def _phased(ctx: Any, on: bool) -> Iterator[None]:
+    """With ``on``: the filing's steps wrapped in wall-clock timers (no profiler: the figures are the real ones),
+    p50 per filing printed at the end. Steps nest: ``build`` holds checks, render, sign and store."""
+    if not on:
+        yield
+        return
+    from archive import audit, filing, ltv
+    from archive.api.routes import cases
+    from archive.checks import gd
+
+    times: dict[str, list[float]] = {}
+    current: dict[str, float] = {}
+    patched: list[tuple[object, str, object]] = []
+
+    def timed(owner: object, name: str, label: str | Callable[..., str]) -> None:
+        plain = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return plain(*args, **kwargs)
+            finally:
+                key = label(*args, **kwargs) if callable(label) else label
+                current[key] = current.get(key, 0.0) + time.perf_counter() - t0
+
+        patched.append((owner, name, plain))
+        setattr(owner, name, wrapper)
+
+    timed(cases, "file_case", "route: file_case")
+    timed(cases, "case_out", "route: case_out")
+    timed(filing, "close_case", "filing (close_case)")
+    timed(filing, "_build", "  build")
+    timed(gd, "run_gd", lambda *a, phase="", **k: f"    GD {phase}")
+    timed(filing, "build_rendition", "    render")
+    timed(gd, "load_originals", "    read originals")
+    timed(filing, "missing_materials", "    materials list")
+    timed(filing, "peek", "    档号 predicted")
+    timed(filing, "get_case", "    case read")
+    timed(gd, "FilingSubject", "    GD subject")
+    timed(ltv, "sign_rendition", "    sign")
+    timed(filing, "digest_bytes", "    digests")
+    timed(ctx.store, "put", "    store put")
+    timed(filing, "_commit", "  commit (before COMMIT)")
+    timed(ctx.store, "extend_retentions", "    retention locks")
+    timed(filing, "add_report", "    GD report")
+    timed(audit, "record_many", "    audit events")
+    timed(filing, "allocate", "    件号")
+    plain_items = gd.run_items
+
+    def run_items(items: Any, subject: Any) -> Any:  # each GD item on its own line, the slowest shown
+        out = []
+        for item in items:
+            t0 = time.perf_counter()
+            out += plain_items([item], subject)
+            current[f"      {item.code}"] = current.get(f"      {item.code}", 0.0) + time.perf_counter() - t0
+        return out
+
+    patched.append((gd, "run_items", plain_items))
+    gd.run_items = run_items
+    plain_file, plain_out = cases.file_case, cases.case_out
+
+    def flush() -> None:
+        for key, seconds in current.items():
+            times.setdefault(key, []).append(seconds)
+        current.clear()
+
+    def file_case(*args: Any, **kwargs: Any) -> Any:
+        current.clear()  # the upload before it also stored objects
+        return plain_file(*args, **kwargs)
+
+    def case_out(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return plain_out(*args, **kwargs)
+        finally:
+            flush()  # the filing's answer is the last step
+
+    cases.file_case, cases.case_out = file_case, case_out  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cases.file_case, cases.case_out = plain_file, plain_out  # type: ignore[assignment]
+        for owner, name, plain in reversed(patched):
+            setattr(owner, name, plain)
+        order = ["route: file_case", "route: case_out", "filing (close_case)", "  build", "    case read",
+                 "    materials list", "    档号 predicted", "    read originals", "    GD subject", "    GD metadata",
+                 "    render", "    sign", "    digests", "    GD content", "    store put",
+                 "  commit (before COMMIT)", "    件号", "    retention locks", "    GD report", "    audit events"]
+        items = sorted((k for k in times if k.strip().startswith("GD-")), key=lambda k: -pct(times[k], 50))
+        for key in order + items[:8] + sorted(set(times) - set(order) - set(items)):
+            if key in times:
+                print(f"  {key:<28} p50 {pct(times[key], 50):7.1f} ms")
 
 
 class Floor:
@@ -232,11 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=30)
     p.add_argument("--pages", type=int, default=300)
+    p.add_argument("--phases", action="store_true", help="time the B-B filings' steps (no profiler), p50 each")
     p.add_argument("--profile", type=Path, help="cProfile the B-B filings into this file and print the top 20")
     args = p.parse_args(argv)
     print("load average at start: {:.2f} {:.2f} {:.2f} ({} cores)".format(*os.getloadavg(), os.cpu_count()))
     with tempfile.TemporaryDirectory() as tmp:
-        http_bench(args.cases, Path(tmp), args.profile)
+        http_bench(args.cases, Path(tmp), args.profile, args.phases)
         if args.pages:  # --pages 0: filing only
             separation_bench(args.pages, Path(tmp))
     print(f"(bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
