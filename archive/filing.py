@@ -307,7 +307,8 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
     # Stored without a lock: the filing's commit sets it, so a rendition that is never filed can be reclaimed.
     with metrics.stage("store"):
-        ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3)
+        ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+                      sm3_computed=True)  # from these bytes, just above: not computed twice
     # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
     lock_until = lock_end(expiry, bt.retention.years, local_closed)
     split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from

@@ -226,7 +226,8 @@ def renew_item(ctx: Context, actor: Actor, item_id: int, renewer: _Renewer | Non
     renewed = renew(data, renewer.timestamper, renewer.context)
     digests = digest_bytes(renewed)
     key = content_key("renditions", digests.sha256)
-    ctx.store.put(key, io.BytesIO(renewed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3)
+    ctx.store.put(key, io.BytesIO(renewed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+                  sm3_computed=True)
     with ctx.catalogue.session() as s:
         item = s.get(ArchiveItem, item_id, with_for_update=True)
         if item is None or under_destruction(s, item_id) or item.rendition_key != old_key:

@@ -191,16 +191,19 @@ class Upload:
 
     :meth:`chunks` checks size and digests before it hands out the last chunk, so a backend that
     publishes only after the last chunk never publishes bad bytes. SM3 is computed (and checked)
-    only when the caller declares it; SHA-256, the content address, is always checked.
+    only when the caller declares it and has not computed it from these very bytes itself
+    (``sm3_computed``); SHA-256, the content address, is always checked.
     """
 
-    def __init__(self, key: str, stream: BinaryIO, size: int, sha256: str, sm3: str | None) -> None:
+    def __init__(self, key: str, stream: BinaryIO, size: int, sha256: str, sm3: str | None,
+                 sm3_computed: bool = False) -> None:
         self.key, self._stream, self.size, self.sha256, self.sm3 = key, stream, size, sha256, sm3
+        self._check_sm3 = bool(sm3) and not sm3_computed
 
     def chunks(self, chunk_size: int = PIPELINE_CHUNK) -> Iterator[bytes]:
         """The bytes in order; each chunk is hashed on a helper thread while the caller writes it (hashlib
         and file writes release the GIL), except the last, which is verified before it is handed out."""
-        both = Hasher() if self.sm3 else None
+        both = Hasher() if self._check_sm3 else None
         sha = hashlib.sha256()
         update = both.update if both is not None else sha.update
         remaining = self.size
@@ -266,8 +269,12 @@ class ObjectStore(ABC):
     @abstractmethod
     def put(self, key: str, data: BinaryIO, *, size: int, sha256: str, sm3: str | None = None,
             retain_until: datetime | None = None, legal_hold: bool = False,
-            media_type: str = DEFAULT_MEDIA_TYPE) -> ObjectInfo:
+            media_type: str = DEFAULT_MEDIA_TYPE, sm3_computed: bool = False) -> ObjectInfo:
         """Store exactly ``size`` bytes with these digests; idempotent for the same bytes.
+
+        ``sm3_computed``: the caller computed ``sm3`` from exactly these bytes (signing.fixity.digest_bytes on a
+        ``bytes`` object that never left the process), so it is recorded without computing it again; the size
+        and SHA-256, the content address, are checked all the same.
 
         Putting bytes that already exist returns the stored object, extending (never shortening)
         its retention and setting (never clearing) its legal hold.
@@ -370,7 +377,7 @@ class BackendStore(ObjectStore):
     # --- the interface ---
     def put(self, key: str, data: BinaryIO, *, size: int, sha256: str, sm3: str | None = None,
             retain_until: datetime | None = None, legal_hold: bool = False,
-            media_type: str = DEFAULT_MEDIA_TYPE) -> ObjectInfo:
+            media_type: str = DEFAULT_MEDIA_TYPE, sm3_computed: bool = False) -> ObjectInfo:
         key = check_key(key)
         sha256 = check_digest(sha256, "sha256")
         sm3 = check_digest(sm3, "sm3") if sm3 is not None else None
@@ -382,7 +389,7 @@ class BackendStore(ObjectStore):
         info = self._stat_or_none(key)
         if info is None:
             new = ObjectInfo(key, size, sha256, sm3, until, bool(legal_hold), media_type or DEFAULT_MEDIA_TYPE)
-            written = self._write_new(Upload(key, data, size, sha256, sm3), new)
+            written = self._write_new(Upload(key, data, size, sha256, sm3, sm3_computed), new)
             if written is not None:
                 return written
             info = self._stat(key)

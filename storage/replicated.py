@@ -55,9 +55,9 @@ class ReplicatedStore(ObjectStore):
 
     def put(self, key: str, data: BinaryIO, *, size: int, sha256: str, sm3: str | None = None,
             retain_until: datetime | None = None, legal_hold: bool = False,
-            media_type: str = DEFAULT_MEDIA_TYPE) -> ObjectInfo:
+            media_type: str = DEFAULT_MEDIA_TYPE, sm3_computed: bool = False) -> ObjectInfo:
         info = self.primary.put(key, data, size=size, sha256=sha256, sm3=sm3, retain_until=retain_until,
-                                legal_hold=legal_hold, media_type=media_type)
+                                legal_hold=legal_hold, media_type=media_type, sm3_computed=sm3_computed)
         self.copy_to_secondary(info)
         return info
 

@@ -180,9 +180,9 @@ class S3Store(BackendStore):
 
     def put(self, key: str, data: BinaryIO, *, size: int, sha256: str, sm3: str | None = None,
             retain_until: datetime | None = None, legal_hold: bool = False,
-            media_type: str = DEFAULT_MEDIA_TYPE) -> ObjectInfo:
+            media_type: str = DEFAULT_MEDIA_TYPE, sm3_computed: bool = False) -> ObjectInfo:
         return super().put(key, data, size=size, sha256=sha256, sm3=sm3, retain_until=self._cap(key, retain_until),
-                           legal_hold=legal_hold, media_type=media_type)
+                           legal_hold=legal_hold, media_type=media_type, sm3_computed=sm3_computed)
 
     def set_retention(self, key: str, until: datetime) -> ObjectInfo:
         return super().set_retention(key, self._cap(key, until) or until)

@@ -75,7 +75,8 @@ def all_refused(refusals: list[tuple[str, str]], detail: Any) -> InvalidInput:
 
 @dataclass
 class Received:
-    """One uploaded file, read to the end once: its bytes (bounded by the size limit) and digests."""
+    """One uploaded file, read to the end once: its bytes (bounded by the size limit) and their digests, computed
+    from ``data`` in this process (the store records the SM3 without computing it again)."""
 
     filename: str
     data: bytes
@@ -138,7 +139,7 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     dq_found = dq_source.check(ctx, session, "document", dq_values)  # a block rule refuses before storing
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
-                  sm3=received.sm3)
+                  sm3=received.sm3, sm3_computed=True)
     metrics.uploaded("document", len(received.data))
     if replaces is not None:
         sequence = replaces.sequence

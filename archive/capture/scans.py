@@ -61,7 +61,7 @@ def receive(ctx: Context, session: Session, principal: Principal, received: Rece
         open_source_pdf(received.data, SourceDocument(received.filename, PDF)).close()
     key = content_key("originals", received.sha256)
     ctx.store.put(key, io.BytesIO(received.data), size=len(received.data), sha256=received.sha256,
-                  sm3=received.sm3)
+                  sm3=received.sm3, sm3_computed=True)
     metrics.uploaded("scan", len(received.data))
     batch = ScanBatch(filename=received.filename, original_key=key, sha256=received.sha256, media_type=media_type,
                       pages_total=pages, material_type=material_type, covers=[], branch=branch_of(principal),

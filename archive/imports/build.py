@@ -85,7 +85,8 @@ def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str,
         d = digest_bytes(data)
         key = content_key("originals", d.sha256)
         media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
-        ctx.store.put(key, io.BytesIO(data), size=d.size, sha256=d.sha256, sm3=d.sm3, media_type=media)
+        ctx.store.put(key, io.BytesIO(data), size=d.size, sha256=d.sha256, sm3=d.sm3, media_type=media,
+                      sm3_computed=True)
         originals.append({"key": key, "sha256": d.sha256, "sm3": d.sm3, "size": d.size, "name": name,
                           "media_type": media})
         sources.append(SourceDocument(title=f"第{n}页（{name}）", media_type=media, data=data,

@@ -231,7 +231,7 @@ def _store_pdf(ctx: Context, pdf: bytes) -> tuple[str, str]:
     key = content_key("manifests", d.sha256)
     now = datetime.now(UTC)
     ctx.store.put(key, io.BytesIO(pdf), size=d.size, sha256=d.sha256, sm3=d.sm3, media_type="application/pdf",
-                  retain_until=datetime(now.year + PDF_LOCK_YEARS, 1, 1, tzinfo=UTC))
+                  retain_until=datetime(now.year + PDF_LOCK_YEARS, 1, 1, tzinfo=UTC), sm3_computed=True)
     return key, d.sha256
 
 

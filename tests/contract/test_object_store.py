@@ -147,6 +147,40 @@ def test_sm3_mismatch_is_refused_and_leaves_nothing(store: ObjectStore) -> None:
     _nothing_visible(store, b.key)
 
 
+def test_sm3_the_caller_computed_is_recorded_without_computing_it_again(
+        store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given bytes whose SM3 the caller computed from them (a filing's rendition), When put with sm3_computed, Then
+    the SM3 is recorded and not computed a second time (the store's SM3 hasher is not asked for; a replicated
+    store's copy to its secondary is read back from the primary's disk, so that copy is checked in full)."""
+    import storage.base
+
+    b = blob(3 * 1024 * 1024 + 5)  # more than one of the chunks an upload is hashed in
+    made: list[object] = []
+    plain = storage.base.Hasher
+    monkeypatch.setattr(storage.base, "Hasher", lambda: made.append(1) or plain())
+    info = put(store, b, sm3=b.digests.sm3, sm3_computed=True)
+    assert (info.sha256, info.sm3) == (b.sha256, b.digests.sm3)
+    assert len(made) == (1 if store.backend == "replicated" else 0)
+    assert store.stat(b.key).sm3 == b.digests.sm3 and read_all(store, b.key) == b.data
+
+
+@pytest.mark.parametrize("where", [10, -1])
+def test_sm3_computed_still_checks_the_sha256_and_the_size(store: ObjectStore, where: int) -> None:
+    """Given sm3_computed, When the bytes differ from the declared SHA-256 or size, Then they are refused all the
+    same and nothing is stored: only the SM3 is taken on trust, never the content address."""
+    b = blob(3 * 1024 * 1024 + 5)
+    damaged = bytearray(b.data)
+    damaged[where] ^= 0xFF
+    with pytest.raises(IntegrityFailure) as exc:
+        store.put(b.key, io.BytesIO(bytes(damaged)), size=len(b.data), sha256=b.sha256, sm3=b.digests.sm3,
+                  sm3_computed=True)
+    assert exc.value.detail["algorithm"] == "sha256"
+    with pytest.raises(IntegrityFailure):
+        store.put(b.key, io.BytesIO(b.data[:-1]), size=len(b.data), sha256=b.sha256, sm3=b.digests.sm3,
+                  sm3_computed=True)
+    _nothing_visible(store, b.key)
+
+
 def test_content_key_must_match_the_digest(store: ObjectStore) -> None:
     """Given a content key of other bytes, When put, Then InvalidKey and nothing stored."""
     b, other = blob(seed=1), blob(seed=2)
