@@ -22,7 +22,7 @@ import hashlib
 import io
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -263,22 +263,15 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     # GD-1-1's digests of the originals, computed once, beside the record checks
     hashing = [(o, _helpers.submit(digest_bytes, o.data)) for o in subject.originals if o.data is not None]
     results = gd.run_gd(subject, phase="metadata")
-    verified: set[int] = set()  # documents whose bytes are the ones recorded (and checked) at intake
-    for o, digesting in hashing:
-        d = _memo_result(subject, o, digesting.result())  # GD-1-1 takes them from the subject's memo
-        if (d.sha256, d.sm3) == (o.doc.sha256, o.doc.sm3):
-            verified.add(o.doc.id)
     if blocking_failures(results):
         _refuse(results)
     if any(o.data is None for o in subject.originals):  # unreadable originals: report them, build nothing
+        _verified(subject, hashing)
         _refuse(results + gd.run_gd(subject, phase="content"))
-    # A JPEG decoded at intake (check_source, GD-3-4) whose bytes are verified the same is not decoded again
-    intake = {o.doc.id for o in subject.rendered
-              if o.doc.media_type == JPEG and o.doc.id in verified and (o.doc.detail or {}).get(DECODED)}
-    sources = [SourceDocument(title=f"{schedule.materials[o.doc.material_type]}（{o.doc.filename}）",
-                              media_type=o.doc.media_type, data=o.data,
-                              material_type=schedule.materials[o.doc.material_type], decoded=o.doc.id in intake)
-               for o in subject.rendered]  # OFD is itself an archival 版式 format, kept as received
+    # A JPEG decoded at intake (check_source, GD-3-4) whose bytes are verified the same is not decoded again. The
+    # render does not wait for the verification (the digests are computed beside it): it takes the intake's word,
+    # and is built again in the rare case that the bytes turn out to differ (GD-1-1 then refuses the filing).
+    claimed = {o.doc.id for o in subject.rendered if o.doc.media_type == JPEG and (o.doc.detail or {}).get(DECODED)}
     parties = [p for p in (case.applicant_name, case.applicant_id_number, case.unit_name) if p]
     meta = RenditionMetadata(
         archival_code=code, business_serial=case.serial, business_type=bt.name, retention=bt.retention.label,
@@ -286,8 +279,19 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
         dates=(case.accepted_at.astimezone(ctx.zone).date(), local_closed), parties=parties,
         extra={"年度": str(parts.year), "办理网点": case.branch, "经办人": case.clerk},
     )
-    with metrics.stage("render"):
-        rendition = build_rendition(sources, meta, max_pixels=settings.max_pixels)
+
+    def render(intake: set[int]) -> bytes:
+        sources = [SourceDocument(title=f"{schedule.materials[o.doc.material_type]}（{o.doc.filename}）",
+                                  media_type=o.doc.media_type, data=o.data,
+                                  material_type=schedule.materials[o.doc.material_type], decoded=o.doc.id in intake)
+                   for o in subject.rendered]  # OFD is itself an archival 版式 format, kept as received
+        with metrics.stage("render"):
+            return build_rendition(sources, meta, max_pixels=settings.max_pixels)
+
+    rendition = render(claimed)
+    intake = claimed & _verified(subject, hashing)
+    if intake != claimed:
+        rendition = render(intake)  # an original changed since intake: decoded now, as the checks will report
     # GD-3-4 decodes none of them again: the build just did, or (intake) did so on the same bytes
     subject.decoded = {o.doc.id for o in subject.rendered if o.doc.media_type in gd.RASTER}
     subject.decoded_at_intake = intake & subject.decoded
@@ -319,9 +323,20 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
                                   read=ltv.own_signature_read(signed) if level in ("B-B", "B-T") else None))
 
 
-def _memo_result(subject: gd.FilingSubject, original: gd.Original, digests: Digests) -> Digests:
-    assert original.data is not None
-    return subject.memo("digest", original.data, lambda _: digests)
+def _verified(subject: gd.FilingSubject, hashing: list[tuple[gd.Original, Future[Digests]]]) -> set[int]:
+    """The documents whose bytes are the ones recorded (and checked) at intake, once their digests, computed on the
+    helper threads, are in; GD-1-1 takes the digests from the subject's memo."""
+    verified = set()
+    for o, digesting in hashing:
+        assert o.data is not None
+        d = _memo_result(subject, o.data, digesting.result())
+        if (d.sha256, d.sm3) == (o.doc.sha256, o.doc.sm3):
+            verified.add(o.doc.id)
+    return verified
+
+
+def _memo_result(subject: gd.FilingSubject, data: bytes, digests: Digests) -> Digests:
+    return subject.memo("digest", data, lambda _: digests)
 
 
 def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:
