@@ -90,8 +90,7 @@ class FilesystemStore(BackendStore):
         return self.root / key
 
     def _meta_of(self, key: str) -> Path:
-        path = self.path_of(key)
-        return path.with_name(path.name + META)
+        return _sidecar(self.path_of(key))
 
     @contextmanager
     def _os_errors(self) -> Iterator[None]:
@@ -115,7 +114,8 @@ class FilesystemStore(BackendStore):
 
     # --- mechanics ---
     def _stat(self, key: str) -> ObjectInfo:
-        data, meta = self.path_of(key), self._meta_of(key)
+        data = self.path_of(key)  # checked once: its sidecar is beside it
+        meta = _sidecar(data)
         with self._os_errors():
             try:
                 st = os.stat(data)
@@ -252,11 +252,15 @@ class FilesystemStore(BackendStore):
                     stale = [key for key, (info, _) in temps.items() if now[key] != info]
                     _unlink_all(temps.pop(key)[1] for key in stale)
                     temps |= written(needed(now[key] for key in stale))  # changed meanwhile: redone, rarely
-                    for key, (_, tmp) in temps.items():
-                        os.rename(tmp, self._meta_of(key))
+                    renamed = set()
+                    for key, (_, tmp) in list(temps.items()):
+                        sidecar = self._meta_of(key)
+                        os.rename(tmp, sidecar)
+                        renamed.add(sidecar.parent)
+                        del temps[key]
             finally:
                 _unlink_all(tmp for _, tmp in temps.values())
-            _fsync_all(sorted({self._meta_of(key).parent for key in temps}), _fsync_dir)
+            _fsync_all(sorted(renamed), _fsync_dir)
 
     def _write_retention(self, info: ObjectInfo, until: datetime) -> None:
         with self._os_errors():
@@ -352,6 +356,11 @@ def _make_dirs(path: Path) -> None:
 
 _syncer: ThreadPoolExecutor | None = None
 _syncer_guard = threading.Lock()
+
+
+def _sidecar(path: Path) -> Path:
+    """The metadata file beside an object's bytes."""
+    return path.with_name(path.name + META)
 
 
 def _fsync_all(paths: Sequence[T], fsync: Callable[[T], None]) -> None:
