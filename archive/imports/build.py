@@ -10,7 +10,6 @@ then stores it - a crash can never leave a rendition nobody knows about (an orph
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -79,10 +78,10 @@ def _build(ctx: Context, job: dict[str, Any], item: dict[str, Any]) -> dict[str,
     sources: list[SourceDocument] = []
     for n, (name, size, sha256) in enumerate(item["files"], 1):
         data = (folder / name).read_bytes()
-        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        d = digest_bytes(data)  # the check against the scan and the store's digests, from one pass
+        if d.size != size or d.sha256 != sha256:
             return {"failed": "file_changed", "reason": f"{item['folder']}/{name} 在预扫描后被改动（大小或摘要不符）；"
                     "请重新预扫描并出具预检报告"}
-        d = digest_bytes(data)
         key = content_key("originals", d.sha256)
         media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
         ctx.store.put(key, io.BytesIO(data), size=d.size, sha256=d.sha256, sm3=d.sm3, media_type=media,

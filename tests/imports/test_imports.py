@@ -269,6 +269,27 @@ def test_imported_items_get_gd_checks_and_a_failing_item_is_not_half_imported(ct
     assert set(ctx.store.list_keys("renditions")) == {good_key}
 
 
+@pytest.mark.parametrize("change", ["same_size", "appended"])
+def test_a_page_changed_after_the_scan_fails_its_item_and_stores_nothing_of_it(ctx: Context, tmp_path: Path,
+                                                                                 change: str) -> None:
+    """Given an approved import whose page was changed after the scan (the same size, or bytes appended), when the
+    import runs, then that item fails as file_changed naming the file, nothing of it is stored or catalogued, and the
+    other item is imported."""
+    job_id = _approved_job(ctx, tmp_path, [row(1), row(2)])
+    page = tmp_path / "delivery" / "2015" / code(2) / "0001.jpg"
+    data = page.read_bytes()
+    page.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]) if change == "same_size" else data + b"\0")
+    assert job.run(ctx, ACTOR, job_id, pool=False) == {"indexed": 1, "failed": 1}
+    with ctx.catalogue.reading() as r:
+        bad = r.scalar(select(ImportItem).where(ImportItem.key == code(2)))
+        assert bad is not None and bad.item_id is None
+        assert "在预扫描后被改动" in (bad.reason or "") and f"{code(2)}/0001.jpg" in (bad.reason or "")
+        assert [i.archival_code for i in r.scalars(select(ArchiveItem))] == [code(1)]
+        assert r.scalar(select(func.count()).select_from(Document)) == 1
+    assert len(list(ctx.store.list_keys("renditions"))) == 1
+    assert len(list(ctx.store.list_keys("originals"))) == 1
+
+
 def test_crash_between_store_and_catalogue_reuses_the_stored_rendition(ctx: Context, tmp_path: Path) -> None:
     job_id = _approved_job(ctx, tmp_path, [row(n) for n in range(1, 5)])
     real = build.store_rendition
