@@ -260,7 +260,7 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     subject = gd.FilingSubject(r, ctx, case, gd.load_originals(ctx, docs), code, parts, principal.kind,
                                missing=missing, scanner=ctx.scanner, rendition_pending=True,
                                continuous=ctx.continuous)
-    # GD-1-1's digests of the originals, computed once, beside the record checks
+    # GD-1-1's digests of the originals, computed once, beside the record checks and the render
     hashing = [(o, _helpers.submit(digest_bytes, o.data)) for o in subject.originals if o.data is not None]
     results = gd.run_gd(subject, phase="metadata")
     if blocking_failures(results):
