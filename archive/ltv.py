@@ -93,13 +93,13 @@ def own_signature_read(data: bytes) -> tuple[str, list[TimeStampInfo]]:
     stamp), read from the signature's own bytes: what :func:`version_row` would read with pyHanko's parser,
     without its cost (~35 ms a filing, issue 17). A file carrying more gets the full reading."""
     from signing.ltv import level_of, signature_time_stamps, time_stamps
-    from signing.selfcheck import last_signature
+    from signing.selfcheck import only_signature
 
-    try:
-        found = last_signature(data)
+    try:  # from the file's structure, as pyHanko reads it: no scan of the whole file's bytes (~1.5 ms a filing)
+        found = only_signature(data)
     except (ValueError, TypeError, KeyError):
         found = None
-    if found is None or b"/DSS" in data or b"/DocTimeStamp" in data or data.count(b"/ByteRange") != 1:
+    if found is None:
         return level_of(data), time_stamps(data)
     stamps = signature_time_stamps(found[1], found[0])
     return ("B-T" if stamps else "B-B"), stamps

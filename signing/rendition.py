@@ -25,6 +25,7 @@ from typing import Literal
 import img2pdf
 import pikepdf
 import pikepdf.pdfa as pdfa
+from pikepdf.models import PdfMetadata
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from signing.errors import RenditionFailed, UnsupportedDocument
@@ -477,12 +478,16 @@ def rendition_failed(findings: Sequence[object], stage: str) -> RenditionFailed:
 def read_rendition_metadata(data: bytes) -> dict[str, str]:
     """The labelled catalogue values (档号, 业务流水号 …) and title of a rendition's XMP."""
     with pikepdf.open(io.BytesIO(data)) as pdf:
-        xmp = pdf.open_metadata()
-        values = {}
-        for item in xmp.get("dc:subject") or ():
-            key, sep, value = str(item).partition(":")
-            if sep:
-                values[key] = value
-        values["题名"] = str(xmp.get("dc:title", ""))
-        values["pdfaid"] = f"{xmp.get('pdfaid:part', '')}{xmp.get('pdfaid:conformance', '')}".lower()
+        return metadata_values(pdf.open_metadata())
+
+
+def metadata_values(xmp: PdfMetadata) -> dict[str, str]:
+    """:func:`read_rendition_metadata` of an XMP packet already open (pikepdf's ``Pdf.open_metadata()``)."""
+    values = {}
+    for item in xmp.get("dc:subject") or ():
+        key, sep, value = str(item).partition(":")
+        if sep:
+            values[key] = value
+    values["题名"] = str(xmp.get("dc:title", ""))
+    values["pdfaid"] = f"{xmp.get('pdfaid:part', '')}{xmp.get('pdfaid:conformance', '')}".lower()
     return values

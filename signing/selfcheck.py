@@ -81,34 +81,64 @@ def last_signature(data: bytes) -> tuple[str, cms.SignedData] | None:
     the bytes (pyHanko's reader parses the /Contents hex string in Python, ~30 ms a file). None: no signature.
     Raises ValueError when it cannot be read; only for files whose signature was just made (no checking here:
     :func:`check_own_signature` checks)."""
+    fields = _fields(data)
+    return _signed_data(data, fields.signed[-1]) if fields.signed else None
+
+
+def only_signature(data: bytes) -> tuple[str, cms.SignedData] | None:
+    """:func:`last_signature` of a file whose one signature is all a PAdES level counts: exactly one signed field,
+    no document time stamp, no /DSS (what pyHanko's reader would find, from the same structure). None when the file
+    carries more, or nothing; ValueError when it cannot be read."""
+    fields = _fields(data)
+    if fields.dss or fields.doc_timestamps or len(fields.signed) != 1:
+        return None
+    return _signed_data(data, fields.signed[0])
+
+
+@dataclass(frozen=True)
+class _Fields:
+    signed: list[tuple[str, tuple[int, ...]]]  # (name, /ByteRange) of each signed field, in form order
+    doc_timestamps: int
+    dss: bool
+
+
+def _fields(data: bytes) -> _Fields:
     try:
-        found = _last_field(data)
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            return _form_fields(pdf)
     except pikepdf.PdfError as exc:
         raise ValueError("not a PDF") from exc
-    if found is None:
-        return None
-    name, (_start, len1, start2, _len2) = found
+
+
+def _form_fields(pdf: pikepdf.Pdf) -> _Fields:
+    """The signature fields holding a value, in the form's field tree (kids included), in one reading."""
+    form = pdf.Root.get("/AcroForm")
+    todo = list(form.get("/Fields", pikepdf.Array())) if isinstance(form, pikepdf.Dictionary) else []
+    signed, stamps, seen = [], 0, set()
+    while todo:
+        field = todo.pop(0)
+        if not isinstance(field, pikepdf.Dictionary) or (field.is_indirect and field.objgen in seen):
+            continue
+        if field.is_indirect:
+            seen.add(field.objgen)
+        todo[:0] = list(field.get("/Kids", pikepdf.Array()))
+        value = field.get("/V")
+        if field.get("/FT") == pikepdf.Name.Sig and isinstance(value, pikepdf.Dictionary):
+            signed.append((str(field.get("/T", "")), tuple(int(v) for v in value.get("/ByteRange", pikepdf.Array()))))
+            stamps += value.get("/Type") == pikepdf.Name.DocTimeStamp
+    return _Fields(signed, stamps, "/DSS" in pdf.Root)
+
+
+def _signed_data(data: bytes, field: tuple[str, tuple[int, ...]]) -> tuple[str, cms.SignedData]:
+    name, (_start, len1, start2, _len2) = field
     contents = bytes.fromhex(data[len1 + 1:start2 - 1].decode("ascii"))
     return name, cms.ContentInfo.load(contents, strict=False)["content"]
 
 
 def _last_byte_range(data: bytes) -> tuple[int, ...] | None:
     """The /ByteRange of the last signature field's value (None: no signature)."""
-    found = _last_field(data)
-    return found[1] if found is not None else None
-
-
-def _last_field(data: bytes) -> tuple[str, tuple[int, ...]] | None:
-    """The name and /ByteRange of the last signature field's value (None: no signature)."""
-    with pikepdf.open(io.BytesIO(data)) as pdf:
-        form = pdf.Root.get("/AcroForm")
-        fields = form.get("/Fields", pikepdf.Array()) if isinstance(form, pikepdf.Dictionary) else pikepdf.Array()
-        found = None
-        for field in fields:
-            value = field.get("/V")
-            if field.get("/FT") == pikepdf.Name.Sig and isinstance(value, pikepdf.Dictionary):
-                found = (str(field.get("/T", "")), tuple(int(v) for v in value.get("/ByteRange", pikepdf.Array())))
-        return found
+    signed = _fields(data).signed
+    return signed[-1][1] if signed else None
 
 
 def _signer_problems(signed: cms.SignedData, info: cms.SignerInfo, cert: asn1_x509.Certificate) -> list[str]:

@@ -117,6 +117,13 @@ class FilingSubject:
             self._memo[key] = (data, fn(data))  # keep data referenced so id() stays unique
         return self._memo[key][1]
 
+    def release(self) -> None:
+        """Close the parsed PDF the memo holds open (see _rendition_pdf); an item run later opens it again."""
+        for key in [k for k in self._memo if k[0] == "pdf"]:
+            opened = self._memo.pop(key)[1]
+            if not isinstance(opened, Exception):
+                opened.close()
+
     @property
     def filed(self) -> bool:
         return self.item is not None
@@ -175,7 +182,10 @@ def run_gd(subject: FilingSubject, *, phase: str = "all") -> list[tuple[CheckIte
         items = [i for i in items if i.code in DETACHED]
     elif phase == "attached":
         items = [i for i in items if i.code not in DETACHED]
-    return run_items(items, subject)
+    try:
+        return run_items(items, subject)
+    finally:
+        subject.release()
 
 
 def refusal_summary(results: list[tuple[CheckItem, Result]]) -> list[dict[str, Any]]:
@@ -493,8 +503,7 @@ def rendition_properties(s: FilingSubject) -> list[Result]:
     if s.rendition is None:
         return [_no_rendition(s)]
     try:
-        with pikepdf.open(io.BytesIO(s.rendition)) as pdf:
-            pages = len(pdf.pages)
+        pages = len(_rendition_pdf(s).pages)
     except pikepdf.PdfError as exc:
         return [Result(F, f"归档 PDF 无法解析：{exc}", "rendition")]
     expected = sum(o.doc.page_count for o in s.rendered)
@@ -538,14 +547,51 @@ def _no_rendition(s: FilingSubject) -> Result:
     return Result(F, "归档 PDF 不存在或无法读取", "rendition")
 
 
+def _rendition_pdf(s: FilingSubject) -> Any:
+    """The rendition parsed once (pikepdf) for every item that reads its structure - pages, outline, XMP,
+    encryption - rather than once per item (issue 17); closed when the run ends (FilingSubject.release). Raises
+    what opening it raised, to each item that asks, which reports it in its own words."""
+    assert s.rendition is not None
+    opened = s.memo("pdf", s.rendition, _open_pdf)
+    if isinstance(opened, Exception):
+        raise opened
+    return opened
+
+
+def _open_pdf(data: bytes) -> Any:
+    import pikepdf
+
+    try:
+        return pikepdf.open(io.BytesIO(data))
+    except Exception as exc:  # kept, and raised to each item that reads the file (see _rendition_pdf)
+        return exc
+
+
+@dataclass(frozen=True)
+class _Xmp:
+    values: dict[str, str]  # signing.rendition.metadata_values
+    creator_tool: str
+
+
+def _read_xmp(s: FilingSubject) -> _Xmp:
+    """The rendition's XMP, parsed once for GD-2-3, GD-2-10, GD-3-1 and GD-3-5."""
+    assert s.rendition is not None
+    return s.memo("xmp", s.rendition, lambda _: _parse_xmp(_rendition_pdf(s)))
+
+
+def _parse_xmp(pdf: Any) -> _Xmp:
+    from signing.rendition import metadata_values
+
+    xmp = pdf.open_metadata()
+    return _Xmp(metadata_values(xmp), str(xmp.get("xmp:CreatorTool", "") or ""))
+
+
 def _xmp(s: FilingSubject) -> dict[str, str] | Result:
     """The rendition's embedded metadata, or why it cannot be read."""
-    from signing.rendition import read_rendition_metadata
-
     if s.rendition is None:
         return _no_rendition(s)
     try:
-        return s.memo("xmp", s.rendition, read_rendition_metadata)
+        return _read_xmp(s).values
     except Exception as exc:  # pikepdf and XMP parsing raise several kinds
         return Result(F, f"归档 PDF 的元数据无法读取：{type(exc).__name__}: {exc}", "rendition")
 
@@ -553,18 +599,16 @@ def _xmp(s: FilingSubject) -> dict[str, str] | Result:
 def _outline(s: FilingSubject) -> list[str] | Result:
     if s.rendition is None:
         return _no_rendition(s)
-    return s.memo("outline", s.rendition, _read_outline)
+    return s.memo("outline", s.rendition, lambda _: _read_outline(s))
 
 
-def _read_outline(data: bytes) -> list[str] | Result:
-    import pikepdf
-
+def _read_outline(s: FilingSubject) -> list[str] | Result:
     try:
-        with pikepdf.open(io.BytesIO(data)) as pdf, pdf.open_outline() as outline:
-            titles = [str(i.title) for i in outline.root]
-            if "/PageLabels" not in pdf.Root:
-                return Result(F, "归档 PDF 没有页码标签", "rendition")
-            return titles
+        pdf = _rendition_pdf(s)
+        titles = [str(i.title) for i in pdf.open_outline().root]  # read only: no ``with``, which writes it back
+        if "/PageLabels" not in pdf.Root:
+            return Result(F, "归档 PDF 没有页码标签", "rendition")
+        return titles
     except Exception as exc:
         return Result(F, f"归档 PDF 的目录无法读取：{type(exc).__name__}: {exc}", "rendition")
 
@@ -797,13 +841,25 @@ def readable(s: FilingSubject) -> list[Result]:
             continue  # decoded by the rendition build of this filing (or at intake, the same bytes)
         elif problem := _unreadable(o.data, o.doc.media_type, o.doc.filename):
             bad.append(Result(F, f"原件{problem}", o.doc.filename))
-    if s.rendition is not None and (problem := _unreadable(s.rendition, PDF, "归档 PDF")):
+    if s.rendition is not None and (problem := _rendition_unreadable(s)):
         bad.append(Result(F, problem, "rendition"))
     intake = [o.doc.filename for o in s.originals if o.doc.id in s.decoded_at_intake]
     if intake and not bad:
         return [Result(P, f"原件与归档 PDF 均可正常打开（其中 {len(intake)} 个图像在受理时已完整解码，"
                           "本次核验摘要一致）", data={"decoded_at_intake": intake})]
     return _summary(bad, "原件与归档 PDF 均可正常打开")
+
+
+def _rendition_unreadable(s: FilingSubject) -> str | None:
+    """GD-3-4 on the rendition, from its one parse (check_readable's test for a PDF: it opens and has pages);
+    a rendition that fails it goes through check_readable itself, for the reason in its words."""
+    assert s.rendition is not None
+    try:
+        if len(_rendition_pdf(s).pages):
+            return None
+    except Exception:
+        pass
+    return _unreadable(s.rendition, PDF, "归档 PDF")
 
 
 def _unreadable(data: bytes, media_type: str, filename: str) -> str | None:
@@ -818,14 +874,11 @@ def _unreadable(data: bytes, media_type: str, filename: str) -> str | None:
 @check("GD-3-5", "软硬件环境合规性检测", Stage.FILING, USE, ENV)
 def environment(s: FilingSubject) -> Result:
     """The rendition records the program that made it (xmp:CreatorTool, PDF Producer)."""
-    import pikepdf
-
     if s.rendition is None:
         return _no_rendition(s)
     try:
-        with pikepdf.open(io.BytesIO(s.rendition)) as pdf:
-            tool = str(pdf.open_metadata().get("xmp:CreatorTool", "") or "")
-            producer = str(pdf.docinfo.get("/Producer", "") or "")
+        tool = _read_xmp(s).creator_tool
+        producer = str(_rendition_pdf(s).docinfo.get("/Producer", "") or "")
     except Exception as exc:
         return Result(F, f"归档 PDF 的环境信息无法读取：{exc}", "rendition")
     if not tool and not producer:
@@ -844,7 +897,10 @@ def no_encryption(s: FilingSubject) -> list[Result]:
         named.append(("rendition", PDF, s.rendition))
     for name, kind, data in named:
         try:
-            if kind == PDF:
+            if kind == PDF and data is s.rendition:
+                if _rendition_pdf(s).is_encrypted:
+                    bad.append(Result(F, f"“{name}”是加密的 PDF", name))
+            elif kind == PDF:
                 with pikepdf.open(io.BytesIO(data)) as pdf:
                     if pdf.is_encrypted:
                         bad.append(Result(F, f"“{name}”是加密的 PDF", name))

@@ -392,3 +392,33 @@ def test_images_the_rendition_build_decoded_are_not_decoded_again(subject: gd.Fi
     jpeg = samples.jpeg()
     subject.originals[subject.originals.index(images[0])] = dataclasses.replace(images[0], data=jpeg[: len(jpeg) // 3])
     assert run_one(subject, "GD-3-4") == [Outcome.FAILED]
+
+
+def test_the_rendition_is_parsed_once_for_every_item_that_reads_it(subject: gd.FilingSubject,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a filed item read back (its rendition's checks not yet run on these bytes), when every GD item runs,
+    then the rendition is opened by pikepdf once - not once for each of GD-1-10, GD-1-12, GD-2-3, GD-3-4, GD-3-5
+    and GD-3-8 (issue 17) - and is closed when the run ends; an encrypted rendition still fails GD-3-8 and an
+    empty one fails GD-3-4, each in its own words."""
+    import pikepdf
+
+    assert subject.rendition is not None
+    subject.rendition = bytes(subject.rendition)  # other bytes object: nothing memoised for it yet
+    rendition, real, opened = subject.rendition, pikepdf.open, []
+
+    def counted(source: object, *args: object, **kwargs: object) -> pikepdf.Pdf:
+        if hasattr(source, "getvalue") and source.getvalue() == rendition:  # type: ignore[attr-defined]
+            opened.append("rendition")
+        return real(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pikepdf, "open", counted)
+    results = gd.run_gd(subject)
+    assert not [(i.code, r.detail) for i, r in results
+                if r.outcome in (Outcome.FAILED, Outcome.ERROR) and i.code != "GD-4-1"]
+    assert opened == ["rendition"]
+    assert not [key for key in subject._memo if key[0] == "pdf"]  # released: nothing left open
+    subject.rendition = samples.encrypted_pdf()
+    assert run_one(subject, "GD-3-8") == [Outcome.FAILED]
+    subject.rendition = b"%PDF-1.7\n%%EOF\n"
+    [(_, readable)] = run_items([REGISTRY["GD-3-4"]], subject)
+    assert readable.outcome == Outcome.FAILED and "归档 PDF" in readable.detail

@@ -3,15 +3,18 @@ change the full validation would catch on a fresh filing - covered bytes, the by
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from asn1crypto import cms
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from signing.certificates import DevPki, KeySigner, load_certificates, make_signer
 from signing.ltv import signature_time_stamps, time_stamps
 from signing.pades import sign_pdf
-from signing.selfcheck import check_own_signature, last_signature
+from signing.selfcheck import check_own_signature, last_signature, only_signature
+from signing.tsa import LocalTsa
 from signing.validate import verify_pdf
 from tests.signing.support import leaf_from_dev_ca
 
@@ -124,3 +127,28 @@ def test_last_signature_reads_the_time_stamps_pyhankos_reader_reads(rendition: b
     assert last_signature(rendition) is None
     with pytest.raises(ValueError):
         last_signature(b"not a pdf")
+
+
+def test_only_signature_reads_a_lone_signature_and_nothing_more(rendition: bytes, signed_bb: bytes, signed_bt: bytes,
+                                                                 signer: KeySigner, tsa: LocalTsa) -> None:
+    """Given files just signed once (B-B, B-T), Then only_signature reads the signature last_signature reads; given a
+    file carrying more than one signature or a document time stamp as its only one, or none, Then it
+    answers None (the filing then reads the file in full), and a file that is no PDF is a ValueError."""
+    from pyhanko.sign import signers
+
+    from signing.tsa import http_timestamper
+
+    for data in (signed_bb, signed_bt):
+        found, last = only_signature(data), last_signature(data)
+        assert found is not None and last is not None
+        assert found[0] == last[0] and found[1].dump() == last[1].dump()
+    twice = sign_pdf(signed_bb, signer, field_name="Second")
+    assert last_signature(twice) is not None and only_signature(twice) is None
+    stamped = io.BytesIO()
+    signers.PdfTimeStamper(http_timestamper(tsa.url)).timestamp_pdf(  # type: ignore[attr-defined]
+        IncrementalPdfFileWriter(io.BytesIO(rendition), strict=False), "sha256", output=stamped)
+    assert [s.kind for s in time_stamps(stamped.getvalue())] == ["archive"]  # pyHanko reads a document time stamp
+    assert only_signature(stamped.getvalue()) is None
+    assert only_signature(rendition) is None
+    with pytest.raises(ValueError):
+        only_signature(b"not a pdf")
