@@ -141,7 +141,8 @@ def file_case(ctx: Context, session: Session, principal: Principal, serial: str,
 
 def close_case(ctx: Context, principal: Principal, serial: str, data: CloseIn) -> ArchiveItem:
     """File the case in transactions of its own (the caller must not hold one: on SQLite it would hold the
-    write lock the filing's commit needs). Returns the filed item, committed."""
+    write lock the filing's commit needs). Returns the filed item, committed, with its case and the case's
+    documents loaded as the commit wrote them (detached: what they were at the commit, with nothing left to load)."""
     closed_at = data.closed_at or utcnow()
     for when, field in [(closed_at, "closed_at"), *((s.at, f"trail.{i}.at") for i, s in enumerate(data.trail))]:
         if when.tzinfo is None:
@@ -340,7 +341,8 @@ def _memo_result(subject: gd.FilingSubject, data: bytes, digests: Digests) -> Di
 
 
 def _close(case: Case, data: CloseIn, closed_at: datetime) -> None:
-    case.status, case.closed_at, case.outcome = "filed", closed_at, data.outcome
+    # in UTC, as the catalogue stores and reads it back: the filing's answer is built from this row (close route)
+    case.status, case.closed_at, case.outcome = "filed", closed_at.astimezone(UTC), data.outcome
     case.trail = [step.model_dump(mode="json") for step in data.trail]
 
 
@@ -358,7 +360,7 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
     _close(case, data, closed_at)
     bt = ctx.schedule.business_type(case.business_type)
     item = ArchiveItem(
-        case_id=case.id, archival_code=b.code, fonds_code=parts.fonds, year=parts.year,
+        case=case, archival_code=b.code, fonds_code=parts.fonds, year=parts.year,
         retention_code=parts.retention, category=parts.category, number=parts.number, trigger=bt.trigger.value,
         trigger_date=b.trigger_date, expiry_date=b.expiry, schedule_version=version.ref, status="filed",
         rendition_key=b.key, rendition_sha256=b.digests.sha256, rendition_sm3=b.digests.sm3,

@@ -609,3 +609,33 @@ def test_the_version_row_of_a_fresh_signature_is_read_from_its_own_bytes(
         assert (row.item_id, row.version, row.kind, row.level) == (item.id, 1, "signed", "B-B")
         assert (row.object_key, row.sha256) == (item.rendition_key, item.rendition_sha256)
         assert row.timestamp_expiry is None and row.algorithm is None
+
+
+@pytest.mark.parametrize("pii", [True, False])
+def test_the_filing_answer_is_what_it_committed_without_reading_the_case_back(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch, pii: bool) -> None:
+    """Given a complete case with a replaced document, When it is closed by a caller with or without 个人信息 access,
+    Then the answer - built from the rows the filing committed, with no read of the case after the commit (issue 17)
+    - is what a fresh read of the case says (events aside), personal data masked alike; the replaced document is
+    not among its documents."""
+    from archive.api.routes import cases
+
+    caller = core if pii else add_client(ctx, "clerk", ["cases.write", "data.read"])
+    complete_case(client, core)
+    first = client.get("/api/v1/cases/YW2026010500001", headers=core).json()["documents"][0]
+    r = client.put(f"/api/v1/cases/YW2026010500001/documents/{first['id']}", headers=core,
+                   files={"file": ("a2.jpg", samples.jpeg(text="v2"), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    reads: list[str] = []
+    plain = cases.get_case
+    monkeypatch.setattr(cases, "get_case", lambda *a, **k: (reads.append("case"), plain(*a, **k))[1])
+    r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=caller)
+    assert r.status_code == 200, r.text
+    assert reads == []  # the answer is not read back
+    monkeypatch.setattr(cases, "get_case", plain)
+    answer, fresh = r.json(), client.get("/api/v1/cases/YW2026010500001", headers=caller).json()
+    fresh.pop("events")
+    assert answer == fresh
+    assert first["id"] not in [d["id"] for d in answer["documents"]]
+    assert answer["item"]["archival_code"] == "J001-YW·2026-D30-TQ-000001" and answer["status"] == "filed"
+    assert (answer["applicant_id_number"] == case_body()["applicant"]["id_number"]) is pii

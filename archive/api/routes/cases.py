@@ -367,7 +367,6 @@ def close(serial: str, req: CloseIn, response: Response, ctx: Context = Depends(
     # request is accepted by whichever API process is free (archive/processes.py: with serve --workers N a kept-alive
     # connection stays with one process, and two clients filing through one process share its one interpreter).
     response.headers["Connection"] = "close"
-    file_case(ctx, session, principal, serial, req)
-    with ctx.catalogue.reading() as r:
-        return case_out(get_case(r, principal, serial), principal)
+    item = file_case(ctx, session, principal, serial, req)
+    return case_out(item.case, principal)  # the rows the filing committed, not read back (issue 17)
 
