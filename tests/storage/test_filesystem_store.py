@@ -204,18 +204,23 @@ def test_extending_retentions_in_one_batch(fs: FilesystemStore, monkeypatch: pyt
         fs.delete(a.key)
 
 
+_probing = threading.Lock()
+
+
 def _store_lock_held(fs: FilesystemStore) -> bool:
-    """Whether some open file holds the store's flock (flock locks belong to open files: this one is new)."""
+    """Whether some open file holds the store's flock (flock locks belong to open files: this one is new). Probes
+    take turns: fsyncs run on several threads at once, and one probe's brief flock is not the store's lock."""
     import fcntl
 
-    fd = os.open(fs.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # releases it if taken
-    return False
+    with _probing:
+        fd = os.open(fs.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases it if taken
+        return False
 
 
 def test_extending_retentions_fsyncs_outside_the_store_lock(fs: FilesystemStore,
