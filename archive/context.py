@@ -10,7 +10,9 @@ so that a command that does not need them stays fast.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
@@ -45,6 +47,10 @@ _UNSET = object()  # the timestamper and scanner may be None when not configured
 STICKY_SIGNER_ERRORS = {"pkcs11_pin_incorrect", "pkcs11_pin_locked"}
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -68,6 +74,9 @@ class Context:
     # 件号 known gap-free in this catalogue, per class (全宗, 年度, 保管期限, 类别) → N: raised after each commit of
     # items that GD-2-6 passed, so the next check counts only above N (gd.FilingSubject.continuous)
     continuous: dict[tuple[str, int, str, str], int] = field(default_factory=dict, repr=False)
+    # what "now" and "today" are for the pages' day views (工作台, dashboard, lending due dates): one clock, so a
+    # test can hold it still across midnight in the center's zone
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -164,6 +173,13 @@ class Context:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        """Today's date in the center's zone (ARCHIVE_TIMEZONE)."""
+        return self.clock().astimezone(self.zone).date()
 
     def close(self) -> None:
         if self._index is not None:

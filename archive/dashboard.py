@@ -201,7 +201,7 @@ def _copies(ctx: Context, db: Session) -> list[Copy]:
 def compute(ctx: Context, db: Session, principal: Principal, now: datetime | None = None) -> Figures:
     """The dashboard's figures for the branches ``principal`` sees (no permission check: the page shows each block
     only to those whose permissions cover it)."""
-    now = now or datetime.now(UTC)
+    now = now or ctx.now()
     today = now.astimezone(ctx.zone).date()
     days = _days(ctx, db, principal, today)
     overdue = db.scalar(select(func.count()).select_from(PaperLoan)

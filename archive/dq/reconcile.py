@@ -45,7 +45,7 @@ def reconcile(ctx: Context, session: Session, actor: Actor, day: date, reported:
     if day < EARLIEST:  # before any 住房公积金 business (and before the dates the catalogue can compare)
         raise InvalidInput(f"比对日期不能早于 {EARLIEST:%Y年%m月%d日}", code="dq_reconciliation_too_early",
                            detail={"field": "day", "earliest": EARLIEST.isoformat()})
-    if day > datetime.now(ctx.zone).date():
+    if day > ctx.today():
         raise InvalidInput("比对日期不能晚于今天", code="dq_reconciliation_future", detail={"field": "day"})
     now = utcnow()
     start = datetime.combine(day, time(), ctx.zone)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -85,7 +85,7 @@ def queue_query(today: date, f: QueueFilter | None = None,
 
 
 def today_in(ctx: Context) -> date:
-    return datetime.now(UTC).astimezone(ctx.zone).date()
+    return ctx.today()
 
 
 def queue(ctx: Context, session: Session, principal: Principal, f: QueueFilter | None = None,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -132,7 +132,7 @@ def normalise(ctx: Context, data: EventIn) -> Normalised:
         value = validate_id_number(value, "id_number")
     elif kind == "uscc":
         value = validate_uscc(value, "uscc")
-    today = datetime.now(ctx.zone).date()
+    today = ctx.today()
     if data.event_date > today:
         raise InvalidInput(f"事件日期 {data.event_date.isoformat()} 晚于今天（{today.isoformat()}），"
                            "请报送已经发生的事件", code="event_date_in_future", detail={"field": "event_date"})

@@ -40,6 +40,13 @@ CHECKS = {"fig-alerts", "fig-outbox", "fig-checks", "fig-storage", "fig-replicas
 ALL = FILINGS | CHECKS | {"fig-unassigned", "fig-overdue", "fig-expiring", "fig-expiry"}
 
 
+@pytest.fixture(autouse=True)
+def _clock_held_at_now(ctx: Context) -> None:
+    """The pages' clock stays at NOW (taken when this module was collected, maybe long before the test runs): a run
+    that crosses midnight in the center's zone (16:00 UTC for Beijing) still reads the day the rows were made on."""
+    ctx.clock = lambda: NOW
+
+
 def _file(ctx: Context, serial: str, number: int, filed: datetime, closed: datetime, branch: str = "BR01",
           expiry: date | None = None, business_type: str = "TQ01") -> None:
     add_case(ctx, serial, branch=branch, business_type=business_type)
@@ -54,7 +61,7 @@ def _file(ctx: Context, serial: str, number: int, filed: datetime, closed: datet
 def seed(ctx: Context) -> None:
     """Three items filed today and yesterday (one late), one expiring in 10 days, one of another branch; GD reports
     (one failed), an open replica alert, an overdue paper loan, 3 unassigned pages, a finished sweep."""
-    today = datetime.now(ctx.zone).date()
+    today = ctx.today()
     _file(ctx, "YWDASH00001", 1, NOW, NOW - timedelta(days=1), expiry=today + timedelta(days=10))
     _file(ctx, "YWDASH00002", 2, NOW - timedelta(days=1), NOW - timedelta(days=11))  # 10 days late
     _file(ctx, "YWDASH00003", 3, NOW, NOW - timedelta(hours=2), branch="BR02")
@@ -106,8 +113,8 @@ def test_an_archivist_sees_every_figure_with_its_list(ctx: Context, ui: Callable
     assert "42" in soup(page).find(id="fig-storage").get_text() and "3.0 MB" in body  # type: ignore[union-attr]
     assert "两副本" not in body and "未配置副本存储" in body  # a filesystem store: one copy
     # every figure links to the list behind it
-    first = (datetime.now(ctx.zone).date() - timedelta(days=29)).isoformat()
-    today = datetime.now(ctx.zone).date().isoformat()
+    first = (ctx.today() - timedelta(days=29)).isoformat()
+    today = ctx.today().isoformat()
     month = f"/ui/search?status=filed&closed_from={first}&closed_to={today}"  # the search page filters by 办结
     assert href(page, "fig-timeliness") == month
     assert href(page, "fig-alerts") == "/ui/checks/alerts"
@@ -124,7 +131,7 @@ def test_the_charts_are_svg_with_links_and_no_inline_style(ctx: Context, ui: Cal
     seed(ctx)
     page = ui("arch01", ["archivist"], None).get(PAGE)
     bars = soup(page).select("#fig-filings svg a rect")
-    today = datetime.now(ctx.zone).date().isoformat()
+    today = ctx.today().isoformat()
     # today: 2 items (one per branch), yesterday 1: two bars of category TQ
     assert len(bars) == 2 and {b.find("title").get_text() for b in bars} >= {f"{today[5:]} 提取：2 件"}
     links = {b.parent["href"] for b in bars}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from archive.catalogue.models import Case, ScanBatch, ScanPart
@@ -15,6 +16,13 @@ from tests.factories import add_case, file_case_row
 from tests.web.html import UiClient, soup, text
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _clock_held_at_now(ctx: Context) -> None:
+    """The pages' clock stays at NOW (taken when this module was collected, maybe long before the test runs): a run
+    that crosses midnight in the center's zone (16:00 UTC for Beijing) still reads the day the rows were made on."""
+    ctx.clock = lambda: NOW
 
 
 def _serials(page_text: str, prefix: str = "YW") -> set[str]:
@@ -42,7 +50,7 @@ def test_home_lists_todays_cases_by_state(ctx: Context, ui: Callable[..., UiClie
 
 def test_home_pages_on_the_server(ctx: Context, ui: Callable[..., UiClient]) -> None:
     for i in range(PAGE_SIZE + 3):
-        add_case(ctx, f"YWPAGE{i:05d}", accepted=NOW - timedelta(seconds=i), enqueue=False)
+        add_case(ctx, f"YWPAGE{i:05d}", accepted=NOW - timedelta(milliseconds=i), enqueue=False)
     clerk = ui("clerk01")
     first, second = clerk.get("/ui/"), clerk.get("/ui/?page=2")
     assert len(soup(first).select("table.list tbody tr")) == PAGE_SIZE
@@ -97,3 +105,16 @@ def test_unassigned_pages_are_counted_for_the_own_branch_only(ctx: Context, ui: 
     assert big is not None and big.get_text() == "6"  # 2 parts of 3 pages in BR01; BR02's 15 pages are not hers
     other = soup(ui("clerk02", ["clerk"], "BR02").get("/ui/")).select_one("strong.big")
     assert other is not None and other.get_text() == "15"
+
+
+def test_todays_cases_are_of_the_clocks_day_in_the_centers_zone(ctx: Context, ui: Callable[..., UiClient]) -> None:
+    """A case accepted at 23:59 Beijing time is yesterday's once the clock passes midnight there, although both
+    instants fall on the same UTC date."""
+    late = datetime(2026, 6, 14, 15, 59, tzinfo=UTC)  # 23:59 in Beijing
+    add_case(ctx, "YWLATE00001", accepted=late)
+    clerk = ui("clerk01")
+    ctx.clock = lambda: late + timedelta(seconds=30)
+    assert _serials(text(clerk.get("/ui/"))) == {"YWLATE00001"}
+    ctx.clock = lambda: late + timedelta(minutes=2)  # 00:01 on the 15th
+    assert _serials(text(clerk.get("/ui/"))) == set()
+    assert _serials(text(clerk.get("/ui/?view=pending"))) == {"YWLATE00001"}

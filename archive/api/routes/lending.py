@@ -6,7 +6,7 @@ returned …) is answered 4xx with a Chinese message and a stable code and leave
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -34,7 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _today(ctx: Context) -> date:
-    return datetime.now(ctx.zone).date()
+    return ctx.today()
 
 
 # --- requests ------------------------------------------------------------------------------------

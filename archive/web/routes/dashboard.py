@@ -158,6 +158,6 @@ def index(request: Request, refresh: Annotated[int, Query(ge=0, le=1)] = 0, db: 
     first, last = figures.days[0].day, figures.days[-1].day
     return render(request, "dashboard.html", f=figures, shown=shown, names=names, classes=classes, first=first,
                   last=last, filings=filings_chart(figures, names, classes), checks=checks_chart(figures),
-                  age=dashboard.age_text(figures.computed_at, ctx.zone), filed_link=filed_link,
+                  age=dashboard.age_text(figures.computed_at, ctx.zone, ctx.now()), filed_link=filed_link,
                   checks_link=checks_link, size_text=size_text, percent=percent, H=HEIGHT, LEFT=LEFT,
                   can_assign=principal.can(P.CASE_WRITE))

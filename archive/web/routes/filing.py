@@ -102,7 +102,7 @@ def _local(at: datetime | str | None, ctx: Context) -> str:
 
 def offered(ctx: Context, case: Case, principal: Principal) -> FilingForm:
     """The trail the business system sent, else 受理 by the case's clerk and 办结 by this person now."""
-    now = datetime.now(ctx.zone)
+    now = ctx.now().astimezone(ctx.zone)
     if case.trail:
         rows = [{"action": str(s.get("action", "")), "person": str(s.get("person", "")),
                  "at": _local(s.get("at"), ctx), "opinion": str(s.get("opinion") or "")} for s in case.trail]

@@ -56,7 +56,7 @@ def home(request: Request, view: Annotated[str, Query(max_length=16)] = "open",
     authorization.require(db, principal, Permission.CASE_READ, target_type="ui", target_id=route_of(request))
     view = view if view in VIEWS else "open"
     scope = scope if scope in ("mine", "branch") else "mine"
-    midnight = datetime.combine(datetime.now(ctx.zone).date(), time(0), ctx.zone)
+    midnight = datetime.combine(ctx.today(), time(0), ctx.zone)
     # accepted or closed today: a union of two index ranges (an OR would let SQLite walk the status index instead)
     today = Case.id.in_(union(select(Case.id).where(Case.accepted_at >= midnight),
                               select(Case.id).where(Case.closed_at >= midnight)))

@@ -9,7 +9,7 @@ and the stable code at the refusal's status; nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -48,7 +48,7 @@ Text = Annotated[str, Form(max_length=2000)]  # longer than any field: the domai
 
 
 def _today(ctx: Context) -> date:
-    return datetime.now(ctx.zone).date()
+    return ctx.today()
 
 
 def _attempt(step: Callable[[], Any]) -> AnyError | None:
