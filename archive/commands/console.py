@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,8 +13,19 @@ from rich.console import Console
 
 from archive.errors import ERRORS
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Printed into a pipe, a file or a pager (no COLUMNS) rich assumes 80 columns and cuts every table cell to "…": as
+# wide as the content instead (a table is only as wide as its content; a terminal keeps its own width).
+PIPE_WIDTH = 1000
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = "COLUMNS" not in os.environ and not (stream is not None and stream.isatty())
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

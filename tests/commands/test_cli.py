@@ -194,6 +194,21 @@ def test_user_add_help_names_every_role_and_is_not_cut_at_80_columns() -> None:
     assert max(len(line) for line in done.stdout.splitlines()) > 80 and "…" not in done.stdout
 
 
+def test_a_table_read_through_a_pipe_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    """Given `archive dq rules` written to a pipe (a file, a pager; no terminal, no COLUMNS), When it prints its
+    table, Then every cell is whole: rich would otherwise assume 80 columns and cut each name to "…"."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH") and not
+           (k.startswith("ARCHIVE_") and not k.startswith("ARCHIVE_TEST_"))}
+    env["ARCHIVE_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run([sys.executable, "-c", "from archive.cli import main; main()", "dq", "rules"],
+                          capture_output=True, text=True, env=env, check=True)
+    assert "证件号码校验位" in done.stdout and "…" not in done.stdout, done.stdout
+
+
 def test_every_command_and_option_is_explained_in_chinese() -> None:
     """Given every command and option of `archive`, When its help is read, Then it is in Chinese
     (English only for the names of commands, options and values)."""

@@ -463,9 +463,10 @@ def test_cli_lists_rules_runs_resumably_and_exports(ctx: Context, monkeypatch: p
     from typer.testing import CliRunner
 
     from archive.cli import app
+    from archive.commands import console
     from archive.settings import get_settings
 
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(console.out, "width", 200)  # its width was fixed when it was made (COLUMNS then)
     monkeypatch.setenv("ARCHIVE_DATA_DIR", str(ctx.settings.data_dir))
     monkeypatch.setenv("ARCHIVE_DATABASE_URL", ctx.settings.database_url or "")
     get_settings.cache_clear()
