@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from archive import metrics
 from archive.access import AccessWriter, RateLimiter, SharedRateLimiter, limiter_from_settings
 from archive.archival_code import CodeRule
 from archive.catalogue.db import Catalogue
+from archive.catalogue.types import utcnow
 from archive.classification import Schedule, load_schedule
 from archive.errors import ERRORS, ServiceUnavailable
 from archive.settings import Settings
@@ -47,10 +48,6 @@ _UNSET = object()  # the timestamper and scanner may be None when not configured
 STICKY_SIGNER_ERRORS = {"pkcs11_pin_incorrect", "pkcs11_pin_locked"}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Context:
     settings: Settings
@@ -76,7 +73,7 @@ class Context:
     continuous: dict[tuple[str, int, str, str], int] = field(default_factory=dict, repr=False)
     # what "now" and "today" are for the pages' day views (工作台, dashboard, lending due dates): one clock, so a
     # test can hold it still across midnight in the center's zone
-    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
+    clock: Callable[[], datetime] = field(default=utcnow, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:

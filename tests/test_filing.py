@@ -237,7 +237,7 @@ def test_back_filed_record_past_its_period_is_filed_unlocked_and_due_for_apprais
         ctx: Context, client: TestClient, core: dict[str, str]) -> None:
     """Given a 1995 withdrawal digitised now (定期30年 counted from 1996-01-01, so over since 2026-01-01),
     when it is closed, then it is filed (the store takes no lock already in the past) and awaits 鉴定."""
-    from archive.retention.appraisal import queue_query, today_in
+    from archive.retention.appraisal import queue_query
 
     trail = [{**step, "at": step["at"].replace("2026-01-05", "1995-03-06")} for step in TRAIL]
     complete_case(client, core, serial="YW1995030600001", accepted_at="1995-03-06T09:30:00+08:00")
@@ -248,7 +248,7 @@ def test_back_filed_record_past_its_period_is_filed_unlocked_and_due_for_apprais
     with ctx.catalogue.sessions() as s:
         item = s.scalars(select(ArchiveItem)).one()
         assert ctx.store.stat(item.rendition_key or "").retain_until is None
-        assert [i.id for i in s.scalars(queue_query(today_in(ctx)))] == [item.id]
+        assert [i.id for i in s.scalars(queue_query(ctx.today()))] == [item.id]
 
 
 # --- filing outside write transactions (issue 12, items 4 and 10) --------------------------------------------

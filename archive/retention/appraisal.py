@@ -84,16 +84,12 @@ def queue_query(today: date, f: QueueFilter | None = None,
     return stmt
 
 
-def today_in(ctx: Context) -> date:
-    return ctx.today()
-
-
 def queue(ctx: Context, session: Session, principal: Principal, f: QueueFilter | None = None,
           limit: int = 100, offset: int = 0, count_cap: int | None = None) -> tuple[int, list[ArchiveItem]]:
     """(total, one page ordered by expiry date then 档号); with ``count_cap`` the total stops counting there (a page
     over a million items says "more than …" instead of scanning them all)."""
     require(session, principal, Permission.RETENTION_MANAGE, target_type="appraisal_queue")
-    stmt = queue_query(today_in(ctx), f, principal.branches)
+    stmt = queue_query(ctx.today(), f, principal.branches)
     ids = stmt.with_only_columns(ArchiveItem.id)
     if count_cap is not None:
         ids = ids.limit(count_cap)
@@ -107,7 +103,7 @@ def matching_codes(ctx: Context, session: Session, principal: Principal, f: Queu
     """The 档号 of the queue's items ``f`` matches minus ``exclude``, queue order; refused past MAX_DECISIONS."""
     require(session, principal, Permission.RETENTION_MANAGE, target_type="appraisal_queue")
     left_out = {c.strip() for c in exclude or () if c.strip()}
-    stmt = (queue_query(today_in(ctx), f, principal.branches).with_only_columns(ArchiveItem.archival_code)
+    stmt = (queue_query(ctx.today(), f, principal.branches).with_only_columns(ArchiveItem.archival_code)
             .order_by(ArchiveItem.expiry_date, ArchiveItem.id).limit(MAX_DECISIONS + len(left_out) + 1))
     codes = [c for c in session.scalars(stmt) if c not in left_out]
     if not codes:
@@ -136,7 +132,7 @@ def decide(ctx: Context, session: Session, principal: Principal, data: DecisionI
                  detail={"decision": data.decision, "items": len(codes), "archival_codes": codes[:100]},
                  permission=Permission.RETENTION_MANAGE):
         new_code = _keep_code(data)
-        today = today_in(ctx)
+        today = ctx.today()
         items = _items(session, principal, codes)
         _check_decidable(session, items, today)
         report = DecisionReport(decision=data.decision)

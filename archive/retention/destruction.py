@@ -45,7 +45,7 @@ from archive.localtime import local_time
 from archive.pdfs import cell, cjk_font, grid_table, landscape_pdf, mm, style
 from archive.permissions import Permission, Principal
 from archive.retention import lending
-from archive.retention.appraisal import title_of, today_in
+from archive.retention.appraisal import title_of
 from archive.retention.holds import chunks, held_item_ids
 from archive.retention.refusals import actor_of, audited
 from signing.fixity import digest_bytes
@@ -303,7 +303,7 @@ def execute(ctx: Context, principal: Principal, list_id: int,
             select(DestructionEntry).where(DestructionEntry.list_id == list_id, DestructionEntry.status == "pending")
             .order_by(DestructionEntry.sequence))]
     report = ExecutionReport(number)
-    today = today_in(ctx)
+    today = ctx.today()
     for n, (entry_id, code) in enumerate(entries, 1):
         with ctx.catalogue.session() as s:
             # locked, then re-read: a concurrent run of the same list may have decided it meanwhile

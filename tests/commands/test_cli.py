@@ -44,9 +44,9 @@ def test_init_with_demo_is_repeatable_and_leaves_a_verified_audit_chain(data_dir
         assert {c.category for c in s.query(Case)} == {"GJ", "TQ", "DK", "ZJ"}
         codes = [i.archival_code for i in s.query(ArchiveItem)]
         assert all(i.rendition_key and ctx.store.exists(i.rendition_key) for i in s.query(ArchiveItem))
-        from archive.retention.appraisal import queue_query, today_in  # the 2014 reconciliations are due for 鉴定
+        from archive.retention.appraisal import queue_query  # the 2014 reconciliations are due for 鉴定
 
-        due = s.scalars(queue_query(today_in(ctx))).all()
+        due = s.scalars(queue_query(ctx.today())).all()
     ctx.close()
     assert len(codes) == 9 and len(set(codes)) == 9
     assert sorted(i.archival_code.split("-")[1] for i in due) == ["YW·2014", "YW·2014"]

@@ -6,7 +6,6 @@ returned …) is answered 4xx with a Chinese message and a stable code and leave
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -31,10 +30,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
                          " loan_already_returned）"},
     422: {"description": "输入有误（invalid_period / period_too_long / legal_basis_required / reason_required …）"},
 }
-
-
-def _today(ctx: Context) -> date:
-    return ctx.today()
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -122,15 +117,15 @@ def lend_out(req: LoanIn, ctx: Context = Depends(context), session: Session = Un
     with audited(session, principal, "lending.loan.out", target_type="paper_loan",
                           detail={"archival_codes": req.archival_codes[:20], "borrower": req.borrower,
                                   "due_date": req.due_date.isoformat()}):
-        loan = lending.lend_out(session, principal, req, _today(ctx), ctx.settings.lending_max_days)
-    return lending.loan_out(loan, _today(ctx))
+        loan = lending.lend_out(session, principal, req, ctx.today(), ctx.settings.lending_max_days)
+    return lending.loan_out(loan, ctx.today())
 
 
 @router.get("/loans", response_model=list[LoanOut], responses=_ERRORS, summary="借阅单列表（最新在前）")
 def loans(status: str | None = Query(None, pattern="^(out|returned)$", description="out 未还、returned 已还"),
           limit: int = Query(100, ge=1, le=500), offset: Offset = 0, ctx: Context = Depends(context),
           session: Session = UnitOfWork, principal: Principal = Depends(caller)) -> list[LoanOut]:
-    today = _today(ctx)
+    today = ctx.today()
     return [lending.loan_out(x, today) for x in lending.list_loans(session, principal, status, limit, offset)]
 
 
@@ -138,7 +133,7 @@ def loans(status: str | None = Query(None, pattern="^(out|returned)$", descripti
             summary="催还清单：逾期未还的借阅单（逾期最久在前）")
 def overdue(ctx: Context = Depends(context), session: Session = UnitOfWork,
             principal: Principal = Depends(caller)) -> list[LoanOut]:
-    today = _today(ctx)
+    today = ctx.today()
     return [lending.loan_out(x, today) for x in lending.overdue_loans(session, principal, today)]
 
 
@@ -146,7 +141,7 @@ def overdue(ctx: Context = Depends(context), session: Session = UnitOfWork,
 def read_loan(loan_id: Id, ctx: Context = Depends(context), session: Session = UnitOfWork,
               principal: Principal = Depends(caller)) -> LoanOut:
     lending.list_loans(session, principal, limit=1)  # the same permission as the list
-    return lending.loan_out(lending.get_loan(session, loan_id), _today(ctx))
+    return lending.loan_out(lending.get_loan(session, loan_id), ctx.today())
 
 
 class RemindIn(BaseModel):
@@ -161,8 +156,8 @@ class ReturnIn(BaseModel):
 def remind(loan_id: Id, req: RemindIn, ctx: Context = Depends(context), session: Session = UnitOfWork,
            principal: Principal = Depends(caller)) -> LoanOut:
     with audited(session, principal, "lending.loan.remind", target_type="paper_loan", target_id=loan_id):
-        loan = lending.remind(session, principal, loan_id, _today(ctx), ctx.zone, req.note)
-    return lending.loan_out(loan, _today(ctx))
+        loan = lending.remind(session, principal, loan_id, ctx.today(), ctx.zone, req.note)
+    return lending.loan_out(loan, ctx.today())
 
 
 @router.post("/loans/{loan_id}/return", response_model=LoanOut, responses=_ERRORS,
@@ -171,4 +166,4 @@ def return_loan(loan_id: Id, req: ReturnIn, ctx: Context = Depends(context), ses
                 principal: Principal = Depends(caller)) -> LoanOut:
     with audited(session, principal, "lending.loan.return", target_type="paper_loan", target_id=loan_id):
         loan = lending.return_loan(session, principal, loan_id, req.condition_note, ctx.zone)
-    return lending.loan_out(loan, _today(ctx))
+    return lending.loan_out(loan, ctx.today())

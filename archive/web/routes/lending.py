@@ -9,7 +9,6 @@ and the stable code at the refusal's status; nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -45,10 +44,6 @@ DONE = {"requested": "利用申请已提交，等待档案管理员审批", "app
         "rejected": "已驳回", "revoked": "授权已撤销", "lent": "已登记借出", "reminded": "已登记催还",
         "returned": "已登记归还"}
 Text = Annotated[str, Form(max_length=2000)]  # longer than any field: the domain names what is too long
-
-
-def _today(ctx: Context) -> date:
-    return ctx.today()
 
 
 def _attempt(step: Callable[[], Any]) -> AnyError | None:
@@ -217,7 +212,7 @@ def revoke(request_id: Id, request: Request, reason: Text = "", ctx: Context = D
 
 def _loans(request: Request, ctx: Context, db: Session, principal: Principal, page: int = 1, status: str = "out",
            error: AnyError | None = None, form: dict[str, Any] | None = None) -> Response:
-    today = _today(ctx)
+    today = ctx.today()
     overdue = lending.overdue_loans(db, principal, today, PER_PAGE) if page == 1 and status == "out" else []
     rows = lending.list_loans(db, principal, status or None, PER_PAGE + 1, (page - 1) * PER_PAGE)
     return render(request, "lending_loans.html", status=status_of(error) if error else 200,
@@ -248,7 +243,7 @@ def lend_out(request: Request, borrower: Text = "", borrower_unit: Text = "", ar
             data = model_of(LoanIn, {**form, "archival_codes": codes, "due_date": due_date.strip() or None,
                                      "borrower_unit": borrower_unit or None, "request_id": request_id.strip() or None},
                             LOAN_LABELS)
-            lending.lend_out(db, principal, data, _today(ctx), ctx.settings.lending_max_days)
+            lending.lend_out(db, principal, data, ctx.today(), ctx.settings.lending_max_days)
 
     error = _attempt(step)
     if error:
@@ -261,7 +256,7 @@ def remind(loan_id: Id, request: Request, note: Text = "", ctx: Context = Depend
            principal: Principal = Approver) -> Response:
     def step() -> None:
         with audited(db, principal, "lending.loan.remind", target_type="paper_loan", target_id=loan_id):
-            lending.remind(db, principal, loan_id, _today(ctx), ctx.zone, note)
+            lending.remind(db, principal, loan_id, ctx.today(), ctx.zone, note)
 
     error = _attempt(step)
     if error:
