@@ -234,19 +234,10 @@ class Floor:
     def __init__(self, files: list[bytes], signer: object, out: Path) -> None:
         self.files, self.signer, self.out = files, signer, out
         self.timestamper: object = None
-        certs = [signer.signing_cert, *(signer.cert_registry or ())]  # type: ignore[attr-defined]
-        self.certs_size = 4096 + sum(len(c.dump()) for c in certs if c is not None)
         self.durations: list[float] = []
         out.mkdir(parents=True, exist_ok=True)
         self.file()  # warm up (fonts, ICC profile, the signer's key)
         self.durations.clear()
-
-    @property
-    def reserve(self) -> int:
-        """Bytes for the signature's /Contents, as the project reserves them: without a reservation pyHanko signs
-        twice (a dry run to learn the size), about 8 ms here, which made earlier floors higher than the least work."""
-        size = self.certs_size + (8192 + self.certs_size if self.timestamper is not None else 0)
-        return (size + 1023) // 1024 * 1024
 
     def file(self) -> None:
         import img2pdf
@@ -256,6 +247,7 @@ class Floor:
         from pyhanko.sign import fields, signers
 
         from signing.fixity import digest_bytes
+        from signing.pades import reserved_size
 
         meta = signers.PdfSignatureMetadata(field_name="Floor", subfilter=fields.SigSeedSubFilter.PADES,
                                             md_algorithm="sha256")
@@ -267,7 +259,9 @@ class Floor:
         signed = io.BytesIO()
         signers.PdfSigner(meta, self.signer, timestamper=self.timestamper).sign_pdf(  # type: ignore[arg-type]
             IncrementalPdfFileWriter(io.BytesIO(buf.getvalue()), strict=False), output=signed,
-            bytes_reserved=self.reserve)
+            # the /Contents size the project reserves: without one pyHanko signs twice (a dry run to learn the
+            # size), about 8 ms here, which made earlier floors higher than the least work
+            bytes_reserved=reserved_size(self.signer, self.timestamper is not None))  # type: ignore[arg-type]
         data = signed.getvalue()
         digests = digest_bytes(data)
         with (self.out / f"{digests.sha256}.pdf").open("wb") as f:

@@ -64,7 +64,7 @@ class _PdfA2Signer(signers.PdfSigner):
         _ensure_esic_ext(pdf_out)
 
 
-def _reserve(signer: signers.Signer, timestamped: bool) -> int:
+def reserved_size(signer: signers.Signer, timestamped: bool) -> int:
     """Bytes for /Contents: certificates + signature + attributes, and as much again for a token."""
     certs = [signer.signing_cert, *(signer.cert_registry or ())]
     size = 4096 + sum(len(c.dump()) for c in certs if c is not None)
@@ -116,7 +116,7 @@ def _sign(pdf: bytes, signer: signers.Signer, timestamper: TimeStamper | None, s
                               new_field_spec=field_spec)
     out = io.BytesIO()
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    pdf_signer.sign_pdf(writer, output=out, bytes_reserved=_reserve(signer, timestamper is not None))
+    pdf_signer.sign_pdf(writer, output=out, bytes_reserved=reserved_size(signer, timestamper is not None))
     return out.getvalue()
 
 
