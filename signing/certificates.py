@@ -27,6 +27,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
+from signing.cms_attributes import CertificateIdOnce
 from signing.errors import CertificateProblem
 
 CENTER_NAME = "住房公积金管理中心"
@@ -354,8 +355,9 @@ def to_asn1_key(key: PrivateKey) -> asn1_keys.PrivateKeyInfo:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-class KeySigner(SimpleSigner):
-    """pyhanko's SimpleSigner keeping the parsed private key.
+class KeySigner(CertificateIdOnce, SimpleSigner):
+    """pyhanko's SimpleSigner keeping the parsed private key (and the signing-certificate-v2 attribute:
+    signing.cms_attributes).
 
     SimpleSigner parses the key again for every signature, and parsing (with its consistency check)
     an RSA-3072 key costs about 150 ms, more than everything else in signing a document.

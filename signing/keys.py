@@ -32,6 +32,7 @@ from signing.certificates import (
     load_signer,
     to_asn1_certificate,
 )
+from signing.cms_attributes import CertificateIdOnce
 from signing.errors import CertificateProblem
 
 KEY_PROBE = b"archive signer key check"
@@ -107,9 +108,9 @@ class _LockedKey:
         return getattr(self._handle, name)
 
 
-class HsmSigner(PKCS11Signer):
+class HsmSigner(CertificateIdOnce, PKCS11Signer):
     """pyHanko's PKCS#11 signer, loaded eagerly (so a missing key or certificate is found at start) and safe to share
-    between the threads of the API."""
+    between the threads of the API (and the signing-certificate-v2 attribute built once: signing.cms_attributes)."""
 
     def __init__(self, session: Any, *, key_label: str, cert_label: str | None,
                  chain: Sequence[x509.Certificate] = ()) -> None:
