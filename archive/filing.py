@@ -113,9 +113,9 @@ def build_rendition(*args: Any, **kwargs: Any) -> bytes:
     return build(*args, **kwargs)
 
 
-def sign_pdf(*args: Any, **kwargs: Any) -> bytes:
-    """signing.pades.sign_pdf, imported when a filing signs (pyHanko stays out of start-up)."""
-    from signing.pades import sign_pdf as sign
+def sign_and_digest(*args: Any, **kwargs: Any) -> tuple[bytes, Digests]:
+    """signing.pades.sign_and_digest, imported when a filing signs (pyHanko stays out of start-up)."""
+    from signing.pades import sign_and_digest as sign
 
     return sign(*args, **kwargs)
 
@@ -298,8 +298,8 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     subject.decoded_at_intake = intake & subject.decoded
     with metrics.stage("sign"):  # includes the time stamp, also measured alone (metrics.instrument_timestamper)
         # build_rendition validated the rendition it wrote: only the signature's increment is checked again
-        signed, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_pdf, pdfa_checked=True)
-    digests = digest_bytes(signed)
+        signed, digests, level = ltv.sign_rendition(ctx, rendition, parts.retention, sign_and_digest,
+                                                    pdfa_checked=True)
     key = content_key("renditions", digests.sha256)
     subject.rendition, subject.rendition_sha256, subject.rendition_sm3 = signed, digests.sha256, digests.sm3
     subject.rendition_key, subject.rendition_pending = key, False

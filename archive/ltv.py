@@ -59,10 +59,11 @@ def filing_level(settings: Settings, retention: str, timestamped: bool) -> str:
     return "B-LT"
 
 
-def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Callable[..., bytes], *,
-                   pdfa_checked: bool = False) -> tuple[bytes, str]:
-    """Sign a rendition for filing at the level its retention calls for (with ``sign_pdf``, signing.pades's,
-    passed by the filing); returns (signed bytes, level)."""
+def sign_rendition(ctx: Context, rendition: bytes, retention: str,
+                   sign_and_digest: Callable[..., tuple[bytes, Digests]], *,
+                   pdfa_checked: bool = False) -> tuple[bytes, Digests, str]:
+    """Sign a rendition for filing at the level its retention calls for (with ``sign_and_digest``, signing.pades's,
+    passed by the filing); returns (signed bytes, their digests, level)."""
     from signing.certificates import load_trust_roots
     from signing.ltv import fetching_context, level_of
 
@@ -70,9 +71,10 @@ def sign_rendition(ctx: Context, rendition: bytes, retention: str, sign_pdf: Cal
     timestamper = ctx.timestamper
     level = filing_level(settings, retention, timestamper is not None)
     context = fetching_context(load_trust_roots(settings.pki_path)) if level in ("B-LT", "B-LTA") else None
-    signed = sign_pdf(rendition, ctx.signer, timestamper=timestamper, tsa_required=settings.tsa_required,
-                      level=level, validation_context=context, pdfa_checked=pdfa_checked)
-    return signed, level_of(signed) if context is not None else ("B-T" if timestamper else "B-B")
+    signed, digests = sign_and_digest(rendition, ctx.signer, timestamper=timestamper,
+                                      tsa_required=settings.tsa_required, level=level, validation_context=context,
+                                      pdfa_checked=pdfa_checked)
+    return signed, digests, level_of(signed) if context is not None else ("B-T" if timestamper else "B-B")
 
 
 def version_row(item_id: int, version: int, key: str, data: bytes, digests: Digests, kind: str, *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from pyhanko_certvalidator.errors import PathValidationError
 
 from signing.certificates import check_signing_certificate
 from signing.errors import SigningConfigError, SigningFailed, TimestampUnavailable
+from signing.fixity import Digests, digest_bytes
 from signing.ltv import check_not_revoked, complete_validation_data, signature_metadata, signed_revision
 from signing.pdfa import increment_problems, pdfa_problems
 from signing.rendition import rendition_failed
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 FIELD_NAME = "ArchiveSignature"
 SEAL_SIZE = 119.0  # points: a 42 mm round official seal
 SEAL_MARGIN = 36.0
+
+_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdfa-check")  # sign_and_digest's PDF/A checks
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,30 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
     already passed the full PDF/A-2b check (a fresh rendition: pikepdf's ``pdfa.save`` validated what it
     wrote); then only what the signature's incremental update adds is checked (signing.pdfa.increment_problems).
     """
+    return _signed(pdf, signer, timestamper=timestamper, tsa_required=tsa_required, seal=seal, reason=reason,
+                   location=location, field_name=field_name, check_pdfa=check_pdfa, level=level,
+                   validation_context=validation_context, pdfa_checked=pdfa_checked, digesting=False)[0]
+
+
+def sign_and_digest(pdf: bytes, signer: signers.Signer, **options: Any) -> tuple[bytes, Digests]:
+    """:func:`sign_pdf` (with its options), and the signed file's SHA-256 and SM3 (signing.fixity), computed while its
+    PDF/A check runs.
+
+    The check runs on a helper thread and the digests on this one, not the other way round: hashlib lets the GIL go
+    as soon as it starts, so the check proceeds at once; a helper thread hashing beside a check that holds the GIL
+    would wait up to the interpreter's switch interval (5 ms) to start, and overlap nothing (issue 17: 7.3 → 3.9 ms).
+    """
+    signed, digests = _signed(pdf, signer, digesting=True, **options)
+    assert digests is not None
+    return signed, digests
+
+
+def _signed(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | None = None,
+            tsa_required: bool = True, seal: Seal | None = None, reason: str = "电子档案归档签章",
+            location: str | None = None, field_name: str = FIELD_NAME, check_pdfa: bool = True,
+            level: str = "B-T", validation_context: ValidationContext | None = None,
+            pdfa_checked: bool = False, digesting: bool) -> tuple[bytes, Digests | None]:
+    """:func:`sign_pdf`; with ``digesting``, the signed file's digests too (:func:`sign_and_digest`)."""
     if signer.signing_cert is None:
         raise SigningFailed("签章器没有证书", code="signing_failed")
     signing_cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
@@ -166,9 +194,19 @@ def sign_pdf(pdf: bytes, signer: signers.Signer, *, timestamper: TimeStamper | N
         raise SigningFailed(f"签章失败：{exc}", code="signing_failed", detail={"reason": str(exc)}) from exc
     if ltv.get("use_pades_lta") and validation_context is not None:
         signed = complete_validation_data(signed, validation_context)
-    if check_pdfa:
-        revision = signed_revision(signed) if ltv else signed  # B-LT/B-LTA: the DSS and document time stamp follow
-        problems = increment_problems(pdf, revision) if pdfa_checked else pdfa_problems(revision)
-        if problems:
-            raise rendition_failed(problems, "signed")
-    return signed
+    if not check_pdfa:
+        return signed, digest_bytes(signed) if digesting else None
+    revision = signed_revision(signed) if ltv else signed  # B-LT/B-LTA: the DSS and document time stamp follow
+    if digesting:
+        checking = _checks.submit(_pdfa_problems, pdf, revision, pdfa_checked)
+        digests: Digests | None = digest_bytes(signed)
+        problems = checking.result()
+    else:
+        digests, problems = None, _pdfa_problems(pdf, revision, pdfa_checked)
+    if problems:
+        raise rendition_failed(problems, "signed")
+    return signed, digests
+
+
+def _pdfa_problems(unsigned: bytes, signed: bytes, unsigned_checked: bool) -> list[str]:
+    return increment_problems(unsigned, signed) if unsigned_checked else pdfa_problems(signed)

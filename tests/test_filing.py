@@ -171,12 +171,12 @@ def test_failed_signature_leaves_no_item_and_no_number(ctx: Context, client: Tes
     complete_case(client, core)
     import archive.filing
 
-    def broken(*_: Any, **__: Any) -> bytes:
+    def broken(*_: Any, **__: Any) -> tuple[bytes, Any]:
         from archive.errors import ServiceUnavailable
 
         raise ServiceUnavailable("签章服务不可用", code="signer_unavailable")
 
-    monkeypatch.setattr(archive.filing, "sign_pdf", broken)
+    monkeypatch.setattr(archive.filing, "sign_and_digest", broken)
     r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     assert r.status_code == 503 and r.json()["code"] == "signer_unavailable"
     assert client.get("/api/v1/cases/YW2026010500001", headers=core).json()["status"] == "open"
@@ -317,7 +317,7 @@ def test_an_unrelated_write_goes_through_while_a_filing_signs(ctx: Context, clie
     complete_case(client, core)
     other = Catalogue(ctx.settings.catalogue_url, busy_timeout=0.5)
     failures: list[Exception] = []
-    real = archive.filing.sign_pdf
+    real = archive.filing.sign_and_digest
 
     def sign(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -327,7 +327,7 @@ def test_an_unrelated_write_goes_through_while_a_filing_signs(ctx: Context, clie
             failures.append(exc)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(archive.filing, "sign_pdf", sign)
+    monkeypatch.setattr(archive.filing, "sign_and_digest", sign)
     try:
         r = client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core)
     finally:

@@ -111,3 +111,44 @@ def test_sign_pdf_refuses_a_non_conforming_increment(signer: KeySigner, monkeypa
     with pytest.raises(RenditionFailed) as err:
         sign_pdf(build_rendition(jpeg_documents(1), metadata()), signer, pdfa_checked=True)
     assert err.value.code == "rendition_not_pdfa" and err.value.detail["rules"] == ["ISO_19005_2:6.2.11.4.1-1 at font"]
+
+
+def test_sign_and_digest_refuses_a_non_conforming_increment_too(signer: KeySigner,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check that runs beside the digests still refuses: rendition_not_pdfa, nothing returned."""
+    import signing.pades as pades
+
+    monkeypatch.setattr(pades, "increment_problems", lambda before, after: ["ISO_19005_2:6.2.11.4.1-1 at font"])
+    with pytest.raises(RenditionFailed) as err:
+        pades.sign_and_digest(build_rendition(jpeg_documents(1), metadata()), signer, pdfa_checked=True)
+    assert err.value.detail["rules"] == ["ISO_19005_2:6.2.11.4.1-1 at font"]
+
+
+def test_sign_and_digest_checks_on_a_helper_while_this_thread_hashes(rendition: bytes, signer: KeySigner,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed file's digests are its own (SHA-256 and SM3 of the returned bytes), computed on the calling
+    thread while the increment's PDF/A check runs on another: the two overlap (hashlib lets the GIL go, the
+    check holds it), so the check must be the one that moves."""
+    import threading
+
+    import signing.pades as pades
+    from signing.fixity import digest_bytes
+
+    threads: dict[str, threading.Thread] = {}
+    check, digest = pades.increment_problems, pades.digest_bytes
+
+    def checking(before: bytes, after: bytes) -> list[str]:
+        threads["check"] = threading.current_thread()
+        return check(before, after)
+
+    def digesting(data: bytes) -> object:
+        threads["digest"] = threading.current_thread()
+        return digest(data)
+
+    monkeypatch.setattr(pades, "increment_problems", checking)
+    monkeypatch.setattr(pades, "digest_bytes", digesting)
+    signed, digests = pades.sign_and_digest(rendition, signer, level="B-B", pdfa_checked=True)
+    assert digests == digest_bytes(signed)
+    assert threads["digest"] is threading.current_thread()
+    assert threads["check"] is not threading.current_thread()
+    assert pdfa_problems(signed) == []
