@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from archive import access, authorization, images, items, reading
 from archive.access import PURPOSE_HEADER, AccessEventOut, purpose_of, record_access
-from archive.api.deps import UnitOfWork, caller, context, quick_caller, require, require_alone, route_of
+from archive.api.deps import UnitOfWork, caller, context, context_of, quick_caller, require, require_alone, route_of
 from archive.api.files import file_response, matches, rendition_response
 from archive.api.params import MAX_INT, Id, Offset, Page
 from archive.api.routes.cases import CaseRecord, case_record
@@ -76,14 +76,14 @@ def quick_guard(permission: Permission) -> Callable[..., Coroutine[Any, Any, Pri
             return principal  # a person may hold a grant: the handler checks
         await _rate_limit(request, principal)
         if not principal.can(permission):
-            await run_in_threadpool(require_alone, context(request), principal, permission, route_of(request))
+            await run_in_threadpool(require_alone, context_of(request), principal, permission, route_of(request))
         return principal
 
     return dependency
 
 
 async def _rate_limit(request: Request, principal: Principal) -> None:
-    limiter = context(request).rate_limiter
+    limiter = context_of(request).rate_limiter
     if limiter.shared:  # a catalogue round trip: not on the event loop
         await run_in_threadpool(limiter.take, f"client:{principal.id}")
     else:
@@ -158,7 +158,7 @@ async def page_image(document_id: Id, page: Page, request: Request,
                      format: str = Query("jpeg", description="jpeg、png 或 webp", examples=["jpeg", "webp"]),
                      why: str | None = Depends(purpose),
                      principal: Principal = Depends(quick_guard(Permission.IMAGE_READ))) -> Response:
-    fmt, ctx = format.lower().replace("jpg", "jpeg"), context(request)
+    fmt, ctx = format.lower().replace("jpg", "jpeg"), context_of(request)
     started = reading.quick_page_read(ctx, principal, document_id, page, w, fmt, why)  # from memory: no thread
     if started is None:
         started = await run_in_threadpool(reading.start_page_read, ctx, None, principal, document_id, page, w, fmt,

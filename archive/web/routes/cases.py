@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from archive.access import record_access
-from archive.api.deps import UnitOfWork, context, sqlite_turn
+from archive.api.deps import UnitOfWork, context, context_of, sqlite_turn
 from archive.api.errors import reason, status_of
 from archive.api.params import Id
 from archive.capture import documents, sheets
@@ -328,7 +328,7 @@ def page_image(request: Request, document_id: Id, page: Annotated[int, Path(ge=1
                w: Annotated[int, Query(ge=16, le=2000)] = THUMBNAIL_WIDTH,
                _turn: None = Depends(sqlite_turn, scope="function"), db: Session = UnitOfWork,
                principal: Principal = Depends(require(Permission.IMAGE_READ))) -> Response:
-    read = read_page(context(request), db, principal, document_id, page, w, "jpeg", None)
+    read = read_page(context_of(request), db, principal, document_id, page, w, "jpeg", None)
     cache = "private, no-store" if read.watermarked else "private, max-age=86400"
     return Response(read.image.data, media_type=read.image.media_type,
                     headers={"ETag": read.image.etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"})

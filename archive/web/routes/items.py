@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from archive import access, images, items, reading
 from archive.access import purpose_of, record_access
-from archive.api.deps import UnitOfWork, context, sqlite_turn
+from archive.api.deps import UnitOfWork, context, context_of, sqlite_turn
 from archive.api.files import file_response, rendition_response
 from archive.api.params import Id
 from archive.audit_actions import ACTIONS
@@ -174,7 +174,7 @@ def rendition_page(archival_code: str, request: Request, page: Annotated[int, Pa
                    _turn: None = Depends(sqlite_turn, scope="function"), db: Session = UnitOfWork,
                    principal: Principal = Depends(person)) -> Response:
     """A page of the signed PDF/A as an image (watermarked where configured or under a grant; what=page)."""
-    read = items.read_rendition_page(context(request), db, principal, archival_code, page, w, PURPOSE)
+    read = items.read_rendition_page(context_of(request), db, principal, archival_code, page, w, PURPOSE)
     cache = "private, no-store" if read.watermarked else "private, max-age=86400"
     return Response(read.image.data, media_type=read.image.media_type,
                     headers={"ETag": read.image.etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
