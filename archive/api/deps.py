@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -48,7 +49,8 @@ async def db(ctx: Context = Depends(context)) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
-        await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+        with anyio.CancelScope(shield=True):  # a request cancelled (client gone) still rolls back and closes
+            await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
         raise
     await run_in_threadpool(unit.__exit__, None, None, None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
@@ -62,3 +63,26 @@ def test_the_unit_of_work_commits_what_the_route_wrote_and_refusals_stay_audited
             AuditEvent.actor == "reader", AuditEvent.outcome == "refused")) == 1
     unknown = client.get("/api/v1/cases/YW2026010500009", headers={"X-API-Key": "ak_nope_nope"})
     assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_api_key"
+
+
+def test_a_cancelled_request_still_rolls_its_unit_of_work_back(ctx: Context) -> None:
+    """Given a request whose client went away (its task cancelled) while it held a transaction, Then the unit of
+    work is still rolled back and closed: on SQLite an open write transaction would hold the database's write lock
+    until the session happened to be collected."""
+    from sqlalchemy import text
+
+    from archive.api import deps
+
+    async def scenario() -> bool:
+        unit = deps.db(ctx)
+        session = await unit.__anext__()
+        session.execute(text("SELECT 1"))
+        assert session.in_transaction()
+        cancelled = anyio.get_cancelled_exc_class()
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(cancelled):
+                await unit.athrow(cancelled())
+        return session.in_transaction()
+
+    assert anyio.run(scenario) is False
