@@ -134,7 +134,9 @@ def _profiled(out: Path | None) -> Iterator[None]:
 @contextmanager
 def _phased(ctx: Any, on: bool) -> Iterator[None]:
     """With ``on``: the filing's steps wrapped in wall-clock timers (no profiler: the figures are the real ones),
-    p50 per filing printed at the end. Steps nest: ``build`` holds checks, render, sign and store."""
+    p50 per filing printed at the end. Steps nest: ``build`` holds checks, render, sign and store. ``sign`` includes
+    the signed file's digests (signing.pades.sign_and_digest); ``originals' digests`` is time on the helper threads
+    beside the render, not on the filing's path."""
     if not on:
         yield
         return
@@ -172,7 +174,7 @@ def _phased(ctx: Any, on: bool) -> Iterator[None]:
     timed(filing, "get_case", "    case read")
     timed(gd, "FilingSubject", "    GD subject")
     timed(ltv, "sign_rendition", "    sign")
-    timed(filing, "digest_bytes", "    digests")
+    timed(filing, "digest_bytes", "    originals' digests")
     timed(ctx.store, "put", "    store put")
     timed(filing, "_commit", "  commit (before COMMIT)")
     timed(ctx.store, "extend_retentions", "    retention locks")
@@ -217,7 +219,7 @@ def _phased(ctx: Any, on: bool) -> Iterator[None]:
             setattr(owner, name, plain)
         order = ["route: file_case", "route: case_out", "filing (close_case)", "  build", "    case read",
                  "    materials list", "    档号 predicted", "    read originals", "    GD subject", "    GD metadata",
-                 "    render", "    sign", "    digests", "    GD content", "    store put",
+                 "    render", "    originals' digests", "    sign", "    GD content", "    store put",
                  "  commit (before COMMIT)", "    件号", "    retention locks", "    GD report", "    audit events"]
         items = sorted((k for k in times if k.strip().startswith("GD-")), key=lambda k: -pct(times[k], 50))
         for key in order + items[:8] + sorted(set(times) - set(order) - set(items)):
