@@ -25,6 +25,8 @@ import pikepdf
 import pikepdf.pdfa as pdfa
 from asn1crypto import cms
 
+import signing.pdfa_schemas  # noqa: F401  (pikepdf's PDF/A check asks the compiled schemas first)
+
 FLAVOUR = "2b"
 _R = "ISO_19005_2:"
 _F_INVISIBLE, _F_HIDDEN, _F_PRINT, _F_NOVIEW, _F_TOGGLE_NOVIEW = 1, 2, 4, 32, 256

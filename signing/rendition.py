@@ -28,6 +28,7 @@ import pikepdf.pdfa as pdfa
 from pikepdf.models import PdfMetadata
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+import signing.pdfa_schemas  # noqa: F401  (pikepdf's PDF/A check asks the compiled schemas first)
 from signing.errors import RenditionFailed, UnsupportedDocument
 
 log = logging.getLogger(__name__)
