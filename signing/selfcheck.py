@@ -65,7 +65,7 @@ def check_own_signature(data: bytes, signing_cert: asn1_x509.Certificate) -> Own
         return OwnSignature([f"签名应有 1 个签署者，实有 {len(infos)} 个"])
     info = infos[0]
     problems = _signer_problems(signed, info, signing_cert)
-    covered = hashlib.sha256(data[start:len1] + data[start2:end]).digest()
+    covered = _sha256(data, (start, len1), (start2, end))
     if _message_digest(info) != covered:
         problems.append("签名中的摘要与签名覆盖的字节不一致（文件被改动）")
     if not problems and not _verifies(load_der_x509_certificate(signing_cert.dump()).public_key(), info):
@@ -139,6 +139,15 @@ def _last_byte_range(data: bytes) -> tuple[int, ...] | None:
     """The /ByteRange of the last signature field's value (None: no signature)."""
     signed = _fields(data).signed
     return signed[-1][1] if signed else None
+
+
+def _sha256(data: bytes, *spans: tuple[int, int]) -> bytes:
+    """SHA-256 of the spans of ``data``, hashed in place: slicing and joining them copied the file three times,
+    which took longer than the hashing (a 30-page rendition: 8 ms of 14)."""
+    h, view = hashlib.sha256(), memoryview(data)
+    for start, end in spans:
+        h.update(view[start:end])
+    return h.digest()
 
 
 def _signer_problems(signed: cms.SignedData, info: cms.SignerInfo, cert: asn1_x509.Certificate) -> list[str]:
