@@ -7,7 +7,8 @@ check the case and its materials, predict the 档号 (the 件号 the class's cou
 rendition carries the 档号), run the catalogue record's GD checks, build and sign the PDF/A rendition, run
 the remaining GD checks, store the rendition. Then one short write transaction: lock the case, make sure
 nothing it was built from changed, take the 件号 (row-locked, gap-free) and file - the item, its retention
-locks, the GD report, the audit event and the outbox row. If another filing took the predicted 件号
+locks (the originals' were set as the rendition was stored, so the transaction writes the rendition's alone), the GD
+report, the audit event and the outbox row. If another filing took the predicted 件号
 meanwhile (another process; filings of one class in this process queue on a lock) or the case changed,
 nothing is written and the filing starts again with the next number; the unused rendition, stored without
 a retention lock, is an orphan for `archive storage gc`.
@@ -310,16 +311,22 @@ def _build(ctx: Context, r: Session, principal: Principal, serial: str, data: Cl
     results += gd.run_gd(subject, phase="content")
     if blocking_failures(results):
         _refuse(results)  # before anything is stored: a refused filing leaves no object behind
+    # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
+    lock_until = lock_end(expiry, bt.retention.years, local_closed)
+    lock = lock_until if lock_until > datetime.now(UTC) else None
+    # The originals' locks are set beside the rendition's put (both mostly wait for fsyncs, which then share journal
+    # commits); the commit locks the rendition and finds the originals locked. An original locked by a filing that
+    # then fails stays locked: originals leave the store only through destruction, whatever their case's state.
+    locking = _helpers.submit(ctx.store.extend_retentions, sorted(case_objects(case, None)), lock) if lock else None
     # Stored without a lock: the filing's commit sets it, so a rendition that is never filed can be reclaimed.
     with metrics.stage("store"):
         ctx.store.put(key, io.BytesIO(signed), size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
                       sm3_computed=True)  # from these bytes, just above: not computed twice
-    # Back-filed records (历史档案) may already be past their period: no lock then; appraisal decides.
-    lock_until = lock_end(expiry, bt.retention.years, local_closed)
+    if locking is not None:
+        locking.result()
     split_sources = [d for d in case.documents if d.status == "split"]  # the originals split documents came from
     originals = [d.original_key for d in docs + split_sources]
-    return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date,
-                  expiry, lock_until if lock_until > datetime.now(UTC) else None, level,
+    return _Built(parts, code, basis, results, key, digests, originals, missing, trigger_date, expiry, lock, level,
                   ltv.version_row(0, 1, key, signed, digests, ltv.SIGNED,
                                   read=ltv.own_signature_read(signed) if level in ("B-B", "B-T") else None))
 
@@ -374,7 +381,8 @@ def _commit(ctx: Context, s: Session, principal: Principal, serial: str, data: C
         s.add(b.version)
     if b.lock is not None:  # every object the item references: rendition and all its documents' originals
         # (holds.item_objects, from the rows this transaction holds), durable before the commit, in one batch
-        # (durability order: storage/filesystem.py)
+        # (durability order: storage/filesystem.py). The build locked the originals it was made from (the basis
+        # check above: the same ones), so only the rendition's sidecar is written here, inside the write lock
         ctx.store.extend_retentions([b.key, *sorted(case_objects(case, b.key) - {b.key})], b.lock)
     indexing.enqueue(s, serial)
     actor = Actor.of(principal)

@@ -14,17 +14,20 @@ metadata file, which is invisible and overwritten by the next put of that key.
 
 Durability order of a filing (archive/filing.py), each step durable before the next begins:
 1. the rendition's bytes and sidecar (``put``: data and sidecar fsynced, sidecar renamed + directory fsynced,
-   data renamed + directory fsynced) - before the catalogue can point at it;
-2. the retention locks of the rendition and the originals (``extend_retentions``, one batch: every new sidecar
-   written, then fsynced, then renamed under the store's lock, then each directory fsynced once) - inside the
-   filing's write transaction, before its commit, so a committed item never has an unlocked object;
+   data renamed + directory fsynced) - before the catalogue can point at it; beside it, on another thread, the
+   originals' retention locks (``extend_retentions``, one batch: every new sidecar written, then fsynced, then
+   renamed under the store's lock, then each directory fsynced once), outside any database transaction;
+2. the rendition's retention lock (``extend_retentions`` of every object the item references: the originals are
+   found locked) - inside the filing's write transaction, before its commit, so a committed item never has an
+   unlocked object;
 3. the catalogue commit (SQLite in WAL, PostgreSQL): the item, its report, the audit event.
 The store's lock (an flock every process takes to publish or change metadata) is held as briefly as the order
 allows, so filings in several processes do not queue on each other's fsyncs: ``extend_retentions`` holds it for
 stats and renames only (sidecars fsynced before, directories after); a put for its new directories, the sidecar's
 rename and fsync (the sidecar is durable before the bytes appear) and the bytes' rename, whose directory is
-fsynced after it. A crash after 1 leaves an unreferenced, unlocked rendition (``archive storage gc``); after 2 a
-locked one (as before: docs/decisions/0014). Nothing is fsynced twice, and fsyncs that do not depend on each
+fsynced after it. A crash after 1 leaves an unreferenced, unlocked rendition (``archive storage gc``) and locked
+originals (they leave the store only through destruction anyway); after 2 a locked rendition (as before:
+docs/decisions/0014). Nothing is fsynced twice, and fsyncs that do not depend on each
 other (a put's data and sidecar; the new directories' parents; a batch's sidecars, then its directories) are
 issued at the same time (``_fsync_all``), so the file system serves them with one journal commit.
 """

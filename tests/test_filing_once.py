@@ -126,6 +126,42 @@ def test_the_objects_filing_locks_are_the_items_objects(ctx: Context, client: Te
     assert all(ctx.store.stat(key).retained() for key in objects)
 
 
+def test_the_write_transaction_finds_the_originals_locked_and_locks_the_rendition(
+        ctx: Context, client: TestClient, core: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a complete case, when it is filed, then every original is locked before the filing's write transaction
+    begins (beside the rendition's put, so a large case does not hold SQLite's write lock for its originals'
+    fsyncs), and inside the transaction only the rendition still needs its lock; afterwards all are locked."""
+    import archive.filing
+
+    complete_case(client, core)
+    in_commit: list[bool] = [False]
+    seen: list[dict[str, bool]] = []
+    plain_commit, plain_extend = archive.filing._commit, ctx.store.extend_retentions
+
+    def commit(*args: Any, **kwargs: Any) -> Any:
+        in_commit[0] = True
+        try:
+            return plain_commit(*args, **kwargs)
+        finally:
+            in_commit[0] = False
+
+    def extend(keys: Any, until: Any) -> None:
+        if in_commit[0]:  # which of the objects the transaction locks were still unlocked when it came to them
+            seen.append({k: not ctx.store.stat(k).retained() for k in keys})
+        plain_extend(keys, until)
+
+    monkeypatch.setattr(archive.filing, "_commit", commit)
+    monkeypatch.setattr(ctx.store, "extend_retentions", extend)
+    assert client.post("/api/v1/cases/YW2026010500001/close", json=CLOSE, headers=core).status_code == 200
+    with ctx.catalogue.sessions() as s:
+        item = s.scalar(select(ArchiveItem))
+        assert item is not None
+        objects = item_objects(s, [item.id])[item.id]
+    assert len(seen) == 1 and set(seen[0]) == objects
+    assert [k for k, unlocked in seen[0].items() if unlocked] == [item.rendition_key]
+    assert all(ctx.store.stat(key).retained() for key in objects)
+
+
 def test_a_head_moved_by_record_many_is_read_again_by_record(ctx: Context) -> None:
     """Given one session that appends an event with record, then two with record_many (a plain UPDATE of the
     chain head), then one more with record: the last is chained after record_many's (the ORM head it loaded first
