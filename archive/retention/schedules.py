@@ -36,11 +36,24 @@ MAX_LISTED = 1000  # changes listed in one answer; counts always cover everythin
 CHUNK = 500
 
 
+_DIGESTS: dict[int, tuple[Schedule, str]] = {}  # id -> (the schedule, kept alive so its id is not reused; digest)
+
+
 def digest_of(schedule: Schedule) -> str:
-    """SHA-256 of the schedule's canonical content: comments and layout do not make a new version."""
+    """SHA-256 of the schedule's canonical content: comments and layout do not make a new version.
+
+    Remembered per schedule object (a loaded schedule is frozen; a reloaded or copied one is another object): every
+    filing asks, and dumping the whole schedule to canonical JSON took ~0.3 ms of each (issue 17)."""
+    known = _DIGESTS.get(id(schedule))
+    if known is not None and known[0] is schedule:
+        return known[1]
     content = schedule.model_dump(mode="json", by_alias=True)
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    if len(_DIGESTS) >= 16:  # schedules are few (one per load); tests make many
+        _DIGESTS.clear()
+    _DIGESTS[id(schedule)] = (schedule, digest)
+    return digest
 
 
 def ensure_version(session: Session, schedule: Schedule, actor: Actor | None = None) -> ScheduleVersion:

@@ -319,3 +319,23 @@ def test_reapply_skips_appraised_and_listed_items(ctx: Context, client: TestClie
     assert (item_row(ctx, listed).effective_retention, item_row(ctx, listed).expiry_date) == \
         ("D30", date(2020, 1, 1))
     assert (item_row(ctx, free).effective_retention, item_row(ctx, free).expiry_date) == ("D10", date(2035, 1, 1))
+
+
+def test_a_schedules_digest_is_computed_once_per_schedule_object(ctx: Context, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """Given a loaded schedule, When its digest is asked for again (every filing asks), Then it is not dumped again;
+    a schedule with other content (another object) gets its own digest, and a copy of the same content the same."""
+    dumps: list[int] = []
+    plain = Schedule.model_dump
+
+    def counted(self: Schedule, *args: Any, **kwargs: Any) -> Any:
+        dumps.append(id(self))
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(Schedule, "model_dump", counted)
+    first = schedules.digest_of(ctx.schedule)
+    assert schedules.digest_of(ctx.schedule) == first and len(dumps) == 1
+    other = ctx.schedule.model_copy(update={"basis": "另一依据"})
+    same = ctx.schedule.model_copy()
+    assert schedules.digest_of(other) != first and schedules.digest_of(same) == first
+    assert len(dumps) == 3
