@@ -45,8 +45,11 @@ def _validator(schemas: _schemas.SchemaSet, role: str) -> Any:
 
 def check(self: _schemas.SchemaSet, role: str, shallow: Any, ctx: Any, where: str) -> bool:
     """``SchemaSet.check``: valid by the compiled schema, or pikepdf's own check with its findings."""
-    if _validator(self, role).is_valid(shallow):
-        return True
+    try:
+        if _validator(self, role).is_valid(shallow):
+            return True
+    except (ValueError, TypeError, OverflowError):  # a value it cannot take (bytes, a lone surrogate): pikepdf decides
+        pass
     assert _stock is not None
     return bool(_stock(self, role, shallow, ctx, where))
 

@@ -152,6 +152,24 @@ def test_the_compiled_schemas_agree_with_jsonschema_on_every_object_and_its_muta
     assert disagreed == []
 
 
+@pytest.mark.parametrize("value", ["u:\udcff", b"\x00", 2**80, float("nan")])
+def test_a_value_the_compiled_validator_cannot_take_is_judged_by_pikepdf(value: object) -> None:
+    """pikepdf's shallow objects hold JSON values; should one ever hold something else (bytes, a string with a lone
+    surrogate, which jsonschema_rs refuses to encode), pikepdf's own check decides, with its findings, and nothing
+    raises."""
+    class Denials(list[tuple[Any, ...]]):
+        def deny(self, *args: Any) -> None:
+            self.append(args)
+
+    schemas = _schemas.SchemaSet.for_flavour("2b")
+    shallow = {"/Type": "/Catalog", "/Pages": "2 0 R", "/Lang": value}
+    stock, ours = Denials(), Denials()
+    with _stock():
+        expected = schemas.check("Catalog", shallow, stock, "catalog")
+    assert schemas.check("Catalog", shallow, ours, "catalog") == expected
+    assert ours == stock
+
+
 def test_without_the_expected_internals_pikepdf_validates_as_it_ships(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(_schemas.SchemaSet, "_role_uri")
     try:
