@@ -20,7 +20,7 @@ from archive.context import Context
 from archive.retention.holds import case_objects, item_objects
 from signing.fixity import _new_sm3
 from tests import samples
-from tests.factories import CLOSE, complete_case, upload
+from tests.factories import CLOSE, case_body, complete_case, upload
 from tests.helpers import add_client
 
 # Statements of one filing over the API once the schedule version is recorded, BEGINs included (SQLite: 34 today,
@@ -218,6 +218,36 @@ def test_a_jpeg_decoded_at_intake_is_not_decoded_again_at_filing(ctx: Context, c
         row = s.scalar(select(CheckResult).where(CheckResult.code == "GD-3-4"))
         assert row is not None and row.outcome == "passed"
         assert row.data == {"decoded_at_intake": ["申请表.jpg"]}
+
+
+@pytest.mark.parametrize(("name", "data", "media_type", "decodes"), [
+    ("申请表.jpg", samples.jpeg(text="once"), "image/jpeg", 1),  # inspect's; check_source passes it through
+    ("流水.png", samples.png(), "image/png", 3),  # inspect's, and check_source's conversion (its frames, img2pdf)
+])
+def test_an_upload_decodes_an_image_once_for_its_checks(ctx: Context, client: TestClient, core: dict[str, str],
+                                                        monkeypatch: pytest.MonkeyPatch, name: str, data: bytes,
+                                                        media_type: str, decodes: int) -> None:
+    """Given an open case, When a scan is uploaded, Then its pixels are decoded by the upload's inspection and not
+    again by GD-3-4 (check_readable) or, for a JPEG that goes into the rendition as it is, by check_source; the
+    document is still marked decoded for filing."""
+    from PIL import ImageFile
+
+    assert client.post("/api/v1/cases", json=case_body(), headers=core).status_code == 201
+    loads: list[str] = []
+    plain = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        if self.tile:  # pixels still to decode: a decode, not a repeated call
+            loads.append(str(self.format))
+        return plain(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    r = upload(client, core, "YW2026010500001", (name, data, "application_form"))
+    assert r.status_code == 201, r.text
+    assert len(loads) == decodes, loads
+    with ctx.catalogue.sessions() as s:
+        doc = s.scalar(select(Document))
+        assert doc is not None and doc.media_type == media_type and (doc.detail or {}).get("decoded")
 
 
 @pytest.mark.parametrize("change", ["no_mark", "other_digest"])

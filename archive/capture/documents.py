@@ -34,7 +34,7 @@ from storage.base import content_key
 
 MAX_FILENAME = 255
 MAX_FILES = 50  # files in one upload
-DECODED = "decoded"  # Document.detail: its bytes passed check_source and check_readable (GD-3-4) at intake
+DECODED = "decoded"  # Document.detail: its bytes were decoded (GD-3-4) and passed check_source at intake
 MIN_REASON, MAX_REASON = 2, 500  # of a removal, as the API's RemoveIn
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of ordinary emoji and Indic text
 
@@ -124,9 +124,13 @@ def attach(ctx: Context, session: Session, principal: Principal, case: Case, rec
     found = inspect(received.data, media_type, received.filename, max_pixels=s.max_pixels, min_dpi=s.min_dpi,
                     dpi_policy=s.dpi_policy, max_pages=s.max_pages)
     if media_type != OFD:  # what filing will do with this original, done now: refused here, not at close
-        found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data),
-                                        max_pixels=s.max_pixels, max_pages=s.max_pages)
-        check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
+        # An image is decoded once, by inspect: check_source takes a JPEG's word for it (a pass-through JPEG is not
+        # decoded again) and GD-3-4 (check_readable, which decodes it again) has its answer (issue 17)
+        found.page_count = check_source(SourceDocument(received.filename, media_type, data=received.data,
+                                                       decoded=found.decoded), max_pixels=s.max_pixels,
+                                        max_pages=s.max_pages)
+        if not found.decoded:
+            check_readable(received.data, media_type, received.filename)  # 四性检测 GD-3-4, as at filing
     # (an OFD's GD-3-4 check is check_ofd, which inspect has just run)
     check_viruses(ctx, received)
     if replaces is None:

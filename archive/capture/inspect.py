@@ -39,6 +39,9 @@ class Inspection:
     page_count: int
     dpi: list[int] = field(default_factory=list)  # per page, for images
     warnings: list[str] = field(default_factory=list)
+    # Every frame was decoded in full (the raster images): what check_readable (GD-3-4) and check_source's decoding
+    # of a JPEG would do again on the same bytes
+    decoded: bool = False
 
     def detail(self) -> dict[str, object]:
         return {"dpi": self.dpi, "warnings": self.warnings}
@@ -89,6 +92,7 @@ def _inspect_image(data: bytes, media_type: str, filename: str, max_pixels: int,
                                                    "min_dpi": min_dpi})
                     result.warnings.append(message)
                 result.page_count = page
+        result.decoded = True
     except InvalidInput:
         raise
     except Image.DecompressionBombError as exc:
