@@ -50,8 +50,9 @@ class SourceDocument:
     data: bytes | None = None
     path: Path | None = None
     material_type: str = ""  # 材料类型, e.g. 申请表, 身份证明
-    # These exact bytes were decoded before as this build would (check_source and GD-3-4 at intake; the caller
-    # has verified their digests since): a JPEG that goes into the PDF byte for byte is not decoded again.
+    # These exact bytes were decoded before, at least as fully as this build would (at intake, the upload's
+    # inspection decodes every frame; the caller has verified their digests since): a JPEG that goes into the PDF
+    # byte for byte is not decoded again.
     decoded: bool = False
 
     def read(self) -> bytes:
